@@ -1,0 +1,1 @@
+"""Export of trained policies to drones: ONNX, C99, manifests, waypoint plans."""

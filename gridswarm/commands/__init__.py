@@ -1,0 +1,1 @@
+"""Subcommands of the `gridswarm` CLI, one module each."""

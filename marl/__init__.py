@@ -1,0 +1,1 @@
+"""MAPPO training and evaluation of swarm policies on the GridSwarm simulator."""

@@ -1,0 +1,131 @@
+"""The scenario schema: frozen dataclasses that a YAML scenario file is validated into.
+
+A `Scenario` says everything needed to build environments: the map, the agents, the dynamics, what agents
+observe, how they are rewarded, the seed, and optional variants (curricula). `train` and `eval` blocks are
+kept as validated, read-only mappings for the training and evaluation code that owns their meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+MapGenerator = Literal["random", "maze", "warehouse", "bottleneck", "ascii", "movingai", "benchmark"]
+Placement = Literal["random", "fixed", "scen", "rooms"]
+CollisionSystem = Literal["priority", "block_both", "soft"]
+OnTarget = Literal["finish", "nothing", "restart"]
+ObservationType = Literal["default", "POMAPF", "MAPF"]
+RewardScheme = Literal["pogema", "sparse", "dense", "directional", "directional_negative", "moving_negative"]
+Channel = Literal["obstacles", "agents", "goal", "path", "other_goals"]
+
+DEFAULT_CHANNELS: tuple[Channel, ...] = ("obstacles", "agents", "goal")
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """Where the obstacles come from.
+
+    `random`: POGEMA's i.i.d. obstacles (`width` x `height`, `density`); `maze`, `warehouse`, `bottleneck`:
+    procedural generators; `ascii`: an inline map in POGEMA's characters (`. # @ $ !` and agent letters);
+    `movingai`: a MovingAI `.map` file at `path`; `benchmark`: a POGEMA-benchmark `maps.yaml` at `path`, with
+    `name` a regular expression over its map names (one matching map is drawn per episode).
+    """
+
+    generator: MapGenerator = "random"
+    width: int = 8
+    height: int = 8
+    density: float = 0.3
+    ascii: str | None = None
+    path: str | None = None
+    name: str | None = None
+    corridor_length: int = 10
+
+
+@dataclass(frozen=True)
+class AgentsSpec:
+    """How many agents there are and where they start and aim.
+
+    `random`: POGEMA's placement (distinct starts and goals, each goal in its start's component); `fixed`:
+    the given `starts` and `goals` (row, col); `scen`: a MovingAI `.scen` file at `scen`; `rooms`: the
+    bottleneck layout, each agent starting in one room with its goal in the other.
+    """
+
+    count: int = 1
+    placement: Placement = "random"
+    starts: tuple[tuple[int, int], ...] | None = None
+    goals: tuple[tuple[int, int], ...] | None = None
+    scen: str | None = None
+
+
+@dataclass(frozen=True)
+class DynamicsSpec:
+    """How agents move and when episodes end (POGEMA 1.4.0 semantics).
+
+    `pogema_bugs=True` reproduces POGEMA 1.4.0's soft-collision occupancy bug; GridSwarm's own default is the
+    correct occupancy.
+    """
+
+    collision_system: CollisionSystem = "soft"
+    on_target: OnTarget = "finish"
+    max_episode_steps: int = 64
+    pogema_bugs: bool = False
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """What each agent sees.
+
+    `type` `default` gives the (C, F, F) window with F = 2 * radius + 1 and the listed `channels`;
+    `POMAPF` and `MAPF` add POGEMA's coordinates. `neighbours` > 0 also reports, per agent, the indices of
+    up to that many nearest agents within `neighbour_radius` cells (Chebyshev distance).
+    """
+
+    radius: int = 5
+    type: ObservationType = "default"
+    channels: tuple[Channel, ...] = DEFAULT_CHANNELS
+    neighbours: int = 0
+    neighbour_radius: float = 5.0
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """The reward scheme: POGEMA's own, or one of the SRMT paper's (research/srmt.md §2.3).
+
+    `step_cost` is the paper's c (0.01): dense and negative schemes charge it, directional ones pay c / 2 for
+    following the shortest path.
+    """
+
+    scheme: RewardScheme = "pogema"
+    step_cost: float = 0.01
+
+
+@dataclass(frozen=True)
+class Variants:
+    """A curriculum: the scenario is instantiated once per value of one field (dotted `key`, e.g.
+    `map.corridor_length`); environments draw a variant at every reset."""
+
+    key: str
+    values: tuple[Any, ...]
+
+
+def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. Build it with `scenarios.load` (YAML) or directly."""
+
+    name: str = "unnamed"
+    map: MapSpec = field(default_factory=MapSpec)
+    agents: AgentsSpec = field(default_factory=AgentsSpec)
+    dynamics: DynamicsSpec = field(default_factory=DynamicsSpec)
+    observation: ObservationSpec = field(default_factory=ObservationSpec)
+    reward: RewardSpec = field(default_factory=RewardSpec)
+    seed: int | None = 0
+    variants: Variants | None = None
+    train: Mapping[str, Any] = field(default_factory=_frozen)
+    eval: Mapping[str, Any] = field(default_factory=_frozen)
+    source: str | None = None

@@ -1,0 +1,1 @@
+"""The GridSwarm simulator: a POGEMA-exact, numba-batched grid world (numpy + numba only)."""
