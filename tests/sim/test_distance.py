@@ -65,19 +65,24 @@ def test_adjacent_free_cells_differ_by_at_most_one_and_every_reachable_cell_has_
                 assert min(neighbours) == out[row, col] - 1
 
 
+def random_cells(rng: np.random.Generator, batch: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    rows, cols = rng.integers(0, shape[0], batch), rng.integers(0, shape[1], batch)
+    return np.stack([rows, cols], axis=-1).astype(np.int32)
+
+
 @given(st.integers(0, 2**32 - 1), st.integers(1, 4))
 def test_cache_answers_equal_fresh_fields_whatever_the_capacity(seed, capacity):
     rng = np.random.default_rng(seed)
     obstacles = (rng.random((3, 7, 9)) < 0.3).astype(np.uint8)
     cache = DistanceCache(obstacles, capacity=capacity)
     for _ in range(4):
-        positions = np.stack([rng.integers(0, 7, (3, 5)), rng.integers(0, 9, (3, 5))], axis=-1).astype(np.int32)
-        goals = np.stack([rng.integers(0, 7, (3, 5)), rng.integers(0, 9, (3, 5))], axis=-1).astype(np.int32)
+        positions = random_cells(rng, (3, 5), (7, 9))
+        goals = random_cells(rng, (3, 5), (7, 9))
         got = cache.distance_to_goal(positions, goals)
         for env in range(3):
             for agent in range(5):
-                expected = reference_bfs(obstacles[env], tuple(goals[env, agent]))[tuple(positions[env, agent])]
-                assert got[env, agent] == expected, (env, agent)
+                field = reference_bfs(obstacles[env], tuple(goals[env, agent]))
+                assert got[env, agent] == field[tuple(positions[env, agent])], (env, agent)
 
 
 def test_cache_shares_a_field_between_agents_with_the_same_goal_and_evicts_least_recently_used():
