@@ -1,0 +1,220 @@
+"""Every training hyperparameter, in one typed and documented place.
+
+`TrainConfig` is a frozen dataclass. Its values come, in increasing priority, from the defaults below, the
+scenario's `train:` block, and the command line (`--set key=value` or explicit flags); `resolve_config`
+applies both layers and rejects unknown keys with the closest valid one. Derived sizes are properties,
+never fields filled in later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MODEL_NAMES: tuple[str, ...] = ("srmt", "rmt", "attention", "gru", "empty", "neighbour_attention")
+
+LrSchedule = Literal["constant", "linear", "kl_adaptive"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class ConfigError(ValueError):
+    """A training setting the user gave is unknown or has a value of the wrong kind (one-line message)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """MAPPO hyperparameters and run settings (defaults: a 2-core CPU run on the bottleneck scenario)."""
+
+    model: str = "srmt"
+    """policy architecture: one of srmt, rmt, attention, gru, empty, neighbour_attention"""
+    preset: str = "bottleneck"
+    """size preset of the policy (memory.make_policy's `preset`: bottleneck, lmapf, drone)"""
+    scope: Literal["global", "local"] = "global"
+    """memory scope of SRMT-like policies: all agents of the env, or the simulator's neighbour lists"""
+    total_agent_steps: int = 2_000_000
+    """training length in agent-steps (one agent acting once), as Sample Factory counts env steps"""
+    num_envs: int = 64
+    """environments simulated side by side (all agents of all envs share one batched forward pass)"""
+    rollout_length: int = 64
+    """steps per environment collected before each update"""
+    chunk_length: int = 8
+    """length of the recurrent training chunks: gradients flow through memory within a chunk"""
+    epochs: int = 2
+    """passes over each rollout in the update"""
+    num_minibatches: int = 4
+    """minibatches per epoch; a minibatch is a set of (chunk, env) pairs with all agents of that env"""
+    lr: float = 1e-3
+    """Adam learning rate (the starting value for the linear and kl_adaptive schedules)"""
+    lr_schedule: LrSchedule = "constant"
+    """constant; linear decay to zero over the run; or kl_adaptive (Sample Factory: /1.5 or *1.5 per
+    minibatch when the KL leaves [target_kl/2, 2*target_kl])"""
+    adam_eps: float = 1e-5
+    """Adam epsilon"""
+    gamma: float = 0.9716
+    """discount factor (SRMT bottleneck value)"""
+    gae_lambda: float = 0.95
+    """GAE lambda"""
+    clip: float = 0.2
+    """PPO clip range of the probability ratio"""
+    value_clip: float | None = 0.2
+    """clip range of the value change (in normalized units when value_norm is on); None: unclipped"""
+    huber_delta: float | None = None
+    """Huber loss threshold for the value loss; None: squared error"""
+    value_norm: bool = True
+    """normalize value targets with running statistics (MAPPO's ValueNorm)"""
+    entropy_coef: float = 0.01
+    """weight of the entropy bonus"""
+    value_coef: float = 0.5
+    """weight of the value loss"""
+    max_grad_norm: float = 4.0
+    """gradient-norm clip"""
+    target_kl: float | None = None
+    """stop the epoch loop early when the approximate KL exceeds this (also the kl_adaptive target)"""
+    normalize_advantages: bool = True
+    """normalize advantages over the active steps of each minibatch"""
+    seed: int = 0
+    """seed of the environments, the policy initialization and the minibatch shuffling"""
+    device: Device = "auto"
+    """where the policy runs (the simulator always runs on the CPU); auto: cuda when available"""
+    torch_threads: int = 2
+    """torch intra-op threads on the CPU"""
+    log_every: int = 1
+    """updates between metric lines"""
+    checkpoint_every: int = 20
+    """updates between checkpoints (one is also written at the end)"""
+    eval_episodes: int = 20
+    """episodes per scenario variant in the final evaluation (0: none)"""
+    best_metric: str = "CSR"
+    """the episode metric (higher is better) that selects the best checkpoint"""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("total_agent_steps", "num_envs", "rollout_length", "chunk_length",
+                               "epochs", "num_minibatches", "torch_threads", "log_every", "checkpoint_every"))
+        if self.model not in MODEL_NAMES:
+            raise ConfigError(f"model {self.model!r}: expected one of {', '.join(MODEL_NAMES)}"
+                              f"{_did_you_mean(self.model, MODEL_NAMES)}")
+        if self.rollout_length % self.chunk_length:
+            raise ConfigError(f"rollout_length {self.rollout_length} must be a multiple of "
+                              f"chunk_length {self.chunk_length}")
+        if self.num_chunks_per_env * self.num_envs < self.num_minibatches:
+            raise ConfigError(f"num_minibatches {self.num_minibatches} exceeds the {self.num_chunks}"
+                              " (chunk, env) pairs of a rollout")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError(f"gamma {self.gamma} and gae_lambda {self.gae_lambda} must lie in [0, 1]")
+        if self.lr <= 0 or self.clip <= 0:
+            raise ConfigError(f"lr {self.lr} and clip {self.clip} must be positive")
+        if self.lr_schedule == "kl_adaptive" and self.target_kl is None:
+            raise ConfigError("lr_schedule 'kl_adaptive' needs target_kl (e.g. --set target_kl=0.008)")
+
+    @property
+    def num_chunks_per_env(self) -> int:
+        """Chunks each environment's rollout is cut into."""
+        return self.rollout_length // self.chunk_length
+
+    @property
+    def num_chunks(self) -> int:
+        """(chunk, env) pairs per rollout: the units minibatches are drawn from."""
+        return self.num_chunks_per_env * self.num_envs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML types."""
+        return dataclasses.asdict(self)
+
+
+def _check_positive(config: TrainConfig, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value < 1:
+            raise ConfigError(f"{name} {value}: expected a positive integer")
+
+
+def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+FIELD_TYPES: dict[str, Any] = typing.get_type_hints(TrainConfig)
+
+
+def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
+    """Turn a YAML value or command-line string into the field's type, or raise a one-line ConfigError."""
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType):  # `float | None`
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _coerce(key, value, next(a for a in args if a is not type(None)), where)
+    if typing.get_origin(annotation) is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}key {key!r}: expected one of {', '.join(map(str, args))}, "
+                              f"found {value!r}")
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.lower()]
+    elif annotation in (int, float):
+        number = _as_number(value)
+        if number is not None and (annotation is float or number.is_integer()):
+            return annotation(number)
+    elif annotation is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{where}key {key!r}: expected {getattr(annotation, '__name__', annotation)}, "
+                      f"found {value!r}")
+
+
+_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _as_number(value: Any) -> float | None:
+    """A YAML number or a numeric string as a float; None for anything else (booleans included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any], where: str = "") -> TrainConfig:
+    """Return `config` with `overrides` applied; unknown keys and bad values raise a one-line ConfigError.
+
+    `where` prefixes error messages (e.g. the scenario file and "train." for its train block).
+    """
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in FIELD_TYPES:
+            raise ConfigError(f"{where}unknown key {key!r}{_did_you_mean(key, FIELD_TYPES)}")
+        changes[key] = _coerce(key, value, FIELD_TYPES[key], where)
+    try:
+        return dataclasses.replace(config, **changes)
+    except ConfigError as error:
+        raise ConfigError(f"{where}{error}") from None
+
+
+def parse_assignments(assignments: typing.Iterable[str]) -> dict[str, str]:
+    """Parse command-line `key=value` strings into a mapping (values stay strings until coerced)."""
+    parsed: dict[str, str] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def resolve_config(scenario_train: Mapping[str, Any], command_line: Mapping[str, Any],
+                   scenario_source: str | None = None) -> TrainConfig:
+    """Defaults <- the scenario's `train` block <- the command line."""
+    where = f"{scenario_source}: train block: " if scenario_source else "train block: "
+    config = apply_overrides(TrainConfig(), scenario_train, where)
+    return apply_overrides(config, command_line, "")
