@@ -1,0 +1,301 @@
+"""Waypoint plans for drones from grid trajectories, and their continuous-time safety check.
+
+A plan is lockstep: at step k every drone leaves the centre of its cell at time k*T and arrives at the centre
+of its next cell at (k+1)*T on a straight line at constant speed (the high-level commander's `go_to(...,
+linear=True)`). Drones that finished their task hover where they are; they still occupy airspace, so they
+take part in the safety check.
+
+Grid to world: the grid origin (row 0, column 0 corner) sits at `origin_m`; columns run along +x, rows along
+-y (so the map seen from above is not mirrored), every drone flies at `altitude_m`:
+    x = origin_x + (col + 0.5) * cell_size,   y = origin_y - (row + 0.5) * cell_size,   z = altitude.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from deploy.errors import ExportError, UnsafePlanError
+
+# The Crazyflie high-level commander stores at most 31 raw polynomial pieces (4096 B / 132 B per piece).
+TRAJECTORY_PIECES_LIMIT = 31
+_POLY_DEGREE = 8
+
+
+@dataclass(frozen=True)
+class GridToWorld:
+    """Maps grid cells (row, col) to world positions in metres."""
+
+    cell_size_m: float = 0.5
+    origin_m: tuple[float, float] = (0.0, 0.0)
+    altitude_m: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.cell_size_m > 0:
+            raise ExportError(f"cell size must be > 0 m, got {self.cell_size_m}")
+        if not self.altitude_m > 0:
+            raise ExportError(f"altitude must be > 0 m, got {self.altitude_m}")
+
+    def cell_centres(self, cells: np.ndarray) -> np.ndarray:
+        """(..., 2) int (row, col) -> (..., 3) float64 (x, y, z) in metres."""
+        cells = np.asarray(cells)
+        x = self.origin_m[0] + (cells[..., 1] + 0.5) * self.cell_size_m
+        y = self.origin_m[1] - (cells[..., 0] + 0.5) * self.cell_size_m
+        z = np.full(x.shape, self.altitude_m)
+        return np.stack([x, y, z], axis=-1)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "origin_m": list(self.origin_m), "formula": _FORMULA}
+
+
+_FORMULA = "x = origin_x + (col + 0.5) * cell_size; y = origin_y - (row + 0.5) * cell_size; z = altitude"
+
+
+@dataclass(frozen=True)
+class WaypointPlan:
+    """Per-drone cell-centre waypoints with lockstep times."""
+
+    positions_m: np.ndarray  # (S+1, N, 3) float64: where each drone is at the start of step k (k = 0..S)
+    cells: np.ndarray  # (S+1, N, 2) int64 (row, col)
+    step_duration_s: float
+    transform: GridToWorld
+
+    @property
+    def num_drones(self) -> int:
+        return self.positions_m.shape[1]
+
+    @property
+    def num_steps(self) -> int:
+        return self.positions_m.shape[0] - 1
+
+    @property
+    def times_s(self) -> np.ndarray:
+        """(S+1,) float64 time at which every drone reaches positions_m[k]."""
+        return np.arange(self.num_steps + 1) * self.step_duration_s
+
+
+def make_plan(
+    cells: np.ndarray,
+    transform: GridToWorld,
+    *,
+    max_speed_mps: float,
+    step_duration_s: float | None = None,
+    safety_distance_m: float,
+) -> WaypointPlan:
+    """Build a plan from grid positions (S+1, N, 2) (row, col) and check it.
+
+    The step duration defaults to the fastest one the speed limit allows (one cell per step at max speed).
+    Raises ExportError for moves longer than one cell or too fast, UnsafePlanError for close approaches.
+    """
+    cells = np.asarray(cells)
+    if cells.ndim != 3 or cells.shape[-1] != 2 or cells.shape[0] < 1 or cells.shape[1] < 1:
+        raise ExportError(f"positions must have shape (steps+1, drones, 2) (row, col), got {cells.shape}")
+    if not np.issubdtype(cells.dtype, np.integer):
+        raise ExportError(f"positions must be integer grid cells, got dtype {cells.dtype}")
+    if not max_speed_mps > 0:
+        raise ExportError(f"max speed must be > 0 m/s, got {max_speed_mps}")
+    min_duration = transform.cell_size_m / max_speed_mps
+    if step_duration_s is None:
+        step_duration_s = min_duration
+    if step_duration_s < min_duration:
+        raise ExportError(
+            f"step duration {step_duration_s} s is too short: one {transform.cell_size_m} m cell at "
+            f"{max_speed_mps} m/s takes {min_duration:.3f} s"
+        )
+    _check_unit_moves(cells)
+    plan = WaypointPlan(
+        transform.cell_centres(cells), cells.astype(np.int64), float(step_duration_s), transform
+    )
+    check_separation(plan.positions_m, safety_distance_m, plan.step_duration_s)
+    return plan
+
+
+def _check_unit_moves(cells: np.ndarray) -> None:
+    jumps = np.abs(np.diff(cells.astype(np.int64), axis=0)).sum(axis=-1)  # (S, N) cells moved per step
+    if jumps.size and jumps.max() > 1:
+        step, drone = np.argwhere(jumps > 1)[0]
+        raise ExportError(
+            f"drone {drone} jumps {jumps[step, drone]} cells at step {step} "
+            f"({cells[step, drone].tolist()} -> {cells[step + 1, drone].tolist()}); "
+            "a plan moves at most one cell per step"
+        )
+
+
+def closest_approach(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Smallest distance between pairs of points moving linearly over one step.
+
+    start, end: (..., P, 2, 3) float64 positions of the two points of each pair at the step's start and end.
+    Returns (..., P) float64: min over u in [0, 1] of |d0 + u (d1 - d0)|, d = position difference.
+    """
+    d0 = start[..., 0, :] - start[..., 1, :]  # (..., P, 3)
+    d1 = end[..., 0, :] - end[..., 1, :]
+    velocity = d1 - d0
+    speed_sq = np.einsum("...i,...i->...", velocity, velocity)
+    # Minimizer of the quadratic |d0 + u v|^2, clamped to the step; a pair with equal velocities keeps u = 0.
+    u = np.clip(-np.einsum("...i,...i->...", d0, velocity) / np.where(speed_sq > 0, speed_sq, 1.0), 0.0, 1.0)
+    closest = d0 + u[..., None] * velocity
+    return np.sqrt(np.einsum("...i,...i->...", closest, closest))
+
+
+def check_separation(positions_m: np.ndarray, safety_distance_m: float, step_duration_s: float) -> None:
+    """Raise UnsafePlanError naming the first step and pair that come closer than the safety distance.
+
+    positions_m: (S+1, N, 3) float64 lockstep waypoints; motion between them is straight and uniform.
+    """
+    num_drones = positions_m.shape[1]
+    if num_drones < 2:
+        return
+    first, second = np.triu_indices(num_drones, k=1)
+    pairs = np.stack([first, second], axis=-1)  # (P, 2)
+    for step in range(max(positions_m.shape[0] - 1, 1)):
+        start = positions_m[step][pairs]  # (P, 2, 3)
+        end = positions_m[min(step + 1, positions_m.shape[0] - 1)][pairs]
+        distance = closest_approach(start, end)
+        if distance.min() < safety_distance_m:
+            worst = int(np.argmin(distance))
+            raise UnsafePlanError(
+                f"drones {first[worst]} and {second[worst]} come {distance[worst]:.3f} m apart during step "
+                f"{step} (t = {step * step_duration_s:.2f}..{(step + 1) * step_duration_s:.2f} s); "
+                f"the safety distance is {safety_distance_m} m"
+            )
+
+
+def waypoints_csv(plan: WaypointPlan) -> str:
+    """One row per drone and step: drone, step, t_s, row, col, x_m, y_m, z_m."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["drone", "step", "t_s", "row", "col", "x_m", "y_m", "z_m"])
+    times = plan.times_s
+    for drone in range(plan.num_drones):
+        for step in range(plan.num_steps + 1):
+            row, col = plan.cells[step, drone]
+            x, y, z = plan.positions_m[step, drone]
+            writer.writerow([drone, step, f"{times[step]:.6g}", row, col, f"{x:.6g}", f"{y:.6g}", f"{z:.6g}"])
+    return out.getvalue()
+
+
+def trajectory_pieces(plan: WaypointPlan, drone: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """Linear pieces (duration_s, start (3,), velocity (3,)) of one drone; equal consecutive moves merged."""
+    pieces: list[tuple[float, np.ndarray, np.ndarray]] = []
+    track = plan.positions_m[:, drone]  # (S+1, 3)
+    for step in range(plan.num_steps):
+        velocity = (track[step + 1] - track[step]) / plan.step_duration_s
+        if pieces and np.array_equal(pieces[-1][2], velocity):
+            duration, start, _ = pieces[-1]
+            pieces[-1] = (duration + plan.step_duration_s, start, velocity)
+        else:
+            pieces.append((plan.step_duration_s, track[step], velocity))
+    return pieces
+
+
+def crazyswarm_csv(plan: WaypointPlan, drone: int) -> str:
+    """Crazyswarm2 trajectory CSV (duration, x^0..x^7, y^0..y^7, z^0..z^7, yaw^0..yaw^7) of linear pieces."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["duration"] + [f"{axis}^{k}" for axis in ("x", "y", "z", "yaw") for k in range(_POLY_DEGREE)]
+    writer.writerow(header)
+    for duration, start, velocity in trajectory_pieces(plan, drone):
+        row = [f"{duration:.6g}"]
+        for axis in range(3):
+            coefficients = [start[axis], velocity[axis]] + [0.0] * (_POLY_DEGREE - 2)
+            row += [f"{c:.9g}" for c in coefficients]
+        row += ["0"] * _POLY_DEGREE
+        writer.writerow(row)
+    return out.getvalue()
+
+
+CFLIB_SCRIPT = '''"""Fly a GridSwarm waypoint plan with cflib's high-level commander (lockstep linear go_to).
+
+Generated by `gridswarm export`. Usage: python fly_cflib.py URI0 URI1 ...  (one radio URI per drone, in
+drone order; e.g. radio://0/80/2M/E7E7E7E701). Reads waypoints.csv next to this file.
+"""
+
+import csv
+import sys
+import time
+from pathlib import Path
+
+import cflib.crtp
+from cflib.crazyflie.swarm import CachedCfFactory, Swarm
+
+STEP_DURATION_S = {step_duration_s!r}
+TAKEOFF_DURATION_S = 3.0
+NUM_DRONES = {num_drones!r}
+
+
+def load_waypoints(path: Path) -> list[list[tuple[float, float, float]]]:
+    """waypoints.csv -> per drone, per step (x, y, z)."""
+    tracks: list[list[tuple[float, float, float]]] = [[] for _ in range(NUM_DRONES)]
+    with path.open() as file:
+        for row in csv.DictReader(file):
+            tracks[int(row["drone"])].append((float(row["x_m"]), float(row["y_m"]), float(row["z_m"])))
+    return tracks
+
+
+def take_off(scf, start):
+    commander = scf.cf.high_level_commander
+    commander.takeoff(start[2], TAKEOFF_DURATION_S)
+    time.sleep(TAKEOFF_DURATION_S)
+    commander.go_to(start[0], start[1], start[2], 0.0, TAKEOFF_DURATION_S, relative=False, linear=False)
+    time.sleep(TAKEOFF_DURATION_S)
+
+
+def go_to(scf, waypoint):
+    scf.cf.high_level_commander.go_to(*waypoint, 0.0, STEP_DURATION_S, relative=False, linear=True)
+
+
+def land(scf):
+    scf.cf.high_level_commander.land(0.0, TAKEOFF_DURATION_S)
+    time.sleep(TAKEOFF_DURATION_S)
+    scf.cf.high_level_commander.stop()
+
+
+def main(uris: list[str]) -> None:
+    if len(uris) != NUM_DRONES:
+        sys.exit(f"fly_cflib.py: error: the plan has {{NUM_DRONES}} drones, got {{len(uris)}} URIs")
+    tracks = load_waypoints(Path(__file__).with_name("waypoints.csv"))
+    cflib.crtp.init_drivers()
+    with Swarm(uris, factory=CachedCfFactory(rw_cache="./cache")) as swarm:
+        swarm.reset_estimators()
+        swarm.parallel_safe(take_off, args_dict={{uri: [tracks[i][0]] for i, uri in enumerate(uris)}})
+        for step in range(1, len(tracks[0])):
+            swarm.parallel_safe(go_to, args_dict={{uri: [tracks[i][step]] for i, uri in enumerate(uris)}})
+            time.sleep(STEP_DURATION_S)
+        swarm.parallel_safe(land)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+'''
+
+
+def cflib_script(plan: WaypointPlan) -> str:
+    """A standalone Python script that flies the plan (reads waypoints.csv) with cflib."""
+    return CFLIB_SCRIPT.format(step_duration_s=plan.step_duration_s, num_drones=plan.num_drones)
+
+
+def plan_files(plan: WaypointPlan) -> dict[str, str]:
+    """Every file of a plan, by relative path: waypoints.csv, fly_cflib.py, crazyswarm2/cf<i>.csv."""
+    files = {"waypoints.csv": waypoints_csv(plan), "fly_cflib.py": cflib_script(plan)}
+    for drone in range(plan.num_drones):
+        files[f"crazyswarm2/cf{drone}.csv"] = crazyswarm_csv(plan, drone)
+    return files
+
+
+def plan_summary(plan: WaypointPlan, safety_distance_m: float, max_speed_mps: float) -> dict:
+    """Manifest section describing the plan."""
+    pieces = [len(trajectory_pieces(plan, drone)) for drone in range(plan.num_drones)]
+    return {
+        "num_drones": plan.num_drones,
+        "num_steps": plan.num_steps,
+        "step_duration_s": plan.step_duration_s,
+        "max_speed_mps": max_speed_mps,
+        "speed_mps": plan.transform.cell_size_m / plan.step_duration_s,
+        "safety_distance_m": safety_distance_m,
+        "grid_to_world": plan.transform.to_dict(),
+        "max_trajectory_pieces": max(pieces),
+        "fits_trajectory_memory": max(pieces) <= TRAJECTORY_PIECES_LIMIT,
+    }
