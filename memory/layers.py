@@ -1,0 +1,81 @@
+"""Building blocks: the ResNet observation encoder and a pre-LayerNorm transformer block.
+
+Only operations a small C runtime implements: Conv2d 3x3, Linear, ReLU, GELU (tanh approximation, as
+GPT-2's `gelu_new`), LayerNorm and softmax attention with an additive key mask. No dropout, no batch norm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Added to the attention score of a hidden key: finite, so a row with every key hidden stays finite
+# (its output is then discarded by the caller), yet exp() of it underflows to exactly zero.
+HIDDEN_KEY_SCORE = -1e9
+
+
+class ResidualBlock(nn.Module):
+    """Pre-activation residual block without normalization: x + conv(relu(conv(relu(x))))."""
+
+    def __init__(self, filters: int) -> None:
+        super().__init__()
+        self.conv_1 = nn.Conv2d(filters, filters, 3, padding=1)
+        self.conv_2 = nn.Conv2d(filters, filters, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv_2(F.relu(self.conv_1(F.relu(x))))
+
+
+class ResnetEncoder(nn.Module):
+    """Observation window (B, C, F, F) -> encoding (B, D): conv, residual blocks, ReLU, Linear, ReLU."""
+
+    def __init__(self, obs_shape: tuple[int, int, int], filters: int, res_blocks: int, width: int) -> None:
+        super().__init__()
+        channels, height, width_cells = obs_shape
+        self.conv_in = nn.Conv2d(channels, filters, 3, padding=1)
+        self.res_blocks = nn.Sequential(*[ResidualBlock(filters) for _ in range(res_blocks)])
+        self.project = nn.Linear(filters * height * width_cells, width)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = F.relu(self.res_blocks(self.conv_in(obs)))  # (B, filters, F, F)
+        return F.relu(self.project(x.flatten(1)))  # (B, filters*F*F) -> (B, D)
+
+
+class Attention(nn.Module):
+    """Multi-head softmax attention of queries x over a source sequence, with hidden keys masked out."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Linear(width, width)
+        self.key_value = nn.Linear(width, 2 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor, source: Tensor, visible: Tensor | None) -> Tensor:
+        """x (G, Q, D) attends over source (G, P, D); visible (G, P) bool, None = all. Returns (G, Q, D)."""
+        G, Q, D = x.shape
+        P = source.shape[1]
+        head_size = D // self.heads
+        q = self.query(x).view(G, Q, self.heads, head_size).transpose(1, 2)  # (G, nh, Q, hs)
+        k, v = self.key_value(source).split(D, dim=2)
+        k = k.view(G, P, self.heads, head_size).transpose(1, 2)  # (G, nh, P, hs)
+        v = v.view(G, P, self.heads, head_size).transpose(1, 2)  # (G, nh, P, hs)
+        bias = None
+        if visible is not None:
+            bias = torch.zeros(visible.shape, dtype=x.dtype, device=x.device)
+            bias = bias.masked_fill(~visible, HIDDEN_KEY_SCORE).view(G, 1, 1, P)  # (G, 1, 1, P)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (G, nh, Q, hs)
+        return self.proj(y.transpose(1, 2).reshape(G, Q, D))  # (G, Q, D)
+
+
+class MLP(nn.Module):
+    """Position-wise Linear -> GELU (tanh approximation) -> Linear."""
+
+    def __init__(self, width: int, ratio: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(width, ratio * width)
+        self.proj = nn.Linear(ratio * width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))

@@ -1,0 +1,218 @@
+"""`SwarmPolicy`: encoder -> core -> heads, batched over envs and agents, with the shared-memory plumbing.
+
+Shapes: E envs, N agents, observation (C, F, F), D = config.width, A actions, M memory size (D or 0),
+h history length, K neighbours per agent.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from memory.config import PolicyConfig
+from memory.cores import make_core
+from memory.layers import HIDDEN_KEY_SCORE, ResnetEncoder
+from memory.pool import Pool, agent_pool, global_pool, local_pool
+from memory.state import PolicyState
+
+ArrayLike = Tensor | np.ndarray
+
+
+class SwarmPolicy(nn.Module):
+    """A shared swarm policy: one set of weights acts for every agent.
+
+    Actor: logits over A actions from the agent's own features (plus, for srmt and neighbour_attention,
+    what it reads from the messages of the agents in its scope). Critic (MAPPO, centralized): the value
+    reads the agent's features, the mean features of the agents in its scope and, for memory policies, the
+    mean memory of the agents in its scope. Only the actor is needed for decentralized execution.
+    """
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.width
+        self.encoder = ResnetEncoder(config.obs_shape, config.filters, config.res_blocks, width)
+        self.core = make_core(config)
+        self.policy_head = nn.Linear(width, config.num_actions)
+        value_inputs = 2 * width + self.memory_size
+        self.value_head = nn.Sequential(nn.Linear(value_inputs, width), nn.ReLU(), nn.Linear(width, 1))
+        self.apply(_init_weights)
+        nn.init.orthogonal_(self.policy_head.weight, gain=0.01)  # near-uniform first policy (CleanRL)
+
+    @property
+    def memory_size(self) -> int:
+        """M: the memory vector size (0 for policies without memory)."""
+        return self.config.width if self.config.has_memory else 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.policy_head.weight.device
+
+    def initial_state(self, num_envs: int, num_agents: int) -> PolicyState:
+        """Zero state (E, N, ...) for the first step of an episode, whose reset mask must be all True."""
+        return PolicyState.zeros((num_envs, num_agents), self.memory_size, self.config.history_length,
+                                 self.config.width, self.device)
+
+    def initial_agent_state(self, batch: int) -> PolicyState:
+        """Zero state (B, ...) of `batch` independent agents for `agent_step`."""
+        return PolicyState.zeros((batch,), self.memory_size, self.config.history_length, self.config.width,
+                                 self.device)
+
+    def encode(self, obs: ArrayLike) -> Tensor:
+        """Encoder output (B, D) of observations (B, C, F, F): neighbour_attention's broadcast message."""
+        return self.encoder(self._observations(obs, leading_dims=1))
+
+    def step(self, obs: ArrayLike, state: PolicyState, reset_mask: ArrayLike,
+             neighbours: ArrayLike | None = None, active: ArrayLike | None = None,
+             action_mask: ArrayLike | None = None) -> tuple[Tensor, Tensor, PolicyState]:
+        """One step of all agents of E envs.
+
+        obs (E, N, C, F, F) float32 or uint8; reset_mask (E, N) bool: the agent starts an episode (or
+        restarts) at this observation: its memory and history are discarded and regenerated from it;
+        neighbours (E, N, K) int, -1 padded (needed for local scope); active (E, N) bool, default all:
+        inactive agents leave the message pool and keep their state unchanged; action_mask (E, N, A) bool,
+        True = allowed. Returns logits (E, N, A), value (E, N), new state.
+        """
+        obs = self._observations(obs, leading_dims=2)
+        E, N = obs.shape[:2]
+        reset = self._mask("reset_mask", reset_mask, (E, N), default=False)
+        active = self._mask("active", active, (E, N), default=True)
+        scope = self._scope(neighbours, E, N)
+        encoding = self.encoder(obs.flatten(0, 1))  # (E*N, C, F, F) -> (E*N, D)
+        memory = state.memory.masked_fill(reset.unsqueeze(-1), 0.0)  # (E, N, M)
+        history = state.history.masked_fill(reset.view(E, N, 1, 1), 0.0)  # (E, N, h, D)
+        remembered = active & ~reset  # whose memory is valid and may be read by others
+        pool = None
+        if self.config.message_source == "memory":
+            pool = scope(memory, remembered)
+        elif self.config.message_source == "encoding":
+            pool = scope(encoding.view(E, N, -1), active)  # (E, N, D)
+        features, new_memory, new_history = self.core(
+            encoding, memory.flatten(0, 1), history.flatten(0, 1), reset.flatten(), pool)
+        logits = self._logits(features, action_mask, (E * N, self.config.num_actions))
+        summaries = [features, scope(features.view(E, N, -1), active).mean()]  # (E*N, D) each
+        if self.config.has_memory:
+            summaries.append(scope(memory, remembered).mean())  # (E*N, M)
+        value = self.value_head(torch.cat(summaries, dim=1))  # (E*N, 1)
+        keep = active.view(E, N, 1)
+        new_state = PolicyState(
+            torch.where(keep, new_memory.view(E, N, -1), state.memory),  # (E, N, M)
+            torch.where(keep.unsqueeze(-1), new_history.view(state.history.shape), state.history))
+        return logits.view(E, N, -1), value.view(E, N), new_state
+
+    def unroll(self, obs_seq: ArrayLike, state0: PolicyState, reset_masks: ArrayLike,
+               neighbours_seq: ArrayLike | None = None, active_seq: ArrayLike | None = None,
+               action_mask_seq: ArrayLike | None = None) -> tuple[Tensor, Tensor, PolicyState]:
+        """T steps (T, E, N, ...) from state0, differentiable through memory and history (truncated BPTT).
+
+        Equal to T calls of `step`. Returns logits (T, E, N, A), values (T, E, N), the final state.
+        """
+        state = state0
+        logits, values = [], []
+        for t in range(len(obs_seq)):
+            step_logits, step_value, state = self.step(
+                obs_seq[t], state, reset_masks[t], _at(neighbours_seq, t), _at(active_seq, t),
+                _at(action_mask_seq, t))
+            logits.append(step_logits)
+            values.append(step_value)
+        return torch.stack(logits), torch.stack(values), state
+
+    def agent_step(self, obs: ArrayLike, own_state: PolicyState, neighbour_memories: ArrayLike | None = None,
+                   neighbour_mask: ArrayLike | None = None, reset: ArrayLike | None = None,
+                   action_mask: ArrayLike | None = None) -> tuple[Tensor, PolicyState]:
+        """One decentralized step of B independent agents (a drone's view), the actor only.
+
+        obs (B, C, F, F); own_state with memory (B, M) and history (B, h, D); neighbour_memories (B, K, D):
+        the messages received from up to K neighbours (srmt: their memory before this step; for
+        neighbour_attention: their `encode` of this step's observation; other policies ignore them);
+        neighbour_mask (B, K) bool, True = received and valid (a neighbour that resets this step sends
+        nothing valid); reset (B,) bool, default False. Same math as `step` with local scope.
+        Returns logits (B, A) and the new own state.
+        """
+        obs = self._observations(obs, leading_dims=1)
+        B = obs.shape[0]
+        reset = self._mask("reset", reset, (B,), default=False)
+        encoding = self.encoder(obs)  # (B, D)
+        memory = own_state.memory.masked_fill(reset.unsqueeze(-1), 0.0)  # (B, M)
+        history = own_state.history.masked_fill(reset.view(B, 1, 1), 0.0)  # (B, h, D)
+        pool = None
+        if self.config.message_source is not None:
+            received = self._tensor(neighbour_memories, torch.float32)
+            _check_shape("neighbour_memories", received, (B, received.shape[1], self.config.width))
+            received_mask = self._mask("neighbour_mask", neighbour_mask, received.shape[:2], default=True)
+            if self.config.message_source == "memory":
+                pool = agent_pool(memory, ~reset, received, received_mask)
+            else:
+                pool = agent_pool(encoding, torch.ones_like(reset), received, received_mask)
+        features, new_memory, new_history = self.core(encoding, memory, history, reset, pool)
+        logits = self._logits(features, action_mask, (B, self.config.num_actions))
+        return logits, PolicyState(new_memory, new_history)
+
+    def _logits(self, features: Tensor, action_mask: ArrayLike | None, shape: tuple[int, int]) -> Tensor:
+        logits = self.policy_head(features)  # (B, A)
+        if action_mask is None:
+            return logits
+        allowed = self._mask("action_mask", action_mask, shape, default=True, flatten=True)
+        return logits.masked_fill(~allowed, HIDDEN_KEY_SCORE)
+
+    def _scope(self, neighbours: ArrayLike | None, E: int, N: int) -> Callable[[Tensor, Tensor], Pool]:
+        """The pool builder of the configured scope: (messages (E, N, M), visible (E, N)) -> Pool."""
+        if self.config.scope == "global":
+            return global_pool
+        if neighbours is None:
+            raise ValueError("scope 'local' needs neighbours: an (E, N, K) int array, -1 padded")
+        index = self._tensor(neighbours, torch.long)
+        if index.dim() != 3 or tuple(index.shape[:2]) != (E, N):
+            raise ValueError(f"neighbours: expected shape ({E}, {N}, K), found {tuple(index.shape)}")
+        if index.numel() and (int(index.max()) >= N or int(index.min()) < -1):
+            raise ValueError(f"neighbours: expected agent indices in [0, {N}) or -1, found "
+                             f"[{int(index.min())}, {int(index.max())}]")
+        return functools.partial(local_pool, neighbours=index)
+
+    def _observations(self, obs: ArrayLike, leading_dims: int) -> Tensor:
+        """obs as float32 on the policy's device, checked to be (*leading, C, F, F)."""
+        obs = self._tensor(obs, torch.float32)
+        expected = (*obs.shape[:leading_dims], *self.config.obs_shape)
+        if obs.dim() != leading_dims + 3 or tuple(obs.shape) != expected:
+            dims = "(E, N" if leading_dims == 2 else "(B"
+            raise ValueError(f"obs: expected shape {dims}, {', '.join(map(str, self.config.obs_shape))}), "
+                             f"found {tuple(obs.shape)}")
+        return obs
+
+    def _tensor(self, value: ArrayLike, dtype: torch.dtype) -> Tensor:
+        return torch.as_tensor(value, device=self.device).to(dtype)
+
+    def _mask(self, name: str, value: ArrayLike | None, shape: tuple[int, ...], default: bool,
+              flatten: bool = False) -> Tensor:
+        if value is None:
+            return torch.full(shape, default, dtype=torch.bool, device=self.device)
+        mask = self._tensor(value, torch.bool)
+        if flatten:
+            mask = mask.reshape(-1, mask.shape[-1]) if mask.dim() > 1 else mask
+        _check_shape(name, mask, tuple(shape))
+        return mask
+
+
+def _check_shape(name: str, tensor: Tensor, expected: tuple[int, ...]) -> None:
+    if tuple(tensor.shape) != tuple(expected):
+        raise ValueError(f"{name}: expected shape {tuple(expected)}, found {tuple(tensor.shape)}")
+
+
+def _at(sequence: Any, t: int) -> Any:
+    return None if sequence is None else sequence[t]
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Orthogonal weights and zero biases for Linear and Conv2d (Sample Factory's init, as SRMT used);
+    learned positions N(0, 0.02) as GPT-2; LayerNorm and GRU keep torch's defaults."""
+    if isinstance(module, nn.Linear | nn.Conv2d):
+        nn.init.orthogonal_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif hasattr(module, "position"):
+        nn.init.normal_(module.position, std=0.02)
