@@ -1,0 +1,481 @@
+"""Episodes in a Zarr v3 store: recording (batched, crash-safe) and lazy reading.
+
+Layout of a store (a directory; Zarr v3 on the local file system)::
+
+    STORE/                     root group, attrs {"gridswarm_episodes": {"schema_version": 1}}
+      writer_000/              one group per writer (an MPI rank writes only its own: concurrent writes
+        episode_000000/        into one chunk lose data, research/training.md §5)
+          positions (T, N, 2) int16    (row, col) of every agent *before* the step's action
+          goals     (T, N, 2) int16    the current goal before the step
+          active    (T, N)    bool     pogema's is_active before the step
+          actions   (T, N)    int8     the action taken at step t
+          rewards   (T, N)    float32  the reward received for step t
+          obstacles (H, W)    uint8    the episode's map, 1 = obstacle
+          attrs: scenario (YAML), seed, gridswarm_version, policy, metrics, steps, agents, env_index
+        incomplete_000001/     an episode being written (or cut off by a crash): never listed
+
+Step arrays are chunked along time (`flush_every` steps per chunk) and compressed with Zstd (its checksum
+detects truncated chunks). Each open episode owns a step buffer of `flush_every` rows; the buffer is written
+as one whole chunk per array when full, so no chunk is rewritten and array metadata is written once per
+episode. An episode is written under `incomplete_K`, every file is fsynced, and then the directory is
+renamed to `episode_K`: a reader sees an episode only when it is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+import zarr
+from zarr.codecs import ZstdCodec
+
+from scenarios import Scenario
+
+SCHEMA_VERSION = 1
+STORE_KEY = "gridswarm_episodes"
+DEFAULT_FLUSH_EVERY = 64
+
+_EPISODE_NAME = re.compile(r"^episode_(\d{6,})$")
+_WRITER_NAME = re.compile(r"^writer_(\d{3,})$")
+
+
+class EpisodeStoreError(ValueError):
+    """A store, episode or stored value that cannot be read; the message names the path and the problem."""
+
+
+@dataclass(frozen=True)
+class StepField:
+    """One per-step array of the schema: stored as (T, N, *per_agent) of `dtype`."""
+
+    name: str
+    dtype: np.dtype
+    per_agent: tuple[int, ...]
+    fill: int | float | bool
+
+
+EPISODE_SCHEMA: tuple[StepField, ...] = (
+    StepField("positions", np.dtype(np.int16), (2,), -1),
+    StepField("goals", np.dtype(np.int16), (2,), -1),
+    StepField("active", np.dtype(np.bool_), (), False),
+    StepField("actions", np.dtype(np.int8), (), -1),
+    StepField("rewards", np.dtype(np.float32), (), np.nan),
+)
+
+
+def gridswarm_version() -> str:
+    """The installed GridSwarm version, or "unknown" when running from an uninstalled checkout."""
+    try:
+        return metadata.version("gridswarm")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def scenario_to_yaml(scenario: Scenario) -> str:
+    """The scenario as YAML that `scenarios.load` reads back into an equal Scenario."""
+    fields = _plain(scenario)
+    fields.pop("source", None)
+    return yaml.safe_dump(fields, sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, tuples, mapping proxies and numpy scalars as plain YAML-safe dicts, lists and numbers."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Flush every file under `directory` and the directories themselves to disk."""
+    for root, _, files in os.walk(directory):
+        for name in files:
+            _fsync_path(Path(root) / name)
+        _fsync_path(Path(root))
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync one file or directory (a directory's fsync makes its renames durable)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class OpenEpisode:
+    """One episode being recorded: a step buffer flushed to its Zarr arrays every `flush_every` steps."""
+
+    def __init__(self, writer: EpisodeWriter, index: int, obstacles: np.ndarray, num_agents: int,
+                 seed: int | None, env_index: int) -> None:
+        self.writer = writer
+        self.index = index
+        self.num_agents = num_agents
+        self.steps = 0
+        self._flushed = 0
+        self._temp_dir = writer.directory / f"incomplete_{index:06d}"
+        self._group = writer.group.create_group(self._temp_dir.name, attributes={
+            "seed": None if seed is None else int(seed), "env_index": int(env_index), "complete": False,
+        })
+        self._group.create_array("obstacles", data=np.ascontiguousarray(obstacles, dtype=np.uint8),
+                                 compressors=ZstdCodec(level=3, checksum=True))
+        k = writer.flush_every
+        self._buffers = {f.name: np.empty((k, num_agents, *f.per_agent), f.dtype) for f in EPISODE_SCHEMA}
+        self._arrays = {
+            f.name: self._group.create_array(
+                f.name, shape=(0, num_agents, *f.per_agent), dtype=f.dtype,
+                chunks=(k, num_agents, *f.per_agent), fill_value=f.fill,
+                compressors=ZstdCodec(level=1, checksum=True), config={"write_empty_chunks": True},
+            )
+            for f in EPISODE_SCHEMA
+        }
+
+    def record_step(self, positions: np.ndarray, goals: np.ndarray, active: np.ndarray,
+                    actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Copy one step into the buffer (the arguments are only read, so views into an env are fine).
+
+        positions, goals: (N, 2) int, state before the action; active: (N,) bool; actions: (N,) int 0..4;
+        rewards: (N,) float, the reward for this step.
+        """
+        row = self.steps - self._flushed
+        buffers = self._buffers
+        buffers["positions"][row] = positions
+        buffers["goals"][row] = goals
+        buffers["active"][row] = active
+        buffers["actions"][row] = actions
+        buffers["rewards"][row] = rewards
+        self.steps += 1
+        if self.steps - self._flushed == self.writer.flush_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows = self.steps - self._flushed
+        if rows == 0:
+            return
+        for name, array in self._arrays.items():
+            array.resize((self.steps, *array.shape[1:]))
+            array[self._flushed:self.steps] = self._buffers[name][:rows]
+        self._flushed = self.steps
+
+    def finish(self, metrics: Mapping[str, Any] | None = None) -> str:
+        """Write the rest, then make the episode visible atomically; returns its id ("W/K")."""
+        self._flush()
+        self._group.attrs.update({
+            "steps": self.steps, "agents": self.num_agents, "metrics": _plain(dict(metrics or {})),
+            "complete": True,
+        })
+        final_dir = self.writer.directory / f"episode_{self.index:06d}"
+        if self.writer.durable:
+            _fsync_tree(self._temp_dir)
+        os.rename(self._temp_dir, final_dir)
+        if self.writer.durable:
+            _fsync_path(self.writer.directory)
+        return f"{self.writer.writer_id}/{self.index}"
+
+    def discard(self) -> None:
+        """Delete the unfinished episode (e.g. when an env is reset before its episode ended)."""
+        shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+
+class EpisodeWriter:
+    """Writes episodes into the group of one writer (e.g. one MPI rank) of a store, creating it if needed.
+
+    `scenario`, `policy` and the GridSwarm version go into every episode's attributes. Several episodes may
+    be open at once (one per environment of a batch). `durable=False` skips fsync (safe against a killed
+    process, not against power loss).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], writer_id: int = 0, *, scenario: Scenario,
+                 policy: str = "", flush_every: int = DEFAULT_FLUSH_EVERY, durable: bool = True) -> None:
+        if flush_every < 1:
+            raise ValueError(f"flush_every must be >= 1, got {flush_every}")
+        if writer_id < 0:
+            raise ValueError(f"writer_id must be >= 0, got {writer_id}")
+        self.path = Path(path)
+        self.writer_id = writer_id
+        self.flush_every = flush_every
+        self.durable = durable
+        root = _open_root(self.path, create=True)
+        self.group = root.require_group(f"writer_{writer_id:03d}")
+        self.group.attrs["writer_id"] = writer_id
+        self.directory = self.path / f"writer_{writer_id:03d}"
+        self._common_attrs = {
+            "scenario": scenario_to_yaml(scenario), "scenario_name": scenario.name, "policy": policy,
+            "gridswarm_version": gridswarm_version(), "schema_version": SCHEMA_VERSION,
+        }
+        self._next_index = _next_free_index(self.directory)
+
+    def begin_episode(self, obstacles: np.ndarray, num_agents: int, seed: int | None = None,
+                      env_index: int = 0) -> OpenEpisode:
+        """Start recording an episode on the (H, W) map `obstacles` (1 = obstacle) with `seed`."""
+        episode = OpenEpisode(self, self._next_index, obstacles, num_agents, seed, env_index)
+        episode._group.attrs.update(self._common_attrs)
+        self._next_index += 1
+        return episode
+
+
+def _next_free_index(directory: Path) -> int:
+    """One past the highest episode index in the writer's directory (complete or not): never reuse one."""
+    indices = [int(name.split("_")[1]) for name in os.listdir(directory)
+               if _EPISODE_NAME.match(name) or name.startswith("incomplete_")]
+    return max(indices, default=-1) + 1
+
+
+def _open_root(path: Path, *, create: bool) -> zarr.Group:
+    """The store's root group, checked to be a GridSwarm episode store of a version we can read."""
+    if create and not (path / "zarr.json").exists():
+        if path.exists() and any(path.iterdir()):
+            raise EpisodeStoreError(f"{path}: exists and is not a GridSwarm episode store")
+        return zarr.open_group(path, mode="a", zarr_format=3,
+                               attributes={STORE_KEY: {"schema_version": SCHEMA_VERSION}})
+    if not path.is_dir():
+        raise EpisodeStoreError(f"{path}: no such episode store")
+    if not (path / "zarr.json").is_file():
+        raise EpisodeStoreError(f"{path}: not a Zarr v3 store (no zarr.json)")
+    try:
+        root = zarr.open_group(path, mode="r" if not create else "a", zarr_format=3)
+        info = root.attrs.get(STORE_KEY)
+    except (ValueError, TypeError, KeyError, OSError) as error:
+        raise EpisodeStoreError(f"{path}: not a readable Zarr v3 group ({error})") from None
+    if not isinstance(info, Mapping) or not isinstance(info.get("schema_version"), int):
+        raise EpisodeStoreError(f"{path}: not a GridSwarm episode store (no root attribute '{STORE_KEY}')")
+    if info["schema_version"] > SCHEMA_VERSION:
+        raise EpisodeStoreError(f"{path}: schema version {info['schema_version']} is newer than this "
+                                f"GridSwarm reads (<= {SCHEMA_VERSION}); upgrade gridswarm")
+    return root
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """What `gridswarm episodes ls` shows about one episode (read from its attributes only)."""
+
+    id: str
+    writer_id: int
+    index: int
+    scenario_name: str
+    agents: int
+    steps: int
+    seed: int | None
+    policy: str
+    metrics: Mapping[str, Any]
+
+
+class Episode:
+    """One stored episode; the arrays are read on first access."""
+
+    def __init__(self, store_path: Path, info: EpisodeInfo, group: zarr.Group) -> None:
+        self.info = info
+        self.id = info.id
+        self._path = store_path / f"writer_{info.writer_id:03d}" / f"episode_{info.index:06d}"
+        self._group = group
+
+    def _read(self, name: str) -> np.ndarray:
+        try:
+            array = self._group[name]
+            if array.nchunks_initialized != array.nchunks:
+                raise EpisodeStoreError(f"{self._path / name}: {array.nchunks - array.nchunks_initialized} "
+                                        f"of {array.nchunks} chunks are missing; the store is damaged")
+            return array[...]
+        except EpisodeStoreError:
+            raise
+        except Exception as error:  # zarr and the codecs raise many types for damaged bytes
+            raise EpisodeStoreError(f"{self._path / name}: cannot read stored data "
+                                    f"({type(error).__name__}: {error}); the store is damaged") from None
+
+    @cached_property
+    def positions(self) -> np.ndarray:
+        """(T, N, 2) int16 (row, col) before each step's action."""
+        return self._read("positions")
+
+    @cached_property
+    def goals(self) -> np.ndarray:
+        """(T, N, 2) int16 current goal before each step."""
+        return self._read("goals")
+
+    @cached_property
+    def active(self) -> np.ndarray:
+        """(T, N) bool."""
+        return self._read("active")
+
+    @cached_property
+    def actions(self) -> np.ndarray:
+        """(T, N) int8."""
+        return self._read("actions")
+
+    @cached_property
+    def rewards(self) -> np.ndarray:
+        """(T, N) float32."""
+        return self._read("rewards")
+
+    @cached_property
+    def obstacles(self) -> np.ndarray:
+        """(H, W) uint8, 1 = obstacle."""
+        return self._read("obstacles")
+
+    @property
+    def scenario_yaml(self) -> str:
+        return str(self._group.attrs["scenario"])
+
+    @property
+    def gridswarm_version(self) -> str:
+        return str(self._group.attrs.get("gridswarm_version", "unknown"))
+
+
+class EpisodeStore:
+    """A read-only view of a store: `len(store)`, iteration over `EpisodeInfo`, `store[id] -> Episode`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._root = _open_root(self.path, create=False)
+
+    @cached_property
+    def _groups(self) -> dict[str, tuple[EpisodeInfo, zarr.Group]]:
+        found: dict[str, tuple[EpisodeInfo, zarr.Group]] = {}
+        for writer_name in sorted(os.listdir(self.path)):
+            writer_match = _WRITER_NAME.match(writer_name)
+            if not writer_match:
+                continue
+            for name in sorted(os.listdir(self.path / writer_name)):
+                match = _EPISODE_NAME.match(name)
+                if match:
+                    info, group = self._load_info(writer_name, name, int(writer_match[1]), int(match[1]))
+                    found[info.id] = (info, group)
+        return found
+
+    def _load_info(self, writer_name: str, name: str, writer_id: int, index: int
+                   ) -> tuple[EpisodeInfo, zarr.Group]:
+        where = self.path / writer_name / name
+        try:
+            group = self._root[f"{writer_name}/{name}"]
+            attrs = dict(group.attrs)
+            info = EpisodeInfo(
+                id=f"{writer_id}/{index}", writer_id=writer_id, index=index,
+                scenario_name=str(attrs["scenario_name"]), agents=int(attrs["agents"]),
+                steps=int(attrs["steps"]), seed=attrs["seed"], policy=str(attrs["policy"]),
+                metrics=dict(attrs["metrics"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise EpisodeStoreError(f"{where}: episode attributes unreadable ({error})") from None
+        if attrs.get("schema_version", 0) > SCHEMA_VERSION:
+            raise EpisodeStoreError(f"{where}: schema version {attrs['schema_version']} is newer than this "
+                                    f"GridSwarm reads (<= {SCHEMA_VERSION}); upgrade gridswarm")
+        return info, group
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Paths (relative to the store) of episodes cut off before they were finished."""
+        return [f"{writer}/{name}" for writer in sorted(os.listdir(self.path)) if _WRITER_NAME.match(writer)
+                for name in sorted(os.listdir(self.path / writer)) if name.startswith("incomplete_")]
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __iter__(self) -> Iterator[EpisodeInfo]:
+        return iter([info for info, _ in self._groups.values()])
+
+    def ids(self) -> list[str]:
+        return list(self._groups)
+
+    def __getitem__(self, episode_id: str) -> Episode:
+        key = self._resolve(episode_id)
+        info, group = self._groups[key]
+        return Episode(self.path, info, group)
+
+    def _resolve(self, episode_id: str) -> str:
+        if episode_id in self._groups:
+            return episode_id
+        matches = [key for key in self._groups if "/" not in episode_id and key.split("/")[1] == episode_id]
+        if len(matches) == 1:
+            return matches[0]
+        known = ", ".join(list(self._groups)[:5]) + (" ..." if len(self._groups) > 5 else "")
+        why = f"is ambiguous ({', '.join(matches)})" if matches else f"not found (ids: {known or 'none'})"
+        raise EpisodeStoreError(f"{self.path}: episode '{episode_id}' {why}")
+
+
+def open(path: str | os.PathLike[str]) -> EpisodeStore:
+    """Open a store read-only and lazily: nothing is read until episodes are listed or loaded."""
+    return EpisodeStore(path)
+
+
+class Recorder:
+    """Wraps a `sim.GridEnv`: `reset` and `step` pass through, and every episode of every environment that
+    ends is written to the store (one writer group, `writer_id`, e.g. the MPI rank).
+
+    The state before each step (positions, goals, active) is copied from the env's arrays into the step
+    buffers, so recording costs a few array copies per step plus one chunk write every `flush_every` steps.
+    With `auto_reset=False` an environment is recorded until its episode ends, then again after `reset`.
+    """
+
+    def __init__(self, env: Any, path: str | os.PathLike[str], writer_id: int = 0, *, policy: str = "",
+                 flush_every: int = DEFAULT_FLUSH_EVERY, durable: bool = True) -> None:
+        self.env = env
+        self.writer = EpisodeWriter(path, writer_id, scenario=env.scenario, policy=policy,
+                                    flush_every=flush_every, durable=durable)
+        self.finished_ids: list[str] = []
+        self._open: list[OpenEpisode | None] = [None] * env.num_envs
+        shape = env.positions.shape  # (E, N, 2)
+        self._positions = np.empty(shape, np.int16)
+        self._goals = np.empty(shape, np.int16)
+        self._active = np.empty(shape[:2], np.bool_)
+
+    def reset(self, seed: int | None = None) -> Any:
+        """`env.reset(seed)`; unfinished episodes are discarded and every environment starts a new one."""
+        obs = self.env.reset(seed=seed)
+        for index in range(self.env.num_envs):
+            self._begin(index)
+        return obs
+
+    def _begin(self, index: int) -> None:
+        if self._open[index] is not None:
+            self._open[index].discard()
+        height, width = (int(v) for v in self.env.map_shapes[index])
+        self._open[index] = self.writer.begin_episode(
+            self.env.obstacles[index, :height, :width], self.env.num_agents,
+            seed=int(self.env.episode_seeds[index]), env_index=index)
+
+    def step(self, actions: np.ndarray) -> Any:
+        """`env.step(actions)`, recording the step of every environment and finishing ended episodes."""
+        np.copyto(self._positions, self.env.positions, casting="unsafe")
+        np.copyto(self._goals, self.env.goals, casting="unsafe")
+        np.copyto(self._active, self.env.active)
+        result = self.env.step(actions)
+        rewards, info = result[1], result[4]
+        for index, episode in enumerate(self._open):
+            if episode is None:
+                continue
+            episode.record_step(self._positions[index], self._goals[index], self._active[index],
+                                actions[index], rewards[index])
+            metrics = info["metrics"][index]
+            if metrics is not None:
+                self.finished_ids.append(episode.finish(metrics))
+                self._open[index] = None
+                if getattr(self.env, "auto_reset", True):
+                    self._begin(index)
+        return result
+
+    def close(self) -> None:
+        """Discard the episodes still running (they are incomplete by definition)."""
+        for episode in self._open:
+            if episode is not None:
+                episode.discard()
+        self._open = [None] * len(self._open)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
