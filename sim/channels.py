@@ -19,10 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.distance import UNREACHABLE, DistanceCache, ensure_field
-
-_ROW_STEPS = np.array([-1, 1, 0, 0], dtype=np.int64)
-_COL_STEPS = np.array([0, 0, -1, 1], dtype=np.int64)
+from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE, DistanceCache, ensure_field
 
 
 @njit(cache=True)
@@ -43,7 +40,7 @@ def draw_path(
     while field[row, col] > 0:
         downhill = field[row, col] - 1
         for k in range(4):  # a reachable cell off the goal always has a downhill neighbour (BFS)
-            r, c = row + _ROW_STEPS[k], col + _COL_STEPS[k]
+            r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
             if 0 <= r < height and 0 <= c < width and field[r, c] == downhill:
                 break
         row, col = r, c
@@ -94,24 +91,16 @@ def write_path_channel(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
     obstacles,  # (E, H, W) uint8
-    fields,  # (S, H, W) int32  } the DistanceCache arrays (sim.distance)
-    slot_key,  # (S,) int64
-    slot_used,  # (S,) int64
-    slot_of_cell,  # (E, H, W) int32
-    clock,  # (1,) int64
-    queue,  # (H * W,) int32
+    cache,  # sim.distance.CacheArrays, updated
     channel,  # int, index of the path channel in obs
     obs,  # (E, N, C, F, F) float, channel `channel` written
 ):
     """Write every agent's path channel from the cached distance field of its goal."""
     for env in range(obs.shape[0]):
         for agent in range(obs.shape[1]):
-            slot = ensure_field(
-                env, goals[env, agent, 0], goals[env, agent, 1], obstacles,
-                fields, slot_key, slot_used, slot_of_cell, clock, queue,
-            )  # fmt: skip
+            slot = ensure_field(env, goals[env, agent, 0], goals[env, agent, 1], obstacles, cache)
             row, col = positions[env, agent, 0], positions[env, agent, 1]
-            draw_path(fields[slot], row, col, obs[env, agent, channel])
+            draw_path(cache.fields[slot], row, col, obs[env, agent, channel])
 
 
 @njit(cache=True)
@@ -150,7 +139,7 @@ class ExtraChannels:
         if self.path_channel >= 0:
             self.distances.refresh()
             write_path_channel(
-                positions, goals, self.distances.obstacles, *self.distances.arrays, self.path_channel, obs
+                positions, goals, self.distances.obstacles, self.distances.arrays, self.path_channel, obs
             )
         if self.other_goals_channel >= 0:
             count_goals(goals, active, self._goal_counts)

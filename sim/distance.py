@@ -12,7 +12,7 @@ field before the next one is ensured, so results never depend on the capacity, o
 distinct live goals than `capacity`, fields are recomputed on every query (O(H*W) each).
 A field is dropped when its environment's obstacle map changes (a reset onto a new map).
 
-Buffer layout (the `CacheArrays` tuple that every kernel here takes):
+Buffer layout (the `CacheArrays` named tuple that kernels take as `cache`):
     fields        (S, H, W) int32   the pool of S = capacity fields
     slot_key      (S,) int64        flat key (env * H + row) * W + col of the field in the slot, -1 if empty
     slot_used     (S,) int64        the query clock when the slot was last read (LRU order)
@@ -34,8 +34,9 @@ UNREACHABLE = np.int32(2**30)
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 """Bytes of distance fields a cache keeps by default (256 fields at 512x512, 16k at 128x128)."""
 
-_ROW_STEPS = np.array([-1, 1, 0, 0], dtype=np.int64)
-_COL_STEPS = np.array([0, 0, -1, 1], dtype=np.int64)
+ROW_STEPS = np.array([-1, 1, 0, 0], dtype=np.int64)
+COL_STEPS = np.array([0, 0, -1, 1], dtype=np.int64)
+"""The four moves in action order 1..4 (up, down, left, right) as (row, col) steps."""
 
 
 @njit(cache=True)
@@ -60,7 +61,7 @@ def bfs_distance(
         row, col = cell // width, cell % width
         next_distance = out[row, col] + 1
         for k in range(4):
-            r, c = row + _ROW_STEPS[k], col + _COL_STEPS[k]
+            r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
             if 0 <= r < height and 0 <= c < width and obstacles[r, c] == 0 and out[r, c] == UNREACHABLE:
                 out[r, c] = next_distance
                 queue[tail] = r * width + c
@@ -73,14 +74,10 @@ def ensure_field(
     goal_row,  # int
     goal_col,  # int
     obstacles,  # (E, H, W) uint8
-    fields,  # (S, H, W) int32
-    slot_key,  # (S,) int64
-    slot_used,  # (S,) int64
-    slot_of_cell,  # (E, H, W) int32
-    clock,  # (1,) int64
-    queue,  # (H * W,) int32
+    cache,  # CacheArrays (module docstring), updated
 ):
     """Return the slot holding the field of goal (env, goal_row, goal_col), computing it on a miss."""
+    fields, slot_key, slot_used, slot_of_cell, clock, queue = cache
     _, height, width = obstacles.shape
     clock[0] += 1
     slot = slot_of_cell[env, goal_row, goal_col]
@@ -123,27 +120,18 @@ def distances_at(
     positions,  # (E, N, 2) int32, cells to measure from
     goals,  # (E, N, 2) int32
     obstacles,  # (E, H, W) uint8
-    fields,  # (S, H, W) int32
-    slot_key,  # (S,) int64
-    slot_used,  # (S,) int64
-    slot_of_cell,  # (E, H, W) int32
-    clock,  # (1,) int64
-    queue,  # (H * W,) int32
+    cache,  # CacheArrays, updated
     out,  # (E, N) int32, written: distance from positions[e, i] to goals[e, i]
 ):
     """Look up every agent's cost-to-go in the cached fields of its goal."""
-    num_envs, num_agents = out.shape
-    for env in range(num_envs):
-        for agent in range(num_agents):
-            slot = ensure_field(
-                env, goals[env, agent, 0], goals[env, agent, 1], obstacles,
-                fields, slot_key, slot_used, slot_of_cell, clock, queue,
-            )  # fmt: skip
-            out[env, agent] = fields[slot, positions[env, agent, 0], positions[env, agent, 1]]
+    for env in range(out.shape[0]):
+        for agent in range(out.shape[1]):
+            slot = ensure_field(env, goals[env, agent, 0], goals[env, agent, 1], obstacles, cache)
+            out[env, agent] = cache.fields[slot, positions[env, agent, 0], positions[env, agent, 1]]
 
 
 class CacheArrays(NamedTuple):
-    """The cache's buffers, in the order the kernels take them after `obstacles` (module docstring)."""
+    """The cache's buffers (module docstring); kernels take it whole as `cache`."""
 
     fields: np.ndarray
     slot_key: np.ndarray
@@ -193,7 +181,7 @@ class DistanceCache:
         """The (H, W) int32 distance field of `goal` (row, col) in environment `env` (a view: valid until the
         next query)."""
         self.refresh()
-        slot = ensure_field(env, int(goal[0]), int(goal[1]), self.obstacles, *self.arrays)
+        slot = ensure_field(env, int(goal[0]), int(goal[1]), self.obstacles, self.arrays)
         return self.arrays.fields[slot]
 
     def distance_to_goal(
@@ -203,5 +191,5 @@ class DistanceCache:
         self.refresh()
         if out is None:
             out = np.empty(positions.shape[:2], dtype=np.int32)
-        distances_at(positions, goals, self.obstacles, *self.arrays, out)
+        distances_at(positions, goals, self.obstacles, self.arrays, out)
         return out
