@@ -13,7 +13,11 @@ import sys
 
 from gridswarm import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "episodes",
+    "render",
+    "replay",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

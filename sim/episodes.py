@@ -334,6 +334,16 @@ class Episode:
     def gridswarm_version(self) -> str:
         return str(self._group.attrs.get("gridswarm_version", "unknown"))
 
+    @property
+    def scenario(self) -> Scenario:
+        """The stored scenario, validated again by `scenarios.loads`."""
+        from scenarios import ScenarioError, loads
+
+        try:
+            return loads(self.scenario_yaml, source=f"{self._path}[scenario]")
+        except ScenarioError as error:
+            raise EpisodeStoreError(f"{self._path}: stored scenario does not load: {error}") from None
+
 
 class EpisodeStore:
     """A read-only view of a store: `len(store)`, iteration over `EpisodeInfo`, `store[id] -> Episode`."""
@@ -409,6 +419,64 @@ class EpisodeStore:
 def open(path: str | os.PathLike[str]) -> EpisodeStore:
     """Open a store read-only and lazily: nothing is read until episodes are listed or loaded."""
     return EpisodeStore(path)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between a stored episode and its re-simulation."""
+
+    episode: str
+    step: int
+    agent: int | None
+    field: str
+    stored: Any
+    replayed: Any
+
+    def __str__(self) -> str:
+        who = "" if self.agent is None else f" agent {self.agent}"
+        return f"episode {self.episode} step {self.step}{who}: {self.field} stored {self.stored}, " \
+               f"replayed {self.replayed}"
+
+
+def _compare(found: list[Mismatch], episode_id: str, step: int, field: str, stored: np.ndarray,
+             replayed: np.ndarray) -> None:
+    """Append one Mismatch per agent whose stored and replayed rows differ. stored, replayed: (N, ...)."""
+    differs = (stored != replayed).reshape(len(stored), -1).any(axis=1)
+    for agent in np.flatnonzero(differs):
+        found.append(Mismatch(episode_id, step, int(agent), field, stored[agent].tolist(),
+                              replayed[agent].tolist()))
+
+
+def replay(episode: Episode) -> list[Mismatch]:
+    """Re-simulate the stored actions from the stored scenario and episode seed; every difference in the
+    map, positions, goals, active flags, rewards and final metrics, in step order (empty: verified)."""
+    from sim.env import GridEnv  # the simulator is only needed here; importing it compiles kernels
+
+    info = episode.info
+    if info.seed is None:
+        raise EpisodeStoreError(f"{episode._path}: no episode seed stored; it cannot be replayed")
+    env = GridEnv(episode.scenario, num_envs=1, auto_reset=False)
+    env.reset(episode_seeds=np.array([info.seed], dtype=np.int64))
+    found: list[Mismatch] = []
+    height, width = (int(v) for v in env.map_shapes[0])
+    replayed_map = env.obstacles[0, :height, :width]
+    if episode.obstacles.shape != replayed_map.shape:
+        return [Mismatch(info.id, 0, None, "map shape", episode.obstacles.shape, replayed_map.shape)]
+    if (episode.obstacles != replayed_map).any():
+        cells = np.argwhere(episode.obstacles != replayed_map)[:3].tolist()
+        return [Mismatch(info.id, 0, None, "obstacles at (row, col)", cells, "different")]
+    stored = {"positions": episode.positions, "goals": episode.goals, "active": episode.active}
+    rewards, infos = None, {}
+    for t in range(info.steps):
+        for name, values in stored.items():
+            _compare(found, info.id, t, name, values[t], getattr(env, name)[0])
+        _, rewards, _, _, infos = env.step(episode.actions[t][None].astype(np.int64))
+        _compare(found, info.id, t, "rewards", episode.rewards[t], rewards[0])
+    replayed_metrics = infos.get("metrics", [None])[0] if info.steps else None
+    if info.metrics and _plain(replayed_metrics) != dict(info.metrics):
+        found.append(Mismatch(info.id, info.steps - 1, None, "metrics", dict(info.metrics),
+                              _plain(replayed_metrics)))
+    return found
 
 
 class Recorder:

@@ -61,6 +61,8 @@ def _check_episode(
         raise RenderError(
             f"positions and goals must both be (T, N, 2), got {positions.shape} and {goals.shape}"
         )
+    if positions.shape[0] == 0:
+        raise RenderError("the episode has no steps to draw")
     height, width = obstacles.shape
     for name, cells in (("positions", positions), ("goals", goals)):
         if cells.size and (cells.min() < 0 or cells[..., 0].max() >= height or cells[..., 1].max() >= width):
@@ -171,8 +173,6 @@ def save_gif(
 ) -> Path:
     """An animated GIF of the episode, one frame per step, looping."""
     frames = render_frames(obstacles, positions, goals, active, cell=cell, paths=paths)
-    if not frames:
-        raise RenderError("the episode has no steps to draw")
     target = Path(path)
     _atomic_write(
         target,
@@ -294,8 +294,6 @@ def save_mp4(
             "mp4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif or .html instead"
         ) from None
     frames = render_frames(obstacles, positions, goals, active, cell=cell)
-    if not frames:
-        raise RenderError("the episode has no steps to draw")
     width, height = frames[0].size
     size = (width + width % 2, height + height % 2)  # yuv420p needs even sides
 
