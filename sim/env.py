@@ -1,0 +1,547 @@
+"""`GridEnv`: E environments x N agents of POGEMA 1.4.0's grid world, as arrays stepped by numba kernels.
+
+| | |
+|---|---|
+| agents | N = scenario.agents.count per environment, E = num_envs environments |
+| actions | int (E, N) in 0..4: stay, up (row - 1), down (row + 1), left (col - 1), right (col + 1) |
+| observation 'default' | float32 (E, N, C, F, F), F = 2 radius + 1, channels: observation.channels |
+| observation 'POMAPF' / 'MAPF' | dict of batched arrays with POGEMA's keys (see `GridEnv.reset`) |
+| rewards | float32 (E, N): POGEMA's (1 per arrival; 'nothing': 1 to all when all are on goal) or a
+  scheme of `sim.rewards` |
+| terminated / truncated | bool (E, N), POGEMA's definitions; truncated at `max_episode_steps` |
+| info | "metrics": list of E (None or POGEMA's metrics dict), "active": (E, N) bool, and
+  "final_obs" on steps where an environment ended and was reset |
+
+Episodes: episode k of environment e has seed SeedSequence(seed, spawn_key=(e, k)); that seed generates
+the map (random maps) and the task exactly as POGEMA generates them from `GridConfig(seed=...)`.
+Buffers are allocated once and written in place: the returned observations, rewards, terminated and
+truncated arrays are the environment's own and are overwritten by the next `step` / `reset` (copy to keep).
+Deviations from POGEMA 1.4.0 (all where POGEMA crashes or leaks state): fixed single goals with
+on_target 'restart' draw later goals from the component (POGEMA raises TypeError); possible-start/goal
+lists are shuffled afresh from the episode seed at every reset (POGEMA reshuffles its already shuffled
+lists); a reset restarts the metric counters (POGEMA's wrappers keep counting across a mid-episode reset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+
+from scenarios.schema import Scenario
+from sim.kernels.dynamics import COLLISION_SYSTEMS, MOVES, ON_TARGET, RESTART
+from sim.kernels.metrics import METRIC_KEYS
+from sim.kernels.observe import observe
+from sim.kernels.rng import STREAM_WORDS, seed_streams
+from sim.kernels.step import step_envs
+from sim.kernels.tasks import (
+    GOALS_FROM_COMPONENT,
+    GOALS_FROM_LIST,
+    GOALS_FROM_SEQUENCE,
+    group_cells,
+    label_components,
+    place_agents,
+)
+from sim.layout import MapLayout
+
+LayoutSource = Callable[[int], MapLayout]
+_CORE_CHANNELS = ("obstacles", "agents", "goal")
+_INT_METRICS = frozenset({"SoC", "makespan"})
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+class TaskGenerationError(ValueError):
+    """The map has too few free cells (or possible positions) for the requested agents."""
+
+
+def _episode_seed(base: int, env: int, episode: int) -> int:
+    """A 63-bit seed for episode `episode` of environment `env` (POGEMA accepts seeds < sys.maxsize)."""
+    state = np.random.SeedSequence(base, spawn_key=(env, episode)).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+class GridEnv:
+    """E environments of N agents each, POGEMA 1.4.0 semantics, stepped as arrays.
+
+    `scenario`: a `Scenario`, or a built-in scenario name / YAML path (`scenarios.load`). `seed`: the base
+    seed of all episodes (None: the scenario's seed; None there too: OS entropy). `auto_reset`: reset an
+    environment as soon as its episode ends (its final observation goes to info["final_obs"]); otherwise
+    it keeps simulating like POGEMA, and its metrics are reported again at every later step.
+    `num_threads`: numba threads across environments (results do not depend on it).
+    """
+
+    num_actions = len(MOVES)
+
+    def __init__(
+        self,
+        scenario: Scenario | str,
+        num_envs: int = 1,
+        seed: int | None = None,
+        *,
+        auto_reset: bool = True,
+        num_threads: int | None = None,
+        _layouts: LayoutSource | None = None,
+        _fixed_seed: int | None = None,
+    ) -> None:
+        if not isinstance(scenario, Scenario):
+            from scenarios.loader import load
+
+            scenario = load(scenario)
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.scenario = scenario
+        self.num_envs = int(num_envs)
+        self.num_agents = int(scenario.agents.count)
+        self.auto_reset = auto_reset
+        self._num_threads = num_threads
+        self._layouts = _layouts if _layouts is not None else _scenario_layouts(scenario)
+        self._fixed_seed = _fixed_seed
+        self._base_seed = self._pick_base_seed(seed)
+        self._episode_counts = np.zeros(self.num_envs, dtype=np.int64)
+        self.radius = int(scenario.observation.radius)
+        self._rules = np.array(
+            [COLLISION_SYSTEMS[scenario.dynamics.collision_system], ON_TARGET[scenario.dynamics.on_target],
+             self.radius, int(scenario.dynamics.pogema_bugs)], dtype=np.int64,
+        )  # fmt: skip
+        self._on_target = scenario.dynamics.on_target
+        self._max_steps = int(scenario.dynamics.max_episode_steps)
+        self._obs_type = scenario.observation.type
+        channels = scenario.observation.channels if self._obs_type == "default" else ("obstacles", "agents")
+        self._channel_names = tuple(channels)
+        self._channels = np.array(
+            [channels.index(name) if name in channels else -1 for name in _CORE_CHANNELS], dtype=np.int64
+        )
+        self._allocate_agents()
+        self._map_capacity = (0, 0)
+        self._helpers_ready = False
+
+    # ----------------------------------------------------------------------------------------------
+    # construction
+
+    @classmethod
+    def from_pogema(cls, grid_config: Any, num_envs: int = 1, pogema_bugs: bool = True) -> GridEnv:
+        """The environments `pogema_v0(grid_config=grid_config)` makes: same maps, starts, goals, lifelong
+        goal streams and episodes, bit for bit. A fixed `grid_config.seed` repeats one task at every reset,
+        as POGEMA does; `seed=None` draws a fresh task every reset."""
+        from sim.pogema_adapter import layouts_from_grid_config, scenario_from_grid_config
+
+        scenario = scenario_from_grid_config(grid_config, pogema_bugs=pogema_bugs)
+        return cls(
+            scenario, num_envs, seed=None, auto_reset=True, _layouts=layouts_from_grid_config(grid_config),
+            _fixed_seed=grid_config.seed,
+        )  # fmt: skip
+
+    def _pick_base_seed(self, seed: int | None) -> int:
+        if seed is None:
+            seed = self.scenario.seed
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        return int(seed)
+
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        """(C, F, F) of the window observation."""
+        size = 2 * self.radius + 1
+        return (len(self._channel_names), size, size)
+
+    def _allocate_agents(self) -> None:
+        shape = (self.num_envs, self.num_agents)
+        self._positions = np.zeros((*shape, 2), dtype=np.int32)
+        self._goals = np.zeros((*shape, 2), dtype=np.int32)
+        self._starts = np.zeros((*shape, 2), dtype=np.int32)
+        self._actions = np.zeros(shape, dtype=np.int64)
+        self._active = np.zeros(shape, dtype=bool)
+        self._was_on_goal = np.zeros(shape, dtype=bool)
+        self._moving = np.zeros(shape, dtype=bool)
+        self._rewards = np.zeros(shape, dtype=np.float32)
+        self._terminated = np.zeros(shape, dtype=bool)
+        self._truncated = np.zeros(shape, dtype=bool)
+        self._next_mover = np.full(shape, -1, dtype=np.int32)
+        self._queue = np.zeros((self.num_envs, 2 * self.num_agents), dtype=np.int64)
+        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
+        self._finished = np.zeros(self.num_envs, dtype=bool)
+        self._seeds = np.zeros(self.num_envs, dtype=np.int64)
+        self._streams = np.zeros((*shape, STREAM_WORDS), dtype=np.uint64)
+        self._goal_mode = np.zeros(self.num_envs, dtype=np.int64)
+        self._sequence_length = np.ones(shape, dtype=np.int64)
+        self._sequence_index = np.zeros(shape, dtype=np.int64)
+        self._solve_time = np.full(shape, -1, dtype=np.int64)
+        self._counters = np.zeros((self.num_envs, 2), dtype=np.int64)
+        self._metric_values = np.zeros((self.num_envs, 5), dtype=np.float64)
+        self._obs = np.zeros((*shape, *self.obs_shape), dtype=np.float32)
+        self._xy = np.zeros((*shape, 2), dtype=np.int64)
+        self._target_xy = np.zeros((*shape, 2), dtype=np.int64)
+        self._sequences = np.zeros((*shape, 1, 2), dtype=np.int64)
+        self._goal_list = np.zeros((self.num_envs, 1, 2), dtype=np.int64)
+        self._num_listed = np.zeros(self.num_envs, dtype=np.int64)
+
+    def _ensure_map_capacity(self, height: int, width: int) -> None:
+        """(Re)allocates the grid buffers for maps up to (height, width); they only ever grow."""
+        if height <= self._map_capacity[0] and width <= self._map_capacity[1]:
+            return
+        height, width = max(height, self._map_capacity[0]), max(width, self._map_capacity[1])
+        padded = (self.num_envs, height + 2 * self.radius, width + 2 * self.radius)
+        self._map_capacity = (height, width)
+        self._obstacles = np.ones((self.num_envs, height, width), dtype=np.uint8)
+        self._map_shapes = np.zeros((self.num_envs, 2), dtype=np.int32)
+        self._padded_obstacles = np.zeros(padded, dtype=np.uint8)
+        self._occupancy = np.zeros(padded, dtype=np.uint8)
+        self._scratch = np.full((2, *padded), -1, dtype=np.int32)
+        self._labels = np.full((self.num_envs, height, width), -1, dtype=np.int32)
+        self._comp_cells = np.zeros((self.num_envs, height * width), dtype=np.int64)
+        self._comp_offset = np.zeros((self.num_envs, height * width + 1), dtype=np.int64)
+        self._bfs_queue = np.zeros(height * width, dtype=np.int64)
+        self._global_obstacles = np.zeros(padded, dtype=np.float32)
+        self._helpers_ready = False
+
+    def _ensure_helpers(self) -> None:
+        """Builds the optional extras of `sim` (distance fields, extra channels, reward schemes,
+        neighbour lists) over the current grid buffers."""
+        if self._helpers_ready:
+            return
+        spec = self.scenario
+        self._distances = None
+        if "path" in self._channel_names or spec.reward.scheme in ("directional", "directional_negative"):
+            self._distance_cache()
+        self._extra_channels = None
+        if set(self._channel_names) - set(_CORE_CHANNELS):
+            from sim.channels import ExtraChannels
+
+            self._extra_channels = ExtraChannels(self._channel_names, self._distances)
+        self._shaper = None
+        if spec.reward.scheme != "pogema":
+            from sim.rewards import RewardShaper
+
+            self._shaper = RewardShaper(spec.reward, self._distances, self.num_envs, self.num_agents)
+        self._neighbour_finder = None
+        self.neighbours = np.full(
+            (self.num_envs, self.num_agents, max(spec.observation.neighbours, 0)), -1, dtype=np.int32
+        )
+        if spec.observation.neighbours > 0:
+            from sim.neighbours import NeighbourFinder
+
+            self._neighbour_finder = NeighbourFinder(
+                self.num_agents,
+                self._map_capacity,
+                spec.observation.neighbours,
+                spec.observation.neighbour_radius,
+            )
+        self._helpers_ready = True
+
+    # ----------------------------------------------------------------------------------------------
+    # live state (views)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(E, N, 2) int32 (row, col), unpadded."""
+        return self._positions
+
+    @property
+    def goals(self) -> np.ndarray:
+        """(E, N, 2) int32 current goals."""
+        return self._goals
+
+    @property
+    def active(self) -> np.ndarray:
+        """(E, N) bool: POGEMA's is_active."""
+        return self._active
+
+    @property
+    def obstacles(self) -> np.ndarray:
+        """(E, Hmax, Wmax) uint8, 1 = obstacle; cells beyond an environment's map are obstacles."""
+        return self._obstacles
+
+    @property
+    def map_shapes(self) -> np.ndarray:
+        """(E, 2) int32: each environment's (H, W)."""
+        return self._map_shapes
+
+    @property
+    def elapsed(self) -> np.ndarray:
+        """(E,) steps of the current episode (keeps counting after the end when auto_reset is off)."""
+        return self._elapsed
+
+    @property
+    def episode_seeds(self) -> np.ndarray:
+        """(E,) int64: the seed of each environment's current episode (`reset(episode_seeds=...)` replays)."""
+        return self._seeds
+
+    @property
+    def starts(self) -> np.ndarray:
+        """(E, N, 2) int32: the start cells of the current episodes."""
+        return self._starts
+
+    def _distance_cache(self) -> Any:
+        if self._distances is None:
+            from sim.distance import DistanceCache
+
+            self._distances = DistanceCache(self._obstacles)
+        return self._distances
+
+    def distance_to_goal(
+        self,
+        positions: np.ndarray | None = None,
+        goals: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(E, N) int32 shortest-path cost from `positions` to `goals` (default: the live ones), from cached
+        BFS distance fields (`sim.distance`)."""
+        self._require_reset()
+        positions = self._positions if positions is None else positions
+        goals = self._goals if goals is None else goals
+        return self._distance_cache().distance_to_goal(positions, goals, out=out)
+
+    def _require_reset(self) -> None:
+        if not self._helpers_ready:
+            raise RuntimeError("call reset() first")
+
+    # ----------------------------------------------------------------------------------------------
+    # reset / step
+
+    def reset(self, seed: int | None = None, episode_seeds: np.ndarray | None = None) -> Any:
+        """Starts a new episode in every environment and returns the first observation.
+
+        `seed` restarts the episode counters from that base seed; `episode_seeds` (E,) starts each
+        environment from an exact episode seed (replay). Returns (E, N, C, F, F) float32 for type
+        'default'; for 'POMAPF' a dict of obstacles, agents (E, N, F, F) float32, xy and target_xy
+        (E, N, 2) int64 (relative to the start); 'MAPF' adds global_obstacles (E, Hp, Wp) float32 (the
+        padded map), global_xy and global_target_xy (E, N, 2) int64 in padded coordinates.
+        """
+        if seed is not None:
+            self._base_seed = self._pick_base_seed(seed)
+            self._episode_counts[:] = 0
+        if episode_seeds is not None:
+            episode_seeds = np.asarray(episode_seeds)
+            if episode_seeds.shape != (self.num_envs,):
+                raise ValueError(
+                    f"episode_seeds must have shape ({self.num_envs},), got {episode_seeds.shape}"
+                )
+        layouts = []
+        for env in range(self.num_envs):
+            env_seed = int(episode_seeds[env]) if episode_seeds is not None else self._next_seed(env)
+            layouts.append((env_seed, self._layouts(env_seed)))
+        self._ensure_map_capacity(
+            max(lay.shape[0] for _, lay in layouts), max(lay.shape[1] for _, lay in layouts)
+        )
+        for env, (env_seed, layout) in enumerate(layouts):
+            self._start_episode(env, env_seed, layout)
+        self._finish_observation()
+        return self._observation()
+
+    def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advances every environment by one step; see the module docstring for what comes back."""
+        self._require_reset()
+        self._check_actions(actions)
+        if self._shaper is not None:
+            self._shaper.before_step(self._positions, self._goals, self._active)
+        if self._num_threads is not None:
+            numba.set_num_threads(self._num_threads)
+        step_envs(
+            self._rules, self._max_steps, self._channels, self._padded_obstacles, self._occupancy,
+            self._scratch, self._next_mover, self._moving, self._queue, self._positions, self._goals,
+            self._actions, self._active, self._was_on_goal, self._rewards, self._terminated, self._truncated,
+            self._elapsed, self._finished, self._goal_mode, self._streams, self._labels, self._comp_cells,
+            self._comp_offset, self._goal_list, self._num_listed, self._sequences, self._sequence_length,
+            self._sequence_index, self._solve_time, self._counters, self._metric_values, self._obs,
+        )  # fmt: skip
+        if self._shaper is not None:
+            self._shaper.shape(self._rewards, self._actions, self._positions, self._goals, out=self._rewards)
+        info: dict[str, Any] = {"metrics": [None] * self.num_envs, "active": self._active.copy()}
+        ended = np.flatnonzero(self._finished)
+        for env in ended:
+            info["metrics"][env] = self._metrics(env)
+        if self.auto_reset and ended.size:
+            self._finish_observation()
+            info["final_obs"] = _copy_observation(self._observation())
+            for env in ended:
+                env_seed = self._next_seed(env)
+                layout = self._layouts(env_seed)
+                self._ensure_map_capacity(*layout.shape)
+                self._start_episode(env, env_seed, layout)
+        self._finish_observation()
+        return self._observation(), self._rewards, self._terminated, self._truncated, info
+
+    def _check_actions(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions)
+        expected = (self.num_envs, self.num_agents)
+        if actions.shape != expected:
+            raise ValueError(f"actions must have shape {expected} (envs, agents), got {actions.shape}")
+        if actions.dtype.kind not in "iu":
+            raise ValueError(f"actions must be an integer array, got dtype {actions.dtype}")
+        if actions.size and (actions.min() < 0 or actions.max() >= self.num_actions):
+            bad = actions[(actions < 0) | (actions >= self.num_actions)].flat[0]
+            raise ValueError(f"actions must be in 0..{self.num_actions - 1}, got {bad}")
+        np.copyto(self._actions, actions, casting="unsafe")
+
+    def _next_seed(self, env: int) -> int:
+        episode = int(self._episode_counts[env])
+        self._episode_counts[env] += 1
+        if self._fixed_seed is not None:
+            return int(self._fixed_seed)
+        return _episode_seed(self._base_seed, env, episode)
+
+    # ----------------------------------------------------------------------------------------------
+    # one environment's new episode
+
+    def _start_episode(self, env: int, seed: int, layout: MapLayout) -> None:
+        """Writes environment `env`'s map, task, goal streams and counters for the episode of `seed`."""
+        height, width = layout.shape
+        radius = self.radius
+        self._seeds[env] = seed
+        self._map_shapes[env] = (height, width)
+        self._obstacles[env] = 1
+        self._obstacles[env, :height, :width] = layout.obstacles
+        padded = self._padded_obstacles[env]
+        padded[:] = 0
+        padded[radius - 1 : radius + height + 1, radius - 1 : radius + width + 1] = 1
+        padded[radius : radius + height, radius : radius + width] = layout.obstacles
+        self._global_obstacles[env] = padded
+        num_components = label_components(self._obstacles[env], self._labels[env], self._bfs_queue)
+        group_cells(self._labels[env], num_components, self._comp_cells[env], self._comp_offset[env])
+        starts, goals = self._place_task(env, seed, layout, num_components)
+        self._starts[env] = starts
+        self._positions[env] = starts
+        self._goals[env] = goals
+        self._active[env] = True
+        self._occupancy[env] = 0
+        self._occupancy[env, starts[:, 0] + radius, starts[:, 1] + radius] = 1
+        self._elapsed[env] = 0
+        self._finished[env] = False
+        self._sequence_index[env] = 0
+        self._solve_time[env] = -1
+        self._counters[env] = 0
+        if self._rules[1] == RESTART:
+            agent_seeds = np.random.default_rng(seed).integers(_INT32_MAX, size=self.num_agents)
+            seed_streams(self._streams[env], agent_seeds)
+        observe(
+            self._obs[env],
+            padded,
+            self._occupancy[env],
+            self._positions[env],
+            self._goals[env],
+            radius,
+            *self._channels,
+        )
+
+    def _place_task(
+        self, env: int, seed: int, layout: MapLayout, num_components: int
+    ) -> tuple[np.ndarray, ...]:
+        """Starts and first goals (N, 2), and the lifelong goal mode, by POGEMA's precedence: fixed
+        starts and goals, then possible-position lists, then generation from the seed."""
+        count = self.num_agents
+        self._goal_mode[env] = GOALS_FROM_COMPONENT
+        if layout.starts is not None and layout.goals is not None:
+            starts, goals = layout.starts[:count], layout.goals[:count]
+            if len(starts) < count or len(goals) < count:
+                raise TaskGenerationError(
+                    f"map '{layout.name}' fixes {min(len(starts), len(goals))} starts/goals, "
+                    f"{count} agents requested"
+                )
+            if goals.ndim == 3:
+                self._set_sequences(env, goals)
+                goals = goals[:, 0]
+            return starts, goals
+        if layout.possible_starts is not None and layout.possible_goals is not None:
+            return self._place_from_lists(env, seed, layout)
+        order = np.flatnonzero(self._labels[env] >= 0)
+        np.random.default_rng(seed).shuffle(order)
+        starts = np.zeros((count, 2), dtype=np.int64)
+        goals = np.zeros((count, 2), dtype=np.int64)
+        placed = place_agents(
+            order, self._labels[env], self._comp_offset[env, : num_components + 1], starts, goals
+        )
+        if placed < count:
+            raise TaskGenerationError(
+                f"map '{layout.name}' (seed {seed}) has room for {placed} agents, {count} requested"
+            )
+        return starts, goals
+
+    def _place_from_lists(self, env: int, seed: int, layout: MapLayout) -> tuple[np.ndarray, ...]:
+        """POGEMA's possible-lists mode: one generator shuffles the starts, then the goals; the first N of
+        each are taken, and lifelong goals are drawn from the whole shuffled goal list."""
+        count = self.num_agents
+        possible_starts, possible_goals = layout.possible_starts, layout.possible_goals
+        if len(possible_starts) < count or len(possible_goals) < count:
+            raise TaskGenerationError(
+                f"map '{layout.name}' has {len(possible_starts)} possible starts and "
+                f"{len(possible_goals)} possible goals, {count} agents requested"
+            )
+        rng = np.random.default_rng(seed)
+        start_order = np.arange(len(possible_starts))
+        goal_order = np.arange(len(possible_goals))
+        rng.shuffle(start_order)
+        rng.shuffle(goal_order)
+        shuffled_goals = possible_goals[goal_order]
+        if shuffled_goals.shape[0] > self._goal_list.shape[1]:
+            self._goal_list = np.zeros((self.num_envs, shuffled_goals.shape[0], 2), dtype=np.int64)
+        self._goal_list[env, : len(shuffled_goals)] = shuffled_goals
+        self._num_listed[env] = len(shuffled_goals)
+        self._goal_mode[env] = GOALS_FROM_LIST
+        return possible_starts[start_order[:count]], shuffled_goals[:count]
+
+    def _set_sequences(self, env: int, sequences: np.ndarray) -> None:
+        """Per-agent goal sequences (N, L, 2), cycled on arrival; rows of -1 end a shorter sequence."""
+        length = sequences.shape[1]
+        if length > self._sequences.shape[2]:
+            self._sequences = np.zeros((self.num_envs, self.num_agents, length, 2), dtype=np.int64)
+        self._sequences[env, :, :length] = sequences
+        valid = sequences[:, :, 0] >= 0
+        self._sequence_length[env] = np.where(valid.all(axis=1), length, valid.argmin(axis=1))
+        self._goal_mode[env] = GOALS_FROM_SEQUENCE
+
+    # ----------------------------------------------------------------------------------------------
+    # observations and metrics
+
+    def _finish_observation(self) -> None:
+        """Adds what the core kernels do not write: the extra channels, dict coordinates, neighbours."""
+        self._ensure_helpers()
+        if self._extra_channels is not None:
+            self._extra_channels.write(self._obs, self._positions, self._goals, self._active)
+        if self._neighbour_finder is not None:
+            self._neighbour_finder(self._positions, self._active, out=self.neighbours)
+        if self._obs_type != "default":
+            np.subtract(self._positions, self._starts, out=self._xy)
+            np.subtract(self._goals, self._starts, out=self._target_xy)
+
+    def _observation(self) -> Any:
+        if self._obs_type == "default":
+            return self._obs
+        result = {
+            "obstacles": self._obs[:, :, 0],
+            "agents": self._obs[:, :, 1],
+            "xy": self._xy,
+            "target_xy": self._target_xy,
+        }
+        if self._obs_type == "MAPF":
+            result["global_obstacles"] = self._global_obstacles
+            result["global_xy"] = self._positions.astype(np.int64) + self.radius
+            result["global_target_xy"] = self._goals.astype(np.int64) + self.radius
+        return result
+
+    def _metrics(self, env: int) -> dict[str, float | int]:
+        """POGEMA's metrics dict of the episode that environment `env` just finished."""
+        keys = METRIC_KEYS[self._on_target]
+        values = self._metric_values[env]
+        return {
+            key: int(values[k])
+            if key in _INT_METRICS or (key == "ep_length" and self._on_target == "nothing")
+            else float(values[k])
+            for k, key in enumerate(keys)
+        }
+
+
+def _copy_observation(observation: Any) -> Any:
+    if isinstance(observation, dict):
+        return {key: value.copy() for key, value in observation.items()}
+    return observation.copy()
+
+
+def _scenario_layouts(scenario: Scenario) -> LayoutSource:
+    """The scenario's episode layouts: `sim.maps.build_layout(scenario, seed)`."""
+    from sim.maps import build_layout
+
+    return lambda seed: build_layout(scenario, seed)

@@ -1,0 +1,160 @@
+"""One simulator step for a batch of environments: moves, goals and rewards, time limit, metrics and
+observations, environment by environment (threads across environments; every environment touches only
+its own slices, so results never depend on the thread count).
+
+Batched buffers (E environments, N agents, padded grids (Hp, Wp), unpadded map bounds (Hm, Wm)):
+    obstacles, occupancy (E, Hp, Wp) uint8
+    scratch   (2, E, Hp, Wp) int32: cell_agent and cell_head of `dynamics`, -1 between calls
+    positions, goals (E, N, 2) int32; actions (E, N) int64; active, was_on_goal, terminated, truncated,
+    moving (E, N) bool; rewards (E, N) float32; next_mover (E, N) int32; queue (E, 2N) int64
+    elapsed (E,) int64; finished (E,) bool
+    goal state: goal_mode (E,) int64; streams (E, N, STREAM_WORDS) uint64; labels (E, Hm, Wm) int32;
+    comp_cells (E, Hm*Wm) int64; comp_offset (E, Hm*Wm + 1) int64; goal_list (E, L, 2) int64;
+    num_listed (E,) int64; sequences (E, N, S, 2) int64; sequence_length (E, N) int64;
+    sequence_index (E, N) int64
+    metrics: solve_time (E, N) int64; counters (E, 2) int64; metric_values (E, 5) float64
+    obs (E, N, C, F, F) float32
+"""
+
+from __future__ import annotations
+
+from numba import njit, prange
+
+from sim.kernels.dynamics import (
+    BLOCK_BOTH,
+    FINISH,
+    NOTHING,
+    PRIORITY,
+    move_block_both,
+    move_priority,
+    move_soft,
+    settle_finish,
+    settle_nothing,
+    settle_restart,
+)
+from sim.kernels.metrics import update_metrics
+from sim.kernels.observe import observe
+
+
+@njit(cache=True)
+def _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, positions, actions, active):
+    """rules (4,) int64 = [collision system, on_target, pad, pogema_bugs]."""
+    if rules[0] == PRIORITY:
+        move_priority(obstacles[e], occupancy[e], positions[e], actions[e], active[e], rules[2])
+    elif rules[0] == BLOCK_BOTH:
+        move_block_both(
+            obstacles[e], occupancy[e], scratch[0, e], positions[e], actions[e], active[e], rules[2]
+        )
+    else:
+        move_soft(
+            obstacles[e],
+            occupancy[e],
+            scratch[0, e],
+            scratch[1, e],
+            next_mover[e],
+            moving[e],
+            queue[e],
+            positions[e],
+            actions[e],
+            active[e],
+            rules[2],
+            rules[3] != 0,
+        )
+
+
+@njit(cache=True, parallel=True)
+def step_envs(
+    rules,
+    max_episode_steps,
+    channels,
+    obstacles,
+    occupancy,
+    scratch,
+    next_mover,
+    moving,
+    queue,
+    positions,
+    goals,
+    actions,
+    active,
+    was_on_goal,
+    rewards,
+    terminated,
+    truncated,
+    elapsed,
+    finished,
+    goal_mode,
+    streams,
+    labels,
+    comp_cells,
+    comp_offset,
+    goal_list,
+    num_listed,
+    sequences,
+    sequence_length,
+    sequence_index,
+    solve_time,
+    counters,
+    metric_values,
+    obs,
+):
+    """Advances every environment by one step. channels (3,) int64: obs channel of obstacles, agents,
+    goal (-1 = absent)."""
+    pad = rules[2]
+    for e in prange(positions.shape[0]):
+        _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, positions, actions, active)
+        if rules[1] == FINISH:
+            settle_finish(
+                occupancy[e],
+                positions[e],
+                goals[e],
+                active[e],
+                was_on_goal[e],
+                rewards[e],
+                terminated[e],
+                pad,
+            )
+        elif rules[1] == NOTHING:
+            settle_nothing(positions[e], goals[e], was_on_goal[e], rewards[e], terminated[e])
+        else:
+            settle_restart(
+                positions[e],
+                goals[e],
+                was_on_goal[e],
+                rewards[e],
+                terminated[e],
+                goal_mode[e],
+                streams[e],
+                labels[e],
+                comp_cells[e],
+                comp_offset[e],
+                goal_list[e],
+                num_listed[e],
+                sequences[e],
+                sequence_length[e],
+                sequence_index[e],
+                pad,
+            )
+        elapsed[e] += 1
+        truncated[e, :] = elapsed[e] >= max_episode_steps
+        finished[e] = truncated[e, 0] or terminated[e].all()
+        update_metrics(
+            rules[1],
+            was_on_goal[e],
+            solve_time[e],
+            counters[e],
+            finished[e],
+            max_episode_steps,
+            metric_values[e],
+        )
+        observe(
+            obs[e],
+            obstacles[e],
+            occupancy[e],
+            positions[e],
+            goals[e],
+            pad,
+            channels[0],
+            channels[1],
+            channels[2],
+        )

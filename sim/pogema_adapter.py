@@ -1,0 +1,133 @@
+"""POGEMA `GridConfig` <-> GridSwarm `Scenario` / `MapLayout`.
+
+`scenario_from_grid_config` and `layouts_from_grid_config` give what `GridEnv.from_pogema` needs to replay
+`pogema_v0(grid_config=...)` bit for bit; `grid_config_from_scenario` goes the other way for scenarios POGEMA
+can express (random and ASCII maps). pogema itself is imported only by `grid_config_from_scenario`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+from sim.layout import MapLayout
+
+
+def scenario_from_grid_config(grid_config: Any, pogema_bugs: bool = True) -> Scenario:
+    """The `Scenario` with the dynamics, observation and agent count of a POGEMA `GridConfig`."""
+    fixed = bool(grid_config.agents_xy and grid_config.targets_xy)
+    return Scenario(
+        name="pogema",
+        map=MapSpec(
+            generator="random" if grid_config.map is None else "ascii",
+            width=int(grid_config.width),
+            height=int(grid_config.height),
+            density=float(grid_config.density),
+            ascii=None if grid_config.map is None else _ascii(np.asarray(grid_config.map)),
+        ),
+        agents=AgentsSpec(count=int(grid_config.num_agents), placement="fixed" if fixed else "random"),
+        dynamics=DynamicsSpec(
+            collision_system=grid_config.collision_system,
+            on_target=grid_config.on_target,
+            max_episode_steps=int(grid_config.max_episode_steps),
+            pogema_bugs=pogema_bugs,
+        ),
+        observation=ObservationSpec(radius=int(grid_config.obs_radius), type=grid_config.observation_type),
+        seed=grid_config.seed,
+    )
+
+
+def layouts_from_grid_config(grid_config: Any):
+    """A function seed -> `MapLayout` generating what POGEMA's `Grid(grid_config)` generates for that seed:
+    the obstacles (`default_rng(seed).binomial(1, density, (height, width))` unless a map is given), and the
+    fixed starts / goals (obstacles under them cleared, as POGEMA does) or possible-position lists.
+    Ragged per-agent goal sequences are padded with rows of -1 (the env ends each sequence there)."""
+    config = copy.deepcopy(grid_config)
+    num_agents = int(config.num_agents)
+    fixed_map = None if config.map is None else np.array(config.map, dtype=np.uint8)
+    starts = goals = None
+    if config.agents_xy and config.targets_xy:
+        starts, goals = _fixed_task(config.agents_xy, config.targets_xy, num_agents)
+    possible_starts = _cells(config.possible_agents_xy)
+    possible_goals = _cells(config.possible_targets_xy)
+
+    def layout(seed: int) -> MapLayout:
+        if fixed_map is None:
+            rng = np.random.default_rng(seed)
+            obstacles = rng.binomial(1, config.density, (config.height, config.width)).astype(np.uint8)
+        else:
+            obstacles = fixed_map.copy()
+        if starts is not None:
+            first_goals = goals[:, 0] if goals.ndim == 3 else goals
+            obstacles[starts[:, 0], starts[:, 1]] = 0
+            obstacles[first_goals[:, 0], first_goals[:, 1]] = 0
+        return MapLayout(
+            obstacles, possible_starts, possible_goals, starts, goals, name=str(config.map_name or "")
+        )
+
+    return layout
+
+
+def _fixed_task(agents_xy: list, targets_xy: list, num_agents: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(agents_xy) != len(targets_xy):
+        raise ValueError(
+            f"agents_xy has {len(agents_xy)} cells but targets_xy {len(targets_xy)}: they must match"
+        )
+    if num_agents > len(agents_xy):
+        raise ValueError(f"num_agents is {num_agents} but agents_xy/targets_xy place only {len(agents_xy)}")
+    starts = np.array(agents_xy[:num_agents], dtype=np.int64).reshape(num_agents, 2)
+    if isinstance(targets_xy[0][0], list | tuple):
+        sequences = targets_xy[:num_agents]
+        longest = max(len(sequence) for sequence in sequences)
+        goals = np.full((num_agents, longest, 2), -1, dtype=np.int64)
+        for agent, sequence in enumerate(sequences):
+            goals[agent, : len(sequence)] = sequence
+    else:
+        goals = np.array(targets_xy[:num_agents], dtype=np.int64).reshape(num_agents, 2)
+    return starts, goals
+
+
+def _cells(cells: list | None) -> np.ndarray | None:
+    if not cells:
+        return None
+    return np.array(cells, dtype=np.int64).reshape(-1, 2)
+
+
+def _ascii(obstacles: np.ndarray) -> str:
+    return "\n".join("".join("#" if cell else "." for cell in row) for row in obstacles)
+
+
+def grid_config_from_scenario(scenario: Scenario, seed: int | None = None) -> Any:
+    """The POGEMA `GridConfig` of a scenario with a random or ASCII map (other generators have no POGEMA
+    equivalent: ValueError)."""
+    from pogema import GridConfig
+
+    spec = scenario.map
+    if spec.generator not in ("random", "ascii"):
+        raise ValueError(
+            f"map.generator '{spec.generator}' has no POGEMA equivalent (expected random or ascii)"
+        )
+    fields: dict[str, Any] = {
+        "num_agents": scenario.agents.count,
+        "obs_radius": scenario.observation.radius,
+        "observation_type": scenario.observation.type,
+        "collision_system": scenario.dynamics.collision_system,
+        "on_target": scenario.dynamics.on_target,
+        "max_episode_steps": scenario.dynamics.max_episode_steps,
+        "seed": scenario.seed if seed is None else seed,
+    }
+    if spec.generator == "random":
+        fields.update(
+            width=spec.width, height=spec.height, size=max(spec.width, spec.height), density=spec.density
+        )
+    else:
+        fields["map"] = spec.ascii
+    if scenario.agents.starts is not None and scenario.agents.goals is not None:
+        fields.update(
+            agents_xy=[list(cell) for cell in scenario.agents.starts],
+            targets_xy=[list(cell) for cell in scenario.agents.goals],
+        )
+    return GridConfig(**fields)
