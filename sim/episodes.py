@@ -421,6 +421,33 @@ def open(path: str | os.PathLike[str]) -> EpisodeStore:
     return EpisodeStore(path)
 
 
+def observe(obstacles: np.ndarray, positions: np.ndarray, goals: np.ndarray, active: np.ndarray,
+            radius: int) -> np.ndarray:
+    """POGEMA's default observation rebuilt from stored state (numpy; equal to pogema's, tested).
+
+    obstacles (H, W) uint8; positions, goals (N, 2) int; active (N,) bool -> (N, 3, F, F) float32 with
+    F = 2 * radius + 1: obstacles (the map inside one ring of obstacles, free beyond), active agents
+    (correct occupancy: POGEMA 1.4.0's soft-collision occupancy bug is not reproduced), and the goal
+    clamped to the window's edge.
+    """
+    height, width = obstacles.shape
+    size = 2 * radius + 1
+    padded = np.zeros((height + 2 * radius, width + 2 * radius), dtype=np.float32)
+    padded[radius - 1:height + radius + 1, radius - 1:width + radius + 1] = 1.0
+    padded[radius:height + radius, radius:width + radius] = obstacles
+    occupancy = np.zeros_like(padded)
+    shown = positions[active.astype(bool)]
+    occupancy[shown[:, 0] + radius, shown[:, 1] + radius] = 1.0
+    rows, cols = positions[:, 0].astype(np.int64), positions[:, 1].astype(np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view  # (H, W, F, F) views, windows[r, c] starts at (r, c)
+    out = np.zeros((len(positions), 3, size, size), dtype=np.float32)
+    out[:, 0] = windows(padded, (size, size))[rows, cols]
+    out[:, 1] = windows(occupancy, (size, size))[rows, cols]
+    offset = np.clip(positions.astype(np.int64) - goals, -radius, radius)  # (N, 2) agent minus goal
+    out[np.arange(len(positions)), 2, radius - offset[:, 0], radius - offset[:, 1]] = 1.0
+    return out
+
+
 @dataclass(frozen=True)
 class Mismatch:
     """One difference between a stored episode and its re-simulation."""
