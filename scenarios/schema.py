@@ -23,6 +23,10 @@ Channel = Literal["obstacles", "agents", "goal", "path", "other_goals"]
 DEFAULT_CHANNELS: tuple[Channel, ...] = ("obstacles", "agents", "goal")
 
 
+def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
 @dataclass(frozen=True)
 class MapSpec:
     """Where the obstacles come from.
@@ -31,6 +35,12 @@ class MapSpec:
     procedural generators; `ascii`: an inline map in POGEMA's characters (`. # @ $ !` and agent letters);
     `movingai`: a MovingAI `.map` file at `path`; `benchmark`: a POGEMA-benchmark `maps.yaml` at `path`, with
     `name` a regular expression over its map names (one matching map is drawn per episode).
+
+    Generator parameters: `maze` uses `width`, `height` and `loops` (the fraction of the walls left by a
+    perfect maze that are knocked out, adding cycles so agents can pass each other); `warehouse` uses
+    `shelf_rows` x `shelf_columns` blocks of shelves `shelf_length` cells long with `station_columns` pairs
+    of goal-only station columns on each side (the defaults give POGEMA's 33 x 46 `wfi_warehouse`);
+    `bottleneck` uses `corridor_length` (the SRMT map: 9 columns, height corridor_length + 4).
     """
 
     generator: MapGenerator = "random"
@@ -41,6 +51,11 @@ class MapSpec:
     path: str | None = None
     name: str | None = None
     corridor_length: int = 10
+    loops: float = 0.0
+    shelf_rows: int = 8
+    shelf_columns: int = 3
+    shelf_length: int = 10
+    station_columns: int = 2
 
 
 @dataclass(frozen=True)
@@ -104,21 +119,27 @@ class RewardSpec:
 @dataclass(frozen=True)
 class Variants:
     """A curriculum: the scenario is instantiated once per value of one field (dotted `key`, e.g.
-    `map.corridor_length`); environments draw a variant at every reset."""
+    `map.corridor_length`); environments draw a variant at every reset.
+
+    `linked` gives other fields a value per variant, parallel to `values` (e.g. `dynamics.max_episode_steps`
+    growing with the corridor length). `scenarios.expand_variants` makes the concrete scenarios.
+    """
 
     key: str
     values: tuple[Any, ...]
-
-
-def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping or {}))
+    linked: Mapping[str, tuple[Any, ...]] = field(default_factory=_frozen)
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A validated scenario. Build it with `scenarios.load` (YAML) or directly."""
+    """A validated scenario. Build it with `scenarios.load` (YAML) or directly.
+
+    `train` and `eval` are kept as read-only mappings of plain YAML values: the loader checks only that they
+    are mappings; the training and evaluation code validates their keys. `source` is the file it came from.
+    """
 
     name: str = "unnamed"
+    description: str = ""
     map: MapSpec = field(default_factory=MapSpec)
     agents: AgentsSpec = field(default_factory=AgentsSpec)
     dynamics: DynamicsSpec = field(default_factory=DynamicsSpec)
