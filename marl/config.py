@@ -81,8 +81,8 @@ class TrainConfig:
     """seed of the environments, the policy initialization and the minibatch shuffling"""
     device: Device = "auto"
     """where the policy runs (the simulator always runs on the CPU); auto: cuda when available"""
-    torch_threads: int = 2
-    """torch intra-op threads on the CPU"""
+    torch_threads: int = 1
+    """torch intra-op threads on the CPU (1: the simulator's numba threads need the other cores)"""
     log_every: int = 1
     """updates between metric lines"""
     checkpoint_every: int = 20

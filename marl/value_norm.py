@@ -12,10 +12,15 @@ from torch import nn
 
 
 class ValueNorm(nn.Module):
-    """Running mean/variance of value targets; its buffers go into checkpoints via state_dict()."""
+    """Running mean/variance of value targets; its buffers go into checkpoints via state_dict().
 
-    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5, min_variance: float = 1e-2) -> None:
+    With `enabled=False` it is the identity (the critic then predicts returns directly).
+    """
+
+    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5, min_variance: float = 1e-2,
+                 enabled: bool = True) -> None:
         super().__init__()
+        self.enabled = enabled
         self.beta = beta
         self.epsilon = epsilon
         self.min_variance = min_variance
@@ -34,7 +39,7 @@ class ValueNorm(nn.Module):
     def update(self, targets: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Fold a batch of targets (any shape; only where mask is true) into the running statistics."""
         selected = targets if mask is None else targets[mask]
-        if selected.numel() == 0:
+        if not self.enabled or selected.numel() == 0:
             return
         selected = selected.double()
         # Weighting by the batch size makes the statistics independent of how a rollout is split.
@@ -44,9 +49,13 @@ class ValueNorm(nn.Module):
         self.debiasing_term.mul_(weight).add_(1.0 - weight)
 
     def normalize(self, values: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return values
         mean, var = self.mean_var()
         return ((values - mean) / var.sqrt()).to(values.dtype)
 
     def denormalize(self, values: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return values
         mean, var = self.mean_var()
         return (values * var.sqrt() + mean).to(values.dtype)

@@ -56,3 +56,10 @@ def test_state_dict_round_trip():
     restored = ValueNorm()
     restored.load_state_dict(norm.state_dict())
     torch.testing.assert_close(restored.mean_var(), norm.mean_var())
+
+
+def test_disabled_is_the_identity_even_after_updates():
+    norm = ValueNorm(enabled=False)
+    norm.update(torch.tensor([100.0, 300.0]))
+    x = torch.tensor([1.0, -7.5])
+    assert torch.equal(norm.normalize(x), x) and torch.equal(norm.denormalize(x), x)

@@ -1,0 +1,116 @@
+"""Collection: step E environments for T steps with one batched policy call per step for all agents.
+
+The policy sees every agent of every environment at once (no per-agent Python). Actions are sampled on the
+policy's device, environments step on the CPU, and each step's arrays are written into the preallocated
+`RolloutBuffer` in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from marl.buffers import RolloutBuffer, State, map_state
+from marl.value_norm import ValueNorm
+
+
+class Policy(Protocol):
+    """What marl needs of a memory policy (memory.make_policy builds them)."""
+
+    def initial_state(self, num_envs: int, num_agents: int) -> State: ...
+
+    def step(self, obs: torch.Tensor, state: State, reset_mask: torch.Tensor,
+             neighbours: torch.Tensor | None = None,
+             active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, State]: ...
+
+    def unroll(self, obs_seq: torch.Tensor, state0: State, reset_masks: torch.Tensor,
+               neighbours_seq: torch.Tensor | None = None,
+               active_seq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, State]: ...
+
+
+@dataclass
+class RolloutCarry:
+    """What one rollout hands to the next: the live observation, the memory state and the masks."""
+
+    obs: np.ndarray  # (E, N, C, F, F), the observation the agents act on next
+    state: State  # the policy's memory before acting on obs
+    reset_mask: np.ndarray  # (E, N) bool, obs starts an episode
+    active: np.ndarray  # (E, N) bool, the agent acts on obs
+
+
+def start_rollouts(env: Any, policy: Policy, device: torch.device, seed: int | None) -> RolloutCarry:
+    """Reset every environment and start every agent's memory from scratch."""
+    obs = env.reset(seed=seed)
+    state = map_state(lambda leaf: leaf.to(device), policy.initial_state(env.num_envs, env.num_agents))
+    reset_mask = np.ones((env.num_envs, env.num_agents), dtype=bool)
+    return RolloutCarry(obs=obs, state=state, reset_mask=reset_mask, active=np.array(env.active, dtype=bool))
+
+
+def sample_actions(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one action per agent from softmax(logits): (E, N, A) -> actions (E, N) int64, log-probs (E, N)."""
+    log_pi = torch.log_softmax(logits, dim=-1)
+    flat = log_pi.exp().reshape(-1, logits.shape[-1])  # (E*N, A)
+    actions = torch.multinomial(flat, 1, generator=generator).reshape(logits.shape[:-1])  # (E, N)
+    return actions, log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
+def _on(device: torch.device, array: np.ndarray | None) -> torch.Tensor | None:
+    return None if array is None else torch.from_numpy(array).to(device, non_blocking=True)
+
+
+def _live_neighbours(env: Any, buffer: RolloutBuffer) -> np.ndarray | None:
+    return None if buffer.neighbours is None else env.neighbours
+
+
+def _final_values(policy: Policy, state: State, info: dict[str, Any], neighbours: np.ndarray | None,
+                  device: torch.device) -> torch.Tensor:
+    """V(final_obs), (E, N), from the memory that saw the whole episode (truncated agents bootstrap on it)."""
+    active = np.asarray(info["active"], dtype=bool)
+    _, final_raw, _ = policy.step(_on(device, info["final_obs"]), state, _on(device, np.zeros_like(active)),
+                                  _on(device, neighbours), _on(device, active))
+    return final_raw
+
+
+@torch.no_grad()
+def collect(env: Any, policy: Policy, value_norm: ValueNorm, buffer: RolloutBuffer, carry: RolloutCarry,
+            generator: torch.Generator, device: torch.device) -> tuple[RolloutCarry, list[dict[str, float]]]:
+    """Fill `buffer` with T steps; return the next rollout's carry and the finished episodes' metrics."""
+    finished: list[dict[str, float]] = []
+    for t in range(buffer.shape[0]):
+        if t % buffer.chunk_length == 0:
+            buffer.chunk_states[t // buffer.chunk_length] = map_state(torch.Tensor.detach, carry.state)
+        buffer.obs[t] = carry.obs
+        buffer.reset_masks[t] = carry.reset_mask
+        buffer.active[t] = carry.active
+        neighbours = _live_neighbours(env, buffer)
+        if neighbours is not None:
+            buffer.neighbours[t] = neighbours
+        logits, raw_value, state = policy.step(
+            _on(device, buffer.obs[t]), carry.state, _on(device, buffer.reset_masks[t]),
+            _on(device, neighbours), _on(device, buffer.active[t]))
+        actions, log_probs = sample_actions(logits, generator)
+        actions_np = actions.cpu().numpy()
+        obs, rewards, terminated, truncated, info = env.step(actions_np)
+        buffer.actions[t] = actions_np
+        buffer.log_probs[t] = log_probs.cpu().numpy()
+        buffer.raw_values[t] = raw_value.cpu().numpy()
+        buffer.values[t] = value_norm.denormalize(raw_value).cpu().numpy()
+        buffer.rewards[t] = rewards
+        buffer.terminated[t] = terminated
+        buffer.truncated[t] = truncated
+        ended = np.array([m is not None for m in info["metrics"]], dtype=bool)  # (E,)
+        buffer.final_values[t] = 0.0
+        if ended.any():
+            finished.extend(m for m in info["metrics"] if m is not None)
+            final_raw = _final_values(policy, state, info, neighbours, device)
+            buffer.final_values[t][ended] = value_norm.denormalize(final_raw).cpu().numpy()[ended]
+        carry = RolloutCarry(obs=obs, state=state,
+                             reset_mask=np.repeat(ended[:, None], env.num_agents, axis=1),
+                             active=np.array(env.active, dtype=bool))
+    _, last_raw, _ = policy.step(_on(device, carry.obs), carry.state, _on(device, carry.reset_mask),
+                                 _on(device, _live_neighbours(env, buffer)), _on(device, carry.active))
+    buffer.last_values[:] = value_norm.denormalize(last_raw).cpu().numpy()
+    return carry, finished
