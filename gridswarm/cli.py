@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "episodes",
     "render",
     "replay",
+    "slurm",
 )
 
 

@@ -153,6 +153,7 @@ def get_comm() -> Comm:
     Raises `HpcError` when SLURM started more tasks than the MPI world holds (mismatched PMI).
     """
     if not any(name in os.environ for name in LAUNCHER_VARIABLES):
+        _require_slurm_world_size(1)  # before the notice: srun without PMI must fail, not fall back
         comm = _single_process("no MPI launcher in the environment")
     else:
         try:

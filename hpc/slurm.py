@@ -1,0 +1,341 @@
+"""Rendering, submission and status of the sbatch scripts in slurm/.
+
+Nothing cluster-specific lives here: partition, account, resources, modules and environment activation
+come from `SlurmSettings`, filled from a site file (YAML, keys = the field names) and then the command
+line. Templates use `{{name}}` placeholders (bash keeps `$`); a placeholder without a value, or a value
+without a placeholder, is an error, and every value is validated before it reaches a script.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import shlex
+import shutil
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpc.checkpoint import list_checkpoints
+from hpc.errors import HpcError
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "slurm"
+JOBS_FILE = "jobs.jsonl"
+
+NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+NAME_LIST = re.compile(r"^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$")
+TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$")  # minutes, m:s, h:m:s, d-h, d-h:m, d-h:m:s (sbatch --time)
+MEMORY = re.compile(r"^\d+[KMGT]?$")
+ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """Resources and site set-up of a job; every field can come from a site file or the command line."""
+
+    job_name: str = "gridswarm"
+    nodes: int = 1
+    ntasks_per_node: int = 1
+    cpus_per_task: int = 1
+    gpus_per_node: int = 0
+    time: str = "01:00:00"
+    partition: str | None = None
+    account: str | None = None
+    mem: str | None = None
+    mpi: str = "pmi2"
+    """`srun --mpi=` plugin: pmi2 for MPICH (the mpich wheel), pmix for Open MPI."""
+    signal_seconds: int = 90
+    """Seconds before the time limit at which the job is asked to checkpoint (SLURM may be 60 s early)."""
+    modules: tuple[str, ...] = ()
+    """Environment modules loaded before anything else (`module load <name>`)."""
+    setup: tuple[str, ...] = ()
+    """Shell lines run before the job's command, e.g. `source ~/venvs/gridswarm/bin/activate`."""
+    extra_directives: tuple[str, ...] = ()
+    """Further sbatch options, each starting with `--` (e.g. `--constraint=a100`)."""
+    python: str = sys.executable
+    """The interpreter that runs `-m gridswarm.cli` on the compute nodes."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            _validate(field.name, getattr(self, field.name))
+
+
+def _validate(key: str, value: Any) -> None:
+    rules: dict[str, tuple[bool, str]] = {
+        "job_name": (isinstance(value, str) and bool(NAME.match(value)), "letters, digits and _.+-"),
+        "nodes": (_is_int(value) and value >= 1, "an integer >= 1"),
+        "ntasks_per_node": (_is_int(value) and value >= 1, "an integer >= 1"),
+        "cpus_per_task": (_is_int(value) and value >= 1, "an integer >= 1"),
+        "gpus_per_node": (_is_int(value) and value >= 0, "an integer >= 0"),
+        "time": (isinstance(value, str) and bool(TIME.match(value)), "minutes, HH:MM:SS or D-HH:MM:SS"),
+        "partition": (value is None or (isinstance(value, str) and bool(NAME_LIST.match(value))), "a name"),
+        "account": (value is None or (isinstance(value, str) and bool(NAME.match(value))), "a name"),
+        "mem": (value is None or (isinstance(value, str) and bool(MEMORY.match(value))), "e.g. 16G or 4000M"),
+        "mpi": (
+            isinstance(value, str) and bool(NAME.match(value)),
+            "an srun --mpi plugin such as pmi2 or pmix",
+        ),
+        "signal_seconds": (_is_int(value) and 0 <= value <= 65535, "seconds in 0..65535"),
+        "modules": (_all_match(value, NAME_PATH), "module names"),
+        "setup": (_all_lines(value), "a list of single shell lines"),
+        "extra_directives": (
+            _all_lines(value) and all(item.startswith("--") for item in value),
+            "a list of sbatch options starting with --",
+        ),
+        "python": (isinstance(value, str) and _one_line(value) and value != "", "a path to python"),
+    }
+    valid, expected = rules[key]
+    if not valid:
+        raise HpcError(f"slurm setting {key}={value!r}: expected {expected}")
+
+
+NAME_PATH = re.compile(r"^[A-Za-z0-9_.+/-]+$")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _one_line(value: str) -> bool:
+    return "\n" not in value and "\r" not in value
+
+
+def _all_lines(value: Any) -> bool:
+    return isinstance(value, tuple) and all(isinstance(item, str) and _one_line(item) for item in value)
+
+
+def _all_match(value: Any, pattern: re.Pattern) -> bool:
+    return isinstance(value, tuple) and all(isinstance(item, str) and pattern.match(item) for item in value)
+
+
+SETTING_NAMES = tuple(field.name for field in dataclasses.fields(SlurmSettings))
+LIST_SETTINGS = ("modules", "setup", "extra_directives")
+
+
+def load_site_file(path: str | Path) -> dict[str, Any]:
+    """Read a site file: a YAML mapping from setting names to values. Errors name the file, line and key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        root = yaml.compose(text)
+    except OSError as error:
+        raise HpcError(f"site file {path}: cannot read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise HpcError(
+            f"site file {path}{where}: not valid YAML ({getattr(error, 'problem', error)})"
+        ) from None
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise HpcError(f"site file {path}: expected a mapping of setting names to values")
+    values = yaml.safe_load(text)
+    for key_node, _ in root.value:
+        key = key_node.value
+        if key not in SETTING_NAMES:
+            close = difflib.get_close_matches(str(key), SETTING_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(SETTING_NAMES)}"
+            raise HpcError(f"site file {path} line {key_node.start_mark.line + 1}: unknown key {key!r}{hint}")
+        try:
+            _validate(key, _as_setting(key, values[key]))
+        except HpcError as error:
+            raise HpcError(f"site file {path} line {key_node.start_mark.line + 1}: {error}") from None
+    return {key: _as_setting(key, value) for key, value in values.items()}
+
+
+def _as_setting(key: str, value: Any) -> Any:
+    if key in LIST_SETTINGS:
+        return tuple(value) if isinstance(value, list) else value
+    if key == "time" and _is_int(value):
+        return str(value)  # YAML reads `time: 30` as an integer number of minutes
+    return value
+
+
+def resolve_settings(site: Mapping[str, Any], overrides: Mapping[str, Any]) -> SlurmSettings:
+    """Defaults, then the site file's values, then the command line's (None = not given)."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return SlurmSettings(**{**site, **given})
+
+
+class SbatchTemplate(string.Template):
+    """`{{name}}` placeholders, so that bash's `$VAR` and `${VAR}` pass through untouched."""
+
+    delimiter = "{{"
+    pattern = r"""\{\{(?:(?P<escaped>\{\{)|(?P<named>[a-z_]+)\}\}|(?P<braced>(?!))|(?P<invalid>))"""
+
+
+def render_template(name: str, values: Mapping[str, str], template_dir: Path = TEMPLATE_DIR) -> str:
+    """Fill slurm/<name>.sbatch. Every placeholder needs a value and every value a placeholder."""
+    path = template_dir / f"{name}.sbatch"
+    try:
+        template = SbatchTemplate(path.read_text())
+    except OSError as error:
+        raise HpcError(f"sbatch template {path}: cannot read ({error.strerror})") from None
+    if not template.is_valid():
+        raise HpcError(f"sbatch template {path}: a '{{{{' that does not open a {{{{name}}}} placeholder")
+    wanted = set(template.get_identifiers())
+    unknown, unused = sorted(wanted - set(values)), sorted(set(values) - wanted)
+    if unknown:
+        raise HpcError(
+            f"sbatch template {path}: unknown placeholder(s) {unknown}; values exist for {sorted(values)}"
+        )
+    if unused:
+        raise HpcError(f"sbatch template {path}: no placeholder for {unused}")
+    return template.substitute(values)
+
+
+def directives(settings: SlurmSettings) -> str:
+    """The `#SBATCH` lines of the resources in `settings`."""
+    options = [
+        f"--job-name={settings.job_name}",
+        f"--nodes={settings.nodes}",
+        f"--ntasks-per-node={settings.ntasks_per_node}",
+        f"--cpus-per-task={settings.cpus_per_task}",
+        f"--time={settings.time}",
+    ]
+    optional = {"partition": settings.partition, "account": settings.account, "mem": settings.mem}
+    options += [f"--{key}={value}" for key, value in optional.items() if value is not None]
+    if settings.gpus_per_node:
+        options.append(f"--gpus-per-node={settings.gpus_per_node}")
+    options += settings.extra_directives
+    return "\n".join(f"#SBATCH {option}" for option in options)
+
+
+def setup_lines(settings: SlurmSettings) -> str:
+    """Module loads, then the site's own set-up lines, then thread limits (one rank per task)."""
+    lines = [f"module load {module}" for module in settings.modules]
+    lines += settings.setup
+    lines.append(f"export OMP_NUM_THREADS={settings.cpus_per_task} MKL_NUM_THREADS={settings.cpus_per_task}")
+    return "\n".join(lines)
+
+
+def shell_command(arguments: Sequence[str]) -> str:
+    """One shell-quoted command line."""
+    return " ".join(shlex.quote(str(argument)) for argument in arguments)
+
+
+def render_job(
+    kind: str, settings: SlurmSettings, command: Sequence[str], log_dir: Path, **extra: str
+) -> str:
+    """The sbatch script of `kind` (train, sweep or eval) running `command`."""
+    values = {
+        "directives": directives(settings),
+        "setup": setup_lines(settings),
+        "command": shell_command(command),
+        "log_dir": str(log_dir),
+    }
+    if kind != "eval":
+        values |= {"mpi": settings.mpi, "signal_seconds": str(settings.signal_seconds)}
+    return render_template(kind, {**values, **extra})
+
+
+def sweep_task_arguments(tasks: Sequence[Sequence[str]]) -> str:
+    """A bash `case` that sets the array `task_arguments` from SLURM_ARRAY_TASK_ID (task i = tasks[i])."""
+    lines = ['case "$SLURM_ARRAY_TASK_ID" in']
+    lines += [f"  {index}) task_arguments=({shell_command(task)}) ;;" for index, task in enumerate(tasks)]
+    lines.append('  *) echo "gridswarm: no arguments for array task $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;')
+    lines.append("esac")
+    return "\n".join(lines)
+
+
+def validate_array(spec: str) -> str:
+    """An sbatch --array specification such as 0-15, 0,6,16-32, 0-15:4 or 0-15%4."""
+    if not ARRAY.match(spec):
+        raise HpcError(f"--array {spec!r}: expected indices like 0-15, 0,6,16-32, 0-15:4 or 0-15%4")
+    return spec
+
+
+def submit(script: str, run_dir: Path, kind: str) -> str:
+    """Write the script into `run_dir/slurm/`, submit it with sbatch, record the job id; return the id."""
+    if shutil.which("sbatch") is None:
+        raise HpcError("sbatch not found: the SLURM client tools are not installed on this machine")
+    slurm_dir = run_dir / "slurm"
+    slurm_dir.mkdir(parents=True, exist_ok=True)
+    script_path = slurm_dir / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
+    _write_atomically(script_path, script)
+    result = subprocess.run(
+        ["sbatch", "--parsable", str(script_path)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise HpcError(f"sbatch {script_path} failed: {message[-1] if message else result.returncode}")
+    job_id = result.stdout.strip().split(";")[0]
+    record = {"job_id": job_id, "kind": kind, "script": str(script_path), "submitted": time.time()}
+    with open(slurm_dir / JOBS_FILE, "a") as jobs:
+        jobs.write(json.dumps(record) + "\n")
+    return job_id
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def submitted_jobs(run_dir: Path) -> list[dict[str, Any]]:
+    """The jobs `submit` recorded for this run directory, oldest first."""
+    path = run_dir / "slurm" / JOBS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def job_states(job_id: str) -> list[str]:
+    """One line per job or array task: id, state, elapsed, limit, reason (squeue, else scontrol)."""
+    if shutil.which("squeue") is None:
+        return [f"{job_id}: SLURM client tools are not installed on this machine"]
+    queued = subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%i %T elapsed=%M limit=%l %R"], capture_output=True, text=True
+    )
+    if queued.returncode == 0 and queued.stdout.strip():
+        return queued.stdout.strip().splitlines()
+    shown = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True)
+    lines = []
+    for record in shown.stdout.strip().splitlines():
+        fields = dict(field.split("=", 1) for field in record.split() if "=" in field)
+        lines.append(
+            f"{fields.get('JobId')} {fields.get('JobState')} elapsed={fields.get('RunTime')} "
+            f"exit={fields.get('ExitCode')} restarts={fields.get('Restarts')}"
+        )
+    return lines or [f"{job_id}: no longer known to SLURM (finished jobs are forgotten after MinJobAge)"]
+
+
+def run_progress(run_dir: Path) -> list[str]:
+    """The run's progress: its last metrics record and its newest checkpoint."""
+    lines = []
+    metrics = run_dir / "metrics.jsonl"
+    records = [line for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
+    if records:
+        try:
+            last = json.loads(records[-1])
+        except json.JSONDecodeError:
+            last = {"last line": "being written"}
+        shown = ", ".join(f"{key}={_short(value)}" for key, value in last.items())
+        lines.append(f"metrics: {len(records)} records; last: {shown}")
+    else:
+        lines.append("metrics: none yet")
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    lines.append(
+        f"checkpoints: {len(checkpoints)}, newest step {checkpoints[-1][0]}"
+        if checkpoints
+        else "checkpoints: none"
+    )
+    return lines
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
