@@ -3,8 +3,8 @@
 Rows are the whitespace-separated words of the text. `.` free (a possible start and goal), `#` obstacle,
 `@` free and a possible start only, `$` free and a possible goal only, `!` free and neither; `a`-`z` / `A`-`Z`
 are the start / goal of the agent with that letter, agents in alphabetical order. The possible lists exist
-only when one of `@ $ !` occurs. Stricter than POGEMA on what it would misread: letters together with
-`@ $ !`, a letter used twice, or a start letter without its goal letter are errors.
+only when one of `@ $ !` occurs and neither list is empty. Stricter than POGEMA on what it would misread:
+letters together with `@ $ !`, a letter used twice, or a start letter without its goal letter are errors.
 """
 
 from __future__ import annotations
@@ -78,12 +78,14 @@ def parse_ascii_map(text: str) -> AsciiMap:
         raise ValueError("expected agent letters or @ $ ! cells, found both")
     start_cells = letters | np.isin(characters, [ord("."), ord("@")])
     goal_cells = letters | np.isin(characters, [ord("."), ord("$")])
+    # POGEMA keeps the lists only when both are non-empty (GridConfig.map_validation).
+    has_lists = has_special and bool(start_cells.any()) and bool(goal_cells.any())
     parsed = AsciiMap(
         obstacles=(characters == ord("#")).astype(np.uint8),
         starts=_ordered(starts),
         goals=_ordered(goals),
-        possible_starts=np.argwhere(start_cells).astype(np.int64) if has_special else None,
-        possible_goals=np.argwhere(goal_cells).astype(np.int64) if has_special else None,
+        possible_starts=np.argwhere(start_cells).astype(np.int64) if has_lists else None,
+        possible_goals=np.argwhere(goal_cells).astype(np.int64) if has_lists else None,
     )
     arrays = (parsed.obstacles, parsed.starts, parsed.goals, parsed.possible_starts, parsed.possible_goals)
     for array in arrays:

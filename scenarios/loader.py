@@ -558,6 +558,13 @@ def _check_agents(scenario: Scenario, node: _Node | None, context: _Context, var
                 f"agents.{name}",
                 f"used only with placement '{placement}', found placement '{agents.placement}'",
             )
+    if agents.placement != "random" and scenario.dynamics.on_target == "restart":
+        raise context.error(
+            "dynamics.on_target",
+            f"expected 'finish' or 'nothing' with placement '{agents.placement}' (one fixed goal per agent; "
+            "lifelong goal sequences are not supported), found 'restart'",
+            near="agents.placement",
+        )
     letters = None
     if spec.generator == "ascii" and spec.ascii is not None:
         letters = _check_ascii(spec.ascii, agents, context, variant)

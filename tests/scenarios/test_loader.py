@@ -120,6 +120,12 @@ def test_dump_round_trips():
             "at most 36",
         ),
         ("agents: {placement: rooms}\n", 1, "agents.placement", "needs generator 'bottleneck'"),
+        (
+            "map: {generator: bottleneck}\nagents: {placement: rooms}\ndynamics: {on_target: restart}\n",
+            3,
+            "dynamics.on_target",
+            "found 'restart'",
+        ),
         ("agents: {scen: a.scen}\n", 1, "agents.scen", "used only with placement 'scen'"),
         ("observation: {channels: [goal, goal]}\n", 1, "observation.channels", "without repeats"),
         ("observation: {channels: [goal, gaol]}\n", 1, "observation.channels[1]", "did you mean 'goal'?"),
