@@ -14,6 +14,7 @@ import sys
 from gridswarm import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "bench",
     "episodes",
     "render",
     "replay",
