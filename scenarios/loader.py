@@ -221,7 +221,12 @@ def _plain_value(value: Any) -> Any:
 
 
 def _parse(text: str, context: _Context) -> _Node:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow
+        line = text.count("\n", 0, error.position) + 1
+        problem = f"invalid YAML: character {error.character:#x} is not allowed"
+        raise context.error("", problem, line) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -233,6 +238,8 @@ def _parse(text: str, context: _Context) -> _Node:
         raise context.error("", f"invalid YAML: {error.problem or error.context}", line) from None
     except yaml.YAMLError as error:
         raise context.error("", f"invalid YAML: {error}", None) from None
+    except RecursionError:
+        raise context.error("", "expected plain data, found nesting too deep to read", None) from None
     finally:
         loader.dispose()
 
