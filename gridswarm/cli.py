@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "episodes",
     "render",
     "replay",
+    "run",
     "slurm",
 )
 

@@ -23,7 +23,6 @@ renamed to `episode_K`: a reader sees an episode only when it is complete.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shutil
@@ -35,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 import zarr
 from zarr.codecs import ZstdCodec
 
+import scenarios
 from scenarios import Scenario
 
 SCHEMA_VERSION = 1
@@ -80,17 +79,8 @@ def gridswarm_version() -> str:
         return "unknown"
 
 
-def scenario_to_yaml(scenario: Scenario) -> str:
-    """The scenario as YAML that `scenarios.load` reads back into an equal Scenario."""
-    fields = _plain(scenario)
-    fields.pop("source", None)
-    return yaml.safe_dump(fields, sort_keys=False)
-
-
 def _plain(value: Any) -> Any:
-    """Dataclasses, tuples, mapping proxies and numpy scalars as plain YAML-safe dicts, lists and numbers."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    """Tuples, mappings and numpy scalars as plain JSON-safe lists, dicts and numbers (for attributes)."""
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -214,7 +204,7 @@ class EpisodeWriter:
         self.group.attrs["writer_id"] = writer_id
         self.directory = self.path / f"writer_{writer_id:03d}"
         self._common_attrs = {
-            "scenario": scenario_to_yaml(scenario), "scenario_name": scenario.name, "policy": policy,
+            "scenario": scenarios.dump(scenario), "scenario_name": scenario.name, "policy": policy,
             "gridswarm_version": gridswarm_version(), "schema_version": SCHEMA_VERSION,
         }
         self._next_index = _next_free_index(self.directory)
@@ -337,11 +327,9 @@ class Episode:
     @property
     def scenario(self) -> Scenario:
         """The stored scenario, validated again by `scenarios.loads`."""
-        from scenarios import ScenarioError, loads
-
         try:
-            return loads(self.scenario_yaml, source=f"{self._path}[scenario]")
-        except ScenarioError as error:
+            return scenarios.loads(self.scenario_yaml, source=f"{self._path}[scenario]")
+        except scenarios.ScenarioError as error:
             raise EpisodeStoreError(f"{self._path}: stored scenario does not load: {error}") from None
 
 
