@@ -90,14 +90,16 @@ class GreedyPolicy:
     its goal (static map, other agents ignored), and stays on its goal or when the goal is unreachable.
 
     `distances` lets the policy share the env's distance-field cache; by default it keeps its own over
-    `env.obstacles`. `seed` fixes the tie-breaking stream.
+    `env.obstacles`, built on the first call (so the policy may be made before `env.reset()`). `seed` fixes
+    the tie-breaking stream.
     """
 
     def __init__(
         self, env: BatchedState, seed: int | None = None, distances: DistanceCache | None = None
     ) -> None:
         self.env = env
-        self.distances = distances if distances is not None else DistanceCache(env.obstacles)
+        self.distances = distances
+        self._own_cache = distances is None
         entropy = np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)
         self._rng_state = np.array(entropy, dtype=np.uint64)
         self._actions = np.zeros((env.num_envs, env.num_agents), dtype=np.int64)
@@ -105,6 +107,8 @@ class GreedyPolicy:
     def __call__(self) -> np.ndarray:
         """Actions (E, N) int64 for the env's current state (a buffer reused by the next call)."""
         env = self.env
+        if self._own_cache and (self.distances is None or self.distances.obstacles is not env.obstacles):
+            self.distances = DistanceCache(env.obstacles)  # first call, or the env reallocated its maps
         self.distances.refresh()
         greedy_actions(
             env.positions, env.goals, env.active, self.distances.obstacles, self.distances.arrays,
