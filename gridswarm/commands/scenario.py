@@ -1,0 +1,88 @@
+"""`gridswarm scenario check FILE_OR_NAME` and `gridswarm scenario list`.
+
+`check` validates a scenario file (or a built-in), builds the map of every variant once (with the scenario's
+seed, 0 if it has none) so map files, `.scen` files and agent counts are checked too, and prints a
+one-paragraph summary. A bad scenario prints its one-line error and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import scenarios
+from scenarios import Scenario, ScenarioError
+from sim.layout import MapLayout
+from sim.maps import build_layout
+
+USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError,)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("scenario", help="check and list scenarios")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate a scenario and summarize it")
+    check.add_argument("scenario", metavar="FILE_OR_NAME", help="a scenario YAML file or a built-in name")
+    check.set_defaults(handler=run_check)
+    listing = actions.add_parser("list", help="the built-in scenarios")
+    listing.set_defaults(handler=run_list)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    scenario = scenarios.load(args.scenario)
+    variants = scenarios.expand_variants(scenario)
+    layouts = [build_layout(variant, scenario.seed or 0) for variant in variants]
+    print(summary(scenario, variants, layouts))
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    names = scenarios.builtin_names()
+    width = max(len(name) for name in names)
+    for name in names:
+        print(f"{name:<{width}}  {scenarios.load(name).description}")
+    return 0
+
+
+def _span(values: list[int], unit: str = "") -> str:
+    low, high = min(values), max(values)
+    return f"{low}{unit}" if low == high else f"{low}-{high}{unit}"
+
+
+def summary(scenario: Scenario, variants: list[Scenario], layouts: list[MapLayout]) -> str:
+    """One paragraph: map, agents, dynamics, observation, reward, variants."""
+    spec, agents, dynamics, observation = (
+        scenario.map,
+        scenario.agents,
+        scenario.dynamics,
+        scenario.observation,
+    )
+    shapes = sorted({layout.shape for layout in layouts}, key=lambda shape: (shape[0] * shape[1], shape))
+    sizes = ", ".join(f"{h}x{w}" for h, w in shapes[:3]) + (
+        f", ... {len(shapes)} sizes" if len(shapes) > 3 else ""
+    )
+    free = sum(int((layout.obstacles == 0).sum()) for layout in layouts) / len(layouts)
+    source = f" from {spec.path}" + (f" matching '{spec.name}'" if spec.name else "") if spec.path else ""
+    steps = _span([variant.dynamics.max_episode_steps for variant in variants], " steps")
+    side = 2 * observation.radius + 1
+    neighbours = (
+        f", {observation.neighbours} neighbours within {observation.neighbour_radius:g}"
+        if observation.neighbours
+        else ""
+    )
+    parts = [
+        f"{scenario.name}: {spec.generator} map{source} ({sizes}; {free:.0f} free cells on average)",
+        f"{agents.count} agent{'s' if agents.count > 1 else ''} placed by '{agents.placement}'",
+        f"{dynamics.collision_system} collisions, on target '{dynamics.on_target}', {steps}"
+        + (" (POGEMA's soft-collision bug on)" if dynamics.pogema_bugs else ""),
+        f"observation '{observation.type}' radius {observation.radius} ({side}x{side}, channels "
+        f"{', '.join(observation.channels)}{neighbours})",
+        f"reward '{scenario.reward.scheme}'",
+    ]
+    if scenario.variants is None:
+        parts.append("no variants")
+    else:
+        values = [str(value) for value in scenario.variants.values]
+        shown = ", ".join(values) if len(values) <= 12 else f"{', '.join(values[:6])}, ..., {values[-1]}"
+        linked = "".join(f"; {key} varies with it" for key in scenario.variants.linked)
+        parts.append(f"{len(values)} variants of {scenario.variants.key}: {shown}{linked}")
+    return "; ".join(parts) + "."
