@@ -16,13 +16,11 @@ from gridswarm import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "bench",
     "episodes",
-    "eval",
     "render",
     "replay",
     "run",
     "scenario",
     "slurm",
-    "train",
 )
 
 
