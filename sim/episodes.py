@@ -26,7 +26,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
@@ -108,31 +110,32 @@ def _fsync_path(path: Path) -> None:
 
 
 class OpenEpisode:
-    """One episode being recorded: a step buffer flushed to its Zarr arrays every `flush_every` steps."""
+    """One episode being recorded: a step buffer whose full blocks go to the writer's I/O thread."""
 
     def __init__(self, writer: EpisodeWriter, index: int, obstacles: np.ndarray, num_agents: int,
-                 seed: int | None, env_index: int) -> None:
+                 attributes: dict[str, Any]) -> None:
         self.writer = writer
         self.index = index
         self.num_agents = num_agents
         self.steps = 0
         self._flushed = 0
         self._temp_dir = writer.directory / f"incomplete_{index:06d}"
-        self._group = writer.group.create_group(self._temp_dir.name, attributes={
-            "seed": None if seed is None else int(seed), "env_index": int(env_index), "complete": False,
-        })
-        self._group.create_array("obstacles", data=np.ascontiguousarray(obstacles, dtype=np.uint8),
-                                 compressors=ZstdCodec(level=3, checksum=True))
         k = writer.flush_every
         self._buffers = {f.name: np.empty((k, num_agents, *f.per_agent), f.dtype) for f in EPISODE_SCHEMA}
-        self._arrays = {
-            f.name: self._group.create_array(
-                f.name, shape=(0, num_agents, *f.per_agent), dtype=f.dtype,
-                chunks=(k, num_agents, *f.per_agent), fill_value=f.fill,
-                compressors=ZstdCodec(level=1, checksum=True), config={"write_empty_chunks": True},
+        self._arrays: dict[str, zarr.Array] = {}  # created and used by the I/O thread only
+        writer._submit(self._create, np.array(obstacles, dtype=np.uint8), attributes)
+
+    def _create(self, obstacles: np.ndarray, attributes: dict[str, Any]) -> None:
+        group = self.writer.group.create_group(self._temp_dir.name, attributes=attributes)
+        group.create_array("obstacles", data=obstacles, compressors=ZstdCodec(level=3, checksum=True))
+        k, n = self.writer.flush_every, self.num_agents
+        for f in EPISODE_SCHEMA:
+            self._arrays[f.name] = group.create_array(
+                f.name, shape=(0, n, *f.per_agent), dtype=f.dtype, chunks=(k, n, *f.per_agent),
+                fill_value=f.fill, compressors=ZstdCodec(level=1, checksum=True),
+                config={"write_empty_chunks": True},
             )
-            for f in EPISODE_SCHEMA
-        }
+        self._group = group
 
     def record_step(self, positions: np.ndarray, goals: np.ndarray, active: np.ndarray,
                     actions: np.ndarray, rewards: np.ndarray) -> None:
@@ -154,39 +157,49 @@ class OpenEpisode:
 
     def _flush(self) -> None:
         rows = self.steps - self._flushed
-        if rows == 0:
-            return
+        if rows:
+            block = {name: buffer[:rows].copy() for name, buffer in self._buffers.items()}
+            self.writer._submit(self._write, self._flushed, block)
+            self._flushed = self.steps
+
+    def _write(self, start: int, block: dict[str, np.ndarray]) -> None:
         for name, array in self._arrays.items():
-            array.resize((self.steps, *array.shape[1:]))
-            array[self._flushed:self.steps] = self._buffers[name][:rows]
-        self._flushed = self.steps
+            rows = block[name]
+            array.resize((start + len(rows), *array.shape[1:]))
+            array[start:start + len(rows)] = rows
 
     def finish(self, metrics: Mapping[str, Any] | None = None) -> str:
-        """Write the rest, then make the episode visible atomically; returns its id ("W/K")."""
+        """Queue the rest and the atomic rename that makes the episode visible; returns its id ("W/K").
+
+        The episode is in the store once `writer.wait()` (or `close()`) returns.
+        """
         self._flush()
-        self._group.attrs.update({
-            "steps": self.steps, "agents": self.num_agents, "metrics": _plain(dict(metrics or {})),
-            "complete": True,
-        })
-        final_dir = self.writer.directory / f"episode_{self.index:06d}"
+        attributes = {"steps": self.steps, "agents": self.num_agents, "metrics": _plain(dict(metrics or {})),
+                      "complete": True}
+        self.writer._submit(self._finalize, attributes)
+        return f"{self.writer.writer_id}/{self.index}"
+
+    def _finalize(self, attributes: dict[str, Any]) -> None:
+        self._group.attrs.update(attributes)
         if self.writer.durable:
             _fsync_tree(self._temp_dir)
-        os.rename(self._temp_dir, final_dir)
+        os.rename(self._temp_dir, self.writer.directory / f"episode_{self.index:06d}")
         if self.writer.durable:
             _fsync_path(self.writer.directory)
-        return f"{self.writer.writer_id}/{self.index}"
 
     def discard(self) -> None:
         """Delete the unfinished episode (e.g. when an env is reset before its episode ended)."""
-        shutil.rmtree(self._temp_dir, ignore_errors=True)
+        self.writer._submit(shutil.rmtree, self._temp_dir, True)
 
 
 class EpisodeWriter:
     """Writes episodes into the group of one writer (e.g. one MPI rank) of a store, creating it if needed.
 
     `scenario`, `policy` and the GridSwarm version go into every episode's attributes. Several episodes may
-    be open at once (one per environment of a batch). `durable=False` skips fsync (safe against a killed
-    process, not against power loss).
+    be open at once (one per environment of a batch). All Zarr and file work runs, in order, on one
+    background thread so that recording costs the caller little more than copying into the step buffers;
+    `wait()` blocks until everything queued is on disk, `close()` also stops the thread (a `with` block
+    closes). `durable=False` skips fsync (safe against a killed process, not against power loss).
     """
 
     def __init__(self, path: str | os.PathLike[str], writer_id: int = 0, *, scenario: Scenario,
@@ -208,14 +221,46 @@ class EpisodeWriter:
             "gridswarm_version": gridswarm_version(), "schema_version": SCHEMA_VERSION,
         }
         self._next_index = _next_free_index(self.directory)
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"episodes-writer-{writer_id}")
+        self._pending: deque[Future[Any]] = deque()
 
     def begin_episode(self, obstacles: np.ndarray, num_agents: int, seed: int | None = None,
                       env_index: int = 0) -> OpenEpisode:
         """Start recording an episode on the (H, W) map `obstacles` (1 = obstacle) with `seed`."""
-        episode = OpenEpisode(self, self._next_index, obstacles, num_agents, seed, env_index)
-        episode._group.attrs.update(self._common_attrs)
+        attributes = {**self._common_attrs, "seed": None if seed is None else int(seed),
+                      "env_index": int(env_index), "complete": False}
+        episode = OpenEpisode(self, self._next_index, obstacles, num_agents, attributes)
         self._next_index += 1
         return episode
+
+    def _submit(self, function: Any, *args: Any) -> None:
+        while self._pending and self._pending[0].done():
+            self._check(self._pending.popleft())
+        self._pending.append(self._io.submit(function, *args))
+
+    def _check(self, future: Future[Any]) -> None:
+        error = future.exception()
+        if error is not None:
+            raise EpisodeStoreError(f"{self.directory}: writing episodes failed: "
+                                    f"{type(error).__name__}: {error}") from error
+
+    def wait(self) -> None:
+        """Block until every queued write, rename and deletion is done; raise the first failure."""
+        while self._pending:
+            self._check(self._pending.popleft())
+
+    def close(self) -> None:
+        """`wait()`, then stop the I/O thread."""
+        try:
+            self.wait()
+        finally:
+            self._io.shutdown(wait=True)
+
+    def __enter__(self) -> EpisodeWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _next_free_index(directory: Path) -> int:
@@ -551,11 +596,12 @@ class Recorder:
         return result
 
     def close(self) -> None:
-        """Discard the episodes still running (they are incomplete by definition)."""
+        """Discard the episodes still running (incomplete by definition) and wait for the writes."""
         for episode in self._open:
             if episode is not None:
                 episode.discard()
         self._open = [None] * len(self._open)
+        self.writer.close()
 
     def __enter__(self) -> Recorder:
         return self

@@ -46,7 +46,9 @@ def write_episode(writer: EpisodeWriter, episode: SyntheticEpisode, seed: int) -
         open_episode.record_step(
             episode.positions[t], episode.goals[t], episode.active[t], episode.actions[t], episode.rewards[t]
         )
-    return open_episode.finish(episode.metrics)
+    episode_id = open_episode.finish(episode.metrics)
+    writer.wait()
+    return episode_id
 
 
 def crash_episode_shape(index: int) -> tuple[int, int]:

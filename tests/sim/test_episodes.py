@@ -94,6 +94,8 @@ def test_interleaved_episodes_and_writers_keep_their_data(tmp_path):
                     ep.positions[t], ep.goals[t], ep.active[t], ep.actions[t], ep.rewards[t]
                 )
     ids = {key: open_episode.finish(data[key].metrics) for key, open_episode in open_episodes.items()}
+    for writer in writers:
+        writer.close()
     store = episodes.open(path)
     assert sorted(store.ids()) == sorted(ids.values())
     for key, episode_id in ids.items():
@@ -104,8 +106,9 @@ def test_interleaved_episodes_and_writers_keep_their_data(tmp_path):
 def test_a_new_writer_never_reuses_an_episode_index(tmp_path):
     path = tmp_path / "store.zarr"
     first = write_episode(EpisodeWriter(path, scenario=SCENARIO), synthetic_episode(0, 4, 2), 0)
-    abandoned = EpisodeWriter(path, scenario=SCENARIO).begin_episode(np.zeros((3, 3), np.uint8), 2)
-    abandoned.record_step(np.zeros((2, 2)), np.zeros((2, 2)), np.ones(2, bool), np.zeros(2), np.zeros(2))
+    with EpisodeWriter(path, scenario=SCENARIO) as crashed:
+        abandoned = crashed.begin_episode(np.zeros((3, 3), np.uint8), 2)
+        abandoned.record_step(np.zeros((2, 2)), np.zeros((2, 2)), np.ones(2, bool), np.zeros(2), np.zeros(2))
     second = write_episode(EpisodeWriter(path, scenario=SCENARIO), synthetic_episode(1, 4, 2), 1)
     store = episodes.open(path)
     assert (first, second) == ("0/0", "0/2")
@@ -116,8 +119,8 @@ def test_a_new_writer_never_reuses_an_episode_index(tmp_path):
 
 def test_discarded_episode_leaves_nothing(tmp_path):
     path = tmp_path / "store.zarr"
-    open_episode = EpisodeWriter(path, scenario=SCENARIO).begin_episode(np.zeros((3, 3), np.uint8), 2)
-    open_episode.discard()
+    with EpisodeWriter(path, scenario=SCENARIO) as writer:
+        writer.begin_episode(np.zeros((3, 3), np.uint8), 2).discard()
     store = episodes.open(path)
     assert len(store) == 0 and store.incomplete == []
 
