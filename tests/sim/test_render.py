@@ -137,3 +137,21 @@ def test_bad_shapes_and_cells_are_clear_errors():
         render_frames(obstacles, np.zeros((1, 2)), np.zeros((1, 2)))
     with pytest.raises(RenderError, match="active must be"):
         render_frames(obstacles, np.zeros((2, 1, 2), int), np.zeros((2, 1, 2), int), np.ones((1, 1), bool))
+
+
+def test_mp4_has_every_frame_with_agent_colours(tmp_path):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="mp4 needs the imageio-ffmpeg package")
+    from sim.render import save_mp4
+
+    obstacles, positions, goals, active = random_episode(13, 7, 3, 6, 8)
+    active[:] = True
+    path = save_mp4(tmp_path / "e.mp4", obstacles, positions, goals, active, cell=CELL)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (8 * CELL, 6 * CELL)
+    frames = [np.frombuffer(raw, np.uint8).reshape(6 * CELL, 8 * CELL, 3) for raw in reader]
+    assert len(frames) == 7
+    for i, colour in enumerate(agent_colours(3)):
+        r, c = positions[6, i]
+        pixel = frames[6][r * CELL + CELL // 2, c * CELL + CELL // 2].astype(int)
+        assert np.abs(pixel - colour).max() < 40  # H.264 is lossy; colours stay close
