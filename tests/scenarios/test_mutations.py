@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -84,8 +86,8 @@ def test_only_scenario_errors_escape(text, seed):
         message = str(error)
         assert message.startswith("fuzz.yaml:") and "\n" not in message
         return
-    assert scenarios.loads(scenarios.dump(scenario), base=LIBRARY) == scenario.__class__(
-        **{**scenario.__dict__, "source": "<string>"}
+    assert scenarios.loads(scenarios.dump(scenario), base=LIBRARY) == dataclasses.replace(
+        scenario, source="<string>"
     )
     variant = scenarios.expand_variants(scenario)[0]
     shape = (variant.map.height, variant.map.width) if variant.map.generator in ("random", "maze") else (1, 1)
