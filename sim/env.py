@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from scenarios.schema import Scenario
-from sim.kernels.dynamics import COLLISION_SYSTEMS, MOVES, ON_TARGET, RESTART
+from sim.kernels.dynamics import COLLISION_SYSTEMS, MOVES, ON_TARGET, RESTART, first_out_of_range
 from sim.kernels.metrics import METRIC_KEYS
 from sim.kernels.observe import observe
 from sim.kernels.rng import STREAM_WORDS, seed_streams
@@ -106,7 +106,7 @@ class GridEnv:
              self.radius, int(scenario.dynamics.pogema_bugs)], dtype=np.int64,
         )  # fmt: skip
         self._on_target = scenario.dynamics.on_target
-        self._max_steps = int(scenario.dynamics.max_episode_steps)
+        self._max_steps = np.full(self.num_envs, scenario.dynamics.max_episode_steps, dtype=np.int64)
         self._obs_type = scenario.observation.type
         channels = scenario.observation.channels if self._obs_type == "default" else ("obstacles", "agents")
         self._channel_names = tuple(channels)
@@ -372,10 +372,10 @@ class GridEnv:
             raise ValueError(f"actions must have shape {expected} (envs, agents), got {actions.shape}")
         if actions.dtype.kind not in "iu":
             raise ValueError(f"actions must be an integer array, got dtype {actions.dtype}")
-        if actions.size and (actions.min() < 0 or actions.max() >= self.num_actions):
-            bad = actions[(actions < 0) | (actions >= self.num_actions)].flat[0]
-            raise ValueError(f"actions must be in 0..{self.num_actions - 1}, got {bad}")
         np.copyto(self._actions, actions, casting="unsafe")
+        bad = first_out_of_range(self._actions, actions, self.num_actions)
+        if bad >= 0:
+            raise ValueError(f"actions must be in 0..{self.num_actions - 1}, got {actions.flat[bad]}")
 
     def _next_seed(self, env: int) -> int:
         episode = int(self._episode_counts[env])
@@ -392,6 +392,7 @@ class GridEnv:
         height, width = layout.shape
         radius = self.radius
         self._seeds[env] = seed
+        self._max_steps[env] = _variant_of(self.scenario, seed).dynamics.max_episode_steps
         self._map_shapes[env] = (height, width)
         self._obstacles[env] = 1
         self._obstacles[env, :height, :width] = layout.obstacles
@@ -541,7 +542,26 @@ def _copy_observation(observation: Any) -> Any:
 
 
 def _scenario_layouts(scenario: Scenario) -> LayoutSource:
-    """The scenario's episode layouts: `sim.maps.build_layout(scenario, seed)`."""
+    """The scenario's episode layouts: `sim.maps.build_layout`; with variants (a curriculum), episode seed
+    s plays variant s mod V (`_variant_of`)."""
     from sim.maps import build_layout
 
-    return lambda seed: build_layout(scenario, seed)
+    return lambda seed: build_layout(_variant_of(scenario, seed), seed)
+
+
+def _variant_of(scenario: Scenario, seed: int) -> Scenario:
+    """The concrete scenario of the episode with `seed`. Variants may change the map and the episode
+    limit only: a batch shares its agents, observations and rewards."""
+    if scenario.variants is None:
+        return scenario
+    from scenarios.loader import expand_variants
+
+    variants = expand_variants(scenario)
+    for variant in variants:
+        for block in ("agents", "observation", "reward"):
+            if getattr(variant, block) != getattr(variants[0], block):
+                raise ValueError(
+                    f"scenario '{scenario.name}': variants of '{scenario.variants.key}' change the {block} "
+                    f"block; GridEnv batches only variants that change the map and the episode limit"
+                )
+    return variants[seed % len(variants)]

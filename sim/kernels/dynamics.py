@@ -32,6 +32,16 @@ MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int32)
 
 
 @njit(cache=True)
+def first_out_of_range(copied, original, num_actions):
+    """Flat index of the first action outside 0..num_actions-1, or -1. copied (E, N) int64 is the cast of
+    original (E, N), any integer dtype: a value the cast changed (e.g. 2**64 - 1 -> -1) counts as outside."""
+    for k in range(copied.size):
+        if copied.flat[k] < 0 or copied.flat[k] >= num_actions or copied.flat[k] != original.flat[k]:
+            return k
+    return -1
+
+
+@njit(cache=True)
 def move_priority(obstacles, occupancy, positions, actions, active, pad):
     """Sequential in ascending index: an agent moves iff its target is free in the current occupancy."""
     for i in range(positions.shape[0]):

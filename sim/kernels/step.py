@@ -98,8 +98,8 @@ def step_envs(
     metric_values,
     obs,
 ):
-    """Advances every environment by one step. channels (3,) int64: obs channel of obstacles, agents,
-    goal (-1 = absent)."""
+    """Advances every environment by one step. max_episode_steps (E,) int64; channels (3,) int64: obs
+    channel of obstacles, agents, goal (-1 = absent)."""
     pad = rules[2]
     for e in prange(positions.shape[0]):
         _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, positions, actions, active)
@@ -136,7 +136,7 @@ def step_envs(
                 pad,
             )
         elapsed[e] += 1
-        truncated[e, :] = elapsed[e] >= max_episode_steps
+        truncated[e, :] = elapsed[e] >= max_episode_steps[e]
         finished[e] = truncated[e, 0] or terminated[e].all()
         update_metrics(
             rules[1],
@@ -144,7 +144,7 @@ def step_envs(
             solve_time[e],
             counters[e],
             finished[e],
-            max_episode_steps,
+            max_episode_steps[e],
             metric_values[e],
         )
         observe(
