@@ -2,5 +2,6 @@
 
 from sim.env import GridEnv, TaskGenerationError
 from sim.layout import MapLayout
+from sim.pettingzoo_env import parallel_env
 
-__all__ = ["GridEnv", "MapLayout", "TaskGenerationError"]
+__all__ = ["GridEnv", "MapLayout", "TaskGenerationError", "parallel_env"]
