@@ -54,7 +54,7 @@ class PolicyConfig:
             raise ValueError(f"policy name {self.name!r}: expected one of {', '.join(POLICY_NAMES)}")
         if self.scope not in SCOPES:
             raise ValueError(f"scope {self.scope!r}: expected one of {', '.join(SCOPES)}")
-        shape = tuple(self.obs_shape)
+        shape = tuple(self.obs_shape) if isinstance(self.obs_shape, list | tuple) else ()
         if len(shape) != 3 or not all(isinstance(n, int) and n > 0 for n in shape):
             raise ValueError(f"obs_shape {self.obs_shape!r}: expected three positive ints (C, F, F)")
         object.__setattr__(self, "obs_shape", shape)

@@ -99,10 +99,11 @@ class SwarmPolicy(nn.Module):
         if self.config.has_memory:
             summaries.append(scope(memory, remembered).mean())  # (E*N, M)
         value = self.value_head(torch.cat(summaries, dim=1))  # (E*N, 1)
+        # inactive agents keep their state, wiped if they were reset
         keep = active.view(E, N, 1)
         new_state = PolicyState(
-            torch.where(keep, new_memory.view(E, N, -1), state.memory),  # (E, N, M)
-            torch.where(keep.unsqueeze(-1), new_history.view(state.history.shape), state.history))
+            torch.where(keep, new_memory.view(E, N, -1), memory),  # (E, N, M)
+            torch.where(keep.unsqueeze(-1), new_history.view(history.shape), history))  # (E, N, h, D)
         return logits.view(E, N, -1), value.view(E, N), new_state
 
     def unroll(self, obs_seq: ArrayLike, state0: PolicyState, reset_masks: ArrayLike,
