@@ -33,6 +33,15 @@ def unroll(policy: memory.SwarmPolicy, episode: Episode, obs: torch.Tensor | Non
                          episode.neighbours, episode.active)
 
 
+def every_policy_and_scope(max_examples: int, **strategies):
+    """Run a test for every policy name and scope, on `max_examples` drawn examples of `strategies`."""
+    def wrap(test):
+        test = given(seed=SEEDS, **strategies)(settings(max_examples=max_examples)(test))
+        test = pytest.mark.parametrize("name", memory.POLICY_NAMES)(test)
+        return pytest.mark.parametrize("scope", SCOPES)(test)
+    return wrap
+
+
 def grad_wrt_obs(policy: memory.SwarmPolicy, episode: Episode, select) -> torch.Tensor:
     """d(sum of select(logits (T, E, N, A)))/d obs (T, E, N, C, F, F)."""
     obs = episode.obs.clone().requires_grad_(True)
@@ -41,10 +50,7 @@ def grad_wrt_obs(policy: memory.SwarmPolicy, episode: Episode, select) -> torch.
     return torch.zeros_like(obs) if grad is None else grad
 
 
-@pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("name", memory.POLICY_NAMES)
-@settings(max_examples=6)
-@given(seed=SEEDS)
+@every_policy_and_scope(6)
 def test_unroll_equals_repeated_steps_and_is_finite(name: str, scope: str, seed: int) -> None:
     policy = make(name, scope, seed)
     episode = random_episode(seed, steps=4, num_envs=2, num_agents=4)
@@ -58,10 +64,7 @@ def test_unroll_equals_repeated_steps_and_is_finite(name: str, scope: str, seed:
     assert torch.isfinite(logits).all() and torch.isfinite(values).all()
 
 
-@pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("name", memory.POLICY_NAMES)
-@settings(max_examples=6)
-@given(seed=SEEDS)
+@every_policy_and_scope(6)
 def test_permuting_agents_permutes_every_output(name: str, scope: str, seed: int) -> None:
     policy = make(name, scope, seed)
     episode = random_episode(seed, steps=3, num_envs=2, num_agents=5)
@@ -115,10 +118,7 @@ def test_neighbour_attention_reads_this_steps_encodings_of_others(scope: str) ->
     assert torch.count_nonzero(grad[0, :, 1]) > 0 and torch.count_nonzero(grad[0, :, 2]) > 0
 
 
-@pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("name", memory.POLICY_NAMES)
-@settings(max_examples=6)
-@given(seed=SEEDS, other_seed=SEEDS)
+@every_policy_and_scope(6, other_seed=SEEDS)
 def test_an_env_wide_reset_isolates_episodes(name: str, scope: str, seed: int, other_seed: int) -> None:
     policy = make(name, scope, seed)
     episode, other = (random_episode(s, steps=5, num_envs=1, num_agents=4) for s in (seed, other_seed))
@@ -139,10 +139,7 @@ def test_an_env_wide_reset_isolates_episodes(name: str, scope: str, seed: int, o
     assert torch.equal(state.memory, o_state.memory) and torch.equal(state.history, o_state.history)
 
 
-@pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("name", memory.POLICY_NAMES)
-@settings(max_examples=3)
-@given(seed=SEEDS, agent=st.integers(0, 3))
+@every_policy_and_scope(3, agent=st.integers(0, 3))
 def test_a_restarting_agent_acts_on_its_new_observation_alone(name: str, scope: str, seed: int,
                                                               agent: int) -> None:
     episode = random_episode(seed, steps=4, num_envs=1, num_agents=4)
@@ -164,10 +161,7 @@ def test_at_a_reset_there_is_no_memory_token(name: str) -> None:
     assert torch.count_nonzero(position_grad[0]) == 0 and torch.count_nonzero(position_grad[1:]) > 0
 
 
-@pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("name", memory.POLICY_NAMES)
-@settings(max_examples=3)
-@given(seed=SEEDS, finished=st.integers(0, 3))
+@every_policy_and_scope(3, finished=st.integers(0, 3))
 def test_finished_agents_influence_nobody_and_keep_their_state(name: str, scope: str, seed: int,
                                                                finished: int) -> None:
     policy = make(name, scope, seed)
@@ -189,10 +183,7 @@ def test_finished_agents_influence_nobody_and_keep_their_state(name: str, scope:
     assert torch.equal(state.history[0, finished], after_first.history[0, finished])
 
 
-@pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("name", memory.POLICY_NAMES)
-@settings(max_examples=3)
-@given(seed=SEEDS)
+@every_policy_and_scope(3)
 def test_a_batch_of_envs_equals_each_env_alone(name: str, scope: str, seed: int) -> None:
     policy = make(name, scope, seed)
     episode = random_episode(seed, steps=3, num_envs=3, num_agents=4)
