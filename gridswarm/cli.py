@@ -16,11 +16,13 @@ from gridswarm import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "bench",
     "episodes",
+    "eval",
     "render",
     "replay",
     "run",
     "scenario",
     "slurm",
+    "train",
 )
 
 
