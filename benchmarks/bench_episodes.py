@@ -1,6 +1,10 @@
 """Recording cost: GridEnv steps with and without `sim.episodes.Recorder` (random actions).
 
-.venv/bin/python benchmarks/bench_episodes.py [--agents 1024] [--size 128] [--steps 512]
+Two identical envs (same scenario and seed) are stepped in alternating blocks, one bare and one through a
+Recorder, so load changes on a shared machine hit both alike. Also reported: the time spent inside
+`Recorder.step` outside `env.step` (the copies and queueing the caller pays directly).
+
+    .venv/bin/python benchmarks/bench_episodes.py [--agents 1024] [--size 128] [--blocks 8]
 """
 
 from __future__ import annotations
@@ -18,14 +22,11 @@ from sim.env import GridEnv
 from sim.episodes import Recorder
 
 
-def run(env: GridEnv, stepper, steps: int, seed: int) -> float:
-    """Seconds per step of `stepper(actions)` over `steps` random-action steps."""
-    rng = np.random.default_rng(seed)
-    actions = rng.integers(0, 5, (steps, env.num_envs, env.num_agents))
+def timed_block(stepper, actions: np.ndarray) -> float:
     start = time.perf_counter()
-    for t in range(steps):
-        stepper(actions[t])
-    return (time.perf_counter() - start) / steps
+    for step_actions in actions:
+        stepper(step_actions)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -33,34 +34,62 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1024)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--envs", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=512)
+    parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--block-steps", type=int, default=64)
     parser.add_argument("--episode-steps", type=int, default=256)
     parser.add_argument("--flush-every", type=int, default=64)
     args = parser.parse_args()
     scenario = scenarios.loads(
-        f"name: bench\nmap: {{generator: random, width: {args.size}, height: {args.size}, density: 0.2}}\n"
+        f"name: bench\nmap: {{generator: random, width: {args.size}, height: {args.size}, density: 0.3}}\n"
         f"agents: {{count: {args.agents}}}\n"
         f"dynamics: {{max_episode_steps: {args.episode_steps}, on_target: restart}}\n"
     )
-    env = GridEnv(scenario, num_envs=args.envs, seed=0)
-    env.reset()
-    run(env, env.step, 8, 1)  # compile
-    plain = run(env, env.step, args.steps, 2)
+    bare, recorded_env = (GridEnv(scenario, num_envs=args.envs, seed=0) for _ in range(2))
+    rng = np.random.default_rng(0)
+    shape = (args.block_steps, args.envs, args.agents)
     directory = Path(tempfile.mkdtemp())
+    inner = [0.0]
+
+    def timed_env_step(actions: np.ndarray, step=recorded_env.step) -> object:
+        start = time.perf_counter()
+        result = step(actions)
+        inner[0] += time.perf_counter() - start
+        return result
+
     try:
-        recorder = Recorder(env, directory / "bench.zarr", flush_every=args.flush_every)
+        bare.reset()
+        recorder = Recorder(recorded_env, directory / "bench.zarr", flush_every=args.flush_every)
         recorder.reset()
-        recorded = run(env, recorder.step, args.steps, 2)
+        timed_block(bare.step, rng.integers(0, 5, shape))  # compile
+        recorded_env.step = timed_env_step
+        bare_time = recorded_time = 0.0
+        for _ in range(args.blocks):
+            actions = rng.integers(0, 5, shape)
+            bare_time += timed_block(bare.step, actions)
+            recorded_time += timed_block(recorder.step, actions)
+        start = time.perf_counter()
         recorder.close()
+        drain = time.perf_counter() - start
         episodes = len(recorder.finished_ids)
     finally:
         shutil.rmtree(directory)
+    steps = args.blocks * args.block_steps
+    per_step = {"bare": bare_time / steps, "recorded": recorded_time / steps}
+    outside = (recorded_time - inner[0]) / steps
     print(
-        f"agents={args.agents} map={args.size}x{args.size} envs={args.envs} steps={args.steps} "
+        f"agents={args.agents} map={args.size}x{args.size} envs={args.envs} steps={steps} "
         f"episode_steps={args.episode_steps} flush_every={args.flush_every} episodes_written={episodes}"
     )
-    print(f"step without recorder: {plain * 1e3:.3f} ms")
-    print(f"step with recorder:    {recorded * 1e3:.3f} ms  (+{(recorded / plain - 1) * 100:.1f}%)")
+    print(f"env step, bare:              {per_step['bare'] * 1e3:.3f} ms")
+    print(
+        f"env step, through Recorder:  {per_step['recorded'] * 1e3:.3f} ms "
+        f"({(per_step['recorded'] / per_step['bare'] - 1) * 100:+.1f}%)"
+    )
+    print(
+        f"Recorder.step outside env:   {outside * 1e3:.3f} ms "
+        f"({outside / per_step['bare'] * 100:.1f}% of bare)"
+    )
+    print(f"close() drain of the I/O queue: {drain * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from scenarios import Scenario
 SCHEMA_VERSION = 1
 STORE_KEY = "gridswarm_episodes"
 DEFAULT_FLUSH_EVERY = 64
+MAX_QUEUED_WRITES = 256
 
 _EPISODE_NAME = re.compile(r"^episode_(\d{6,})$")
 _WRITER_NAME = re.compile(r"^writer_(\d{3,})$")
@@ -234,7 +235,8 @@ class EpisodeWriter:
         return episode
 
     def _submit(self, function: Any, *args: Any) -> None:
-        while self._pending and self._pending[0].done():
+        # Back-pressure: if the disk is slower than the simulation, wait rather than queue unbounded memory.
+        while self._pending and (self._pending[0].done() or len(self._pending) >= MAX_QUEUED_WRITES):
             self._check(self._pending.popleft())
         self._pending.append(self._io.submit(function, *args))
 
