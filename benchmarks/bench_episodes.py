@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--block-steps", type=int, default=64)
     parser.add_argument("--episode-steps", type=int, default=256)
     parser.add_argument("--flush-every", type=int, default=64)
+    parser.add_argument("--no-fsync", action="store_true", help="Recorder(durable=False)")
     args = parser.parse_args()
     scenario = scenarios.loads(
         f"name: bench\nmap: {{generator: random, width: {args.size}, height: {args.size}, density: 0.3}}\n"
@@ -58,7 +59,9 @@ def main() -> None:
 
     try:
         bare.reset()
-        recorder = Recorder(recorded_env, directory / "bench.zarr", flush_every=args.flush_every)
+        recorder = Recorder(
+            recorded_env, directory / "bench.zarr", flush_every=args.flush_every, durable=not args.no_fsync
+        )
         recorder.reset()
         timed_block(bare.step, rng.integers(0, 5, shape))  # compile
         recorded_env.step = timed_env_step
@@ -78,7 +81,8 @@ def main() -> None:
     outside = (recorded_time - inner[0]) / steps
     print(
         f"agents={args.agents} map={args.size}x{args.size} envs={args.envs} steps={steps} "
-        f"episode_steps={args.episode_steps} flush_every={args.flush_every} episodes_written={episodes}"
+        f"episode_steps={args.episode_steps} flush_every={args.flush_every} fsync={not args.no_fsync} "
+        f"episodes_written={episodes}"
     )
     print(f"env step, bare:              {per_step['bare'] * 1e3:.3f} ms")
     print(
