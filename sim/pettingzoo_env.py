@@ -6,6 +6,8 @@
 | rewards       | the scenario's reward scheme (POGEMA's by default)                              |
 | removal       | an agent leaves `agents` once inactive or when the episode ends (POGEMA's rule) |
 | infos         | `{"is_active": bool}`; on the final step every returned info holds `metrics`   |
+| state()       | int64 (N, 5) per agent: row, col, goal row, goal col, active (see `state`)      |
+| render()      | render_mode "rgb_array": an (H*cell, W*cell, 3) uint8 frame (`sim.render`)       |
 
 Given a POGEMA `GridConfig` the episodes equal `pogema_v0(GridConfig(..., integration='PettingZoo'))`'s, with
 two differences: this class subclasses `pettingzoo.ParallelEnv` (POGEMA's is duck-typed), and the episode
@@ -23,32 +25,42 @@ from pettingzoo import ParallelEnv
 
 from scenarios.schema import Scenario
 
+RENDER_MODES = ("rgb_array",)
+STATE_COLUMNS = ("row", "col", "goal_row", "goal_col", "active")
+"""The columns of `GridSwarmParallelEnv.state()`, one row per agent."""
 
-def parallel_env(source: Any, seed: int | None = None) -> GridSwarmParallelEnv:
+
+def parallel_env(
+    source: Any, seed: int | None = None, render_mode: str | None = None
+) -> GridSwarmParallelEnv:
     """A PettingZoo parallel env from a Scenario, YAML path, built-in scenario name or pogema GridConfig.
 
     `seed` is the base seed for scenarios (episodes are reproducible from it); a GridConfig carries its own.
+    `render_mode` is None or "rgb_array".
     """
     from sim.env import GridEnv  # the env imports this package's modules; import at call time
 
     if type(source).__name__ == "GridConfig":
-        return GridSwarmParallelEnv(GridEnv.from_pogema(source, num_envs=1))
+        return GridSwarmParallelEnv(GridEnv.from_pogema(source, num_envs=1), render_mode)
     if not isinstance(source, Scenario | str | os.PathLike):
         raise TypeError(
             f"parallel_env takes a Scenario, YAML path, scenario name or GridConfig, got {type(source)}"
         )
-    return GridSwarmParallelEnv(GridEnv(source, num_envs=1, seed=seed, auto_reset=False))
+    return GridSwarmParallelEnv(GridEnv(source, num_envs=1, seed=seed, auto_reset=False), render_mode)
 
 
 class GridSwarmParallelEnv(ParallelEnv):
     """One environment of a `GridEnv` (num_envs == 1) behind the PettingZoo Parallel API."""
 
-    metadata = {"name": "gridswarm_v0", "render_modes": []}  # noqa: RUF012 (PettingZoo's class attribute)
+    metadata = {"name": "gridswarm_v0", "render_modes": list(RENDER_MODES)}  # noqa: RUF012 (PettingZoo's)
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, render_mode: str | None = None) -> None:
         if env.num_envs != 1:
             raise ValueError(f"a PettingZoo env wraps exactly one environment, got num_envs={env.num_envs}")
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got {render_mode!r}")
         self.env = env
+        self.render_mode = render_mode
         self.possible_agents = [f"player_{i}" for i in range(env.num_agents)]
         self.agents: list[str] = []
         self._index = {name: i for i, name in enumerate(self.possible_agents)}
@@ -58,6 +70,8 @@ class GridSwarmParallelEnv(ParallelEnv):
         self._observation_spaces = dict.fromkeys(self.possible_agents, observation_space)
         self._action_spaces = dict.fromkeys(self.possible_agents, action_space)
         self._actions = np.zeros((1, env.num_agents), dtype=np.int64)
+        state_shape = (env.num_agents, len(STATE_COLUMNS))
+        self.state_space = spaces.Box(0, np.iinfo(np.int64).max, state_shape, np.int64)
 
     def observation_space(self, agent: str) -> spaces.Space:
         """The same space object on every call (PettingZoo's seeding relies on it)."""
@@ -99,10 +113,37 @@ class GridSwarmParallelEnv(ParallelEnv):
         self.agents = [name for name, i in live if active[i] and not episode_over]
         return observations, reward_dict, terminations, truncations, infos
 
+    def state(self) -> np.ndarray:
+        """The global state: int64 (N, 5), per agent its cell (row, col), its current goal (row, col) and
+        whether it is active (1/0), in `possible_agents` order; a fresh array. The map is fixed within an
+        episode (the observations carry it), so the state stays one shape for every map size."""
+        state = np.empty(self.state_space.shape, dtype=np.int64)
+        state[:, 0:2] = self.env.positions[0]
+        state[:, 2:4] = self.env.goals[0]
+        state[:, 4] = self.env.active[0]
+        return state
+
+    def render(self) -> np.ndarray | None:
+        """With render_mode "rgb_array": the current step as an (H*12, W*12, 3) uint8 RGB frame (active
+        agents as discs, their goals as rings of the same colour, obstacles dark); otherwise None."""
+        if self.render_mode is None:
+            return None
+        from sim.render import render_frames
+
+        height, width = self.env.map_shapes[0]
+        frame = render_frames(
+            self.env.obstacles[0, :height, :width],
+            self.env.positions[0][None],  # (1, N, 2): a one-step episode
+            self.env.goals[0][None],
+            self.env.active[0][None],
+        )[0]
+        return np.asarray(frame.convert("RGB"))
+
     def _agent_view(self, obs: Any, agent: int) -> Any:
+        """Agent `agent`'s observation, copied: the env overwrites its buffers at the next step."""
         if isinstance(obs, dict):
             return {key: _per_agent(key, value, agent) for key, value in obs.items()}
-        return obs[0, agent]
+        return obs[0, agent].copy()
 
     def close(self) -> None:
         """Nothing to release: the env owns only arrays."""
@@ -114,7 +155,7 @@ SHARED_KEYS = frozenset({"global_obstacles"})
 
 def _per_agent(key: str, value: np.ndarray, agent: int) -> np.ndarray:
     value = np.asarray(value)
-    return value[0] if key in SHARED_KEYS else value[0, agent]
+    return (value[0] if key in SHARED_KEYS else value[0, agent]).copy()
 
 
 def _space_of(observation: Any) -> spaces.Space:

@@ -1,4 +1,5 @@
-"""The PettingZoo env: PettingZoo's API and seed tests, and step-by-step parity with POGEMA's integration."""
+"""The PettingZoo env given a pogema GridConfig: PettingZoo's API and seed tests, and step-by-step parity with
+POGEMA's own PettingZoo integration (names, observations, rewards, terminations, truncations, removal)."""
 
 import numpy as np
 import pytest
@@ -68,7 +69,3 @@ def test_passes_pettingzoos_parallel_seed_test():
     config = GridConfig(num_agents=4, size=8, seed=9, on_target="restart", max_episode_steps=30)
     parallel_seed_test(lambda: parallel_env(config), num_cycles=40)
 
-
-def test_rejects_an_unknown_source():
-    with pytest.raises(TypeError, match="takes a Scenario, YAML path, scenario name or GridConfig"):
-        parallel_env(42)
