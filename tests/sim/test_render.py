@@ -155,3 +155,16 @@ def test_mp4_has_every_frame_with_agent_colours(tmp_path):
         r, c = positions[6, i]
         pixel = frames[6][r * CELL + CELL // 2, c * CELL + CELL // 2].astype(int)
         assert np.abs(pixel - colour).max() < 40  # H.264 is lossy; colours stay close
+
+
+def test_planned_paths_are_drawn_under_agents():
+    from sim.render import PATH_RGB
+
+    obstacles = np.zeros((5, 6), np.uint8)
+    positions, goals = np.array([[[0, 0]]]), np.array([[[0, 5]]])
+    path = np.array([[0, 0], [0, 1], [0, 2], [1, 2]])
+    frame = render_frames(obstacles, positions, goals, cell=CELL, paths=[path])[0]
+    for r, c in path[1:]:
+        assert rgb_at(frame, r, c, CELL // 2, CELL // 2) == PATH_RGB
+    assert rgb_at(frame, 0, 0, CELL // 2, CELL // 2) == tuple(agent_colours(1)[0])
+    assert rgb_at(frame, 2, 2, CELL // 2, CELL // 2) == FREE_RGB
