@@ -1,0 +1,115 @@
+"""The radio message a drone broadcasts each step: its cell and its message vector (memory) as int8.
+
+Layout (little-endian), one Crazyflie P2P packet (at most 60 bytes of payload) per fragment:
+
+    offset  size  field
+    0       1     version (RADIO_VERSION)
+    1       1     sender id (drone index, 0..255)
+    2       2     step (uint16, wraps)
+    4       1     row (uint8)
+    5       1     col (uint8)
+    6       1     flags: bit 0 valid (0 = the sender reset this step and sends nothing usable),
+                  bits 4..7 fragment index
+    7       4     scale (float32): value = int8 * scale, symmetric, scale = max|value| / 127
+    11      n     int8 values of this fragment (at most 47)
+    11+n    2     CRC-16/CCITT-FALSE of bytes 0..11+n-1
+
+A message of M values needs ceil(M / 47) packets; the drone preset (M = 16) fits one 29-byte packet.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+
+from deploy.errors import ExportError
+
+RADIO_VERSION = 1
+P2P_MAX_PAYLOAD = 60
+_HEADER = struct.Struct("<BBHBBBf")
+_CRC = struct.Struct("<H")
+VALUES_PER_PACKET = P2P_MAX_PAYLOAD - _HEADER.size - _CRC.size
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF), the variant with a public check value 0x29B1."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def quantize(values: np.ndarray) -> tuple[float, np.ndarray]:
+    """(M,) float -> (scale, int8 (M,)) with values ~= int8 * scale."""
+    values = np.asarray(values, dtype=np.float32)
+    peak = float(np.abs(values).max(initial=0.0))
+    scale = float(np.float32(peak / 127.0)) if peak > 0 else 1.0
+    return scale, np.clip(np.rint(values / scale), -127, 127).astype(np.int8)
+
+
+def pack(sender: int, step: int, cell: tuple[int, int], valid: bool, values: np.ndarray) -> list[bytes]:
+    """The packets of one message."""
+    scale, q = quantize(values)
+    packets = []
+    for fragment, start in enumerate(range(0, max(len(q), 1), VALUES_PER_PACKET)):
+        flags = int(valid) | (fragment << 4)
+        body = _HEADER.pack(RADIO_VERSION, sender, step & 0xFFFF, cell[0], cell[1], flags, scale)
+        body += q[start : start + VALUES_PER_PACKET].tobytes()
+        packets.append(body + _CRC.pack(crc16(body)))
+    return packets
+
+
+def unpack(packets: list[bytes], message_size: int) -> dict:
+    """Inverse of `pack`: sender, step, cell, valid and the (M,) float32 values; checks CRC and fragments."""
+    if len(packets) != packets_per_message(message_size):
+        raise ExportError(
+            f"a {message_size}-value message has {packets_per_message(message_size)} packets, "
+            f"got {len(packets)}"
+        )
+    chunks = []
+    for index, packet in enumerate(packets):
+        body, (crc,) = packet[: -_CRC.size], _CRC.unpack(packet[-_CRC.size :])
+        if crc16(body) != crc:
+            raise ExportError(f"radio packet {index}: CRC mismatch")
+        version, sender, step, row, col, flags, scale = _HEADER.unpack(body[: _HEADER.size])
+        if version != RADIO_VERSION or flags >> 4 != index:
+            raise ExportError(f"radio packet {index}: version {version}, fragment {flags >> 4}")
+        chunks.append(np.frombuffer(body[_HEADER.size :], dtype=np.int8))
+    values = np.concatenate(chunks).astype(np.float32) * np.float32(scale)
+    return {"sender": sender, "step": step, "cell": (row, col), "valid": bool(flags & 1), "values": values}
+
+
+def packets_per_message(message_size: int) -> int:
+    return max(1, math.ceil(message_size / VALUES_PER_PACKET))
+
+
+def message_format(message_size: int, source: str | None) -> dict:
+    """The manifest's description of the radio message."""
+    packets = packets_per_message(message_size)
+    return {
+        "source": source,
+        "values": message_size,
+        "encoding": "int8 symmetric, one float32 scale per message: value = int8 * scale",
+        "fields": [
+            ["version", 0, 1, "uint8"],
+            ["sender", 1, 1, "uint8"],
+            ["step", 2, 2, "uint16"],
+            ["row", 4, 1, "uint8"],
+            ["col", 5, 1, "uint8"],
+            ["flags", 6, 1, "bit0 valid, bits4-7 fragment"],
+            ["scale", 7, 4, "float32"],
+            ["values", 11, "n", "int8"],
+            ["crc16_ccitt_false", "11+n", 2, "uint16"],
+        ],
+        "little_endian": True,
+        "packets": packets,
+        "bytes_per_packet_max": _HEADER.size + min(message_size, VALUES_PER_PACKET) + _CRC.size,
+        "total_bytes": packets * (_HEADER.size + _CRC.size) + message_size,
+        "p2p_max_payload": P2P_MAX_PAYLOAD,
+        "fits_one_packet": packets == 1,
+    }
