@@ -1,27 +1,30 @@
-"""`gridswarm bench`: simulator throughput, side by side with POGEMA 1.4.0 in the same process.
+"""`gridswarm bench`: simulator throughput, optionally side by side with POGEMA 1.4.0 in the same process.
 
 Setting (the project's targets): one thread, observations included, soft collisions, lifelong
-(`on_target='restart'`), obs radius 5, density 0.3, the same pogema `GridConfig` for both simulators
-(GridSwarm via `GridEnv.from_pogema`, so both run the same maps and tasks, and pogema is needed). Actions are
-drawn before timing, so only `step` is timed; the `greedy` column also times GridSwarm's greedy baseline
-(distance fields and all), which reaches goals and so exercises lifelong goal draws. Greedy is not run at
-10k+ agents: its distance-field cache (256 fields of 1 MiB at 512x512) thrashes with 10k distinct goals,
-so each step recomputes ~N BFS fields. Resets are timed on the second reset (the first compiles).
+(`on_target='restart'`), obs radius 5, density 0.3. Each case is a `Scenario`; GridSwarm plays its episode
+of seed `BENCH_SEED` and, with `--against-pogema`, POGEMA plays that scenario's `GridConfig` with the same
+seed, which gives the same map and task (GridSwarm's random maps and placement are POGEMA's). pogema is
+optional: without it only GridSwarm's columns are measured. Actions are drawn before timing, so only
+`step` is timed; the `greedy` column also times GridSwarm's greedy baseline (distance fields and all),
+which reaches goals and so exercises lifelong goal draws. Greedy is not run at 10k+ agents: its
+distance-field cache (256 fields of 1 MiB at 512x512) thrashes with 10k distinct goals, so each step
+recomputes ~N BFS fields. Resets are timed on the second reset (the first compiles).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from pogema import GridConfig  # pogema is optional: imported when a benchmark runs
+from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 
 USER_ERRORS: tuple[type[Exception], ...] = ()
+BENCH_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -56,24 +59,42 @@ class Result:
     pogema_reset: float | None
 
 
-def grid_config(case: Case, seed: int = 0) -> GridConfig:
-    from pogema import GridConfig
-
-    return GridConfig(
-        num_agents=case.agents, size=case.size, density=0.3, seed=seed, obs_radius=5,
-        collision_system="soft", on_target="restart", max_episode_steps=10**6,
+def case_scenario(case: Case) -> Scenario:
+    """The scenario a case benchmarks: `size` x `size` random map, the targets' setting, episodes that
+    outlast the timing."""
+    return Scenario(
+        name=f"bench-{case.agents}", map=MapSpec(width=case.size, height=case.size, density=0.3),
+        agents=AgentsSpec(count=case.agents), observation=ObservationSpec(radius=5),
+        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=10**6),
+        seed=BENCH_SEED,
     )  # fmt: skip
+
+
+def bench_env(case: Case) -> Any:
+    """GridSwarm's env of a case, on the episode of seed `BENCH_SEED` (POGEMA's GridConfig(seed=0) task)."""
+    from sim.env import GridEnv
+
+    env = GridEnv(case_scenario(case), num_envs=1, auto_reset=False)
+    env.reset(episode_seeds=np.array([BENCH_SEED]))  # compiles or loads numba's cache
+    return env
+
+
+def pogema_env(case: Case) -> Any:
+    """POGEMA's env of the same scenario and seed (needs pogema)."""
+    from pogema import pogema_v0
+
+    from sim.pogema_adapter import grid_config_from_scenario
+
+    return pogema_v0(grid_config=grid_config_from_scenario(case_scenario(case), seed=BENCH_SEED))
 
 
 def measure_ours(case: Case, greedy: bool) -> tuple[float, float]:
     """(env steps/s, reset seconds) of GridSwarm, random actions or the greedy baseline."""
     from sim.baselines import GreedyPolicy
-    from sim.env import GridEnv
 
-    env = GridEnv.from_pogema(grid_config(case), num_envs=1, pogema_bugs=False)
-    env.reset()  # compiles or loads numba's cache
+    env = bench_env(case)
     started = time.perf_counter()
-    env.reset()
+    env.reset(episode_seeds=np.array([BENCH_SEED]))
     reset_seconds = time.perf_counter() - started
     steps = case.greedy_steps if greedy else case.steps
     actions = np.random.default_rng(0).integers(0, 5, size=(steps, 1, case.agents))
@@ -87,9 +108,7 @@ def measure_ours(case: Case, greedy: bool) -> tuple[float, float]:
 
 def measure_pogema(case: Case) -> tuple[float, float]:
     """(env steps/s, reset seconds) of POGEMA 1.4.0 with random actions."""
-    from pogema import pogema_v0
-
-    env = pogema_v0(grid_config=grid_config(case))
+    env = pogema_env(case)
     env.reset()
     started = time.perf_counter()
     env.reset()
@@ -147,12 +166,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=bench)
 
 
-def bench(args: argparse.Namespace) -> int:
+def pogema_installed() -> bool:
     try:
-        import pogema  # noqa: F401 (both simulators are configured from a pogema GridConfig)
+        import pogema  # noqa: F401 (only its presence is asked)
     except ImportError:
-        print("gridswarm bench: error: needs pogema for its GridConfig (pip install 'gridswarm[pogema]')")
-        return 2
+        return False
+    return True
+
+
+def bench(args: argparse.Namespace) -> int:
+    if not pogema_installed():
+        if args.against_pogema:
+            needs = "--against-pogema needs pogema 1.4.0 (pip install 'gridswarm[pogema]')"
+            print(f"gridswarm bench: error: {needs}", file=sys.stderr)
+            return 2
+        print("pogema is not installed: GridSwarm's numbers only (POGEMA columns '-')")
     print("one thread, soft collisions, lifelong, obs radius 5, density 0.3, random actions (greedy column:")
     print("GridSwarm's greedy baseline); env steps per second")
     run_cases(QUICK_CASES if args.quick else FULL_CASES, args.against_pogema)
