@@ -15,10 +15,11 @@ Layout of a store (a directory; Zarr v3 on the local file system)::
         incomplete_000001/     an episode being written (or cut off by a crash): never listed
 
 Step arrays are chunked along time (`flush_every` steps per chunk) and compressed with Zstd (its checksum
-detects truncated chunks). Each open episode owns a step buffer of `flush_every` rows; the buffer is written
-as one whole chunk per array when full, so no chunk is rewritten and array metadata is written once per
-episode. An episode is written under `incomplete_K`, every file is fsynced, and then the directory is
-renamed to `episode_K`: a reader sees an episode only when it is complete.
+detects truncated chunks). Each open episode owns a step buffer of `flush_every` rows; a full buffer is
+written as one whole chunk per array (one metadata rewrite per array per flush, never one per step), on
+the writer's background I/O thread. An episode is written under `incomplete_K`, every file is fsynced,
+and then the directory is renamed to `episode_K`: a reader sees an episode only when it is complete.
+Only local file systems are supported (the rename is what makes an episode appear).
 """
 
 from __future__ import annotations
