@@ -1,0 +1,135 @@
+"""Decentralized rollouts in sim.GridEnv: every agent runs its own copy of the exported step.
+
+Each agent sees only its observation, its own state and the messages its K nearest neighbours (the
+simulator's neighbour lists) broadcast at the end of the previous step; a message can be dropped with a
+given probability and goes through the radio's int8 encoding. The same loop drives the torch policy and the
+compiled C policy, so their closed-loop behaviour can be compared on the same seeds, and it records the
+observations and positions the exporter verifies on and plans waypoints from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from deploy.agent import AgentStep
+from deploy.errors import ExportError
+from deploy.radio import quantize
+from scenarios.schema import Scenario
+from sim.env import GridEnv
+
+BatchRunner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """What one rollout of E environments (one episode each) produced."""
+
+    observations: np.ndarray  # (S, C, F, F) float32: every active agent's observation at every step
+    positions: np.ndarray  # (T+1, N, 2) int64: environment 0's agents, before each step and at the end
+    actions: np.ndarray  # (T, E, N) int64
+    metrics: list[dict]  # POGEMA's metrics of each environment's episode
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of episodes in which every agent reached its goal (CSR = 1)."""
+        return float(np.mean([m["CSR"] >= 1.0 for m in self.metrics]))
+
+
+def with_neighbours(scenario: Scenario, count: int) -> Scenario:
+    """The scenario with neighbour lists of `count` agents switched on (what a drone hears by radio)."""
+    observation = dataclasses.replace(scenario.observation, neighbours=count)
+    return dataclasses.replace(scenario, observation=observation)
+
+
+def _messages(
+    step: AgentStep,
+    env: GridEnv,
+    memory: np.ndarray,
+    reset: np.ndarray,
+    drop_rate: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Received messages (E*N, K, D) and their mask (E*N, K) from the neighbours' memories before the step."""
+    E, N = env.num_envs, env.num_agents
+    neighbours = env.neighbours[:, :, : step.max_neighbours]  # (E, N, K) int32, -1 padded
+    index = np.clip(neighbours, 0, None) + (np.arange(E) * N)[:, None, None]  # (E, N, K) flat agent index
+    sender_ok = (env.active.reshape(-1) & ~reset)[index]  # an inactive or restarting sender sends nothing
+    received = (neighbours >= 0) & sender_ok & (rng.random(neighbours.shape) >= drop_rate)
+    decoded = np.empty_like(memory)
+    for agent, values in enumerate(memory):  # what the radio delivers: int8 values and a float scale
+        scale, q = quantize(values)
+        decoded[agent] = q.astype(np.float32) * np.float32(scale)
+    return decoded[index].reshape(E * N, step.max_neighbours, -1), received.reshape(E * N, -1)
+
+
+def decentralized_rollout(
+    step: AgentStep,
+    run: BatchRunner,
+    scenario: Scenario,
+    num_envs: int,
+    seed: int,
+    drop_rate: float = 0.0,
+    max_steps: int | None = None,
+) -> RolloutResult:
+    """One episode in each of `num_envs` environments, actions = argmax of each agent's own step."""
+    if step.message_source == "encoding":
+        raise ExportError(
+            "decentralized rollouts support memory messages only (neighbour_attention sends "
+            "encodings, whose C encoder is not exported)"
+        )
+    env = GridEnv(with_neighbours(scenario, step.max_neighbours), num_envs, seed, auto_reset=False)
+    obs = env.reset()
+    E, N = env.num_envs, env.num_agents
+    rng = np.random.default_rng(seed)
+    state = [np.zeros((E * N, *s), np.float32) for s in _state_shapes(step)]
+    reset = np.ones(E * N, bool)
+    observations, positions, actions = [], [env.positions[0].astype(np.int64)], []
+    metrics: list[dict | None] = [None] * E
+    limit = max_steps or scenario.dynamics.max_episode_steps
+    for _ in range(limit):
+        active = env.active.reshape(-1).copy()
+        batch = {"obs": obs.reshape(E * N, *obs.shape[2:])}
+        for (name, _), value in zip(step.state_names, state, strict=True):
+            batch[name] = value
+        if step.message_source == "memory":
+            batch["messages"], batch["message_mask"] = _messages(step, env, state[0], reset, drop_rate, rng)
+        batch["reset"] = reset
+        outputs = run(batch)
+        chosen = np.argmax(outputs[0], axis=1)
+        for position, new_value in enumerate(outputs[1:]):
+            state[position][active] = new_value[active]  # inactive agents keep their state
+        observations.append(batch["obs"][active])
+        actions.append(np.where(active, chosen, 0).reshape(E, N))
+        obs, _, _, _, info = env.step(actions[-1])
+        positions.append(env.positions[0].astype(np.int64))
+        reset = np.zeros(E * N, bool)
+        for e, found in enumerate(info["metrics"]):
+            if found is not None and metrics[e] is None:
+                metrics[e] = found
+        if all(m is not None for m in metrics):
+            break
+    finished = [m for m in metrics if m is not None]
+    return RolloutResult(np.concatenate(observations), np.stack(positions), np.stack(actions), finished)
+
+
+def _state_shapes(step: AgentStep) -> list[tuple[int, ...]]:
+    shapes = {"memory": (step.memory_size,), "history": step.history_shape}
+    return [shapes[name] for name, _ in step.state_names]
+
+
+def per_sample(run: Callable[..., list[np.ndarray]], names: list[str]) -> BatchRunner:
+    """A batch runner from a batch-1 function (the compiled C): one call per agent."""
+
+    def run_batch(batch: dict[str, np.ndarray]) -> list[np.ndarray]:
+        size = len(batch["obs"])
+        results = [run(*[np.asarray(batch[n][i : i + 1]) for n in names]) for i in range(size)]
+        return [
+            np.concatenate([r[k].reshape(1, -1) for r in results]).reshape(size, *results[0][k].shape[1:])
+            for k in range(len(results[0]))
+        ]
+
+    return run_batch
