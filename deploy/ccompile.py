@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -426,8 +427,8 @@ def _slice(x: View, dim: int, start: int, end: int, step: int) -> View:
     return View(
         x.base,
         x.storage,
-        (*x.shape[:dim], size, *x.shape[dim + 1:]),
-        (*x.strides[:dim], x.strides[dim] * step, *x.strides[dim + 1:]),
+        (*x.shape[:dim], size, *x.shape[dim + 1 :]),
+        (*x.strides[:dim], x.strides[dim] * step, *x.strides[dim + 1 :]),
         x.offset + start * x.strides[dim],
     )
 
@@ -664,7 +665,8 @@ def compile_module(
     the module it belongs to for anything the C runtime does not implement.
     """
     module = module.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecation notes
         program = torch.export.export(module, (), kwargs=example_inputs).run_decompositions()
     constants = {**program.state_dict, **program.constants}
     signature = program.graph_signature

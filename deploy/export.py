@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -147,16 +148,10 @@ def _onnx_bytes(step: AgentStep, inputs: dict[str, torch.Tensor]) -> bytes:
     import onnx
 
     buffer = io.BytesIO()
-    torch.onnx.export(
-        step,
-        (),
-        buffer,
-        kwargs=inputs,
-        input_names=list(inputs),
-        output_names=step.output_names,
-        opset_version=ONNX_OPSET,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # the tracer's notes on shape checks in Python are expected here
+        warnings.simplefilter("ignore")
+        torch.onnx.export(step, (), buffer, kwargs=inputs, input_names=list(inputs),
+                          output_names=step.output_names, opset_version=ONNX_OPSET, dynamo=False)
     model = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(model, full_check=True)
     return buffer.getvalue()

@@ -1,0 +1,181 @@
+"""`gridswarm export SOURCE --out DIR`: a trained policy as ONNX, C99, manifest, golden vectors, waypoints.
+
+SOURCE is a run directory (its best, else latest, checkpoint), a checkpoint file, or `new:NAME` for a freshly
+initialized policy (with --obs-shape, --preset, --scope, --seed), e.g. to size a model before training it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from deploy.errors import ExportError
+from scenarios.errors import ScenarioError
+
+USER_ERRORS: tuple[type[Exception], ...] = (ExportError, ScenarioError)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export a policy for drones: ONNX, C99, manifest, waypoints"
+    )
+    parser.add_argument("source", help="run directory, checkpoint file, or new:NAME (a fresh policy)")
+    parser.add_argument("--out", required=True, type=Path, help="export directory (must not exist)")
+    parser.add_argument(
+        "--format", default="onnx,c", help="comma list of onnx, c, waypoints (default onnx,c)"
+    )
+    parser.add_argument("--int8", action="store_true", help="int8 weights with one scale per output row")
+    parser.add_argument("--neighbours", type=_positive, default=8, help="message slots K (default 8)")
+    parser.add_argument(
+        "--target",
+        choices=("crazyflie", "host"),
+        default="crazyflie",
+        help="crazyflie enforces the STM32F405 budgets; host skips them",
+    )
+    parser.add_argument(
+        "--scenario",
+        help="scenario whose rollouts give verification observations, channel names and --rollout waypoints",
+    )
+    parser.add_argument("--verify-samples", type=_positive, default=1000, help="observations checked (1000)")
+    parser.add_argument("--force", action="store_true", help="replace an existing export directory")
+    fresh = parser.add_argument_group("new:NAME policies")
+    fresh.add_argument("--obs-shape", default="3,11,11", help="C,F,F (default 3,11,11)")
+    fresh.add_argument("--preset", default="drone", help="size preset (default drone)")
+    fresh.add_argument("--scope", default="local", help="memory scope (default local)")
+    fresh.add_argument("--seed", type=int, default=0, help="weight and verification seed (default 0)")
+    plans = parser.add_argument_group("waypoints (with --format ...,waypoints): one source")
+    plans.add_argument("--positions", type=Path, help=".npy of (steps+1, drones, 2) grid cells (row, col)")
+    plans.add_argument("--episodes", type=Path, help="episode store (sim.episodes) with --episode ID")
+    plans.add_argument("--episode", help="episode id in --episodes")
+    plans.add_argument("--rollout", action="store_true", help="a live rollout of the policy in --scenario")
+    plans.add_argument("--cell-size", type=float, default=0.5, help="metres per cell (default 0.5)")
+    plans.add_argument("--origin", default="0,0", help="x,y of the grid's top-left corner in metres")
+    plans.add_argument("--altitude", type=float, default=1.0, help="flight altitude in metres (default 1.0)")
+    plans.add_argument("--max-speed", type=float, default=0.5, help="m/s (default 0.5)")
+    plans.add_argument(
+        "--step-duration", type=float, default=None, help="seconds per step (default cell/speed)"
+    )
+    plans.add_argument("--safety-distance", type=float, default=0.25, help="metres (default 0.25)")
+    parser.set_defaults(handler=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _numbers(option: str, text: str, count: int, kind: type) -> tuple:
+    try:
+        values = tuple(kind(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise ExportError(f"{option} {text!r}: expected {count} comma-separated {kind.__name__}s")
+    return values
+
+
+def _policy(args: argparse.Namespace):
+    import memory
+    from deploy.checkpoint import load_policy
+
+    if not args.source.startswith("new:"):
+        return load_policy(args.source)
+    name = args.source.removeprefix("new:")
+    obs_shape = _numbers("--obs-shape", args.obs_shape, 3, int)
+    try:
+        policy = memory.make_policy(name, obs_shape, preset=args.preset, scope=args.scope, seed=args.seed)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
+    return policy.eval(), {
+        "checkpoint": None,
+        "fresh": {"name": name, "preset": args.preset, "seed": args.seed},
+    }
+
+
+def _plan_cells(args: argparse.Namespace, rollout_positions: np.ndarray | None) -> np.ndarray:
+    sources = [args.positions is not None, args.episodes is not None, args.rollout]
+    if sum(sources) != 1:
+        raise ExportError(
+            "--format waypoints needs exactly one of --positions, --episodes/--episode, --rollout"
+        )
+    if args.positions is not None:
+        try:
+            return np.load(args.positions, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ExportError(f"{args.positions}: cannot read positions ({error})") from None
+    if args.episodes is not None:
+        from sim import episodes
+
+        if args.episode is None:
+            raise ExportError("--episodes needs --episode ID (see gridswarm episodes ls)")
+        try:
+            return np.asarray(episodes.open(args.episodes)[args.episode].positions)
+        except (episodes.EpisodeStoreError, KeyError) as error:
+            raise ExportError(f"{args.episodes}: {error}") from None
+    if rollout_positions is None:
+        raise ExportError("--rollout needs --scenario")
+    return rollout_positions
+
+
+def run(args: argparse.Namespace) -> int:
+    from deploy.agent import AgentStep
+    from deploy.export import CRAZYFLIE, FORMATS, ExportOptions, export_policy
+    from deploy.rollout import decentralized_rollout
+    from deploy.verify import torch_runner
+    from deploy.waypoints import GridToWorld, make_plan, plan_summary
+
+    formats = tuple(part.strip() for part in args.format.split(",") if part.strip())
+    if not formats or set(formats) - set(FORMATS):
+        raise ExportError(f"--format {args.format!r}: expected a comma list of {', '.join(FORMATS)}")
+    policy, source = _policy(args)
+    observations = channels = positions = None
+    if args.scenario is not None:
+        from scenarios.loader import load
+
+        scenario = load(args.scenario)
+        channels = scenario.observation.channels
+        step = AgentStep(policy, args.neighbours)
+        rollout = decentralized_rollout(step, torch_runner(step), scenario, num_envs=1, seed=args.seed)
+        observations, positions = rollout.observations, rollout.positions
+    plan = summary = None
+    if "waypoints" in formats:
+        transform = GridToWorld(args.cell_size, _numbers("--origin", args.origin, 2, float), args.altitude)
+        plan = make_plan(
+            _plan_cells(args, positions),
+            transform,
+            max_speed_mps=args.max_speed,
+            step_duration_s=args.step_duration,
+            safety_distance_m=args.safety_distance,
+        )
+        summary = plan_summary(plan, args.safety_distance, args.max_speed)
+    options = ExportOptions(
+        formats=formats,
+        int8=args.int8,
+        max_neighbours=args.neighbours,
+        budget=CRAZYFLIE if args.target == "crazyflie" else None,
+        verify_samples=args.verify_samples,
+        seed=args.seed,
+        overwrite=args.force,
+        extra={"source": source | {"scenario": args.scenario}},
+    )
+    manifest = export_policy(policy, args.out, options, observations, plan, summary, channels)
+    measured, checks = manifest["measured"], manifest["verification"]
+    print(f"exported {', '.join(formats)} to {args.out}")
+    print(
+        f"  weights {measured['weight_bytes']} B, RAM {measured['ram_bytes']} B, {measured['macs']} MACs, "
+        f"~{measured['estimated_ms']:.2f} ms on {manifest['budget']['target']}"
+    )
+    print(
+        f"  C vs torch: max |error| {checks['c']['max_abs_error']:.2e}, same action "
+        f"{100 * checks['c']['same_action']:.2f}% of {checks['c']['samples']}"
+    )
+    if "onnx" in checks:
+        print(f"  ONNX vs torch: max |error| {checks['onnx']['max_abs_error']:.2e}")
+    if summary is not None:
+        print(f"  waypoints: {json.dumps({k: summary[k] for k in ('num_drones', 'num_steps')})}")
+    return 0

@@ -1,0 +1,87 @@
+"""`gridswarm export`: checkpoints in, artifacts out, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import memory
+from gridswarm.cli import main
+
+
+def write_checkpoint(path, policy):
+    meta = {"format": "gridswarm-mappo-1", "policy_config": policy.config.to_dict(), "update": 3}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"policy": policy.state_dict(), "meta": json.dumps(meta)}, path)
+
+
+def test_run_dir_checkpoint_to_c_and_waypoints(tmp_path, capsys):
+    policy = memory.make_policy("gru", (3, 11, 11), preset="drone", seed=2)
+    write_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt", policy)
+    cells = np.array([[[0, 0], [2, 2]], [[0, 1], [2, 2]], [[1, 1], [2, 2]]])
+    np.save(tmp_path / "cells.npy", cells)
+    code = main(
+        [
+            "export",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "out"),
+            "--format",
+            "c,waypoints",
+            "--positions",
+            str(tmp_path / "cells.npy"),
+            "--verify-samples",
+            "50",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["source"]["checkpoint"].endswith("checkpoints/latest.pt")
+    assert "policy.onnx" not in manifest["files"] and "policy.c" in manifest["files"]
+    assert manifest["waypoints"]["num_drones"] == 2 and "waypoints/fly_cflib.py" in manifest["files"]
+    # the exported C carries the checkpoint's weights, not fresh ones
+    golden = np.load(tmp_path / "out" / "golden.npz")
+    with torch.no_grad():
+        logits, _ = policy.agent_step(
+            torch.from_numpy(golden["obs"][:1]),
+            policy.initial_agent_state(1),
+            reset=torch.ones(1, dtype=torch.bool),
+        )
+    np.testing.assert_allclose(golden["logits"][:1], logits.numpy(), atol=1e-6)
+
+
+def test_unsafe_plan_is_one_line_and_writes_nothing(tmp_path, capsys):
+    np.save(tmp_path / "swap.npy", np.array([[[0, 0], [0, 1]], [[0, 1], [0, 0]]]))
+    code = main(
+        [
+            "export",
+            "new:empty",
+            "--out",
+            str(tmp_path / "out"),
+            "--format",
+            "c,waypoints",
+            "--positions",
+            str(tmp_path / "swap.npy"),
+            "--verify-samples",
+            "10",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "drones 0 and 1 come 0.000 m apart during step 0" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+def test_bad_checkpoints_are_refused_in_one_line(tmp_path, capsys, content):
+    path = tmp_path / "bad.pt"
+    if content is None:  # a pickle that would run code when loaded without weights_only
+        torch.save({"meta": json.dumps({"format": "gridswarm-mappo-1"}), "policy": print}, path)
+    else:
+        path.write_bytes(content)
+    code = main(["export", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "not a readable GridSwarm checkpoint" in err
