@@ -16,6 +16,7 @@ from gridswarm import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "bench",
     "episodes",
+    "export",
     "eval",
     "render",
     "replay",
