@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--format", default="onnx,c", help="comma list of onnx, c, waypoints (default onnx,c)"
     )
     parser.add_argument("--int8", action="store_true", help="int8 weights with one scale per output row")
-    parser.add_argument("--neighbours", type=_positive, default=8, help="message slots K (default 8)")
+    parser.add_argument("--neighbours", type=int, default=8, help="message slots K (default 8)")
     parser.add_argument(
         "--target",
         choices=("crazyflie", "host"),
@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--scenario",
         help="scenario whose rollouts give verification observations, channel names and --rollout waypoints",
     )
-    parser.add_argument("--verify-samples", type=_positive, default=1000, help="observations checked (1000)")
+    parser.add_argument("--verify-samples", type=int, default=1000, help="observations checked (1000)")
     parser.add_argument("--force", action="store_true", help="replace an existing export directory")
     fresh = parser.add_argument_group("new:NAME policies")
     fresh.add_argument("--obs-shape", default="3,11,11", help="C,F,F (default 3,11,11)")
@@ -60,13 +60,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     plans.add_argument("--safety-distance", type=float, default=0.25, help="metres (default 0.25)")
     parser.set_defaults(handler=run)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _numbers(option: str, text: str, count: int, kind: type) -> tuple:
@@ -129,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     from deploy.verify import torch_runner
     from deploy.waypoints import GridToWorld, make_plan, plan_summary
 
+    for option, value in (("--neighbours", args.neighbours), ("--verify-samples", args.verify_samples)):
+        if value < 1:
+            raise ExportError(f"{option} {value}: expected a positive integer")
     formats = tuple(part.strip() for part in args.format.split(",") if part.strip())
     if not formats or set(formats) - set(FORMATS):
         raise ExportError(f"--format {args.format!r}: expected a comma list of {', '.join(FORMATS)}")
