@@ -13,7 +13,7 @@ Batched buffers (E environments, N agents, padded grids (Hp, Wp), unpadded map b
     num_listed (E,) int64; sequences (E, N, S, 2) int64; sequence_length (E, N) int64;
     sequence_index (E, N) int64
     metrics: solve_time (E, N) int64; counters (E, 2) int64; metric_values (E, 5) float64
-    obs (E, N, C, F, F) float32
+    obs (E, N, C, F, F) float32, or uint8 (every channel holds only 0 and 1)
 """
 
 from __future__ import annotations
@@ -62,99 +62,61 @@ def _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, po
         )
 
 
-@njit(cache=True, parallel=True)
-def step_envs(
-    rules,
-    max_episode_steps,
-    channels,
-    obstacles,
-    occupancy,
-    scratch,
-    next_mover,
-    moving,
-    queue,
-    positions,
-    goals,
-    actions,
-    active,
-    was_on_goal,
-    rewards,
-    terminated,
-    truncated,
-    elapsed,
-    finished,
-    goal_mode,
-    streams,
-    labels,
-    comp_cells,
-    comp_offset,
-    goal_list,
-    num_listed,
-    sequences,
-    sequence_length,
-    sequence_index,
-    solve_time,
-    counters,
-    metric_values,
-    obs,
-):
-    """Advances every environment by one step. max_episode_steps (E,) int64; channels (3,) int64: obs
-    channel of obstacles, agents, goal (-1 = absent)."""
+STATE_FIELDS = (
+    "max_episode_steps", "channels", "obstacles", "occupancy", "scratch", "next_mover", "moving", "queue",
+    "positions", "goals", "actions", "active", "was_on_goal", "rewards", "terminated", "truncated", "elapsed",
+    "finished", "goal_mode", "streams", "labels", "comp_cells", "comp_offset", "goal_list", "num_listed",
+    "sequences", "sequence_length", "sequence_index", "solve_time", "counters", "metric_values", "obs",
+)  # fmt: skip
+"""The order of the buffers in the `state` tuple the step kernels take (module docstring for each)."""
+
+
+@njit(cache=True)
+def step_env(e, rules, state):
+    """Advances environment e by one step. rules (4,) int64; state: the buffers in `STATE_FIELDS` order,
+    with max_episode_steps (E,) int64 and channels (3,) int64 (obs channel of obstacles, agents, goal,
+    -1 = absent)."""
+    (
+        max_episode_steps, channels, obstacles, occupancy, scratch, next_mover, moving, queue, positions,
+        goals, actions, active, was_on_goal, rewards, terminated, truncated, elapsed, finished, goal_mode,
+        streams, labels, comp_cells, comp_offset, goal_list, num_listed, sequences, sequence_length,
+        sequence_index, solve_time, counters, metric_values, obs,
+    ) = state  # fmt: skip
     pad = rules[2]
-    for e in prange(positions.shape[0]):
-        _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, positions, actions, active)
-        if rules[1] == FINISH:
-            settle_finish(
-                occupancy[e],
-                positions[e],
-                goals[e],
-                active[e],
-                was_on_goal[e],
-                rewards[e],
-                terminated[e],
-                pad,
-            )
-        elif rules[1] == NOTHING:
-            settle_nothing(positions[e], goals[e], was_on_goal[e], rewards[e], terminated[e])
-        else:
-            settle_restart(
-                positions[e],
-                goals[e],
-                was_on_goal[e],
-                rewards[e],
-                terminated[e],
-                goal_mode[e],
-                streams[e],
-                labels[e],
-                comp_cells[e],
-                comp_offset[e],
-                goal_list[e],
-                num_listed[e],
-                sequences[e],
-                sequence_length[e],
-                sequence_index[e],
-                pad,
-            )
-        elapsed[e] += 1
-        truncated[e, :] = elapsed[e] >= max_episode_steps[e]
-        finished[e] = truncated[e, 0] or terminated[e].all()
-        update_metrics(
-            rules[1],
-            was_on_goal[e],
-            solve_time[e],
-            counters[e],
-            finished[e],
-            max_episode_steps[e],
-            metric_values[e],
+    _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, positions, actions, active)
+    if rules[1] == FINISH:
+        settle_finish(
+            occupancy[e], positions[e], goals[e], active[e], was_on_goal[e], rewards[e], terminated[e], pad
         )
-        observe(
-            obs[e],
-            obstacles[e],
-            occupancy[e],
-            positions[e],
-            goals[e],
-            pad,
-            channels[0],
-            channels[1],
-            channels[2],
-        )
+    elif rules[1] == NOTHING:
+        settle_nothing(positions[e], goals[e], was_on_goal[e], rewards[e], terminated[e])
+    else:
+        settle_restart(
+            positions[e], goals[e], was_on_goal[e], rewards[e], terminated[e], goal_mode[e], streams[e],
+            labels[e], comp_cells[e], comp_offset[e], goal_list[e], num_listed[e], sequences[e],
+            sequence_length[e], sequence_index[e], pad,
+        )  # fmt: skip
+    elapsed[e] += 1
+    truncated[e, :] = elapsed[e] >= max_episode_steps[e]
+    finished[e] = truncated[e, 0] or terminated[e].all()
+    update_metrics(
+        rules[1], was_on_goal[e], solve_time[e], counters[e], finished[e], max_episode_steps[e],
+        metric_values[e],
+    )  # fmt: skip
+    observe(
+        obs[e], obstacles[e], occupancy[e], positions[e], goals[e], pad, channels[0], channels[1], channels[2]
+    )
+
+
+@njit(cache=True, parallel=True)
+def step_envs(rules, state):
+    """Advances every environment by one step, environments across numba's threads."""
+    for e in prange(state[0].shape[0]):
+        step_env(e, rules, state)
+
+
+@njit(cache=True)
+def step_envs_serial(rules, state):
+    """`step_envs` on the calling thread: without the thread pool's launch cost, for one thread or env."""
+    for e in range(state[0].shape[0]):
+        step_env(e, rules, state)
