@@ -1,7 +1,8 @@
-"""Simulator throughput vs POGEMA 1.4.0 (the targets' setting; see gridswarm/commands/bench.py).
+"""Simulator throughput vs POGEMA 1.4.0 (the targets' setting; see gridswarm/commands/bench.py), then
+GridSwarm alone in its batched form (num_envs > 1) and with uint8 observations.
 
 Usage: NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sim.py [--quick]
-Prints a Markdown table (machine and date first) for docs/benchmarks.md.
+Prints Markdown tables (machine and date first) for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -13,8 +14,50 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # one thread, before numba is i
 import argparse
 import datetime
 import platform
+import time
+
+import numpy as np
 
 from gridswarm.commands.bench import FULL_CASES, QUICK_CASES, run_cases
+from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+
+# (agents per env, map side, num_envs, timed steps): about the same agent count per step within a row pair.
+BATCHED_CASES = ((64, 32, 1, 2000), (64, 32, 64, 60), (1024, 128, 1, 200), (1024, 128, 16, 20),
+                 (10_000, 512, 1, 20), (100_000, 1024, 1, 4))  # fmt: skip
+QUICK_BATCHED_CASES = ((64, 32, 1, 300), (64, 32, 64, 10), (1024, 128, 1, 40))
+
+
+def targets_scenario(agents: int, size: int) -> Scenario:
+    """The targets' setting: soft collisions, lifelong, obs radius 5, density 0.3, episodes outlast timing."""
+    return Scenario(
+        name=f"bench-{agents}", map=MapSpec(width=size, height=size, density=0.3),
+        agents=AgentsSpec(count=agents), observation=ObservationSpec(radius=5),
+        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=10**6),
+    )  # fmt: skip
+
+
+def batched_steps_per_second(agents: int, size: int, num_envs: int, steps: int, obs_dtype: type) -> float:
+    """Batch steps per second of GridEnv (one thread, random actions drawn before timing)."""
+    from sim.env import GridEnv
+
+    env = GridEnv(targets_scenario(agents, size), num_envs, seed=0, num_threads=1, obs_dtype=obs_dtype)
+    env.reset()
+    actions = np.random.default_rng(0).integers(0, 5, size=(steps + 1, num_envs, agents))
+    env.step(actions[0])  # compiles or loads numba's cache
+    started = time.perf_counter()
+    for t in range(1, steps + 1):
+        env.step(actions[t])
+    return steps / (time.perf_counter() - started)
+
+
+def run_batched(cases: tuple[tuple[int, int, int, int], ...]) -> None:
+    print("\n| agents/env | map | num_envs | float32: env steps/s | agent-steps/s | uint8: env steps/s "
+          "| agent-steps/s |\n|---|---|---|---|---|---|---|")
+    for agents, size, num_envs, steps in cases:
+        wide = batched_steps_per_second(agents, size, num_envs, steps, np.float32) * num_envs
+        narrow = batched_steps_per_second(agents, size, num_envs, steps, np.uint8) * num_envs
+        print(f"| {agents:,} | {size}x{size} | {num_envs} | {wide:.4g} | {wide * agents:.3g} | {narrow:.4g} "
+              f"| {narrow * agents:.3g} |", flush=True)
 
 
 def main() -> None:
@@ -22,8 +65,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="only 64 and 1,024 agents")
     args = parser.parse_args()
     print(f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}")
+          f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
     run_cases(QUICK_CASES if args.quick else FULL_CASES, against_pogema=True)
+    run_batched(QUICK_BATCHED_CASES if args.quick else BATCHED_CASES)
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
