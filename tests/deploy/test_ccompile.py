@@ -8,9 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import memory
 from deploy import c_runtime
+from deploy.agent import AgentStep
 from deploy.ccompile import compile_module, float_literal, quantize_rows
 from deploy.errors import UnsupportedOpError
+from deploy.verify import compare, sample_inputs
 from tests.deploy.conftest import max_error
 
 
@@ -158,3 +161,12 @@ def test_int8_rows_reconstruct_within_half_a_step():
     q, scale = quantize_rows(matrix)
     assert q.dtype == np.int8 and np.abs(q).max() <= 127
     assert np.all(np.abs(q * scale[:, None] - matrix) <= scale[:, None] / 2 + 1e-7)
+
+
+@pytest.mark.parametrize("name", ["srmt", "rmt", "attention", "gru", "empty", "neighbour_attention"])
+def test_every_memory_policy_compiles_and_matches_torch(name, compile_c):
+    step = AgentStep(memory.make_policy(name, (3, 7, 7), preset="drone", scope="local", seed=1), 4)
+    function = compile_c(step, step.example_inputs(), step.output_names)
+    samples = sample_inputs(step, 60, seed=2)
+    agreement = compare(step, lambda inputs: function(*[inputs[s.name] for s in function.inputs]), samples)
+    assert agreement.max_abs_error <= 1e-5 and agreement.same_action_outside_ties == 1.0
