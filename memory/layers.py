@@ -38,6 +38,8 @@ class ResnetEncoder(nn.Module):
         self.project = nn.Linear(filters * height * width_cells, width)
 
     def forward(self, obs: Tensor) -> Tensor:
+        # channels-last is the layout oneDNN's convolutions are fastest in (about 1.5-2x on CPU)
+        obs = obs.contiguous(memory_format=torch.channels_last)
         x = F.relu(self.res_blocks(self.conv_in(obs)))  # (B, filters, F, F)
         return F.relu(self.project(x.flatten(1)))  # (B, filters*F*F) -> (B, D)
 
