@@ -143,6 +143,8 @@ class SwarmPolicy(nn.Module):
         history = own_state.history.masked_fill(reset.view(B, 1, 1), 0.0)  # (B, h, D)
         pool = None
         if self.config.message_source is not None:
+            if neighbour_memories is None:  # nothing received
+                neighbour_memories = torch.zeros(B, 0, self.config.width)
             received = self._tensor(neighbour_memories, torch.float32)
             _check_shape("neighbour_memories", received, (B, received.shape[1], self.config.width))
             received_mask = self._mask("neighbour_mask", neighbour_mask, received.shape[:2], default=True)

@@ -249,6 +249,17 @@ def test_agent_step_equals_the_batched_local_step(name: str, seed: int) -> None:
         drone_state = state.map(lambda x: x.flatten(0, 1))
 
 
+@pytest.mark.parametrize("name", memory.POLICY_NAMES)
+def test_agent_step_without_neighbours_equals_a_lone_agent(name: str) -> None:
+    policy = make(name, "local")
+    episode = random_episode(7, steps=3, num_envs=1, num_agents=1, inactive_rate=0.0, k=0)
+    logits, _, _ = unroll(policy, episode)
+    state = policy.initial_agent_state(1)
+    for t in range(3):
+        drone_logits, state = policy.agent_step(episode.obs[t, 0], state, reset=episode.resets[t, 0])
+        torch.testing.assert_close(drone_logits, logits[t, 0], **TOLERANCE)
+
+
 @pytest.mark.parametrize("name", ["srmt", "rmt", "attention", "gru"])
 def test_gradients_flow_through_memory_to_earlier_steps_of_the_chunk(name: str) -> None:
     policy = make(name, "global", 1)
