@@ -3,13 +3,15 @@
 ```
 RUN_DIR/config.yaml            the resolved TrainConfig, the policy config and the scenario's source
 RUN_DIR/metrics.jsonl          one JSON object per logged update
-RUN_DIR/checkpoints/latest.pt  the newest checkpoint; best.pt the best by config.best_metric
+RUN_DIR/checkpoints/step-U.ckpt  the newest checkpoints (hpc.checkpoint: atomic, hashed, last few kept)
+RUN_DIR/checkpoints/best/       the best checkpoint by config.best_metric
 RUN_DIR/curves.png             training curves
 RUN_DIR/eval.csv, eval.json    the final evaluation table
 ```
-Checkpoints hold only tensors and plain types (torch.save of a dict; the metadata is a JSON string) and
-are loaded with torch.load(weights_only=True), so loading never runs pickled code. Every write is atomic:
-a temporary file in the same directory, fsync, rename.
+Checkpoints are hpc.checkpoint files: a header with the payload's length and SHA-256, then tensors and
+plain types loaded with torch.load(weights_only=True), so loading never runs pickled code; a truncated or
+corrupted newest file is skipped for the previous one. Every write is atomic: a temporary file in the same
+directory, fsync, rename.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import torch
 import yaml
 
-CHECKPOINT_FORMAT = "gridswarm-mappo-1"
+import hpc
+
+CHECKPOINT_FORMAT = "gridswarm-mappo-2"
+KEEP_CHECKPOINTS = 3
 
 
 class CheckpointError(ValueError):
@@ -67,9 +71,16 @@ def append_metrics(path: Path, row: dict[str, Any]) -> None:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Every complete line of a metrics log (a last line cut short by a killed run is left out)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
 
 
 def truncate_metrics(path: Path, last_update: int) -> None:
@@ -79,27 +90,65 @@ def truncate_metrics(path: Path, last_update: int) -> None:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
 
 
-def save_checkpoint(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
-    """torch.save of {tensors..., "meta": JSON string}; atomic."""
-    payload = {**tensors, "meta": json.dumps({"format": CHECKPOINT_FORMAT, **meta})}
-    with atomic_writer(path, "wb") as handle:
-        torch.save(payload, handle)
+def save_run_checkpoint(run_dir: Path, update: int, tensors: dict[str, Any], meta: dict[str, Any],
+                        best: bool) -> Path:
+    """Write the checkpoint of `update` (keeping the newest KEEP_CHECKPOINTS), and into best/ when `best`."""
+    stamped = {"format": CHECKPOINT_FORMAT, **meta}
+    path = hpc.save_checkpoint(run_dir / "checkpoints", update, tensors, stamped, keep=KEEP_CHECKPOINTS)
+    if best:
+        hpc.save_checkpoint(run_dir / "checkpoints" / "best", update, tensors, stamped, keep=1)
+    return path
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(tensors, meta) of a checkpoint written by save_checkpoint; anything else is a CheckpointError."""
-    if not path.is_file():
+    """(tensors, meta) of one checkpoint file written by save_run_checkpoint; else a CheckpointError."""
+    if not Path(path).is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        meta = json.loads(payload.pop("meta"))
-    except Exception as error:  # torch raises many types for a damaged or foreign file
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable GridSwarm checkpoint ({reason[:160]})") from None
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: format {meta.get('format') if isinstance(meta, dict) else None!r}, "
-                              f"expected {CHECKPOINT_FORMAT!r}")
-    return payload, meta
+        tensors, meta = hpc.load_checkpoint(path)
+    except hpc.CheckpointError as error:
+        raise CheckpointError(str(error)) from None
+    return tensors, _require_format(path, meta)
+
+
+def has_checkpoints(run_dir: Path) -> bool:
+    """Whether the run directory holds checkpoint files (intact or not)."""
+    return bool(hpc.list_checkpoints(run_dir / "checkpoints"))
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """The newest intact checkpoint of a run: (tensors, meta, path); damaged newer ones are skipped with a
+    message on stderr."""
+    try:
+        tensors, meta, path = hpc.load_latest(run_dir / "checkpoints")
+    except hpc.HpcError as error:
+        raise CheckpointError(str(error)) from None
+    return tensors, _require_format(path, meta), path
+
+
+def latest_update(run_dir: Path) -> int:
+    """The update of the run's newest checkpoint file (0 when there is none)."""
+    found = hpc.list_checkpoints(run_dir / "checkpoints")
+    return found[-1][0] if found else 0
+
+
+def resolve_checkpoint(target: Path) -> Path:
+    """A checkpoint file as given; for a run directory its best checkpoint, else its newest one."""
+    target = Path(target)
+    if not target.is_dir():
+        return target
+    for directory in (target / "checkpoints" / "best", target / "checkpoints"):
+        found = hpc.list_checkpoints(directory)
+        if found:
+            return found[-1][1]
+    raise CheckpointError(f"{target}: a directory without checkpoints (expected {target}/checkpoints/"
+                          "step-*.ckpt)")
+
+
+def _require_format(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+    return meta
 
 
 def plot_curves(metrics_path: Path, out_path: Path, keys: tuple[str, ...]) -> None:

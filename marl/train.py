@@ -15,28 +15,33 @@ checkpoint continues the same run exactly.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+import hpc
 import memory
 from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
-from marl.evaluate import mean_metrics
 from marl.gae import compute_gae, next_state_values
-from marl.losses import LossTerms, categorical_log_prob_entropy, mappo_loss, normalize_advantages
+from marl.losses import LossTerms, categorical_log_prob_entropy, mappo_loss
 from marl.rollout import Policy, collect, start_rollouts
 from marl.run_dir import (
     CheckpointError,
     append_metrics,
+    has_checkpoints,
+    latest_checkpoint,
+    latest_update,
     load_checkpoint,
     plot_curves,
-    save_checkpoint,
+    resolve_checkpoint,
+    save_run_checkpoint,
     truncate_metrics,
     write_yaml,
 )
@@ -99,21 +104,71 @@ def minibatch_loss(policy: Policy, value_norm: ValueNorm, mb: dict[str, torch.Te
                       value_coef=config.value_coef, entropy_coef=config.entropy_coef)
 
 
+@dataclass
+class Ranks:
+    """The data-parallel world a learner trains in: the communicator and its gradient averager."""
+
+    comm: hpc.Comm
+    averager: hpc.GradientAverager | None  # None in a world of one process
+
+    @classmethod
+    def of(cls, comm: hpc.Comm, policy: Any) -> Ranks:
+        return cls(comm, hpc.GradientAverager(comm, policy) if comm.size > 1 else None)
+
+
+SINGLE_PROCESS = Ranks(hpc.Comm(), None)
+LOSS_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+
+
+def _global_sums(comm: hpc.Comm, values: list[float]) -> np.ndarray:
+    """The element-wise sums of `values` over every rank (float64)."""
+    return comm.allreduce_sum_numpy(np.array(values, dtype=np.float64))
+
+
+def normalize_advantages_across(comm: hpc.Comm, advantages: torch.Tensor, active: torch.Tensor,
+                                eps: float = 1e-8) -> torch.Tensor:
+    """(A - mean) / (std + eps) with mean and std over the active steps of every rank; inactive -> 0."""
+    selected = advantages[active].double()
+    count, total = _global_sums(comm, [selected.numel(), selected.sum().item()])
+    mean = total / max(count, 1.0)
+    (squares,) = _global_sums(comm, [((selected - mean) ** 2).sum().item()])
+    std = (squares / max(count, 1.0)) ** 0.5
+    normalized = ((advantages.double() - mean) / (std + eps)).to(advantages.dtype)
+    return torch.where(active, normalized, torch.zeros_like(advantages))
+
+
+def update_value_norm_across(comm: hpc.Comm, value_norm: ValueNorm, returns: torch.Tensor,
+                             active: torch.Tensor) -> None:
+    """Fold the active returns of every rank into the value normalizer (same statistics on every rank)."""
+    selected = returns[active].double()
+    count, total, squares = _global_sums(comm, [selected.numel(), selected.sum().item(),
+                                                (selected**2).sum().item()])
+    if count > 0:
+        value_norm.fold_moments(int(count), total / count, squares / count)
+
+
 def update(policy: Policy, optimizer: torch.optim.Optimizer, value_norm: ValueNorm, buffer: RolloutBuffer,
-           config: TrainConfig, shuffle: torch.Generator, device: torch.device) -> dict[str, float]:
-    """Epochs of clipped-PPO minibatch steps over (chunk, env) pairs; returns mean loss statistics."""
+           config: TrainConfig, shuffle: torch.Generator, device: torch.device,
+           ranks: Ranks = SINGLE_PROCESS) -> dict[str, float]:
+    """Epochs of clipped-PPO minibatch steps over (chunk, env) pairs; returns mean loss statistics.
+
+    Across ranks every minibatch is the union of the ranks' minibatches: each rank's loss is weighted by
+    its share of the active steps and the gradients are averaged, so the step equals one process's step
+    on all ranks' data (to float tolerance), and the statistics and early stops agree on every rank.
+    """
+    comm = ranks.comm
     num_envs = buffer.shape[1]
     active = torch.from_numpy(buffer.active)
-    value_norm.update(torch.from_numpy(buffer.returns), active)
+    update_value_norm_across(comm, value_norm, torch.from_numpy(buffer.returns), active)
     advantages = torch.from_numpy(buffer.advantages)
     if config.normalize_advantages:
-        advantages = normalize_advantages(advantages, active)
+        advantages = normalize_advantages_across(comm, advantages, active)
     arrays = {"advantages": advantages.numpy(), "returns": buffer.returns, "old_log_probs": buffer.log_probs,
               "old_values": buffer.raw_values, "actions": buffer.actions, "obs": buffer.obs,
               "reset": buffer.reset_masks, "active": buffer.active}
     if buffer.neighbours is not None:
         arrays["neighbours"] = buffer.neighbours
-    sums: dict[str, float] = {}
+    sums = dict.fromkeys((*LOSS_STATS, "grad_norm"), 0.0)
     steps = 0
     for _epoch in range(config.epochs):
         epoch_kl: list[float] = []
@@ -122,17 +177,25 @@ def update(policy: Policy, optimizer: torch.optim.Optimizer, value_norm: ValueNo
             mb = _minibatch(arrays, config.chunk_length, chunk_index.numpy(), env_index.numpy(), device)
             state0 = gather_states(buffer.chunk_states, chunk_index.to(device), env_index.to(device))
             terms = minibatch_loss(policy, value_norm, mb, state0, config)
+            count = float(mb["active"].sum().item())
+            local = [terms.policy, terms.value, terms.entropy, terms.approx_kl, terms.clip_fraction]
+            reduced = _global_sums(comm, [count, *(count * term.item() for term in local)])
+            stats = dict(zip(LOSS_STATS, reduced[1:] / max(reduced[0], 1.0), strict=True))
+            loss = terms.total
+            if comm.size > 1:  # this rank's share of the active steps of the union minibatch
+                loss = loss * (count * comm.size / max(reduced[0], 1.0))
             optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
+            loss.backward()
+            if ranks.averager is not None:
+                ranks.averager.average_()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             optimizer.step()
             if config.lr_schedule == "kl_adaptive":
-                _adapt_lr_to_kl(config, optimizer, terms.approx_kl.item())
-            epoch_kl.append(terms.approx_kl.item())
-            for name, value in (("policy_loss", terms.policy.detach()), ("value_loss", terms.value),
-                                ("entropy", terms.entropy), ("approx_kl", terms.approx_kl),
-                                ("clip_fraction", terms.clip_fraction), ("grad_norm", grad_norm)):
-                sums[name] = sums.get(name, 0.0) + value.item()
+                _adapt_lr_to_kl(config, optimizer, stats["approx_kl"])
+            epoch_kl.append(stats["approx_kl"])
+            for name in LOSS_STATS:
+                sums[name] += stats[name]
+            sums["grad_norm"] += grad_norm.item()
             steps += 1
         stop_early = config.lr_schedule != "kl_adaptive" and config.target_kl is not None
         if stop_early and float(np.mean(epoch_kl)) > config.target_kl:
@@ -140,9 +203,18 @@ def update(policy: Policy, optimizer: torch.optim.Optimizer, value_norm: ValueNo
     return {name: total / steps for name, total in sums.items()} | {"minibatch_steps": float(steps)}
 
 
-def segment_seed(seed: int, update_index: int) -> int:
-    """The environments' base seed for the segment of training that starts at `update_index`."""
-    return int(np.random.SeedSequence([seed, update_index]).generate_state(1)[0])
+def segment_seed(seed: int, update_index: int, rank: int = 0) -> int:
+    """The environments' base seed of `rank` for the segment of training that starts at `update_index`.
+
+    Rank 0's seeds are those of a one-process run; every rank's are derivable from (seed, update, rank).
+    """
+    key = [seed, update_index] if rank == 0 else [seed, update_index, rank]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
+def sampling_seed(seed: int, rank: int = 0) -> int:
+    """The seed of `rank`'s action-sampling generator (rank 0: `seed`, as in a one-process run)."""
+    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 def build_policy(config: TrainConfig, obs_shape: tuple[int, int, int], num_actions: int,
@@ -155,15 +227,17 @@ def build_policy(config: TrainConfig, obs_shape: tuple[int, int, int], num_actio
 
 
 def load_policy(checkpoint: Path, device: torch.device | str = "cpu") -> tuple[Any, dict[str, Any]]:
-    """The policy stored in a checkpoint and the checkpoint's metadata."""
-    tensors, meta = load_checkpoint(checkpoint)
+    """The policy stored in a checkpoint file (or a run directory's best, else latest, checkpoint) and the
+    checkpoint's metadata."""
+    path = resolve_checkpoint(checkpoint)
+    tensors, meta = load_checkpoint(path)
     try:
         policy = memory.policy_from_config(meta["policy_config"])
         policy.load_state_dict(tensors["policy"])
     except (KeyError, ValueError, RuntimeError) as error:
         reason = str(error).splitlines()[0][:200]
-        raise CheckpointError(f"{checkpoint}: policy does not match its config ({reason})") from None
-    return policy.to(device), meta
+        raise CheckpointError(f"{path}: policy does not match its config ({reason})") from None
+    return policy.to(device), {**meta, "checkpoint": str(path)}
 
 
 @dataclass
@@ -173,41 +247,61 @@ class Learner:
     policy: Any
     optimizer: torch.optim.Optimizer
     value_norm: ValueNorm
-    sampling: torch.Generator
-    shuffle: torch.Generator
+    sampling: torch.Generator  # this rank's action sampling
+    shuffle: torch.Generator  # minibatch order, the same on every rank
 
-    def tensors(self) -> dict[str, Any]:
+    def tensors(self, comm: hpc.Comm) -> dict[str, Any]:
+        """The checkpoint tensors, with every rank's sampling state (a collective call)."""
+        sampling = comm.allgather_numpy(self.sampling.get_state().numpy())  # (ranks, state bytes) uint8
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "value_norm": self.value_norm.state_dict(), "sampling_rng": self.sampling.get_state(),
+                "value_norm": self.value_norm.state_dict(), "sampling_rng": torch.from_numpy(sampling),
                 "shuffle_rng": self.shuffle.get_state()}
 
-    def restore(self, tensors: dict[str, Any]) -> None:
+    def restore(self, tensors: dict[str, Any], rank: int) -> None:
         self.policy.load_state_dict(tensors["policy"])
         self.optimizer.load_state_dict(tensors["optimizer"])
         self.value_norm.load_state_dict(tensors["value_norm"])
-        self.sampling.set_state(tensors["sampling_rng"])
+        self.sampling.set_state(tensors["sampling_rng"][rank].contiguous())
         self.shuffle.set_state(tensors["shuffle_rng"])
 
 
 def make_learner(config: TrainConfig, obs_shape: tuple[int, int, int], num_actions: int,
-                 device: torch.device) -> Learner:
+                 device: torch.device, rank: int = 0) -> Learner:
     policy = build_policy(config, obs_shape, num_actions, device)
     return Learner(policy=policy,
                    optimizer=torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps),
                    value_norm=ValueNorm(enabled=config.value_norm).to(device),
-                   sampling=torch.Generator(device).manual_seed(config.seed),
+                   sampling=torch.Generator(device).manual_seed(sampling_seed(config.seed, rank)),
                    shuffle=torch.Generator().manual_seed(config.seed + 1))
 
 
-def _restore_run(run_dir: Path, learner: Learner, config: TrainConfig) -> tuple[int, float]:
-    """Load latest.pt into the learner; return the update to continue from and the best metric so far."""
-    tensors, meta = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+class TrainingStopped(Exception):
+    """A stop signal (SLURM preemption, SIGTERM, SIGUSR1) ended training early; the run resumes from its
+    latest checkpoint. `requeued` tells whether SLURM was asked to requeue the job."""
+
+    def __init__(self, message: str, requeued: bool) -> None:
+        super().__init__(message)
+        self.requeued = requeued
+
+
+def _restore_run(run_dir: Path, learner: Learner, config: TrainConfig, comm: hpc.Comm) -> tuple[int, float]:
+    """Load the newest intact checkpoint into the learner; return the update to continue from and the best
+    metric so far."""
+    tensors, meta, path = latest_checkpoint(run_dir)
     if meta.get("train_config") != config.to_dict():
         changed = sorted(k for k, v in config.to_dict().items() if meta.get("train_config", {}).get(k) != v)
         raise CheckpointError(f"{run_dir}: cannot resume with a different config "
                               f"(changed: {', '.join(changed)})")
-    learner.restore(tensors)
-    truncate_metrics(run_dir / "metrics.jsonl", meta["update"])
+    if meta.get("world_size") != comm.size:
+        raise CheckpointError(f"{path}: written by {meta.get('world_size')} rank(s), resumed with "
+                              f"{comm.size}; resume with as many ranks (each rank has its own environments)")
+    if comm.ranks_differing_from_root(hashlib.sha256(path.name.encode()).digest()):
+        raise CheckpointError(f"{run_dir}: ranks found different latest checkpoints (is the run directory on "
+                              "a file system that every node sees?)")
+    learner.restore(tensors, comm.rank)
+    hpc.restore_rng(tensors["rng"], meta["rng"])
+    if comm.is_root:
+        truncate_metrics(run_dir / "metrics.jsonl", meta["update"])
     return meta["update"], meta["best"]
 
 
@@ -221,66 +315,141 @@ def _progress_line(update_index: int, num_updates: int, agent_steps: int, row: d
             f"{seconds_left / 60:.1f} min left")
 
 
-def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool = False,
-          echo: Callable[[str], None] = print, extra_meta: dict[str, Any] | None = None) -> Learner:
-    """Train a policy with MAPPO on `env` (a GridEnv) and write the run directory; returns the learner."""
-    device = pick_device(config.device)
+class EpisodeMeans:
+    """Episode metrics summed over ranks: every rank reports the same keys, so the sums reduce as one
+    array, and the means weigh every finished episode equally whatever rank ran it."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+        self.sums = np.zeros(2 * len(keys) + 1)  # [sum per key, episodes per key, episodes]
+
+    def add_across(self, comm: hpc.Comm, finished: list[dict[str, float]]) -> EpisodeMeans:
+        """Add this update's finished episodes of every rank (a collective call); return the update's."""
+        local = np.zeros_like(self.sums)
+        for episode in finished:
+            for index, key in enumerate(self.keys):
+                if key in episode:
+                    local[index] += episode[key]
+                    local[len(self.keys) + index] += 1
+        local[-1] = len(finished)
+        comm.allreduce_sum_numpy(local)
+        self.sums += local
+        this_update = EpisodeMeans(self.keys)
+        this_update.sums = local
+        return this_update
+
+    @property
+    def episodes(self) -> int:
+        return int(self.sums[-1])
+
+    def means(self) -> dict[str, float]:
+        counts = self.sums[len(self.keys):-1]
+        return {key: float(self.sums[i] / counts[i]) for i, key in enumerate(self.keys) if counts[i] > 0}
+
+
+EPISODE_KEYS = ("CSR", "ISR", "ep_length", "SoC", "makespan", "avg_throughput")
+
+
+def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Literal["auto"] = False,
+          echo: Callable[[str], None] = print, extra_meta: dict[str, Any] | None = None,
+          comm: hpc.Comm | None = None) -> Learner:
+    """Train a policy with MAPPO on `env` (this rank's GridEnv) and write the run directory (rank 0).
+
+    `resume`: True continues the run in `run_dir` from its newest intact checkpoint; "auto" does so when
+    `run_dir` holds checkpoints and starts a new run otherwise (a requeued SLURM job); False refuses a
+    directory that already holds a run. `comm` defaults to `hpc.get_comm()`: under mpiexec or srun every
+    rank calls `train` with its own environments. Raises `TrainingStopped` when a stop signal ended the run
+    early (every rank at the same update); the run's latest checkpoint then resumes it exactly.
+    """
+    comm = hpc.get_comm() if comm is None else comm
+    device = hpc.device_for_rank(config.device, comm.local_rank)
     torch.set_num_threads(config.torch_threads)
-    learner = make_learner(config, env.obs_shape, env.num_actions, device)
-    checkpoints = run_dir / "checkpoints"
+    learner = make_learner(config, env.obs_shape, env.num_actions, device, comm.rank)
     metrics_path = run_dir / "metrics.jsonl"
     start, best = 0, -float("inf")
+    if resume == "auto":
+        resume = has_checkpoints(run_dir)
     if resume:
-        start, best = _restore_run(run_dir, learner, config)
-    elif checkpoints.exists():
+        start, best = _restore_run(run_dir, learner, config, comm)
+    elif has_checkpoints(run_dir):
         raise CheckpointError(f"{run_dir}: already holds a run (resume it with --resume, or choose another "
                               "--out)")
+    hpc.broadcast_params(comm, learner.policy)
+    hpc.check_params_equal(comm, learner.value_norm)
+    ranks = Ranks.of(comm, learner.policy)
     meta_base = {"train_config": config.to_dict(), "policy_config": learner.policy.config.to_dict(),
-                 **(extra_meta or {})}
-    write_yaml(run_dir / "config.yaml", meta_base)
+                 "world_size": comm.size, **(extra_meta or {})}
+    if comm.is_root:
+        write_yaml(run_dir / "config.yaml", meta_base)
 
     # allocate once
     T, E, N = config.rollout_length, env.num_envs, env.num_agents
-    steps_per_update = T * E * N
+    steps_per_update = T * E * N * comm.size
     num_updates = -(-config.total_agent_steps // steps_per_update)
-    obs = env.reset(seed=config.seed)
+    carry = start_rollouts(env, learner.policy, device, seed=segment_seed(config.seed, start, comm.rank))
     num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
-    buffer = RolloutBuffer.allocate(T, E, N, env.obs_shape, obs.dtype, config.chunk_length, num_neighbours)
-    carry = start_rollouts(env, learner.policy, device, seed=segment_seed(config.seed, start))
-    recent: list[dict[str, float]] = []
+    buffer = RolloutBuffer.allocate(T, E, N, env.obs_shape, carry.obs.dtype, config.chunk_length,
+                                    num_neighbours)
+    keys = EPISODE_KEYS if config.best_metric in EPISODE_KEYS else (*EPISODE_KEYS, config.best_metric)
+    recent = EpisodeMeans(keys)
     started = time.perf_counter()
-    for update_index in range(start, num_updates):
-        for group in learner.optimizer.param_groups:
-            group["lr"] = learning_rate(config, update_index / num_updates, group["lr"])
-        tick = time.perf_counter()
-        # collect
-        carry, finished = collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling,
-                                  device)
-        # advantages
-        compute_advantages(buffer, config.gamma, config.gae_lambda)
-        # update
-        stats = update(learner.policy, learner.optimizer, learner.value_norm, buffer, config, learner.shuffle,
-                       device)
-        # log
-        recent.extend(finished)
-        done = update_index + 1
-        row = {"update": done, "agent_steps": done * steps_per_update, "episodes": len(finished),
-               "agent_steps_per_s": steps_per_update / (time.perf_counter() - tick),
-               "lr": learner.optimizer.param_groups[0]["lr"], **stats, **mean_metrics(finished)}
-        append_metrics(metrics_path, row)
-        if done % config.log_every == 0 or done == num_updates:
-            rate = (done - start) / (time.perf_counter() - started)
-            echo(_progress_line(done, num_updates, row["agent_steps"], row, (num_updates - done) / rate))
-        # checkpoint: a clean cut, then every environment and memory restarts
-        if done % config.checkpoint_every == 0 or done == num_updates:
-            score = mean_metrics(recent).get(config.best_metric, -float("inf"))
-            meta = {**meta_base, "update": done, "agent_steps": done * steps_per_update,
-                    "best": max(best, score)}
-            save_checkpoint(checkpoints / "latest.pt", learner.tensors(), meta)
-            if score > best:
-                best = score
-                save_checkpoint(checkpoints / "best.pt", learner.tensors(), meta)
-            recent = []
-            carry = start_rollouts(env, learner.policy, device, seed=segment_seed(config.seed, done))
-    plot_curves(metrics_path, run_dir / "curves.png", CURVE_KEYS)
+    with hpc.PreemptionHandler() as preemption:
+        for update_index in range(start, num_updates):
+            for group in learner.optimizer.param_groups:
+                group["lr"] = learning_rate(config, update_index / num_updates, group["lr"])
+            tick = time.perf_counter()
+            # collect
+            carry, finished = collect(env, learner.policy, learner.value_norm, buffer, carry,
+                                      learner.sampling, device)
+            # advantages
+            compute_advantages(buffer, config.gamma, config.gae_lambda)
+            # update
+            stats = update(learner.policy, learner.optimizer, learner.value_norm, buffer, config,
+                           learner.shuffle, device, ranks)
+            # log
+            episodes = recent.add_across(comm, finished)
+            done = update_index + 1
+            if comm.is_root:
+                row = {"update": done, "agent_steps": done * steps_per_update, "episodes": episodes.episodes,
+                       "agent_steps_per_s": steps_per_update / (time.perf_counter() - tick),
+                       "lr": learner.optimizer.param_groups[0]["lr"], **stats, **episodes.means()}
+                append_metrics(metrics_path, row)
+                if done % config.log_every == 0 or done == num_updates:
+                    rate = (done - start) / (time.perf_counter() - started)
+                    echo(_progress_line(done, num_updates, row["agent_steps"], row,
+                                        (num_updates - done) / rate))
+            # checkpoint: a clean cut, then every environment and memory restarts
+            if done % config.checkpoint_every == 0 or done == num_updates:
+                hpc.check_params_equal(comm, learner.policy)
+                hpc.check_params_equal(comm, learner.value_norm)
+                score = recent.means().get(config.best_metric, -float("inf"))
+                rng_tensors, rng_meta = hpc.capture_rng()
+                tensors = {**learner.tensors(comm), "rng": rng_tensors}
+                if comm.is_root:
+                    meta = {**meta_base, "update": done, "agent_steps": done * steps_per_update,
+                            "best": max(best, score), "rng": rng_meta}
+                    save_run_checkpoint(run_dir, done, tensors, meta, best=score > best)
+                best = max(best, score)
+                recent = EpisodeMeans(keys)
+                carry = start_rollouts(env, learner.policy, device,
+                                       seed=segment_seed(config.seed, done, comm.rank))
+            if done < num_updates and preemption.stop_requested(comm):
+                _stop(comm, preemption, done, run_dir, echo)
+    if comm.is_root:
+        plot_curves(metrics_path, run_dir / "curves.png", CURVE_KEYS)
+    comm.barrier()
     return learner
+
+
+def _stop(comm: hpc.Comm, preemption: hpc.PreemptionHandler, done: int, run_dir: Path,
+          echo: Callable[[str], None]) -> None:
+    """End training on every rank together after a stop signal; requeue under SLURM (rank 0)."""
+    comm.barrier()
+    resumes_at = latest_update(run_dir) if comm.is_root else 0
+    requeued = hpc.requeue_job() if comm.is_root else False
+    signal_name = preemption.received.name if preemption.received else "a signal on another rank"
+    message = (f"stopped by {signal_name} after update {done}; the run resumes from the checkpoint of "
+               f"update {resumes_at}" + (" (SLURM job requeued)" if requeued else " (--resume)"))
+    if comm.is_root:
+        echo(message)
+    raise TrainingStopped(message, requeued)

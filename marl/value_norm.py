@@ -42,10 +42,21 @@ class ValueNorm(nn.Module):
         if not self.enabled or selected.numel() == 0:
             return
         selected = selected.double()
+        self.fold_moments(selected.numel(), selected.mean(), (selected**2).mean())
+
+    @torch.no_grad()
+    def fold_moments(self, count: int, mean: torch.Tensor | float, mean_sq: torch.Tensor | float) -> None:
+        """Fold a batch given by its size and first two moments into the running statistics.
+
+        Data-parallel training passes the moments of all ranks' targets together, so every rank's
+        statistics stay those of one process that saw every target.
+        """
+        if not self.enabled or count == 0:
+            return
         # Weighting by the batch size makes the statistics independent of how a rollout is split.
-        weight = self.beta ** selected.numel()
-        self.running_mean.mul_(weight).add_(selected.mean() * (1.0 - weight))
-        self.running_mean_sq.mul_(weight).add_((selected**2).mean() * (1.0 - weight))
+        weight = self.beta**count
+        self.running_mean.mul_(weight).add_(mean * (1.0 - weight))
+        self.running_mean_sq.mul_(weight).add_(mean_sq * (1.0 - weight))
         self.debiasing_term.mul_(weight).add_(1.0 - weight)
 
     def normalize(self, values: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from typing import Any
 import scenarios
 from gridswarm.commands.train import evaluate_and_report
 from marl.config import ConfigError
-from marl.run_dir import CheckpointError
+from marl.run_dir import CheckpointError, resolve_checkpoint
 from marl.train import load_policy, pick_device
 
 USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError)
@@ -20,7 +20,8 @@ def add_parser(subparsers: Any) -> None:
         "eval", help="evaluate a trained policy: POGEMA's metrics per scenario variant",
         description="Plays K episodes per variant with the policy (sampled actions, batched over agents "
         "and episodes) and prints the table; also writes it as CSV and JSON next to the checkpoint.")
-    parser.add_argument("target", type=Path, help="a run directory (uses checkpoints/best.pt) or a .pt file")
+    parser.add_argument("target", type=Path,
+                        help="a run directory (its best, else newest checkpoint) or a .ckpt file")
     parser.add_argument("--scenario", help="scenario to evaluate on (default: the one trained on)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per variant")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
@@ -29,10 +30,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = args.target
-    if checkpoint.is_dir():
-        best = checkpoint / "checkpoints" / "best.pt"
-        checkpoint = best if best.exists() else checkpoint / "checkpoints" / "latest.pt"
+    checkpoint = resolve_checkpoint(args.target)
     if args.episodes < 1:
         raise ConfigError(f"--episodes {args.episodes}: expected a positive integer")
     device = pick_device(args.device)
@@ -41,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if name is None:
         raise ConfigError(f"{checkpoint}: no scenario recorded; pass --scenario")
     scenario = scenarios.load(name)
-    stem = checkpoint.parent.parent / f"eval-{scenario.name}" if checkpoint.parent.name == "checkpoints" \
+    checkpoints = next((parent for parent in checkpoint.parents if parent.name == "checkpoints"), None)
+    stem = checkpoints.parent / f"eval-{scenario.name}" if checkpoints \
         else checkpoint.with_name(f"{checkpoint.stem}-eval-{scenario.name}")
     evaluate_and_report(scenario, policy, args.episodes, args.seed, device, stem)
     return 0

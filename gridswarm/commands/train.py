@@ -1,64 +1,117 @@
-"""`gridswarm train SCENARIO [--model ...] [--steps N] [--seed S] [--out DIR] [--device ...] [--set k=v]`."""
+"""`gridswarm train SCENARIO [--model ...] [--steps N] [--seed S] [--out DIR] [--device ...] [--set k=v]
+[--resume [RUN_DIR|auto]]`, as one process or as every rank of `mpiexec -n R` / `srun`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+import hpc
 import scenarios
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
 from marl.evaluate import evaluate_scenario, format_table, write_report
-from marl.run_dir import CheckpointError, load_checkpoint
-from marl.train import pick_device, train
+from marl.run_dir import CheckpointError, resolve_checkpoint
+from marl.train import TrainingStopped, load_policy, train
 
-USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError)
+USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError, hpc.HpcError)
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a swarm policy with MAPPO on a scenario",
+        "train", help="train a swarm policy with MAPPO on a scenario (one process, mpiexec or srun)",
         description="Hyperparameters come from marl.config.TrainConfig, then the scenario's train block, "
         "then --set key=value and the flags below. The run directory gets config.yaml, metrics.jsonl, "
-        "checkpoints/latest.pt and best.pt, curves.png and the evaluation table (eval.csv, eval.json).")
-    parser.add_argument("scenario", help="built-in scenario name or YAML file")
+        "checkpoints/step-*.ckpt (and best/), curves.png and the evaluation table (eval.csv, eval.json). "
+        "Under mpiexec -n R or srun every rank runs its own environments; gradients are averaged and "
+        "only rank 0 writes.")
+    parser.add_argument("scenario", nargs="?",
+                        help="built-in scenario name or YAML file (default with --resume RUN_DIR: the run's)")
     parser.add_argument("--model", choices=MODEL_NAMES, help="policy architecture (default: srmt)")
     parser.add_argument("--steps", type=int, help="training length in agent-steps")
     parser.add_argument("--seed", type=int, help="seed of environments, initialization and sampling")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/SCENARIO-MODEL-sSEED)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the policy runs")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from latest.pt")
+    parser.add_argument("--resume", nargs="?", const="yes", metavar="RUN_DIR|auto",
+                        help="continue a run from its newest intact checkpoint: --resume RUN_DIR, or bare "
+                        "--resume for --out; 'auto' resumes --out when it holds checkpoints and starts it "
+                        "otherwise (what the SLURM templates use, so a requeued job continues)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="any TrainConfig field, e.g. --set lr=3e-4 (repeatable)")
     parser.set_defaults(handler=run)
 
 
+def _resume_target(args: argparse.Namespace) -> tuple[bool | str, Path | None]:
+    """(train's `resume` argument, the run directory named by --resume RUN_DIR or None)."""
+    if args.resume is None:
+        return False, None
+    if args.resume == "auto":
+        return "auto", None
+    if args.resume == "yes":
+        if args.out is None:
+            raise ConfigError("--resume without a run directory needs --out RUN_DIR")
+        return True, None
+    run_dir = Path(args.resume)
+    if args.out is not None and args.out.resolve() != run_dir.resolve():
+        raise ConfigError(f"--resume {run_dir} and --out {args.out} name different run directories")
+    return True, run_dir
+
+
+def _saved_run(run_dir: Path) -> dict[str, Any]:
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise CheckpointError(f"{run_dir}: no config.yaml (not a GridSwarm run directory)")
+    saved = yaml.safe_load(config.read_text())
+    if not isinstance(saved, dict) or "train_config" not in saved or "scenario" not in saved:
+        raise CheckpointError(f"{config}: expected the keys train_config and scenario")
+    return saved
+
+
 def run(args: argparse.Namespace) -> int:
-    scenario = scenarios.load(args.scenario)
+    resume, resume_dir = _resume_target(args)
+    saved = _saved_run(resume_dir) if resume_dir is not None else None
+    scenario_name = args.scenario or (saved["scenario"] if saved else None)
+    if scenario_name is None:
+        raise ConfigError("name a scenario (or resume a run directory with --resume RUN_DIR)")
+    scenario = scenarios.load(scenario_name)
     if scenario.observation.type != "default":
         raise ConfigError(f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
                           "training needs 'default'")
     flags = {"model": args.model, "total_agent_steps": args.steps, "seed": args.seed, "device": args.device}
     overrides = {**parse_assignments(args.assignments), **{k: v for k, v in flags.items() if v is not None}}
-    config = resolve_config(scenario.train, overrides, scenario.source or scenario.name)
-    out = args.out or Path("runs") / f"{scenario.name}-{config.model}-s{config.seed}"
-    device = pick_device(config.device)
+    base = saved["train_config"] if saved else scenario.train
+    config = resolve_config(base, overrides, scenario.source or scenario.name)
+    out = resume_dir or args.out or Path("runs") / f"{scenario.name}-{config.model}-s{config.seed}"
+    comm = hpc.get_comm()
+    device = hpc.device_for_rank(config.device, comm.local_rank)
     try:
         env = make_training_envs(scenario, config.num_envs, config.seed)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    print(f"training {config.model} on {scenario.name} ({env.num_envs} envs x {env.num_agents} agents, "
-          f"{config.total_agent_steps:,} agent-steps, {device}) -> {out}")
-    scenario_id = {"scenario": scenario.source or scenario.name}
-    learner = train(env, config, out, resume=args.resume, extra_meta=scenario_id)
-    if config.eval_episodes > 0:
-        policy = learner.policy
-        best = out / "checkpoints" / "best.pt"
-        if best.exists():
-            policy.load_state_dict(load_checkpoint(best)[0]["policy"])
+    say = print if comm.is_root else _quiet
+    ranks = f" on each of {comm.size} ranks" if comm.size > 1 else ""
+    say(f"training {config.model} on {scenario.name} ({env.num_envs} envs x {env.num_agents} agents{ranks}, "
+        f"{config.total_agent_steps:,} agent-steps, {device}) -> {out}")
+    try:
+        train(env, config, out, resume=resume, echo=say, comm=comm,
+              extra_meta={"scenario": scenario.source or scenario.name})
+    except TrainingStopped as stopped:
+        if comm.is_root:
+            print(f"gridswarm train: {stopped}", file=sys.stderr)
+        # a requeued job ends normally (SLURM restarts it); a stopped run outside SLURM did not finish
+        return 0 if stopped.requeued else 1
+    if config.eval_episodes > 0 and comm.is_root:
+        policy, _ = load_policy(resolve_checkpoint(out), device)
         evaluate_and_report(scenario, policy, config.eval_episodes, config.seed, device, out / "eval")
     return 0
+
+
+def _quiet(line: str) -> None:
+    """Ranks other than 0 print nothing."""
 
 
 def evaluate_and_report(scenario: Any, policy: Any, episodes: int, seed: int, device: Any,

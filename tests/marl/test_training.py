@@ -14,7 +14,7 @@ from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
 from marl.rollout import collect, start_rollouts
-from marl.run_dir import CheckpointError, load_checkpoint
+from marl.run_dir import CheckpointError, latest_checkpoint
 from marl.train import load_policy, make_learner, train
 from tests.marl.corridor import CorridorEnv
 
@@ -88,7 +88,7 @@ def test_training_improves_the_policy(tmp_path):
     config = small_config()
     untrained = evaluate(make_learner(config, (3, 3, 3), 5, CPU).policy)
     train(corridor(), config, tmp_path / "run", echo=lambda line: None)
-    trained_policy, meta = load_policy(tmp_path / "run" / "checkpoints" / "latest.pt")
+    trained_policy, meta = load_policy(latest_checkpoint(tmp_path / "run")[2])
     trained = evaluate(trained_policy)
     assert trained["CSR"] > untrained["CSR"] + 0.3
     assert trained["ep_length"] < untrained["ep_length"] - 3
@@ -112,10 +112,10 @@ def test_resume_continues_the_same_run(tmp_path):
 
     with pytest.raises(Interrupt):
         train(corridor(), config, tmp_path / "resumed", echo=stop_at_update_5)
-    assert load_checkpoint(tmp_path / "resumed" / "checkpoints" / "latest.pt")[1]["update"] == 4
+    assert latest_checkpoint(tmp_path / "resumed")[1]["update"] == 4
     train(corridor(), config, tmp_path / "resumed", resume=True, echo=lambda line: None)
-    straight, _ = load_checkpoint(tmp_path / "straight" / "checkpoints" / "latest.pt")
-    resumed, meta = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "latest.pt")
+    straight, _, _ = latest_checkpoint(tmp_path / "straight")
+    resumed, meta, _ = latest_checkpoint(tmp_path / "resumed")
     assert meta["update"] == 6
     for name, tensor in straight["policy"].items():
         assert torch.equal(tensor, resumed["policy"][name]), name
@@ -136,7 +136,7 @@ def test_resume_refuses_a_changed_config_and_new_runs_refuse_an_old_dir(tmp_path
 def test_damaged_or_foreign_checkpoints_are_one_line_errors(tmp_path):
     config = small_config(total_agent_steps=16 * 2 * 16, checkpoint_every=1)
     train(corridor(), config, tmp_path / "run", echo=lambda line: None)
-    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    _, _, latest = latest_checkpoint(tmp_path / "run")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(latest.read_bytes()[:200])
     foreign = tmp_path / "foreign.pt"
