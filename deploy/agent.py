@@ -84,3 +84,15 @@ class AgentStep(nn.Module):
         if self.history_shape[0]:
             outputs.append(state.history)
         return tuple(outputs)
+
+
+class MessageEncoder(nn.Module):
+    """forward(obs (1, C, F, F)) -> (message (1, D),): what a neighbour_attention drone broadcasts each step
+    (its encoder output of this step's observation); policies whose messages are memories need none."""
+
+    def __init__(self, policy: SwarmPolicy) -> None:
+        super().__init__()
+        self.policy = policy.eval()
+
+    def forward(self, obs: Tensor) -> tuple[Tensor]:
+        return (self.policy.encode(obs),)

@@ -10,6 +10,7 @@ once their last reader has run (first-fit over live ranges), so the arena size i
 
 from __future__ import annotations
 
+import hashlib
 import math
 import operator
 import warnings
@@ -59,22 +60,48 @@ class TensorSpec:
 
 @dataclass
 class CProgram:
-    """The compiled step: kernels + constants + `void <name>(inputs..., outputs...)`, and its costs."""
+    """One compiled function: its constants, arena and body, the kernels it calls, and its costs."""
 
-    source: str
+    definitions: str  # the arena and `void <function>(in_..., out_...)`
+    constants: dict[str, tuple[str, int]]  # name -> (C definition, bytes); names come from the contents
+    kernels: tuple[str, ...]  # names in c_runtime.KERNELS
     function: str
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     arena_floats: int
-    weight_bytes: int
     macs: int
     elementwise_ops: int
     transcendental_ops: int
+
+    @property
+    def weight_bytes(self) -> int:
+        return weight_bytes([self])
+
+    @property
+    def source(self) -> str:
+        """A translation unit body (after math.h and stdint.h) holding this function alone."""
+        return link([self])
 
     def signature(self) -> str:
         params = [f"const float *in_{spec.name}" for spec in self.inputs]
         params += [f"float *out_{spec.name}" for spec in self.outputs]
         return f"void {self.function}({', '.join(params)})"
+
+
+def _unique_constants(programs: Sequence[CProgram]) -> dict[str, tuple[str, int]]:
+    return {name: entry for program in programs for name, entry in program.constants.items()}
+
+
+def weight_bytes(programs: Sequence[CProgram]) -> int:
+    """Flash taken by the constants of `programs` linked together (shared weights count once)."""
+    return sum(size for _, size in _unique_constants(programs).values())
+
+
+def link(programs: Sequence[CProgram]) -> str:
+    """Several compiled functions in one translation unit: each kernel and constant once, every function."""
+    kernels = sorted({name for program in programs for name in program.kernels})
+    constants = [definition for definition, _ in _unique_constants(programs).values()]
+    return "\n".join([KERNELS[name] for name in kernels] + constants + [p.definitions for p in programs])
 
 
 def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
@@ -118,12 +145,11 @@ class _Compiler:
     def __init__(self, int8: bool) -> None:
         self.int8 = int8
         self.lines: list[str] = []
-        self.constants: list[str] = []
+        self.constants: dict[str, tuple[str, int]] = {}
         self.kernels: set[str] = set()
         self.storage_sizes: list[int] = []
         self.storage_born: list[int] = []
         self.last_use: dict[int, int] = {}
-        self.weight_bytes = 0
         self.macs = 0
         self.elementwise_ops = 0
         self.transcendental_ops = 0
@@ -137,24 +163,22 @@ class _Compiler:
         self.storage_born.append(self.node_index)
         return View(f"t{storage}", storage, tuple(shape), contiguous_strides(shape))
 
+    def _define(self, kind: str, data: np.ndarray, literal: Callable[[float], str]) -> str:
+        """A static const array named by its contents, so equal weights are stored once when linked."""
+        name = f"gs_{kind}_{hashlib.sha1(data.tobytes()).hexdigest()[:16]}_{data.size}"
+        ctype = "int8_t" if data.dtype == np.int8 else "float"
+        definition = f"static const {ctype} {name}[{max(data.size, 1)}] = {_array_literal(data, literal)};"
+        self.constants[name] = (definition, data.nbytes)
+        return name
+
     def constant(self, tensor: torch.Tensor) -> View:
         data = tensor.detach().to(torch.float32).contiguous().numpy()
-        name = f"c{len(self.constants)}"
-        self.constants.append(
-            f"static const float {name}[{max(data.size, 1)}] = {_array_literal(data, float_literal)};"
-        )
-        self.weight_bytes += 4 * data.size
+        name = self._define("f", data, float_literal)
         return View(name, -1, tuple(data.shape), contiguous_strides(data.shape))
 
     def quantized_rows(self, matrix: np.ndarray) -> tuple[str, str]:
         q, scale = quantize_rows(matrix.reshape(matrix.shape[0], -1))
-        name = f"c{len(self.constants)}"
-        self.constants.append(f"static const int8_t {name}_q[{q.size}] = {_array_literal(q, str)};")
-        self.constants.append(
-            f"static const float {name}_s[{scale.size}] = {_array_literal(scale, float_literal)};"
-        )
-        self.weight_bytes += q.size + 4 * scale.size
-        return f"{name}_q", f"{name}_s"
+        return self._define("q", q, str), self._define("s", scale, float_literal)
 
     def as_view(self, value: object) -> View:
         if isinstance(value, View):
@@ -728,14 +752,25 @@ def _assign_arena(c: _Compiler) -> tuple[list[int], int]:
 
 def _assemble(c: _Compiler, function: str, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> CProgram:
     offsets, arena = _assign_arena(c)
-    program = CProgram(
-        "", function, inputs, outputs, arena, c.weight_bytes, c.macs, c.elementwise_ops, c.transcendental_ops
-    )
     body = [f"    (void)in_{spec.name};" for spec in inputs]
-    body += [f"    float *const t{i} = gs_arena + {offset};" for i, offset in enumerate(offsets)]
-    parts = [KERNELS[name] for name in sorted(c.kernels)]
-    parts += c.constants
-    parts.append(f"static float gs_arena[{max(arena, 1)}];")
-    parts.append(program.signature() + "\n{\n" + "\n".join(body + c.lines) + "\n}\n")
-    program.source = "\n".join(parts)
+    body += [f"    float *const t{i} = {function}_arena + {offset};" for i, offset in enumerate(offsets)]
+    program = CProgram(
+        "",
+        dict(c.constants),
+        tuple(sorted(c.kernels)),
+        function,
+        inputs,
+        outputs,
+        arena,
+        c.macs,
+        c.elementwise_ops,
+        c.transcendental_ops,
+    )
+    program.definitions = (
+        f"static float {function}_arena[{max(arena, 1)}];\n"
+        + program.signature()
+        + "\n{\n"
+        + "\n".join(body + c.lines)
+        + "\n}\n"
+    )
     return program

@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from deploy.agent import AgentStep
-from deploy.ccompile import CProgram, _array_literal, float_literal
+from deploy.ccompile import CProgram, _array_literal, float_literal, link
 
 GUARD = "GRIDSWARM_POLICY_H"
 
 
-def render_header(program: CProgram, step: AgentStep, banner: str) -> str:
+def render_header(programs: list[CProgram], step: AgentStep, banner: str) -> str:
     config = step.policy.config
     state_size = step.memory_size + int(np.prod(step.history_shape))
     defines = {
@@ -43,7 +43,15 @@ def render_header(program: CProgram, step: AgentStep, banner: str) -> str:
         "/* Runs the embedded golden vectors; returns the largest absolute output error (expect < 1e-4). */",
         "float gs_policy_selftest(void);",
         "/* The compiled graph with every input and output explicit (booleans as 0.0f / 1.0f). */",
-        program.signature() + ";",
+        programs[0].signature() + ";",
+        *(
+            [
+                "/* neighbour_attention: this step's broadcast, from the drone's own observation. */",
+                programs[1].signature() + ";",
+            ]
+            if len(programs) > 1
+            else []
+        ),
         "",
         f"#endif /* {GUARD} */",
         "",
@@ -121,11 +129,12 @@ def _selftest(program: CProgram, golden: list[dict[str, np.ndarray]]) -> list[st
 
 
 def render_source(
-    program: CProgram, step: AgentStep, golden: list[dict[str, np.ndarray]], banner: str
+    programs: list[CProgram], step: AgentStep, golden: list[dict[str, np.ndarray]], banner: str
 ) -> str:
-    """policy.c: includes, kernels, weights, the compiled graph, the step wrapper and the self-test."""
+    """policy.c: includes, kernels, weights, the compiled functions, the step wrapper and the self-test."""
+    program = programs[0]
     lines = [f"/* {line} */" if line else "" for line in banner.splitlines()]
-    lines += ["#include <math.h>", "#include <stdint.h>", '#include "policy.h"', "", program.source, ""]
+    lines += ["#include <math.h>", "#include <stdint.h>", '#include "policy.h"', "", link(programs), ""]
     lines += [
         "int gs_policy_step(const float *obs, const float *state, const float *neighbour_messages,",
         "                   int neighbour_count, int reset, float *action_logits, float *new_state)",

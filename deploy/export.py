@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deploy.agent import AgentStep
+from deploy.agent import AgentStep, MessageEncoder
 from deploy.cbuild import CFunction, build
-from deploy.ccompile import CProgram, compile_module
+from deploy.ccompile import CProgram, compile_module, weight_bytes
 from deploy.csource import render_header, render_source
 from deploy.errors import BudgetError, ExportError
 from deploy.radio import message_format
@@ -77,23 +77,27 @@ class ExportOptions:
     extra: dict = field(default_factory=dict)  # merged into the manifest (source, scenario, ...)
 
 
-def measure(program: CProgram, int8: bool, budget: Budget) -> dict:
-    """Sizes and the estimated time of one step on the budget's target."""
-    io_floats = sum(spec.numel for spec in program.inputs + program.outputs)
+def measure(programs: Sequence[CProgram], int8: bool, budget: Budget) -> dict:
+    """Sizes and the estimated time of one decision (every compiled function once) on the budget's target."""
+    io_floats = sum(spec.numel for p in programs for spec in p.inputs + p.outputs)
+    arena = sum(p.arena_floats for p in programs)
+    macs = sum(p.macs for p in programs)
+    elementwise = sum(p.elementwise_ops for p in programs)
+    transcendental = sum(p.transcendental_ops for p in programs)
     cycles = (
-        program.macs * (budget.cycles_per_mac_int8 if int8 else budget.cycles_per_mac)
-        + program.elementwise_ops * budget.cycles_per_elementwise
-        + program.transcendental_ops * budget.cycles_per_transcendental
+        macs * (budget.cycles_per_mac_int8 if int8 else budget.cycles_per_mac)
+        + elementwise * budget.cycles_per_elementwise
+        + transcendental * budget.cycles_per_transcendental
     )
     seconds = cycles / budget.clock_hz
     return {
-        "weight_bytes": program.weight_bytes,
-        "activation_bytes": 4 * program.arena_floats,
+        "weight_bytes": weight_bytes(programs),
+        "activation_bytes": 4 * arena,
         "io_bytes": 4 * io_floats,
-        "ram_bytes": 4 * (program.arena_floats + io_floats),
-        "macs": program.macs,
-        "elementwise_ops": program.elementwise_ops,
-        "transcendental_ops": program.transcendental_ops,
+        "ram_bytes": 4 * (arena + io_floats),
+        "macs": macs,
+        "elementwise_ops": elementwise,
+        "transcendental_ops": transcendental,
         "estimated_cycles": int(cycles),
         "estimated_ms": 1e3 * seconds,
         "estimated_rate_hz": 1.0 / seconds if seconds else float("inf"),
@@ -150,8 +154,16 @@ def _onnx_bytes(step: AgentStep, inputs: dict[str, torch.Tensor]) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the tracer's notes on shape checks in Python are expected here
         warnings.simplefilter("ignore")
-        torch.onnx.export(step, (), buffer, kwargs=inputs, input_names=list(inputs),
-                          output_names=step.output_names, opset_version=ONNX_OPSET, dynamo=False)
+        torch.onnx.export(
+            step,
+            (),
+            buffer,
+            kwargs=inputs,
+            input_names=list(inputs),
+            output_names=step.output_names,
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
     model = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(model, full_check=True)
     return buffer.getvalue()
@@ -224,6 +236,22 @@ def _verify(
     return report
 
 
+def _verify_message(
+    encoder: MessageEncoder, function: CFunction, golden: list[dict], options: ExportOptions
+) -> dict:
+    """The C message encoder against torch on the golden observations."""
+    worst = 0.0
+    for inputs in golden:
+        with torch.no_grad():
+            (expected,) = encoder(torch.from_numpy(inputs["obs"]))
+        worst = max(worst, float(np.abs(function(inputs["obs"])[0] - expected.numpy()).max()))
+    if not options.int8 and worst > options.fp32_tolerance:
+        raise ExportError(
+            f"the C message encoder differs from torch by {worst:.2e}, over {options.fp32_tolerance:.0e}"
+        )
+    return {"samples": len(golden), "max_abs_error": worst}
+
+
 def _write_files(directory: Path, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         path = directory / name
@@ -276,16 +304,25 @@ def export_policy(
         raise ExportError(f"{destination} already exists (use --force to replace it)")
     step = AgentStep(policy, options.max_neighbours)
     generator = torch.Generator().manual_seed(options.seed)
-    program = compile_module(step, step.example_inputs(generator), step.output_names, int8=options.int8)
+    example = step.example_inputs(generator)
+    programs = [compile_module(step, example, step.output_names, int8=options.int8)]
+    encoder = MessageEncoder(policy) if step.message_source == "encoding" else None
+    if encoder is not None:
+        programs.append(
+            compile_module(
+                encoder, {"obs": example["obs"]}, ["message"], function="gs_policy_message", int8=options.int8
+            )
+        )
+    program = programs[0]
     budget = options.budget or replace(CRAZYFLIE, target="none (host)")
-    measured = measure(program, options.int8, budget)
+    measured = measure(programs, options.int8, budget)
     if options.budget is not None:
         check_budget(measured, options.budget, options.int8, options.max_neighbours)
     golden = _with_outputs(step, golden_inputs(step, options.golden_vectors, options.seed, observations))
     banner = _banner(step, measured, options.int8)
     files = {
-        "policy.h": render_header(program, step, banner).encode(),
-        "policy.c": render_source(program, step, golden[: options.embedded_golden], banner).encode(),
+        "policy.h": render_header(programs, step, banner).encode(),
+        "policy.c": render_source(programs, step, golden[: options.embedded_golden], banner).encode(),
     }
     onnx_model = None
     if "onnx" in options.formats:
@@ -306,16 +343,15 @@ def export_policy(
         with tempfile.TemporaryDirectory(prefix="gridswarm-cbuild-") as build_dir:
             for name in ("policy.c", "policy.h"):
                 (Path(build_dir) / name).write_bytes(files[name])
-            library = CFunction(
-                build([Path(build_dir) / "policy.c"], Path(build_dir) / "policy.so"),
-                program.function,
-                program.inputs,
-                program.outputs,
-            )
+            shared = build([Path(build_dir) / "policy.c"], Path(build_dir) / "policy.so")
+            library = CFunction(shared, program.function, program.inputs, program.outputs)
             verification = _verify(step, library, onnx_model, options, observations, golden)
+            if encoder is not None:
+                message = CFunction(shared, programs[1].function, programs[1].inputs, programs[1].outputs)
+                verification["c_message"] = _verify_message(encoder, message, golden, options)
         if "c" not in options.formats:
             del files["policy.c"], files["policy.h"]
-        manifest = _manifest(step, program, measured, budget, options, verification, channels, plan_summary)
+        manifest = _manifest(step, programs, measured, budget, options, verification, channels, plan_summary)
         manifest["files"] = {
             name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             for name, data in sorted(files.items())
@@ -331,7 +367,7 @@ def export_policy(
 
 def _manifest(
     step: AgentStep,
-    program: CProgram,
+    programs: list[CProgram],
     measured: dict,
     budget: Budget,
     options: ExportOptions,
@@ -358,8 +394,9 @@ def _manifest(
             {"index": i, "name": n, "d_row": dr, "d_col": dc} for i, (n, dr, dc) in enumerate(ACTIONS)
         ],
         "interface": {
-            "inputs": [{"name": s.name, "shape": list(s.shape)} for s in program.inputs],
-            "outputs": [{"name": s.name, "shape": list(s.shape)} for s in program.outputs],
+            "inputs": [{"name": s.name, "shape": list(s.shape)} for s in programs[0].inputs],
+            "outputs": [{"name": s.name, "shape": list(s.shape)} for s in programs[0].outputs],
+            "functions": [p.signature() for p in programs],
             "state": {
                 "layout": "[memory (M) | history (h*D)]",
                 "memory": step.memory_size,

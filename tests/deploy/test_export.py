@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import memory
-from deploy.agent import AgentStep
+from deploy.agent import AgentStep, MessageEncoder
 from deploy.cbuild import SANITIZE_FLAGS, CFunction, build
-from deploy.ccompile import TensorSpec
+from deploy.ccompile import TensorSpec, compile_module, weight_bytes
 from deploy.errors import BudgetError, ExportError, UnsupportedOpError
 from deploy.export import ExportOptions, export_policy
 from deploy.verify import compare, sample_inputs
@@ -175,3 +175,34 @@ def test_unsupported_layer_fails_and_writes_nothing(tmp_path):
     with pytest.raises(UnsupportedOpError, match=r"in module 'policy\.policy_head' \(HardswishHead\): no C"):
         export_policy(policy, tmp_path / "bad")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_neighbour_attention_exports_its_message_encoder(tmp_path):
+    policy = memory.make_policy("neighbour_attention", OBS_SHAPE, preset="drone", scope="local", seed=4)
+    manifest = export_policy(policy, tmp_path / "na", ExportOptions(formats=("c",), verify_samples=100))
+    assert (
+        manifest["interface"]["functions"][1]
+        == "void gs_policy_message(const float *in_obs, float *out_message)"
+    )
+    (tmp_path / "policy.h").write_bytes((tmp_path / "na" / "policy.h").read_bytes())
+    library = build([tmp_path / "na" / "policy.c"], tmp_path / "na.so", extra_flags=[f"-I{tmp_path}"])
+    encode = CFunction(
+        library,
+        "gs_policy_message",
+        [TensorSpec("obs", (1, *OBS_SHAPE))],
+        [TensorSpec("message", (1, policy.config.width))],
+    )
+    obs = (torch.rand(20, *OBS_SHAPE, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    with torch.no_grad():
+        expected = policy.encode(obs).numpy()
+    found = np.concatenate([encode(o[None].numpy())[0] for o in obs])
+    np.testing.assert_allclose(found, expected, atol=1e-5)
+
+    # the encoder's weights are stored once although both functions use them
+    step = AgentStep(policy, 8)
+    programs = [
+        compile_module(step, step.example_inputs(), step.output_names),
+        compile_module(MessageEncoder(policy), {"obs": obs[:1]}, ["message"], function="gs_policy_message"),
+    ]
+    assert manifest["measured"]["weight_bytes"] == weight_bytes(programs)
+    assert weight_bytes(programs) < programs[0].weight_bytes + programs[1].weight_bytes
