@@ -74,15 +74,17 @@ class SwarmPolicy(nn.Module):
 
         obs (E, N, C, F, F) float32 or uint8; reset_mask (E, N) bool: the agent starts an episode (or
         restarts) at this observation: its memory and history are discarded and regenerated from it;
-        neighbours (E, N, K) int, -1 padded (needed for local scope); active (E, N) bool, default all:
-        inactive agents leave the message pool and keep their state unchanged; action_mask (E, N, A) bool,
-        True = allowed. Returns logits (E, N, A), value (E, N), new state.
+        it must be set on every agent's first step (from `initial_state`); neighbours (E, N, K) int, -1
+        padded (needed for local scope); active (E, N) bool, default all: inactive agents leave the message
+        pool and keep their state (wiped if reset); action_mask (E, N, A) bool, True = allowed.
+        Returns logits (E, N, A), value (E, N), new state.
         """
         obs = self._observations(obs, leading_dims=2)
         E, N = obs.shape[:2]
         reset = self._mask("reset_mask", reset_mask, (E, N), default=False)
         active = self._mask("active", active, (E, N), default=True)
         scope = self._scope(neighbours, E, N)
+        self._check_state(state, (E, N))
         encoding = self.encoder(obs.flatten(0, 1))  # (E*N, C, F, F) -> (E*N, D)
         memory = state.memory.masked_fill(reset.unsqueeze(-1), 0.0)  # (E, N, M)
         history = state.history.masked_fill(reset.view(E, N, 1, 1), 0.0)  # (E, N, h, D)
@@ -138,6 +140,7 @@ class SwarmPolicy(nn.Module):
         obs = self._observations(obs, leading_dims=1)
         B = obs.shape[0]
         reset = self._mask("reset", reset, (B,), default=False)
+        self._check_state(own_state, (B,))
         encoding = self.encoder(obs)  # (B, D)
         memory = own_state.memory.masked_fill(reset.unsqueeze(-1), 0.0)  # (B, M)
         history = own_state.history.masked_fill(reset.view(B, 1, 1), 0.0)  # (B, h, D)
@@ -176,6 +179,10 @@ class SwarmPolicy(nn.Module):
             raise ValueError(f"neighbours: expected agent indices in [0, {N}) or -1, found "
                              f"[{int(index.min())}, {int(index.max())}]")
         return functools.partial(local_pool, neighbours=index)
+
+    def _check_state(self, state: PolicyState, batch: tuple[int, ...]) -> None:
+        _check_shape("state.memory", state.memory, (*batch, self.memory_size))
+        _check_shape("state.history", state.history, (*batch, self.config.history_length, self.config.width))
 
     def _observations(self, obs: ArrayLike, leading_dims: int) -> Tensor:
         """obs as float32 on the policy's device, checked to be (*leading, C, F, F)."""

@@ -320,6 +320,8 @@ def test_uint8_observations_equal_float_observations() -> None:
     ({"neighbours": None}, "scope 'local' needs neighbours"),
     ({"neighbours": torch.tensor([[[1], [2]]])}, r"agent indices in \[0, 2\) or -1"),
     ({"neighbours": torch.tensor([[1, 0]])}, r"neighbours: expected shape \(1, 2, K\)"),
+    ({"state": memory.PolicyState(torch.zeros(1, 3, 16), torch.zeros(1, 3, 8, 16))},
+     r"state.memory: expected shape \(1, 2, 16\), found \(1, 3, 16\)"),
 ])
 def test_bad_step_inputs_raise_a_clear_value_error(kwargs: dict, message: str) -> None:
     policy = make("srmt", "local")
