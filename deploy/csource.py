@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deploy import radio
 from deploy.agent import AgentStep
 from deploy.ccompile import CProgram, _array_literal, float_literal, link
 
@@ -52,6 +53,7 @@ def render_header(programs: list[CProgram], step: AgentStep, banner: str) -> str
             if len(programs) > 1
             else []
         ),
+        *(radio.c_declarations(step.message_size) if step.message_size else []),
         "",
         f"#endif /* {GUARD} */",
         "",
@@ -134,7 +136,8 @@ def render_source(
     """policy.c: includes, kernels, weights, the compiled functions, the step wrapper and the self-test."""
     program = programs[0]
     lines = [f"/* {line} */" if line else "" for line in banner.splitlines()]
-    lines += ["#include <math.h>", "#include <stdint.h>", '#include "policy.h"', "", link(programs), ""]
+    lines += ["#include <math.h>", "#include <stdint.h>", "#include <string.h>", '#include "policy.h"', ""]
+    lines += [link(programs), radio.C_SOURCE if step.message_size else ""]
     lines += [
         "int gs_policy_step(const float *obs, const float *state, const float *neighbour_messages,",
         "                   int neighbour_count, int reset, float *action_logits, float *new_state)",

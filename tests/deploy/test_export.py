@@ -114,6 +114,10 @@ def test_c_builds_clean_and_selftest_passes_under_sanitizers(exported, tmp_path)
         "        if (action < 0 || action >= GS_NUM_ACTIONS) return 3;\n"
         "        for (int i = 0; i < GS_STATE_SIZE; ++i) state[i] = next[i];\n"
         "    }\n"
+        "    static unsigned char packets[GS_RADIO_PACKETS][GS_RADIO_PACKET_MAX];\n"
+        "    int lengths[GS_RADIO_PACKETS], sender, step, row, col, valid;\n"
+        "    gs_radio_pack(1, 2, 3, 4, 1, state, packets, lengths);\n"
+        "    if (gs_radio_unpack(packets, lengths, &sender, &step, &row, &col, &valid, next)) return 4;\n"
         '    printf("%.9e\\n", (double)gs_policy_selftest());\n'
         "    return 0;\n}\n"
     )
@@ -206,3 +210,55 @@ def test_neighbour_attention_exports_its_message_encoder(tmp_path):
     ]
     assert manifest["measured"]["weight_bytes"] == weight_bytes(programs)
     assert weight_bytes(programs) < programs[0].weight_bytes + programs[1].weight_bytes
+
+
+def test_c_radio_matches_the_python_reference(exported, tmp_path):
+    import ctypes
+
+    from deploy.radio import pack, unpack
+
+    (tmp_path / "policy.h").write_bytes((exported / "policy.h").read_bytes())
+    lib = ctypes.CDLL(
+        str(build([exported / "policy.c"], tmp_path / "radio.so", extra_flags=[f"-I{tmp_path}"]))
+    )
+    floats = ctypes.POINTER(ctypes.c_float)
+    rng = np.random.default_rng(4)
+    for trial in range(50):
+        message = (rng.standard_normal(16) * rng.uniform(0.01, 30)).astype(np.float32)
+        if trial == 0:
+            message[:] = 0.0
+        packets = np.zeros((1, 60), np.uint8)
+        lengths = np.zeros(1, np.int32)
+        total = lib.gs_radio_pack(
+            7,
+            70000 + trial,
+            12,
+            250,
+            trial % 2,
+            message.ctypes.data_as(floats),
+            packets.ctypes.data_as(ctypes.c_void_p),
+            lengths.ctypes.data_as(ctypes.c_void_p),
+        )
+        expected = pack(7, 70000 + trial, (12, 250), bool(trial % 2), message)
+        assert total == 29 and bytes(packets[0, : lengths[0]]) == expected[0]
+        fields = [ctypes.c_int() for _ in range(5)]
+        decoded = np.zeros(16, np.float32)
+        status = lib.gs_radio_unpack(
+            packets.ctypes.data_as(ctypes.c_void_p),
+            lengths.ctypes.data_as(ctypes.c_void_p),
+            *[ctypes.byref(f) for f in fields],
+            decoded.ctypes.data_as(floats),
+        )
+        reference = unpack(expected, 16)
+        assert status == 0 and [f.value for f in fields] == [7, (70000 + trial) % 65536, 12, 250, trial % 2]
+        np.testing.assert_array_equal(decoded, reference["values"])
+        packets[0, 14] ^= 0x10
+        assert (
+            lib.gs_radio_unpack(
+                packets.ctypes.data_as(ctypes.c_void_p),
+                lengths.ctypes.data_as(ctypes.c_void_p),
+                *[ctypes.byref(f) for f in fields],
+                decoded.ctypes.data_as(floats),
+            )
+            == -1
+        )
