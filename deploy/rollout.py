@@ -74,13 +74,15 @@ def decentralized_rollout(
     seed: int,
     drop_rate: float = 0.0,
     max_steps: int | None = None,
+    encode: BatchRunner | None = None,
 ) -> RolloutResult:
-    """One episode in each of `num_envs` environments, actions = argmax of each agent's own step."""
-    if step.message_source == "encoding":
-        raise ExportError(
-            "decentralized rollouts support memory messages only (neighbour_attention sends "
-            "encodings, whose C encoder is not exported)"
-        )
+    """One episode in each of `num_envs` environments, actions = argmax of each agent's own step.
+
+    SRMT-style drones send their memory before the step (nothing valid when inactive or restarting);
+    neighbour_attention drones send `encode({"obs": ...})[0]` of this step's observation while active.
+    """
+    if step.message_source == "encoding" and encode is None:
+        raise ExportError("neighbour_attention rollouts need the message encoder (encode=...)")
     env = GridEnv(with_neighbours(scenario, step.max_neighbours), num_envs, seed, auto_reset=False)
     obs = env.reset()
     E, N = env.num_envs, env.num_agents
@@ -96,7 +98,11 @@ def decentralized_rollout(
         for (name, _), value in zip(step.state_names, state, strict=True):
             batch[name] = value
         if step.message_source == "memory":
-            batch["messages"], batch["message_mask"] = _messages(step, env, state[0], reset, drop_rate, rng)
+            sent, sending = state[0], active & ~reset
+        elif step.message_source == "encoding":
+            sent, sending = encode({"obs": batch["obs"]})[0], active
+        if step.message_source is not None:
+            batch["messages"], batch["message_mask"] = _messages(step, env, sent, sending, drop_rate, rng)
         batch["reset"] = reset
         outputs = run(batch)
         chosen = np.argmax(outputs[0], axis=1)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import memory
-from deploy.agent import AgentStep
+from deploy.agent import AgentStep, MessageEncoder
 from deploy.cbuild import CFunction, build
-from deploy.ccompile import compile_module
+from deploy.ccompile import compile_module, link
 from deploy.rollout import decentralized_rollout, per_sample
 from deploy.verify import torch_runner
 from scenarios.loader import loads
@@ -63,3 +63,35 @@ def test_dropped_messages_change_what_agents_receive(policies):
     seen.clear()
     decentralized_rollout(step, spy, scenario, num_envs=8, seed=3, max_steps=6, drop_rate=0.5)
     assert 0.3 * full < sum(seen) < 0.7 * full
+
+
+def test_neighbour_attention_c_drones_act_like_torch(tmp_path):
+    policy = memory.make_policy("neighbour_attention", (3, 5, 5), preset="drone", scope="local", seed=8)
+    torch.nn.init.orthogonal_(policy.policy_head.weight, gain=2.0)
+    step, encoder = AgentStep(policy, 3), MessageEncoder(policy)
+    example = step.example_inputs()
+    programs = [
+        compile_module(step, example, step.output_names),
+        compile_module(encoder, {"obs": example["obs"]}, ["message"], function="gs_policy_message"),
+    ]
+    source = tmp_path / "policy.c"
+    source.write_text("#include <math.h>\n#include <stdint.h>\n" + link(programs))
+    library = build([source], source.with_suffix(".so"))
+    c_step, c_encode = (CFunction(library, p.function, p.inputs, p.outputs) for p in programs)
+
+    def torch_encode(batch):
+        with torch.no_grad():
+            return [encoder(torch.from_numpy(batch["obs"]))[0].numpy()]
+
+    scenario = loads(SMALL)
+    by_torch = decentralized_rollout(step, torch_runner(step), scenario, 10, seed=9, encode=torch_encode)
+    by_c = decentralized_rollout(
+        step,
+        per_sample(c_step, [s.name for s in programs[0].inputs]),
+        scenario,
+        10,
+        seed=9,
+        encode=per_sample(c_encode, ["obs"]),
+    )
+    assert by_torch.actions.shape == by_c.actions.shape
+    assert np.mean(by_torch.actions == by_c.actions) >= 0.999
