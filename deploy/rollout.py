@@ -84,6 +84,11 @@ def decentralized_rollout(
     if step.message_source == "encoding" and encode is None:
         raise ExportError("neighbour_attention rollouts need the message encoder (encode=...)")
     env = GridEnv(with_neighbours(scenario, step.max_neighbours), num_envs, seed, auto_reset=False)
+    if tuple(env.obs_shape) != tuple(step.policy.config.obs_shape):
+        raise ExportError(
+            f"scenario {scenario.name!r} gives observations of shape {tuple(env.obs_shape)}, the "
+            f"policy reads {tuple(step.policy.config.obs_shape)}"
+        )
     obs = env.reset()
     E, N = env.num_envs, env.num_agents
     rng = np.random.default_rng(seed)

@@ -85,3 +85,51 @@ def test_bad_checkpoints_are_refused_in_one_line(tmp_path, capsys, content):
     code = main(["export", str(path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "not a readable GridSwarm checkpoint" in err
+
+
+def test_waypoints_from_a_stored_episode(tmp_path, capsys):
+    from scenarios.loader import loads
+    from sim.baselines import GreedyPolicy
+    from sim.env import GridEnv
+    from sim.episodes import Recorder
+    from sim.episodes import open as open_store
+
+    scenario = loads(
+        "name: t\nmap: {generator: random, width: 8, height: 8, density: 0.1}\nagents: {count: 3}\n"
+        "dynamics: {on_target: nothing, max_episode_steps: 12}\nobservation: {radius: 2}\n"
+    )
+    env = GridEnv(scenario, 1, seed=4, auto_reset=False)
+    recorder = Recorder(env, tmp_path / "episodes.zarr")
+    recorder.reset()
+    greedy = GreedyPolicy(env, seed=0)
+    while not recorder.finished_ids:
+        recorder.step(greedy())
+    recorder.close()
+    episode_id = recorder.finished_ids[0]
+    positions = open_store(tmp_path / "episodes.zarr")[episode_id].positions
+    code = main(
+        [
+            "export",
+            "new:empty",
+            "--obs-shape",
+            "3,5,5",
+            "--out",
+            str(tmp_path / "out"),
+            "--format",
+            "c,waypoints",
+            "--episodes",
+            str(tmp_path / "episodes.zarr"),
+            "--episode",
+            episode_id,
+            "--cell-size",
+            "0.6",
+            "--verify-samples",
+            "10",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    rows = np.genfromtxt(tmp_path / "out" / "waypoints" / "waypoints.csv", delimiter=",", names=True)
+    for drone in range(3):
+        mine = rows[rows["drone"] == drone]
+        np.testing.assert_array_equal(np.stack([mine["row"], mine["col"]], axis=1), positions[:, drone])
+        np.testing.assert_allclose(mine["x_m"], (positions[:, drone, 1] + 0.5) * 0.6, atol=1e-5)
