@@ -154,7 +154,6 @@ class _Compiler:
         self.elementwise_ops = 0
         self.transcendental_ops = 0
         self.node_index = 0
-        self.node: torch.fx.Node | None = None
 
     # ---- buffers ----------------------------------------------------------------------------------------
     def new_buffer(self, shape: Sequence[int]) -> View:
@@ -712,7 +711,6 @@ def compile_module(
             inputs.append(TensorSpec(node.name, shape))
             env[node] = View(f"in_{node.name}", -1, shape, contiguous_strides(shape))
         elif node.op == "call_function":
-            c.node = node
             env[node] = _lower_node(c, node, env)
         elif node.op == "output":
             returned = [env[n] for n in node.args[0]]
