@@ -5,16 +5,23 @@ real memory policies.
 """
 
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from gridswarm.cli import main
 from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
 from marl.rollout import collect, start_rollouts
-from marl.run_dir import CheckpointError, latest_checkpoint
+from marl.run_dir import CheckpointError, latest_checkpoint, read_metrics
 from marl.train import load_policy, make_learner, train
 from tests.marl.corridor import CorridorEnv
 
@@ -145,3 +152,68 @@ def test_damaged_or_foreign_checkpoints_are_one_line_errors(tmp_path):
         with pytest.raises(CheckpointError) as info:
             load_policy(path)
         assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+TINY = Path(__file__).parents[1] / "hpc" / "tiny.yaml"
+
+
+def gridswarm_train(run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "gridswarm.cli", "train", str(TINY), "--model", "gru", "--device", "cpu",
+            "--steps", str(8 * 8 * 2 * 4), "--out", str(run_dir), "--set", "num_envs=2", "--set", "epochs=1",
+            "--set", "num_minibatches=1", "--set", "rollout_length=8", "--set", "chunk_length=4",
+            "--set", "checkpoint_every=3",
+            "--set", "eval_episodes=0", "--set", "seed=5", *extra]
+
+
+def wait_for_update(metrics: Path, update_index: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        rows = metrics.read_text().splitlines() if metrics.exists() else []
+        if len(rows) >= update_index:
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_random_moments_resumes_to_the_parameters_of_an_uninterrupted_run(tmp_path):
+    """kill -9 while rolling out, updating, logging or writing a checkpoint, twice, then `--resume auto`:
+    the run ends bitwise equal to one that was never interrupted, with one metrics line per update."""
+    assert main(gridswarm_train(tmp_path / "straight")[3:]) == 0
+    chooser = random.Random()
+    moments = []
+    for _ in range(2):
+        moment = (chooser.randint(0, 6), chooser.uniform(0.0, 0.5))
+        moments.append(moment)
+        process = subprocess.Popen(gridswarm_train(tmp_path / "killed", "--resume", "auto"),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_update(tmp_path / "killed" / "metrics.jsonl", moment[0], process)
+        time.sleep(moment[1])
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finished = subprocess.run(gridswarm_train(tmp_path / "killed", "--resume", "auto"), capture_output=True,
+                              text=True, timeout=300)
+    assert finished.returncode == 0, f"killed at {moments}: {finished.stderr}"
+    straight, _, _ = latest_checkpoint(tmp_path / "straight")
+    resumed, meta, _ = latest_checkpoint(tmp_path / "killed")
+    assert meta["update"] == 8
+    for name, tensor in straight["policy"].items():
+        assert torch.equal(tensor, resumed["policy"][name]), f"{name} differs after kills at {moments}"
+    for name in ("value_norm", "shuffle_rng", "sampling_rng"):
+        assert str(straight[name]) == str(resumed[name]), name
+    updates = [row["update"] for row in read_metrics(tmp_path / "killed" / "metrics.jsonl")]
+    assert updates == list(range(1, 9)), moments
+
+
+def test_resume_skips_a_damaged_newest_checkpoint_with_a_message(tmp_path, capsys):
+    config = small_config(total_agent_steps=16 * 2 * 16 * 4, checkpoint_every=2)
+    train(corridor(), config, tmp_path / "straight", echo=lambda line: None)
+    train(corridor(), config, tmp_path / "run", echo=lambda line: None)
+    newest = latest_checkpoint(tmp_path / "run")[2]
+    newest.write_bytes(newest.read_bytes()[:-100])  # a copy cut short
+    train(corridor(), config, tmp_path / "run", resume="auto", echo=lambda line: None)
+    assert f"{newest.name}: truncated" in capsys.readouterr().err
+    straight, _, _ = latest_checkpoint(tmp_path / "straight")
+    resumed, meta, _ = latest_checkpoint(tmp_path / "run")
+    assert meta["update"] == 4
+    for name, tensor in straight["policy"].items():
+        assert torch.equal(tensor, resumed["policy"][name]), name
