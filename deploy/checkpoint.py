@@ -1,35 +1,34 @@
 """Read the policy out of a training run or checkpoint file, never executing pickled code.
 
-The file format is marl's run-directory checkpoint (torch.save of tensors plus a JSON "meta" string with
-"format": "gridswarm-mappo-1" and the "policy_config"); deploy does not import marl (one-way imports), so the
-few lines that read it live here, with `torch.load(weights_only=True)`.
+The file format is marl's run-directory checkpoint: an `hpc.checkpoint` file (length- and SHA-256-checked,
+loaded with `torch.load(weights_only=True)`) whose metadata has "format": "gridswarm-mappo-2" and the
+"policy_config". deploy does not import marl (one-way imports), so the few lines that read it live here.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import torch
-
+import hpc
 import memory
 from deploy.errors import ExportError
 from memory import SwarmPolicy
 
-CHECKPOINT_FORMAT = "gridswarm-mappo-1"
-RUN_DIR_CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/latest.pt")
+CHECKPOINT_FORMAT = "gridswarm-mappo-2"
+RUN_DIR_CHECKPOINTS = ("checkpoints/best", "checkpoints")
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
-    """A checkpoint file, or the best (else latest) checkpoint of a run directory."""
+    """A checkpoint file, or the best (else newest) checkpoint of a run directory."""
     path = Path(source)
     if path.is_file():
         return path
     if path.is_dir():
         for name in RUN_DIR_CHECKPOINTS:
-            if (path / name).is_file():
-                return path / name
-        raise ExportError(f"{path}: a directory without {' or '.join(RUN_DIR_CHECKPOINTS)}")
+            found = hpc.list_checkpoints(path / name)
+            if found:
+                return found[-1][1]
+        raise ExportError(f"{path}: a directory without checkpoints ({path}/checkpoints/step-*.ckpt)")
     raise ExportError(f"{path}: no such run directory or checkpoint file")
 
 
@@ -37,14 +36,11 @@ def load_policy(source: str | Path) -> tuple[SwarmPolicy, dict]:
     """(policy in eval mode, the checkpoint's metadata plus its "checkpoint" path)."""
     path = resolve_checkpoint(source)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        meta = json.loads(payload["meta"])
-    except Exception as error:  # torch raises many types for damaged, foreign or unsafe files
-        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise ExportError(f"{path}: not a readable GridSwarm checkpoint ({reason})") from None
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise ExportError(f"{path}: checkpoint format {found!r}, expected {CHECKPOINT_FORMAT!r}")
+        payload, meta = hpc.load_checkpoint(path)
+    except hpc.CheckpointError as error:
+        raise ExportError(f"not a readable GridSwarm checkpoint: {error}") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ExportError(f"{path}: checkpoint format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
     try:
         policy = memory.policy_from_config(meta["policy_config"])
         policy.load_state_dict(payload["policy"])

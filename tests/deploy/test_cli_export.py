@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import torch
 
+import hpc
 import memory
 from gridswarm.cli import main
 
 
-def write_checkpoint(path, policy):
-    meta = {"format": "gridswarm-mappo-1", "policy_config": policy.config.to_dict(), "update": 3}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"policy": policy.state_dict(), "meta": json.dumps(meta)}, path)
+def write_checkpoint(directory, policy):
+    meta = {"format": "gridswarm-mappo-2", "policy_config": policy.config.to_dict(), "update": 3}
+    hpc.save_checkpoint(directory, 3, {"policy": policy.state_dict()}, meta)
 
 
 def test_run_dir_checkpoint_to_c_and_waypoints(tmp_path, capsys):
     policy = memory.make_policy("gru", (3, 11, 11), preset="drone", seed=2)
-    write_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt", policy)
+    write_checkpoint(tmp_path / "run" / "checkpoints", policy)
     cells = np.array([[[0, 0], [2, 2]], [[0, 1], [2, 2]], [[1, 1], [2, 2]]])
     np.save(tmp_path / "cells.npy", cells)
     code = main(
@@ -39,7 +39,7 @@ def test_run_dir_checkpoint_to_c_and_waypoints(tmp_path, capsys):
     )
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["source"]["checkpoint"].endswith("checkpoints/latest.pt")
+    assert manifest["source"]["checkpoint"].endswith("checkpoints/step-000000000003.ckpt")
     assert "policy.onnx" not in manifest["files"] and "policy.c" in manifest["files"]
     assert manifest["waypoints"]["num_drones"] == 2 and "waypoints/fly_cflib.py" in manifest["files"]
     # the exported C carries the checkpoint's weights, not fresh ones
