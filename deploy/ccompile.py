@@ -134,7 +134,7 @@ def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _array_literal(values: np.ndarray, fmt: Callable[[float], str]) -> str:
-    items = [fmt(v) for v in values.ravel().tolist()]
+    items = [fmt(v) for v in values.ravel().tolist()] or ["0"]  # C99 has no empty initializer
     lines = [", ".join(items[i : i + 8]) for i in range(0, len(items), 8)]
     return "{\n    " + ",\n    ".join(lines) + "\n}"
 
