@@ -14,14 +14,21 @@ from scenarios.schema import Scenario
 if TYPE_CHECKING:
     from sim.env import GridEnv
 
-USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError,)
 POLICIES = ("random", "greedy")
+
+
+class UnknownPolicyError(ValueError):
+    """`--policy` names no baseline."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError, UnknownPolicyError)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="play a scenario with a baseline policy and print its metrics")
     parser.add_argument("scenario", help="built-in scenario name or YAML path")
-    parser.add_argument("--policy", choices=POLICIES, default="greedy", help="baseline (default greedy)")
+    policies = ", ".join(POLICIES)
+    parser.add_argument("--policy", default="greedy", help=f"baseline: {policies} (default greedy)")
     parser.add_argument("--episodes", type=_positive, default=4, help="episodes to play (default 4)")
     parser.add_argument("--envs", type=_positive, default=1, help="environments stepped together (default 1)")
     parser.add_argument("--seed", type=int, default=None, help="base seed (default: the scenario's)")
@@ -98,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from scenarios.loader import load
     from sim.env import GridEnv
 
+    if args.policy not in POLICIES:
+        raise UnknownPolicyError(f"unknown policy '{args.policy}' (expected one of: {', '.join(POLICIES)})")
     scenario = load(args.scenario)
     env = GridEnv(scenario, num_envs=args.envs, seed=args.seed)
     rows = play(env, make_policy(args.policy, env, args.seed), args.episodes)
