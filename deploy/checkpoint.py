@@ -1,50 +1,57 @@
 """Read the policy out of a training run or checkpoint file, never executing pickled code.
 
-The file format is marl's run-directory checkpoint: an `hpc.checkpoint` file (length- and SHA-256-checked,
-loaded with `torch.load(weights_only=True)`) whose metadata has "format": "gridswarm-mappo-2" and the
-"policy_config". deploy does not import marl (one-way imports), so the few lines that read it live here.
+Training runs keep `hpc.checkpoint` files (integrity-checked, read with `torch.load(weights_only=True)`):
+
+    RUN_DIR/checkpoints/best/step-U.ckpt   the best by the run's metric (preferred)
+    RUN_DIR/checkpoints/step-U.ckpt        the newest ones
+
+and marl stores the policy's `state_dict` under "policy" and its `PolicyConfig.to_dict()` under the
+metadata's "policy_config" (format "gridswarm-mappo-<version>").
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import hpc
 import memory
 from deploy.errors import ExportError
+from hpc.checkpoint import load_checkpoint, load_latest
+from hpc.errors import HpcError
 from memory import SwarmPolicy
 
-CHECKPOINT_FORMAT = "gridswarm-mappo-2"
-RUN_DIR_CHECKPOINTS = ("checkpoints/best", "checkpoints")
+FORMAT_PREFIX = "gridswarm-mappo-"
 
 
-def resolve_checkpoint(source: str | Path) -> Path:
-    """A checkpoint file, or the best (else newest) checkpoint of a run directory."""
-    path = Path(source)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for name in RUN_DIR_CHECKPOINTS:
-            found = hpc.list_checkpoints(path / name)
-            if found:
-                return found[-1][1]
-        raise ExportError(f"{path}: a directory without checkpoints ({path}/checkpoints/step-*.ckpt)")
-    raise ExportError(f"{path}: no such run directory or checkpoint file")
+def _read(source: Path) -> tuple[dict, dict, Path]:
+    """(tensors, meta, file) of a checkpoint file, a checkpoints directory or a run directory."""
+    try:
+        if source.is_file():
+            return (*load_checkpoint(source), source)
+        for directory in (source / "checkpoints" / "best", source / "checkpoints", source):
+            if directory.is_dir() and any(directory.glob("step-*.ckpt")):
+                return load_latest(directory)
+    except HpcError as error:
+        raise ExportError(str(error)) from None
+    if source.is_dir():
+        raise ExportError(
+            f"{source}: no step-*.ckpt in checkpoints/best/, checkpoints/ or the directory itself"
+        )
+    raise ExportError(f"{source}: no such run directory or checkpoint file")
 
 
 def load_policy(source: str | Path) -> tuple[SwarmPolicy, dict]:
-    """(policy in eval mode, the checkpoint's metadata plus its "checkpoint" path)."""
-    path = resolve_checkpoint(source)
-    try:
-        payload, meta = hpc.load_checkpoint(path)
-    except hpc.CheckpointError as error:
-        raise ExportError(f"not a readable GridSwarm checkpoint: {error}") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ExportError(f"{path}: checkpoint format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+    """(policy in eval mode, {"checkpoint": file, "format", "step", "scenario"} of its metadata)."""
+    tensors, meta, path = _read(Path(source))
+    found = meta.get("format")
+    if not isinstance(found, str) or not found.startswith(FORMAT_PREFIX):
+        raise ExportError(
+            f"{path}: checkpoint format {found!r}, expected {FORMAT_PREFIX}<version> (a marl run)"
+        )
     try:
         policy = memory.policy_from_config(meta["policy_config"])
-        policy.load_state_dict(payload["policy"])
+        policy.load_state_dict(tensors["policy"])
     except (KeyError, ValueError, RuntimeError, TypeError) as error:
         reason = str(error).strip().splitlines()[0][:160]
         raise ExportError(f"{path}: the policy does not match its config ({reason})") from None
-    return policy.eval(), {**meta, "checkpoint": str(path)}
+    info = {key: meta.get(key) for key in ("format", "step", "agent_steps", "scenario")}
+    return policy.eval(), {"checkpoint": str(path), **info}

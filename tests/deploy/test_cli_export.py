@@ -5,22 +5,25 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
-import hpc
 import memory
 from gridswarm.cli import main
+from hpc.checkpoint import save_checkpoint
 
 
-def write_checkpoint(directory, policy):
-    meta = {"format": "gridswarm-mappo-2", "policy_config": policy.config.to_dict(), "update": 3}
-    hpc.save_checkpoint(directory, 3, {"policy": policy.state_dict()}, meta)
+def write_checkpoint(directory, step, policy):
+    """As marl's training loop writes them (hpc.checkpoint files)."""
+    meta = {"format": "gridswarm-mappo-2", "policy_config": policy.config.to_dict(), "update": step}
+    return save_checkpoint(directory, step, {"policy": policy.state_dict()}, meta)
 
 
 def test_run_dir_checkpoint_to_c_and_waypoints(tmp_path, capsys):
     policy = memory.make_policy("gru", (3, 11, 11), preset="drone", seed=2)
-    write_checkpoint(tmp_path / "run" / "checkpoints", policy)
+    write_checkpoint(
+        tmp_path / "run" / "checkpoints", 5, memory.make_policy("gru", (3, 11, 11), preset="drone")
+    )
+    write_checkpoint(tmp_path / "run" / "checkpoints" / "best", 4, policy)
     cells = np.array([[[0, 0], [2, 2]], [[0, 1], [2, 2]], [[1, 1], [2, 2]]])
     np.save(tmp_path / "cells.npy", cells)
     code = main(
@@ -39,7 +42,7 @@ def test_run_dir_checkpoint_to_c_and_waypoints(tmp_path, capsys):
     )
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["source"]["checkpoint"].endswith("checkpoints/step-000000000003.ckpt")
+    assert manifest["source"]["checkpoint"].endswith("checkpoints/best/step-000000000004.ckpt")
     assert "policy.onnx" not in manifest["files"] and "policy.c" in manifest["files"]
     assert manifest["waypoints"]["num_drones"] == 2 and "waypoints/fly_cflib.py" in manifest["files"]
     # the exported C carries the checkpoint's weights, not fresh ones
@@ -75,16 +78,22 @@ def test_unsafe_plan_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("content", [b"not a checkpoint", None])
-def test_bad_checkpoints_are_refused_in_one_line(tmp_path, capsys, content):
-    path = tmp_path / "bad.pt"
-    if content is None:  # a pickle that would run code when loaded without weights_only
-        torch.save({"meta": json.dumps({"format": "gridswarm-mappo-1"}), "policy": print}, path)
-    else:
-        path.write_bytes(content)
-    code = main(["export", str(path), "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "not a readable GridSwarm checkpoint" in err
+def test_bad_checkpoints_are_refused_in_one_line(tmp_path, capsys):
+    path = write_checkpoint(tmp_path, 1, memory.make_policy("gru", (3, 5, 5), preset="drone"))
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"meta": json.dumps({"format": "x"}), "policy": print}, foreign)  # a pickle of a function
+    for source, message in (
+        (path, "corrupted"),
+        (foreign, "not a GridSwarm checkpoint"),
+        (tmp_path / "missing", "no such run directory"),
+    ):
+        code = main(["export", str(source), "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_waypoints_from_a_stored_episode(tmp_path, capsys):
