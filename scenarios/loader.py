@@ -310,8 +310,18 @@ def _convert(node: _Node, hint: Any, key: str, context: _Context) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in get_args(hint):
             return None
-        (inner,) = (arg for arg in get_args(hint) if arg is not type(None))
-        return _convert(node, inner, key, context)
+        *earlier, last = (arg for arg in get_args(hint) if arg is not type(None))
+        for inner in earlier:  # the first alternative that fits wins
+            try:
+                return _convert(node, inner, key, context)
+            except ScenarioError:
+                continue
+        if earlier:
+            try:
+                return _convert(node, last, key, context)
+            except ScenarioError:
+                raise _mismatch(node, hint, key, context) from None
+        return _convert(node, last, key, context)
     if origin is Literal:
         choices = get_args(hint)
         if value not in choices or not isinstance(value, str):
@@ -565,12 +575,19 @@ def _check_agents(scenario: Scenario, node: _Node | None, context: _Context, var
                 f"agents.{name}",
                 f"used only with placement '{placement}', found placement '{agents.placement}'",
             )
-    if agents.placement != "random" and scenario.dynamics.on_target == "restart":
+    restart = scenario.dynamics.on_target == "restart"
+    sequences = agents.goals is not None and any(_is_sequence(goal) for goal in agents.goals)
+    if agents.placement != "random" and restart and not sequences:
         raise context.error(
             "dynamics.on_target",
-            f"expected 'finish' or 'nothing' with placement '{agents.placement}' (one fixed goal per agent; "
-            "lifelong goal sequences are not supported), found 'restart'",
+            f"expected 'finish' or 'nothing' with placement '{agents.placement}' (one fixed goal per agent), "
+            "or per-agent goal lists in 'agents.goals' (lifelong sequences), found 'restart'",
             near="agents.placement",
+        )
+    if sequences and not restart:
+        raise context.error(
+            "agents.goals",
+            f"per-agent goal lists need on_target 'restart', found '{scenario.dynamics.on_target}'",
         )
     letters = None
     if spec.generator == "ascii" and spec.ascii is not None:
@@ -649,17 +666,23 @@ def _check_fixed(agents: AgentsSpec, shape: tuple[int, int] | None, context: _Co
             raise context.error(
                 f"agents.{name}", f"expected {agents.count} cells (agents.count), found {len(cells)}{variant}"
             )
-        for index, (row, col) in enumerate(cells):
-            inside = (
-                0 <= row < shape[0] and 0 <= col < shape[1] if shape is not None else row >= 0 and col >= 0
-            )
-            if not inside:
-                bounds = f"inside the {shape[0]}x{shape[1]} map" if shape else "non-negative"
-                raise context.error(
-                    f"agents.{name}[{index}]", f"expected a cell {bounds}, found [{row}, {col}]{variant}"
-                )
+        for index, entry in enumerate(cells):
+            sequence = entry if _is_sequence(entry) else (entry,)
+            if not sequence:
+                raise context.error(f"agents.{name}[{index}]", "expected at least one goal cell, found []")
+            for position, (row, col) in enumerate(sequence):
+                inside = row >= 0 and col >= 0 and (shape is None or (row < shape[0] and col < shape[1]))
+                if not inside:
+                    bounds = f"inside the {shape[0]}x{shape[1]} map" if shape else "non-negative"
+                    where = f"agents.{name}[{index}]" + (f"[{position}]" if _is_sequence(entry) else "")
+                    raise context.error(where, f"expected a cell {bounds}, found [{row}, {col}]{variant}")
     if len(set(agents.starts)) != len(agents.starts):
         raise context.error("agents.starts", "expected distinct start cells, found a repeated one")
+
+
+def _is_sequence(goal: tuple) -> bool:
+    """Whether an `agents.goals` entry is a goal sequence (a tuple of cells) rather than one cell."""
+    return not goal or isinstance(goal[0], tuple)
 
 
 def _resolve_file(scenario: Scenario, key: str, context: _Context) -> None:

@@ -65,12 +65,15 @@ class AgentsSpec:
     `random`: POGEMA's placement (distinct starts and goals, each goal in its start's component); `fixed`:
     the given `starts` and `goals` (row, col); `scen`: a MovingAI `.scen` file at `scen`; `rooms`: the
     bottleneck layout, each agent starting in one room with its goal in the other.
+
+    With `on_target: restart` each entry of `goals` is an agent's goal sequence, a list of cells visited in
+    order and cycled (POGEMA's `targets_xy` sequences); a single cell there is a one-goal sequence.
     """
 
     count: int = 1
     placement: Placement = "random"
     starts: tuple[tuple[int, int], ...] | None = None
-    goals: tuple[tuple[int, int], ...] | None = None
+    goals: tuple[tuple[int, int] | tuple[tuple[int, int], ...], ...] | None = None
     scen: str | None = None
 
 

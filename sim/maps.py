@@ -249,17 +249,31 @@ def _place_agents(layout: MapLayout, scenario: Scenario, seed: int | None) -> Ma
         starts, goals = _scen_cells(layout, scenario)
     elif agents.placement == "fixed" and agents.starts is not None and agents.goals is not None:
         starts = np.asarray(agents.starts, dtype=np.int64).reshape(-1, 2)
-        goals = np.asarray(agents.goals, dtype=np.int64).reshape(-1, 2)
+        goals = _goal_array(agents.goals)
     else:
         return layout
+    goal_cells = goals.reshape(-1, 2)
+    goal_cells = goal_cells[goal_cells[:, 0] >= 0]  # every goal of every sequence, padding dropped
     _check_inside(layout, scenario, starts, "starts")
-    _check_inside(layout, scenario, goals, "goals")
+    _check_inside(layout, scenario, goal_cells, "goals")
     obstacles = layout.obstacles
-    if obstacles[starts[:, 0], starts[:, 1]].any() or obstacles[goals[:, 0], goals[:, 1]].any():
+    if obstacles[starts[:, 0], starts[:, 1]].any() or obstacles[goal_cells[:, 0], goal_cells[:, 1]].any():
         obstacles = obstacles.copy()  # POGEMA clears obstacles under explicit starts and goals
         obstacles[starts[:, 0], starts[:, 1]] = 0
-        obstacles[goals[:, 0], goals[:, 1]] = 0
+        obstacles[goal_cells[:, 0], goal_cells[:, 1]] = 0
     return MapLayout(obstacles, layout.possible_starts, layout.possible_goals, starts, goals, layout.name)
+
+
+def _goal_array(goals: tuple) -> np.ndarray:
+    """`agents.goals` as (N, 2) int64, or, when any entry is a goal sequence, as (N, L, 2) sequences padded
+    with rows of -1 (a single cell is a one-goal sequence)."""
+    if not any(isinstance(goal[0], tuple) for goal in goals):
+        return np.asarray(goals, dtype=np.int64).reshape(-1, 2)
+    sequences = [goal if isinstance(goal[0], tuple) else (goal,) for goal in goals]
+    array = np.full((len(sequences), max(len(s) for s in sequences), 2), -1, dtype=np.int64)
+    for agent, sequence in enumerate(sequences):
+        array[agent, : len(sequence)] = sequence
+    return array
 
 
 def _check_inside(layout: MapLayout, scenario: Scenario, cells: np.ndarray, name: str) -> None:
