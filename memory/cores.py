@@ -65,8 +65,8 @@ class TransformerCore(nn.Module):
         if self.has_memory:
             tokens.insert(0, memory.unsqueeze(1))
             # the memory token is hidden at a reset: there is no memory yet
-            visible = torch.ones(len(reset), len(self.position), dtype=torch.bool, device=reset.device)
-            visible[:, 0] = ~reset
+            others = torch.ones(len(reset), len(self.position) - 1, dtype=torch.bool, device=reset.device)
+            visible = torch.cat([~reset.unsqueeze(1), others], dim=1)  # (B, L)
         x = torch.cat(tokens, dim=1) + self.position  # (B, L, D)
         reads = None
         if pool is not None:

@@ -200,7 +200,8 @@ class SwarmPolicy(nn.Module):
     def _mask(self, name: str, value: ArrayLike | None, shape: tuple[int, ...], default: bool,
               flatten: bool = False) -> Tensor:
         if value is None:
-            return torch.full(shape, default, dtype=torch.bool, device=self.device)
+            fill = torch.ones if default else torch.zeros  # torch.full with a bool breaks ONNX tracing
+            return fill(shape, dtype=torch.bool, device=self.device)
         mask = self._tensor(value, torch.bool)
         if flatten:
             mask = mask.reshape(-1, mask.shape[-1]) if mask.dim() > 1 else mask
