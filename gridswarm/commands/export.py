@@ -139,8 +139,12 @@ def run(args: argparse.Namespace) -> int:
         rollout = decentralized_rollout(step, torch_runner(step), scenario, num_envs=1, seed=args.seed)
         observations, positions = rollout.observations, rollout.positions
     plan = summary = None
+    transform = GridToWorld(args.cell_size, _numbers("--origin", args.origin, 2, float), args.altitude)
+    timing = {
+        "max_speed_mps": args.max_speed,
+        "step_duration_s": args.step_duration or args.cell_size / args.max_speed,
+    }
     if "waypoints" in formats:
-        transform = GridToWorld(args.cell_size, _numbers("--origin", args.origin, 2, float), args.altitude)
         plan = make_plan(
             _plan_cells(args, positions),
             transform,
@@ -157,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         verify_samples=args.verify_samples,
         seed=args.seed,
         overwrite=args.force,
-        extra={"source": source | {"scenario": args.scenario}},
+        extra={"source": source | {"scenario": args.scenario}, "grid_to_world": transform.to_dict() | timing},
     )
     manifest = export_policy(policy, args.out, options, observations, plan, summary, channels)
     measured, checks = manifest["measured"], manifest["verification"]
