@@ -45,7 +45,7 @@ def test_run_dir_checkpoint_to_c_and_waypoints(tmp_path, capsys):
     assert manifest["source"]["checkpoint"].endswith("checkpoints/best/step-000000000004.ckpt")
     assert "policy.onnx" not in manifest["files"] and "policy.c" in manifest["files"]
     transform = manifest["grid_to_world"]
-    assert transform["cell_size_m"] == 0.5 and transform["step_duration_s"] == 1.0 and transform["altitude_m"] == 1
+    assert [transform[k] for k in ("cell_size_m", "step_duration_s", "altitude_m")] == [0.5, 1.0, 1.0]
     assert manifest["waypoints"]["num_drones"] == 2 and "waypoints/fly_cflib.py" in manifest["files"]
     # the exported C carries the checkpoint's weights, not fresh ones
     golden = np.load(tmp_path / "out" / "golden.npz")
