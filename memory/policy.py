@@ -81,11 +81,17 @@ class SwarmPolicy(nn.Module):
         """
         obs = self._observations(obs, leading_dims=2)
         E, N = obs.shape[:2]
+        encoding = self.encoder(obs.flatten(0, 1))  # (E*N, C, F, F) -> (E*N, D)
+        return self._step_encoded(encoding, state, reset_mask, neighbours, active, action_mask, E, N)
+
+    def _step_encoded(self, encoding: Tensor, state: PolicyState, reset_mask: ArrayLike,
+                      neighbours: ArrayLike | None, active: ArrayLike | None, action_mask: ArrayLike | None,
+                      E: int, N: int) -> tuple[Tensor, Tensor, PolicyState]:
+        """`step` after the encoder: encoding (E*N, D) of this step's observations."""
         reset = self._mask("reset_mask", reset_mask, (E, N), default=False)
         active = self._mask("active", active, (E, N), default=True)
         scope = self._scope(neighbours, E, N)
         self._check_state(state, (E, N))
-        encoding = self.encoder(obs.flatten(0, 1))  # (E*N, C, F, F) -> (E*N, D)
         memory = state.memory.masked_fill(reset.unsqueeze(-1), 0.0)  # (E, N, M)
         history = state.history.masked_fill(reset.view(E, N, 1, 1), 0.0)  # (E, N, h, D)
         remembered = active & ~reset  # whose memory is valid and may be read by others
@@ -114,13 +120,18 @@ class SwarmPolicy(nn.Module):
         """T steps (T, E, N, ...) from state0, differentiable through memory and history (truncated BPTT).
 
         Equal to T calls of `step`. Returns logits (T, E, N, A), values (T, E, N), the final state.
+        The encoder does not depend on the state, so it runs once over all T steps' observations; only the
+        core steps one at a time.
         """
+        obs_seq = self._observations(obs_seq, leading_dims=3)
+        T, E, N = obs_seq.shape[:3]
+        encodings = self.encoder(obs_seq.flatten(0, 2)).view(T, E * N, -1)  # (T*E*N, ...) -> (T, E*N, D)
         state = state0
         logits, values = [], []
-        for t in range(len(obs_seq)):
-            step_logits, step_value, state = self.step(
-                obs_seq[t], state, reset_masks[t], _at(neighbours_seq, t), _at(active_seq, t),
-                _at(action_mask_seq, t))
+        for t in range(T):
+            step_logits, step_value, state = self._step_encoded(
+                encodings[t], state, reset_masks[t], _at(neighbours_seq, t), _at(active_seq, t),
+                _at(action_mask_seq, t), E, N)
             logits.append(step_logits)
             values.append(step_value)
         return torch.stack(logits), torch.stack(values), state
@@ -189,7 +200,7 @@ class SwarmPolicy(nn.Module):
         obs = self._tensor(obs, torch.float32)
         expected = (*obs.shape[:leading_dims], *self.config.obs_shape)
         if obs.dim() != leading_dims + 3 or tuple(obs.shape) != expected:
-            dims = "(E, N" if leading_dims == 2 else "(B"
+            dims = {1: "(B", 2: "(E, N", 3: "(T, E, N"}[leading_dims]
             raise ValueError(f"obs: expected shape {dims}, {', '.join(map(str, self.config.obs_shape))}), "
                              f"found {tuple(obs.shape)}")
         return obs
