@@ -69,8 +69,18 @@ class Attention(nn.Module):
         scores = (q @ k.transpose(-2, -1)) * self.scale  # (G, nh, Q, P)
         if visible is not None:
             scores = scores.masked_fill(~visible.view(G, 1, 1, P), HIDDEN_KEY_SCORE)  # (G, nh, Q, P)
-        y = torch.softmax(scores, dim=-1) @ v  # (G, nh, Q, hs)
+        y = softmax_last(scores) @ v  # (G, nh, Q, hs)
         return self.proj(y.transpose(1, 2).reshape(G, Q, D))  # (G, Q, D)
+
+
+def softmax_last(scores: Tensor) -> Tensor:
+    """Softmax over the last axis. In eager mode written out (max, exp, sum): on CPU rows of 2-20 keys
+    that is ~5x faster than torch.softmax; traced or exported it stays the single Softmax operation."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return torch.softmax(scores, dim=-1)
+    # softmax is shift-invariant, so the subtracted max needs no gradient
+    weights = (scores - scores.amax(dim=-1, keepdim=True).detach()).exp()
+    return weights / weights.sum(dim=-1, keepdim=True)
 
 
 class MLP(nn.Module):
