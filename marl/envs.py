@@ -3,7 +3,8 @@
 `make_training_envs(scenario, num_envs, seed)` returns a plain `sim.GridEnv` when the scenario has no
 variants; otherwise a `VariantEnvs` that runs one GridEnv per variant (environment e plays variant
 e mod K, so every variant is trained on at once) and presents them as one batch with GridEnv's interface.
-All variants must share the agent count and observation shape.
+All variants must share the agent count and observation shape. Observations are uint8 (the same 0/1
+values as POGEMA's float32, a quarter of the copying; the policy converts them on its device).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class VariantEnvs:
             raise ValueError(f"num_envs {num_envs}: need at least one environment per variant "
                              f"({len(variants)} variants of {scenario.variants.key})")
         counts = [len(range(k, num_envs, len(variants))) for k in range(len(variants))]
-        self.parts = [GridEnv(v, n, seed=s)
+        self.parts = [GridEnv(v, n, seed=s, num_threads=1, obs_dtype=np.uint8)
                       for v, n, s in zip(variants, counts, _part_seeds(seed, len(variants)), strict=True)]
         shapes = {(p.num_agents, p.obs_shape) for p in self.parts}
         if len(shapes) != 1:
@@ -79,5 +80,5 @@ def make_training_envs(scenario: Scenario, num_envs: int, seed: int | None) -> A
     from sim.env import GridEnv
 
     if scenario.variants is None:
-        return GridEnv(scenario, num_envs, seed=seed)
+        return GridEnv(scenario, num_envs, seed=seed, obs_dtype=np.uint8)
     return VariantEnvs(scenario, num_envs, seed)
