@@ -45,6 +45,7 @@ from sim.kernels.tasks import (
     place_agents,
 )
 from sim.layout import MapLayout
+from sim.maps import largest_map_shape
 
 LayoutSource = Callable[[int], MapLayout]
 _CORE_CHANNELS = ("obstacles", "agents", "goal")
@@ -124,6 +125,8 @@ class GridEnv:
         )
         self._allocate_agents()
         self._map_capacity = (0, 0)
+        # Sized for the largest map up front when the scenario says what it is (no growing mid-batch).
+        self._largest_map = largest_map_shape(scenario) if _layouts is None else (0, 0)
         self._helpers_ready = False
 
     # ----------------------------------------------------------------------------------------------
@@ -187,26 +190,43 @@ class GridEnv:
         self._sequences = np.zeros((*shape, 1, 2), dtype=np.int64)
         self._goal_list = np.zeros((self.num_envs, 1, 2), dtype=np.int64)
         self._num_listed = np.zeros(self.num_envs, dtype=np.int64)
+        self._map_shapes = np.zeros((self.num_envs, 2), dtype=np.int32)
+        empty_padded = (self.num_envs, 2 * self.radius, 2 * self.radius)
+        self._obstacles = np.ones((self.num_envs, 0, 0), dtype=np.uint8)
+        self._padded_obstacles = np.zeros(empty_padded, dtype=np.uint8)
+        self._occupancy = np.zeros(empty_padded, dtype=np.uint8)
+        self._global_obstacles = np.zeros(empty_padded, dtype=np.float32)
 
     def _ensure_map_capacity(self, height: int, width: int) -> None:
-        """(Re)allocates the grid buffers for maps up to (height, width); they only ever grow."""
+        """Sizes the grid buffers for maps up to (height, width). They only ever grow, and growing keeps
+        every environment's episode: its map, occupancy and components move into the new buffers, and the
+        helpers (distance fields, channels, neighbours) and the kernels' state are rebuilt over them."""
         if height <= self._map_capacity[0] and width <= self._map_capacity[1]:
             return
         height, width = max(height, self._map_capacity[0]), max(width, self._map_capacity[1])
         padded = (self.num_envs, height + 2 * self.radius, width + 2 * self.radius)
         self._map_capacity = (height, width)
-        self._obstacles = np.ones((self.num_envs, height, width), dtype=np.uint8)
-        self._map_shapes = np.zeros((self.num_envs, 2), dtype=np.int32)
-        self._padded_obstacles = np.zeros(padded, dtype=np.uint8)
-        self._occupancy = np.zeros(padded, dtype=np.uint8)
+        self._obstacles = _grown(self._obstacles, (self.num_envs, height, width), fill=1)
+        self._padded_obstacles = _grown(self._padded_obstacles, padded, fill=0)
+        self._occupancy = _grown(self._occupancy, padded, fill=0)
+        self._global_obstacles = _grown(self._global_obstacles, padded, fill=0)
         self._scratch = np.full((2, *padded), -1, dtype=np.int32)
         self._labels = np.full((self.num_envs, height, width), -1, dtype=np.int32)
         self._comp_cells = np.zeros((self.num_envs, height * width), dtype=np.int64)
         self._comp_offset = np.zeros((self.num_envs, height * width + 1), dtype=np.int64)
         self._bfs_queue = np.zeros(height * width, dtype=np.int64)
-        self._global_obstacles = np.zeros(padded, dtype=np.float32)
+        for env in np.flatnonzero(self._map_shapes[:, 0] > 0):
+            # Flat cell indices depend on the width; relabelling the same map in row-major order gives the
+            # same components in the same order, so lifelong goal draws continue unchanged.
+            self._label_map(env)
         self._helpers_ready = False
         self._kernel_state = None
+
+    def _label_map(self, env: int) -> int:
+        """Labels environment `env`'s free-cell components and groups its cells; returns their count."""
+        num_components = label_components(self._obstacles[env], self._labels[env], self._bfs_queue)
+        group_cells(self._labels[env], num_components, self._comp_cells[env], self._comp_offset[env])
+        return num_components
 
     def _ensure_helpers(self) -> None:
         """Builds the optional extras of `sim` (distance fields, extra channels, reward schemes,
@@ -335,7 +355,8 @@ class GridEnv:
             env_seed = int(episode_seeds[env]) if episode_seeds is not None else self._next_seed(env)
             layouts.append((env_seed, self._layouts(env_seed)))
         self._ensure_map_capacity(
-            max(lay.shape[0] for _, lay in layouts), max(lay.shape[1] for _, lay in layouts)
+            max(self._largest_map[0], *(lay.shape[0] for _, lay in layouts)),
+            max(self._largest_map[1], *(lay.shape[1] for _, lay in layouts)),
         )
         for env, (env_seed, layout) in enumerate(layouts):
             self._start_episode(env, env_seed, layout)
@@ -411,8 +432,7 @@ class GridEnv:
         padded[radius - 1 : radius + height + 1, radius - 1 : radius + width + 1] = 1
         padded[radius : radius + height, radius : radius + width] = layout.obstacles
         self._global_obstacles[env] = padded
-        num_components = label_components(self._obstacles[env], self._labels[env], self._bfs_queue)
-        group_cells(self._labels[env], num_components, self._comp_cells[env], self._comp_offset[env])
+        num_components = self._label_map(env)
         starts, goals = self._place_task(env, seed, layout, num_components)
         self._starts[env] = starts
         self._positions[env] = starts
@@ -545,6 +565,13 @@ class GridEnv:
             else float(values[k])
             for k, key in enumerate(keys)
         }
+
+
+def _grown(array: np.ndarray, shape: tuple[int, ...], fill: int) -> np.ndarray:
+    """A new `shape` array of `array`'s dtype holding `array` in its leading corner and `fill` elsewhere."""
+    grown = np.full(shape, fill, dtype=array.dtype)
+    grown[tuple(slice(0, size) for size in array.shape)] = array
+    return grown
 
 
 def _copy_observation(observation: Any) -> Any:

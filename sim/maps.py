@@ -219,12 +219,18 @@ def _movingai_layout(spec: MapSpec, seed: int | None) -> MapLayout:
 
 
 def _benchmark_layout(spec: MapSpec, seed: int | None) -> MapLayout:
+    names = _benchmark_names(spec)
+    name = names[int(np.random.default_rng(seed).integers(0, len(names)))]
+    return _from_ascii(benchmark_map(str(spec.path), name), name)
+
+
+def _benchmark_names(spec: MapSpec) -> list[str]:
+    """The sorted names of a benchmark map file that fully match the regex `spec.name`."""
     path, pattern = str(spec.path), str(spec.name)
     names = sorted(name for name in read_benchmark_maps(path) if re.fullmatch(pattern, name))
     if not names:
         raise scenario_error(path, None, "", f"no map name fully matches the regex {pattern!r}")
-    name = names[int(np.random.default_rng(seed).integers(0, len(names)))]
-    return _from_ascii(benchmark_map(path, name), name)
+    return names
 
 
 GENERATORS: dict[str, Callable[[MapSpec, int | None], MapLayout]] = {
@@ -236,6 +242,23 @@ GENERATORS: dict[str, Callable[[MapSpec, int | None], MapLayout]] = {
     "movingai": _movingai_layout,
     "benchmark": _benchmark_layout,
 }
+
+
+def largest_map_shape(scenario: Scenario) -> tuple[int, int]:
+    """The (height, width) that bounds every map `scenario`'s episodes can draw: every variant, every
+    benchmark map its regex matches. A batch of environments sizes its grid buffers with it once."""
+    from scenarios.loader import expand_variants
+
+    shapes = [shape for variant in expand_variants(scenario) for shape in _possible_shapes(variant.map)]
+    return (max(height for height, _ in shapes), max(width for _, width in shapes))
+
+
+def _possible_shapes(spec: MapSpec) -> list[tuple[int, int]]:
+    if spec.generator in ("random", "maze"):
+        return [(spec.height, spec.width)]
+    if spec.generator == "benchmark":
+        return [benchmark_map(str(spec.path), name).obstacles.shape for name in _benchmark_names(spec)]
+    return [GENERATORS[spec.generator](spec, 0).shape]  # the other generators' shapes ignore the seed
 
 
 # ---- placement -----------------------------------------------------------------------------------------

@@ -14,16 +14,7 @@ import scenarios
 from sim import GridEnv
 from sim.baselines import GreedyPolicy
 
-GROWING_MAP_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="sim/env.py: an auto-reset into a larger map reallocates the grid buffers of every env, so the "
-    "other envs lose their map (map_shapes 0, obstacles all 1, padded obstacles and occupancy 0)",
-)
-FAST = [
-    pytest.param(name, marks=GROWING_MAP_BUG) if name == "puzzles" else name
-    for name in scenarios.builtin_names()
-    if name != "swarm-10k"
-]
+FAST = [name for name in scenarios.builtin_names() if name != "swarm-10k"]
 POGEMA_METRIC_KEYS = {
     "finish": ["ISR", "CSR", "ep_length"],
     "nothing": ["ISR", "CSR", "ep_length", "SoC", "makespan"],

@@ -1,0 +1,123 @@
+"""Environments of one batch reset onto maps of different sizes (a curriculum of map sizes) without
+disturbing each other: every environment of the batch plays exactly the episodes it plays alone from the
+same episode seeds, whether the batch sized its buffers up front or grew them on an auto-reset."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scenarios
+from scenarios.schema import Variants
+from sim import GridEnv
+from sim.env import _scenario_layouts
+from sim.maps import largest_map_shape
+
+
+def curriculum(sizes: list[tuple[int, int]], limits: list[int], on_target: str) -> scenarios.Scenario:
+    """`random` with one variant per map size, each with its own episode limit."""
+    base = scenarios.load("random")
+    return dataclasses.replace(
+        base,
+        map=dataclasses.replace(base.map, density=0.2),
+        agents=dataclasses.replace(base.agents, count=2),
+        dynamics=dataclasses.replace(base.dynamics, on_target=on_target, collision_system="soft"),
+        observation=dataclasses.replace(base.observation, radius=2),
+        variants=Variants(
+            key="map.height",
+            values=tuple(height for height, _ in sizes),
+            linked={
+                "map.width": tuple(width for _, width in sizes),
+                "dynamics.max_episode_steps": tuple(limits),
+            },
+        ),
+    )
+
+
+def record_batch(env: GridEnv, steps: int, rng: np.random.Generator) -> list[list[dict]]:
+    """Per environment, its episodes: the seed, then per step the actions and what came back."""
+    env.reset()
+    episodes: list[list[dict]] = [[{"seed": int(s), "steps": []}] for s in env.episode_seeds]
+    for _ in range(steps):
+        actions = rng.integers(0, 5, size=(env.num_envs, env.num_agents))
+        obs, rewards, terminated, truncated, info = env.step(actions)
+        final = info.get("final_obs", obs)
+        for e in range(env.num_envs):
+            returned = (final[e], rewards[e], terminated[e], truncated[e])
+            episodes[e][-1]["steps"].append((actions[e].copy(), *(array.copy() for array in returned)))
+            if info["metrics"][e] is not None:
+                episodes[e].append({"seed": int(env.episode_seeds[e]), "steps": []})
+    return episodes
+
+
+def assert_replays_alone(scenario: scenarios.Scenario, episodes: list[list[dict]]) -> None:
+    alone = GridEnv(scenario, num_envs=1, auto_reset=False)
+    for env_episodes in episodes:
+        for episode in env_episodes:
+            alone.reset(episode_seeds=np.array([episode["seed"]]))
+            for actions, obs, rewards, terminated, truncated in episode["steps"]:
+                got = alone.step(actions[None])
+                np.testing.assert_array_equal(got[0][0], obs)
+                np.testing.assert_array_equal(got[1][0], rewards)
+                np.testing.assert_array_equal(got[2][0], terminated)
+                np.testing.assert_array_equal(got[3][0], truncated)
+
+
+map_sizes = st.lists(st.tuples(st.integers(3, 14), st.integers(3, 14)), min_size=2, max_size=4)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    sizes=map_sizes,
+    limits_seed=st.integers(0, 2**16),
+    on_target=st.sampled_from(["finish", "restart", "nothing"]),
+    grow=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_a_batch_over_maps_of_changing_size_plays_each_env_as_alone(
+    sizes, limits_seed, on_target, grow, seed
+):
+    limits = np.random.default_rng(limits_seed).integers(2, 9, size=len(sizes)).tolist()
+    scenario = curriculum(sizes, limits, on_target)
+    # `_layouts` given: the env cannot know the largest map up front and must grow its buffers on resets.
+    layouts = _scenario_layouts(scenario) if grow else None
+    env = GridEnv(scenario, num_envs=3, seed=seed, _layouts=layouts)
+    episodes = record_batch(env, steps=24, rng=np.random.default_rng(seed))
+    assert_replays_alone(scenario, episodes)
+
+
+def test_growing_keeps_the_other_envs_maps_and_agents():
+    # variants: a short small episode, a long small one, a long large one (episode seed s plays s mod 3)
+    scenario = curriculum([(4, 4), (4, 4), (12, 9)], [3, 50, 50], "restart")
+    env = GridEnv(scenario, num_envs=2, seed=0, _layouts=_scenario_layouts(scenario))
+    env.reset(episode_seeds=np.array([0, 1]))
+    assert env.obstacles.shape[1:] == (4, 4)
+    stay = np.zeros((2, 2), dtype=np.int64)
+    map_before, cells_before = env.obstacles[1].copy(), env.positions[1].copy()
+    for _ in range(45):  # env 0 auto-resets every 3 steps until it draws the large map
+        env.step(stay)
+        if env.obstacles.shape[1:] == (12, 9):
+            break
+    assert env.obstacles.shape[1:] == (12, 9), "no reset drew the large map"
+    assert int(env.episode_seeds[1]) == 1, "env 1 is still in its first episode"
+    np.testing.assert_array_equal(env.obstacles[1, :4, :4], map_before)
+    assert env.obstacles[1, 4:].all() and env.obstacles[1, :, 4:].all()
+    np.testing.assert_array_equal(env.map_shapes[1], (4, 4))
+    np.testing.assert_array_equal(env.positions[1], cells_before)
+    env.step(np.full((2, 2), 2))  # down, as often as the 4 x 4 map allows: nobody leaves it
+    env.step(np.full((2, 2), 4))
+    assert (env.positions[1] < 4).all() and not env.obstacles[1][tuple(env.positions[1].T)].any()
+
+
+def test_scenario_batches_are_sized_for_their_largest_map_up_front():
+    scenario = curriculum([(5, 6), (11, 4), (7, 9)], [4, 4, 4], "finish")
+    assert largest_map_shape(scenario) == (11, 9)
+    env = GridEnv(scenario, num_envs=2, seed=3)
+    env.reset()
+    assert env.obstacles.shape == (2, 11, 9)
+    puzzles = GridEnv("puzzles", num_envs=1, seed=0)
+    puzzles.reset()
+    assert puzzles.obstacles.shape[1:] == largest_map_shape(puzzles.scenario)
