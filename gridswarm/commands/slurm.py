@@ -123,6 +123,9 @@ def run_submit(args: argparse.Namespace) -> int:
         "train",
         scenario,
         *_passthrough(args.train_args, "--train-args"),
+        # a requeued job reruns this line: it continues the run from its checkpoints (a new job starts it)
+        "--resume",
+        "auto",
     ]
     log_dir = run_dir / "slurm"
     if args.sweep and args.array:
