@@ -1,14 +1,19 @@
-"""Curricula from scenario variants: one batch of environments spread over the variants.
+"""Batches of environments for training and evaluation, all with `sim.GridEnv`'s batched interface.
 
 `make_training_envs(scenario, num_envs, seed)` returns a plain `sim.GridEnv` when the scenario has no
-variants; otherwise a `VariantEnvs` that runs one GridEnv per variant (environment e plays variant
-e mod K, so every variant is trained on at once) and presents them as one batch with GridEnv's interface.
-All variants must share the agent count and observation shape. Observations are uint8 (the same 0/1
-values as POGEMA's float32, a quarter of the copying; the policy converts them on its device).
+variants; otherwise the variants side by side (environment e plays variant e mod K, so every variant is
+trained on at once): one GridEnv per variant joined by `StackedEnvs`. All variants must share the agent
+count and observation shape. Observations are uint8 (the same 0/1 values as POGEMA's float32, a quarter of
+the copying; the policy converts them on its device).
+
+`PogemaEnv` presents one real `pogema_v0` environment through the same interface, so that a policy can be
+evaluated inside POGEMA itself (`marl.evaluate.play_in_both`).
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,28 +22,19 @@ import scenarios
 from scenarios import Scenario
 
 
-class VariantEnvs:
-    """K GridEnvs (one per variant) stepped as one batch of E environments."""
+class StackedEnvs:
+    """Batched environments (GridEnv-like parts) stepped as one batch of E = sum of their envs."""
 
     num_actions = 5
 
-    def __init__(self, scenario: Scenario, num_envs: int, seed: int | None) -> None:
-        from sim.env import GridEnv
-
-        variants = scenarios.expand_variants(scenario)
-        if num_envs < len(variants):
-            raise ValueError(f"num_envs {num_envs}: need at least one environment per variant "
-                             f"({len(variants)} variants of {scenario.variants.key})")
-        counts = [len(range(k, num_envs, len(variants))) for k in range(len(variants))]
-        self.parts = [GridEnv(v, n, seed=s, num_threads=1, obs_dtype=np.uint8)
-                      for v, n, s in zip(variants, counts, _part_seeds(seed, len(variants)), strict=True)]
-        shapes = {(p.num_agents, p.obs_shape) for p in self.parts}
+    def __init__(self, parts: Sequence[Any]) -> None:
+        shapes = {(p.num_agents, p.obs_shape) for p in parts}
         if len(shapes) != 1:
-            raise ValueError(f"scenario {scenario.name!r}: variants differ in agent count or observation "
-                             "shape")
-        self.scenario = scenario
-        self.num_envs = num_envs
+            raise ValueError("stacked environments differ in agent count or observation shape")
+        self.parts = list(parts)
         self.num_agents, self.obs_shape = shapes.pop()
+        counts = [p.num_envs for p in self.parts]
+        self.num_envs = sum(counts)
         self._slices = np.cumsum([0, *counts])
 
     def _join(self, arrays: list[np.ndarray]) -> np.ndarray:
@@ -46,17 +42,21 @@ class VariantEnvs:
 
     @property
     def active(self) -> np.ndarray:
+        """(E, N) bool."""
         return self._join([p.active for p in self.parts])
 
     @property
     def neighbours(self) -> np.ndarray:
+        """(E, N, K) int32, -1 padded."""
         return self._join([p.neighbours for p in self.parts])
 
     def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset every part; part k gets the k-th seed derived from `seed` (None: each part's own)."""
         seeds = _part_seeds(seed, len(self.parts))
         return self._join([p.reset(seed=s) for p, s in zip(self.parts, seeds, strict=True)])
 
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every part with its rows of `actions` (E, N); the parts' results joined along E."""
         bounds = zip(self._slices[:-1], self._slices[1:], strict=True)
         results = [p.step(actions[a:b]) for p, (a, b) in zip(self.parts, bounds, strict=True)]
         obs, rewards, terminated, truncated = (self._join([r[i] for r in results]) for i in range(4))
@@ -69,6 +69,24 @@ class VariantEnvs:
         return obs, rewards, terminated, truncated, info
 
 
+def variant_envs(scenario: Scenario, num_envs: int, seed: int | None) -> StackedEnvs:
+    """One GridEnv per variant of `scenario`, environment e playing variant e mod K, as one batch."""
+    from sim.env import GridEnv
+
+    variants = scenarios.expand_variants(scenario)
+    if num_envs < len(variants):
+        raise ValueError(f"num_envs {num_envs}: need at least one environment per variant "
+                         f"({len(variants)} variants of {scenario.variants.key})")
+    counts = [len(range(k, num_envs, len(variants))) for k in range(len(variants))]
+    parts = [GridEnv(v, n, seed=s, num_threads=1, obs_dtype=np.uint8)
+             for v, n, s in zip(variants, counts, _part_seeds(seed, len(variants)), strict=True)]
+    try:
+        return StackedEnvs(parts)
+    except ValueError:
+        raise ValueError(f"scenario {scenario.name!r}: variants differ in agent count or observation "
+                         "shape") from None
+
+
 def _part_seeds(seed: int | None, count: int) -> list[int | None]:
     if seed is None:
         return [None] * count
@@ -76,9 +94,47 @@ def _part_seeds(seed: int | None, count: int) -> list[int | None]:
 
 
 def make_training_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Any:
-    """GridEnv for a plain scenario; VariantEnvs (all variants side by side) for a curriculum."""
+    """GridEnv for a plain scenario; the variants side by side for a curriculum."""
     from sim.env import GridEnv
 
     if scenario.variants is None:
         return GridEnv(scenario, num_envs, seed=seed, obs_dtype=np.uint8)
-    return VariantEnvs(scenario, num_envs, seed)
+    return variant_envs(scenario, num_envs, seed)
+
+
+class PogemaEnv:
+    """One `pogema_v0(grid_config)` environment behind GridEnv's batched interface (E = 1).
+
+    Observations are POGEMA's per-agent (3, F, F) windows stacked to (1, N, 3, F, F) float32; `active` is
+    POGEMA's is_active; info["metrics"] holds POGEMA's own metrics once the episode has ended (and again at
+    every later step, as POGEMA reports them). POGEMA does not reset itself: `reset` starts the episode of
+    the config's seed again. POGEMA has no neighbour lists, so local-scope policies cannot run here.
+    """
+
+    num_actions = 5
+    num_envs = 1
+
+    def __init__(self, grid_config: Any) -> None:
+        from pogema import pogema_v0
+
+        if grid_config.observation_type != "default":
+            raise ValueError(f"observation_type {grid_config.observation_type!r}: expected 'default'")
+        self._env = pogema_v0(grid_config=copy.deepcopy(grid_config))
+        self.num_agents = int(grid_config.num_agents)
+        size = 2 * int(grid_config.obs_radius) + 1
+        self.obs_shape = (3, size, size)
+        self.active = np.ones((1, self.num_agents), dtype=bool)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """The first observation (1, N, 3, F, F); `seed` is ignored (the config's seed fixes the task)."""
+        obs, _ = self._env.reset()
+        self.active[:] = True
+        return np.stack(obs)[None].astype(np.float32)
+
+    def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """One POGEMA step with actions (1, N)."""
+        obs, rewards, terminated, truncated, infos = self._env.step([int(a) for a in actions[0]])
+        self.active[0] = [bool(i["is_active"]) for i in infos]
+        info = {"metrics": [infos[0].get("metrics")], "active": self.active.copy()}
+        return (np.stack(obs)[None].astype(np.float32), np.array(rewards, dtype=np.float32)[None],
+                np.array(terminated)[None], np.array(truncated)[None], info)

@@ -2,46 +2,57 @@
 
 `run_episodes` plays exactly one episode in each of K environments side by side (one batched policy call
 per step for all agents) and returns the K metric dicts; `evaluate_scenario` does this for every variant
-of a scenario and returns one row per variant with the mean of each metric.
+of a scenario (optionally recording every episode to a Zarr episode store) and returns one row per variant
+with the mean of each metric. `evaluate_in_pogema` plays the same policy on the same tasks in GridSwarm and
+inside real POGEMA environments and reports both side by side.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from marl.rollout import Policy, sample_actions, start_rollouts
+from marl.buffers import map_state
+from marl.envs import PogemaEnv, StackedEnvs
+from marl.rollout import Policy, sample_actions
 from marl.run_dir import atomic_writer
 
 
 @torch.no_grad()
 def run_episodes(env: Any, policy: Policy, device: torch.device, seed: int | None,
-                 generator: torch.Generator, greedy: bool = False, max_steps: int = 100_000) -> list[dict]:
-    """Play one episode in each environment of `env` (auto-resetting); their metrics, in env order."""
-    carry = start_rollouts(env, policy, device, seed=seed)
+                 generator: torch.Generator, greedy: bool = False, max_steps: int = 100_000,
+                 recorder: Any = None) -> list[dict]:
+    """Play one episode in each environment of `env`; their metrics, in env order.
+
+    `env` is GridEnv-like (best without auto-reset, so that each environment plays exactly one episode);
+    `recorder` (a `sim.episodes.Recorder` around `env`) is stepped in its place and writes the episodes.
+    Greedy play takes the most probable action; otherwise actions are drawn with `generator`.
+    """
+    io = env if recorder is None else recorder
+    obs = io.reset(seed=seed)
+    state = map_state(lambda leaf: leaf.to(device), policy.initial_state(env.num_envs, env.num_agents))
+    reset_mask = np.ones((env.num_envs, env.num_agents), dtype=bool)
+    local = policy.config.scope == "local"
     results: list[dict | None] = [None] * env.num_envs
     for _ in range(max_steps):
         logits, _, state = policy.step(
-            torch.from_numpy(carry.obs).to(device), carry.state,
-            torch.from_numpy(carry.reset_mask).to(device),
-            None if policy.config.scope != "local" else torch.from_numpy(env.neighbours).to(device),
-            torch.from_numpy(carry.active).to(device))
+            torch.from_numpy(obs).to(device), state, torch.from_numpy(reset_mask).to(device),
+            torch.from_numpy(env.neighbours).to(device) if local else None,
+            torch.from_numpy(np.array(env.active, dtype=bool)).to(device))
         actions = logits.argmax(-1) if greedy else sample_actions(logits, generator)[0]
-        obs, _, _, _, info = env.step(actions.cpu().numpy())
-        ended = np.array([m is not None for m in info["metrics"]], dtype=bool)
+        obs, _, _, _, info = io.step(actions.cpu().numpy())
+        ended = np.array([m is not None for m in info["metrics"]], dtype=bool)  # (E,)
         for e in np.flatnonzero(ended):
             if results[e] is None:
                 results[e] = dict(info["metrics"][e])
         if all(r is not None for r in results):
             return results  # type: ignore[return-value]
-        carry.obs, carry.state, carry.active = obs, state, np.array(env.active, dtype=bool)
-        carry.reset_mask = np.repeat(ended[:, None], env.num_agents, axis=1)
+        reset_mask = np.repeat(ended[:, None], env.num_agents, axis=1)
     raise RuntimeError(f"evaluation did not finish within {max_steps} steps")
 
 
@@ -51,23 +62,88 @@ def mean_metrics(episodes: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([e[k] for e in episodes if k in e])) for k in keys}
 
 
-def evaluate_scenario(scenario: Any, policy: Policy, episodes: int, seed: int, device: torch.device,
-                      make_env: Callable[[Any, int, int], Any], greedy: bool = False) -> list[dict[str, Any]]:
-    """One row per variant of `scenario`: {"variant": label, "episodes": K, <metric means>}.
-
-    `make_env(scenario, num_envs, seed)` builds the environments (e.g. sim.GridEnv).
-    """
+def _variants(scenario: Any) -> list[tuple[str, Any]]:
+    """(label, concrete scenario) per variant; a scenario without variants is its own single row "all"."""
     import scenarios
 
-    variants = scenarios.expand_variants(scenario) if scenario.variants is not None else [scenario]
-    key = scenario.variants.key if scenario.variants is not None else None
+    if scenario.variants is None:
+        return [("all", scenario)]
+    key, values = scenario.variants.key, scenario.variants.values
+    return [(f"{key}={value}", variant)
+            for value, variant in zip(values, scenarios.expand_variants(scenario), strict=True)]
+
+
+def evaluate_scenario(scenario: Any, policy: Policy, episodes: int, seed: int, device: torch.device,
+                      greedy: bool = False, record: Path | None = None,
+                      policy_name: str = "") -> list[dict[str, Any]]:
+    """One row per variant of `scenario`: {"variant": label, "episodes": K, <metric means>}.
+
+    Each variant plays K episodes in K GridEnvs side by side (seed + variant index). `record`: every
+    episode is also written to that episode store (writer 0) with `policy_name` as the policy identity.
+    """
+    from sim.env import GridEnv
+    from sim.episodes import Recorder
+
     rows = []
-    for index, variant in enumerate(variants):
-        label = "all" if key is None else f"{key}={scenario.variants.values[index]}"
+    for index, (label, variant) in enumerate(_variants(scenario)):
         generator = torch.Generator(device).manual_seed(seed + index)
-        env = make_env(variant, episodes, seed + index)
-        metrics = run_episodes(env, policy, device, seed + index, generator, greedy=greedy)
+        env = GridEnv(variant, episodes, seed=seed + index, auto_reset=False)
+        if record is None:
+            metrics = run_episodes(env, policy, device, seed + index, generator, greedy=greedy)
+        else:
+            with Recorder(env, record, policy=policy_name) as recorder:
+                metrics = run_episodes(env, policy, device, seed + index, generator, greedy=greedy,
+                                       recorder=recorder)
         rows.append({"variant": label, "episodes": episodes, **mean_metrics(metrics)})
+    return rows
+
+
+def pogema_seeds(seed: int, variant_index: int, episodes: int) -> list[int]:
+    """The POGEMA GridConfig seeds of a variant's K evaluation episodes."""
+    return [int(s) for s in np.random.SeedSequence([seed, variant_index]).generate_state(episodes)]
+
+
+def play_in_both(scenario: Any, policy: Policy, seeds: list[int], device: torch.device, sampling_seed: int,
+                 greedy: bool = False) -> tuple[list[dict], list[dict]]:
+    """The per-episode metrics of the policy in GridSwarm and in real POGEMA on the same tasks.
+
+    Episode k is POGEMA's GridConfig of `scenario` with seeds[k] (sim.pogema_adapter), played by
+    GridEnv.from_pogema and by pogema_v0, the policy fed each engine's own observations and the same
+    sampling stream. Raises ValueError for a scenario POGEMA cannot express, or a local-scope policy (POGEMA
+    has no neighbour lists).
+    """
+    from sim.env import GridEnv
+    from sim.pogema_adapter import grid_config_from_scenario
+
+    if policy.config.scope == "local":
+        raise ValueError("local memory scope needs the simulator's neighbour lists, which POGEMA lacks")
+    configs = [grid_config_from_scenario(scenario, seed=s) for s in seeds]
+    ours = []
+    for config in configs:
+        env = GridEnv.from_pogema(config)
+        env.auto_reset = False  # one episode per environment, as POGEMA plays it
+        ours.append(env)
+    results = []
+    for envs in (StackedEnvs(ours), StackedEnvs([PogemaEnv(c) for c in configs])):
+        if tuple(envs.obs_shape) != tuple(policy.config.obs_shape):
+            raise ValueError(f"POGEMA's observation is {envs.obs_shape}, the policy's "
+                             f"{tuple(policy.config.obs_shape)}")
+        generator = torch.Generator(device).manual_seed(sampling_seed)
+        results.append(run_episodes(envs, policy, device, None, generator, greedy=greedy))
+    return results[0], results[1]
+
+
+def evaluate_in_pogema(scenario: Any, policy: Policy, episodes: int, seed: int, device: torch.device,
+                       greedy: bool = False) -> list[dict[str, Any]]:
+    """One row per variant: GridSwarm's metric means, POGEMA's ("pogema <metric>") on the same tasks, and
+    how many of the K episodes had exactly equal metrics in both ("equal_episodes")."""
+    rows = []
+    for index, (label, variant) in enumerate(_variants(scenario)):
+        ours, theirs = play_in_both(variant, policy, pogema_seeds(seed, index, episodes), device,
+                                    seed + index, greedy=greedy)
+        equal = sum(a == b for a, b in zip(ours, theirs, strict=True))
+        rows.append({"variant": label, "episodes": episodes, **mean_metrics(ours),
+                     **{f"pogema {k}": v for k, v in mean_metrics(theirs).items()}, "equal_episodes": equal})
     return rows
 
 
