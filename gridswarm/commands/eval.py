@@ -1,4 +1,5 @@
-"""`gridswarm eval RUN_DIR_OR_CHECKPOINT [--scenario ...] [--episodes K]`: POGEMA metrics per variant."""
+"""`gridswarm eval RUN_DIR_OR_CHECKPOINT [--scenario ...] [--episodes K] [--record OUT.zarr] [--in-pogema]`:
+POGEMA's metrics per scenario variant, as a table and as CSV/JSON."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import scenarios
-from gridswarm.commands.train import evaluate_and_report
 from marl.config import ConfigError
+from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, write_report
 from marl.run_dir import CheckpointError, resolve_checkpoint
 from marl.train import load_policy, pick_device
 
@@ -25,6 +26,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--scenario", help="scenario to evaluate on (default: the one trained on)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per variant")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    parser.add_argument("--greedy", action="store_true",
+                        help="take the most probable action (default: sample)")
+    parser.add_argument("--record", type=Path, metavar="OUT.zarr",
+                        help="also write every evaluation episode to this episode store (sim.episodes)")
+    parser.add_argument("--in-pogema", action="store_true",
+                        help="play the same tasks in GridSwarm and inside real pogema_v0 environments and "
+                        "report both side by side (scenarios POGEMA can express: random or ASCII maps)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.set_defaults(handler=run)
 
@@ -33,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.target)
     if args.episodes < 1:
         raise ConfigError(f"--episodes {args.episodes}: expected a positive integer")
+    if args.in_pogema and args.record is not None:
+        raise ConfigError("--record writes GridSwarm's own evaluation; run it without --in-pogema")
     device = pick_device(args.device)
     policy, meta = load_policy(checkpoint, device)
     name = args.scenario or meta.get("scenario")
@@ -40,7 +50,47 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{checkpoint}: no scenario recorded; pass --scenario")
     scenario = scenarios.load(name)
     checkpoints = next((parent for parent in checkpoint.parents if parent.name == "checkpoints"), None)
-    stem = checkpoints.parent / f"eval-{scenario.name}" if checkpoints \
-        else checkpoint.with_name(f"{checkpoint.stem}-eval-{scenario.name}")
-    evaluate_and_report(scenario, policy, args.episodes, args.seed, device, stem)
+    suffix = "-pogema" if args.in_pogema else ""
+    stem = checkpoints.parent / f"eval-{scenario.name}{suffix}" if checkpoints \
+        else checkpoint.with_name(f"{checkpoint.stem}-eval-{scenario.name}{suffix}")
+    if args.in_pogema:
+        _require_pogema()
+        try:
+            rows = evaluate_in_pogema(scenario, policy, args.episodes, args.seed, device, greedy=args.greedy)
+        except ValueError as error:
+            raise ConfigError(f"--in-pogema: scenario {scenario.name!r}: {error}") from None
+        _report(rows, stem)
+        return 0
+    evaluate_and_report(scenario, policy, args.episodes, args.seed, device, stem, greedy=args.greedy,
+                        record=args.record, policy_name=policy_identity(meta))
     return 0
+
+
+def _require_pogema() -> None:
+    try:
+        import pogema  # noqa: F401
+    except ImportError:
+        raise ConfigError("--in-pogema needs the pogema package (pip install pogema==1.4.0)") from None
+
+
+def policy_identity(meta: dict[str, Any]) -> str:
+    """What episode stores record as the policy: its kind and the checkpoint it came from."""
+    kind = meta.get("policy_config", {}).get("name", "policy")
+    return f"{kind} {meta.get('checkpoint', '')}".strip()
+
+
+def evaluate_and_report(scenario: Any, policy: Any, episodes: int, seed: int, device: Any, stem: Path,
+                        greedy: bool = False, record: Path | None = None, policy_name: str = "") -> None:
+    """Evaluate on every variant, print the table, save it as CSV and JSON (and the episodes to `record`)."""
+    # evaluation seeds are disjoint from training's (which start at the training seed)
+    rows = evaluate_scenario(scenario, policy, episodes, seed + 1_000_003, device, greedy=greedy,
+                             record=record, policy_name=policy_name)
+    _report(rows, stem)
+    if record is not None:
+        print(f"episodes: {record}")
+
+
+def _report(rows: list[dict[str, Any]], stem: Path) -> None:
+    print(format_table(rows))
+    write_report(rows, stem)
+    print(f"evaluation: {stem.with_suffix('.csv')}, {stem.with_suffix('.json')}")

@@ -12,9 +12,9 @@ import yaml
 
 import hpc
 import scenarios
+from gridswarm.commands.eval import evaluate_and_report, policy_identity
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
-from marl.evaluate import evaluate_scenario, format_table, write_report
 from marl.run_dir import CheckpointError, resolve_checkpoint
 from marl.train import TrainingStopped, load_policy, train
 
@@ -105,23 +105,12 @@ def run(args: argparse.Namespace) -> int:
         # a requeued job ends normally (SLURM restarts it); a stopped run outside SLURM did not finish
         return 0 if stopped.requeued else 1
     if config.eval_episodes > 0 and comm.is_root:
-        policy, _ = load_policy(resolve_checkpoint(out), device)
-        evaluate_and_report(scenario, policy, config.eval_episodes, config.seed, device, out / "eval")
+        policy, meta = load_policy(resolve_checkpoint(out), device)
+        evaluate_and_report(scenario, policy, config.eval_episodes, config.seed, device, out / "eval",
+                            record=out / "episodes.zarr", policy_name=policy_identity(meta))
     return 0
 
 
 def _quiet(line: str) -> None:
     """Ranks other than 0 print nothing."""
 
-
-def evaluate_and_report(scenario: Any, policy: Any, episodes: int, seed: int, device: Any,
-                        stem: Path) -> None:
-    """Evaluate on every variant, print the table, save it as CSV and JSON."""
-    from sim.env import GridEnv
-
-    # evaluation seeds are disjoint from training's (which start at the training seed)
-    rows = evaluate_scenario(scenario, policy, episodes, seed + 1_000_003, device,
-                             lambda s, n, k: GridEnv(s, n, seed=k))
-    print(format_table(rows))
-    write_report(rows, stem)
-    print(f"evaluation: {stem.with_suffix('.csv')}, {stem.with_suffix('.json')}")
