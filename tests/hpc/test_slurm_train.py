@@ -21,7 +21,8 @@ if not MPIEXEC.exists():
 
 if os.environ.get("GRIDSWARM_SLURM_TRAIN") != "1":
     pytest.skip("2-task srun --mpi=pmi2 steps of the pip mpich wheel hang in MPI_Init in about 1 of 3 "
-                "starts on this machine (UCX and ofi/tcp alike; docs/scaling.md): opt in with GRIDSWARM_SLURM_TRAIN=1",
+                "starts on this machine (UCX and ofi/tcp alike; docs/scaling.md): opt in with "
+                "GRIDSWARM_SLURM_TRAIN=1",
                 allow_module_level=True)
 
 TINY = Path(__file__).parent / "tiny.yaml"
