@@ -13,6 +13,7 @@ from scenarios.schema import Scenario
 
 if TYPE_CHECKING:
     from sim.env import GridEnv
+    from sim.episodes import Recorder
 
 POLICIES = ("random", "greedy")
 
@@ -33,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--envs", type=_positive, default=1, help="environments stepped together (default 1)")
     parser.add_argument("--seed", type=int, default=None, help="base seed (default: the scenario's)")
     parser.add_argument("--render", metavar="OUT.gif", default=None, help="also draw env 0's first episode")
+    parser.add_argument("--record", metavar="OUT.zarr", default=None,
+                        help="also write every finished episode to this episode store (sim.episodes)")
     parser.set_defaults(handler=run)
 
 
@@ -53,13 +56,15 @@ def make_policy(name: str, env: GridEnv, seed: int | None) -> Callable[[], np.nd
     return lambda: random_actions(env, rng)
 
 
-def play(env: GridEnv, policy: Callable[[], np.ndarray], episodes: int) -> list[dict[str, float]]:
+def play(env: GridEnv, policy: Callable[[], np.ndarray], episodes: int,
+         recorder: Recorder | None = None) -> list[dict[str, float]]:
     """Step the auto-resetting env until `episodes` episodes have finished; their metrics in finishing order
-    (ties by env index)."""
-    env.reset()
+    (ties by env index). `recorder` (a `sim.episodes.Recorder` around `env`) is stepped in its place."""
+    io = env if recorder is None else recorder
+    io.reset()
     finished: list[dict[str, float]] = []
     while len(finished) < episodes:
-        _, _, _, _, info = env.step(policy())
+        _, _, _, _, info = io.step(policy())
         finished.extend(metrics for metrics in info["metrics"] if metrics is not None)
     return finished[:episodes]
 
@@ -109,10 +114,19 @@ def run(args: argparse.Namespace) -> int:
         raise UnknownPolicyError(f"unknown policy '{args.policy}' (expected one of: {', '.join(POLICIES)})")
     scenario = load(args.scenario)
     env = GridEnv(scenario, num_envs=args.envs, seed=args.seed)
-    rows = play(env, make_policy(args.policy, env, args.seed), args.episodes)
+    policy = make_policy(args.policy, env, args.seed)
+    if args.record:
+        from sim.episodes import Recorder
+
+        with Recorder(env, args.record, policy=f"{args.policy} baseline (seed {args.seed})") as recorder:
+            rows = play(env, policy, args.episodes, recorder)
+    else:
+        rows = play(env, policy, args.episodes)
     print(f"{scenario.name}: {args.policy} policy, {args.episodes} episodes, {args.envs} envs")
     print(metrics_table(rows))
     if args.render:
         render_first_episode(scenario, args.policy, args.seed, args.render)
         print(f"rendered env 0's first episode to {args.render}")
+    if args.record:
+        print(f"recorded the finished episodes to {args.record}")
     return 0
