@@ -11,9 +11,10 @@ from typing import Protocol
 import numpy as np
 from numba import njit
 
-from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE, DistanceCache, ensure_field
+from sim.paths import compact_pool, forget_changed_maps, new_plans, new_search, plan_agent, still_on_plan
 
 NUM_ACTIONS = 5
+_MIN_POOL = 1 << 16
 
 
 class BatchedState(Protocol):
@@ -33,85 +34,83 @@ def random_actions(env: BatchedState, rng: np.random.Generator) -> np.ndarray:
 
 
 @njit(cache=True)
-def splitmix64(state):  # state: (1,) uint64, advanced
-    """The next 64-bit output of a SplitMix64 stream (small, fast, and good enough for tie-breaking)."""
-    state[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = state[0]
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True)
-def downhill_action(
-    field,  # (H, W) int32, distance field of the agent's goal
-    row,  # int, the agent's cell
-    col,  # int
-    rng_state,  # (1,) uint64
-):
-    """A uniformly random move that lowers the distance to the goal; 0 (stay) on it or if unreachable."""
-    height, width = field.shape
-    here = field[row, col]
-    if here == 0 or here == UNREACHABLE:
-        return 0
-    candidates = np.empty(4, dtype=np.int64)
-    count = 0
-    for k in range(4):
-        r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-        if 0 <= r < height and 0 <= c < width and field[r, c] == here - 1:
-            candidates[count] = k + 1
-            count += 1
-    return candidates[splitmix64(rng_state) % np.uint64(count)]
-
-
-@njit(cache=True)
 def greedy_actions(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
     active,  # (E, N) bool
     obstacles,  # (E, H, W) uint8
-    cache,  # sim.distance.CacheArrays, updated
+    plans,  # sim.paths.Plans, updated
+    search,  # sim.paths.Search scratch
     rng_state,  # (1,) uint64
-    out,  # (E, N) int64, written
+    first,  # int, the flat agent index (env * N + agent) to start from
+    out,  # (E, N) int64, written from `first` on
 ):
-    """Every active agent steps down its goal's distance field; inactive agents stay."""
-    for env in range(out.shape[0]):
-        for agent in range(out.shape[1]):
-            out[env, agent] = 0
-            if not active[env, agent]:
-                continue
-            slot = ensure_field(env, goals[env, agent, 0], goals[env, agent, 1], obstacles, cache)
-            row, col = positions[env, agent, 0], positions[env, agent, 1]
-            out[env, agent] = downhill_action(cache.fields[slot], row, col, rng_state)
+    """Every active agent makes the next move of its shortest-path plan, planning anew when its goal changed
+    or it left the plan; inactive agents, agents on their goal and agents with unreachable goals stay.
+    Returns -1, or the flat index of the agent whose new plan did not fit the pool (grow it, call again)."""
+    num_envs, num_agents = out.shape
+    for flat in range(first, num_envs * num_agents):
+        env, agent = flat // num_agents, flat % num_agents
+        out[env, agent] = 0
+        if not active[env, agent]:
+            continue
+        row, col = positions[env, agent, 0], positions[env, agent, 1]
+        goal_row, goal_col = goals[env, agent, 0], goals[env, agent, 1]
+        on_plan = still_on_plan(plans, env, agent, row, col, goal_row, goal_col)
+        if not on_plan and not plan_agent(
+            plans, search, obstacles[env], env, agent, row, col, goal_row, goal_col, rng_state
+        ):
+            return flat
+        cursor = plans.cursor[env, agent]
+        if cursor < plans.length[env, agent]:
+            out[env, agent] = plans.pool[plans.start[env, agent] + cursor]
+    return -1
 
 
 class GreedyPolicy:
-    """Shortest-path greedy: each active agent takes a random one of the moves that lower its BFS distance to
-    its goal (static map, other agents ignored), and stays on its goal or when the goal is unreachable.
+    """Shortest-path greedy: each active agent follows a shortest path to its goal (static map, other agents
+    ignored), and stays on its goal or when the goal is unreachable.
 
-    `distances` lets the policy share the env's distance-field cache; by default it keeps its own over
-    `env.obstacles`, built on the first call (so the policy may be made before `env.reset()`). `seed` fixes
-    the tie-breaking stream.
+    Each agent plans one path per goal change (`sim.paths`: a search bounded near the agent-goal rectangle,
+    ties broken uniformly at random among the downhill moves at every cell, from the `seed`ed stream) and
+    keeps it while it follows it; an agent blocked by others stays on its plan, one that left it (a new
+    episode, another map) plans again. Memory: the search scratch (16 bytes per map cell) and a move pool
+    of about one byte per remaining planned move. The state is built on the first call (so the policy may
+    be made before `env.reset()`).
     """
 
-    def __init__(
-        self, env: BatchedState, seed: int | None = None, distances: DistanceCache | None = None
-    ) -> None:
+    def __init__(self, env: BatchedState, seed: int | None = None) -> None:
         self.env = env
-        self.distances = distances
-        self._own_cache = distances is None
         entropy = np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)
         self._rng_state = np.array(entropy, dtype=np.uint64)
         self._actions = np.zeros((env.num_envs, env.num_agents), dtype=np.int64)
+        self._known_obstacles = np.zeros((0, 0, 0), dtype=np.uint8)
+        self._plans = new_plans(env.num_envs, env.num_agents, _MIN_POOL)
+        self._search = new_search(0)
 
     def __call__(self) -> np.ndarray:
         """Actions (E, N) int64 for the env's current state (a buffer reused by the next call)."""
         env = self.env
-        if self._own_cache and (self.distances is None or self.distances.obstacles is not env.obstacles):
-            self.distances = DistanceCache(env.obstacles)  # first call, or the env reallocated its maps
-        self.distances.refresh()
-        greedy_actions(
-            env.positions, env.goals, env.active, self.distances.obstacles, self.distances.arrays,
-            self._rng_state, self._actions,
-        )  # fmt: skip
-        return self._actions
+        obstacles = env.obstacles
+        if obstacles.shape != self._known_obstacles.shape:  # first call, or the env reallocated its maps
+            self._known_obstacles = np.full_like(obstacles, 2)  # 2 never equals a real map
+            self._plans = new_plans(env.num_envs, env.num_agents, self._plans.pool.shape[0])
+            self._search = new_search(obstacles.shape[1] * obstacles.shape[2])
+        forget_changed_maps(obstacles, self._known_obstacles, self._plans)
+        first = 0
+        while True:
+            first = greedy_actions(
+                env.positions, env.goals, env.active, obstacles, self._plans, self._search, self._rng_state,
+                first, self._actions,
+            )  # fmt: skip
+            if first < 0:
+                return self._actions
+            self._grow_pool()
+
+    def _grow_pool(self) -> None:
+        """Packs the plans' remaining moves into a pool with room for twice them and the pending plan."""
+        plans = self._plans
+        remaining = int((plans.length - plans.cursor).sum())
+        pool = np.zeros(max(_MIN_POOL, 2 * (remaining + int(plans.request[0]))), dtype=np.int8)
+        used = compact_pool(plans, pool)
+        self._plans = plans._replace(pool=pool, used=np.array([used], dtype=np.int64))

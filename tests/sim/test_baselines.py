@@ -63,3 +63,54 @@ def test_random_actions_cover_every_action():
     actions = random_actions(env, np.random.default_rng(0))
     assert actions.shape == (3, 100)
     assert set(np.unique(actions).tolist()) == {0, 1, 2, 3, 4}
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6))
+def test_greedy_plans_keep_every_move_downhill_while_agents_are_blocked_teleported_and_retargeted(
+    seed, num_agents
+):
+    # a tiny pool makes the policy pack and grow it; the actions must not depend on that
+    rng = np.random.default_rng(seed)
+    obstacles = (rng.random((2, 11, 8)) < 0.2).astype(np.uint8)
+    free = [np.argwhere(obstacles[env] == 0) for env in range(2)]
+    positions = np.stack([f[rng.integers(0, len(f), num_agents)] for f in free]).astype(np.int32)
+    goals = np.stack([f[rng.integers(0, len(f), num_agents)] for f in free]).astype(np.int32)
+    env = state(obstacles, positions, goals, np.ones((2, num_agents), bool))
+    policy = GreedyPolicy(env, seed=seed)
+    policy._grow_pool = _packing_into_a_pool_of_exactly(policy)
+    roomy = GreedyPolicy(env, seed=seed)
+    for _ in range(25):
+        actions = policy().copy()
+        np.testing.assert_array_equal(roomy(), actions)
+        for e in range(2):
+            for agent in range(num_agents):
+                distance = reference_bfs(obstacles[e], tuple(env.goals[e, agent]))
+                here = tuple(env.positions[e, agent])
+                step = MOVES[int(actions[e, agent])]
+                after = distance[here[0] + step[0], here[1] + step[1]]
+                expected = distance[here] - 1 if 0 < distance[here] < 10**6 else distance[here]
+                assert after == expected
+                event = rng.random()
+                if event < 0.2:
+                    continue  # blocked by another agent: it stays
+                if event < 0.3:
+                    env.positions[e, agent] = free[e][rng.integers(len(free[e]))]  # a new episode's start
+                elif event < 0.4:
+                    env.goals[e, agent] = free[e][rng.integers(len(free[e]))]
+                else:
+                    env.positions[e, agent] += step
+
+
+def _packing_into_a_pool_of_exactly(policy):
+    """`GreedyPolicy._grow_pool` giving the pool exactly the room asked for (worst case for packing)."""
+    from sim.baselines import compact_pool
+
+    def grow():
+        plans = policy._plans
+        remaining = int((plans.length - plans.cursor).sum())
+        pool = np.zeros(remaining + int(plans.request[0]), dtype=np.int8)
+        used = compact_pool(plans, pool)
+        policy._plans = plans._replace(pool=pool, used=np.array([used], dtype=np.int64))
+
+    policy._plans = policy._plans._replace(pool=np.zeros(0, dtype=np.int8))
+    return grow
