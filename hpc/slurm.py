@@ -216,7 +216,9 @@ def setup_lines(settings: SlurmSettings) -> str:
     """Module loads, then the site's own set-up lines, then thread limits (one rank per task)."""
     lines = [f"module load {module}" for module in settings.modules]
     lines += settings.setup
-    lines.append(f"export OMP_NUM_THREADS={settings.cpus_per_task} MKL_NUM_THREADS={settings.cpus_per_task}")
+    # the simulator's numba threads too: ranks x threads beyond the allocated cores slows every rank
+    cpus = settings.cpus_per_task
+    lines.append(f"export OMP_NUM_THREADS={cpus} MKL_NUM_THREADS={cpus} NUMBA_NUM_THREADS={cpus}")
     return "\n".join(lines)
 
 
