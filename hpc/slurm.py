@@ -29,7 +29,14 @@ import yaml
 from hpc.checkpoint import list_checkpoints
 from hpc.errors import HpcError
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "slurm"
+
+def _template_dir() -> Path:
+    """slurm/ of the source checkout, else the copy a wheel installs under <prefix>/share/gridswarm/."""
+    checkout = Path(__file__).resolve().parent.parent / "slurm"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "gridswarm" / "slurm"
+
+
+TEMPLATE_DIR = _template_dir()
 JOBS_FILE = "jobs.jsonl"
 
 NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
