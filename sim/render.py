@@ -171,8 +171,10 @@ def save_gif(
     fps: float = 8.0,
     paths: Sequence[np.ndarray] | None = None,
 ) -> Path:
-    """An animated GIF of the episode, one frame per step, looping."""
+    """An animated GIF of the episode, one frame per step, looping, with a step-progress bar below the map
+    (`PROGRESS_ROWS` pixels)."""
     frames = render_frames(obstacles, positions, goals, active, cell=cell, paths=paths)
+    frames = [_with_progress_bar(frame, step, len(frames)) for step, frame in enumerate(frames)]
     target = Path(path)
     _atomic_write(
         target,
@@ -188,6 +190,26 @@ def save_gif(
         ),
     )
     return target
+
+
+PROGRESS_ROWS = 3
+"""Pixel rows of the GIF's step-progress bar."""
+
+
+def _with_progress_bar(frame: Image.Image, step: int, num_steps: int) -> Image.Image:
+    """`frame` with a progress bar below it, filled to (step + 1) / num_steps in the obstacle colour. The
+    bar's head alternates between the obstacle and path colours from step to step, so consecutive frames
+    always differ: Pillow's GIF writer merges identical consecutive frames (an episode where nobody moves
+    would lose frames)."""
+    indices = np.asarray(frame)
+    width = indices.shape[1]
+    bar = np.zeros((PROGRESS_ROWS, width), dtype=np.uint8)
+    filled = max(1, round(width * (step + 1) / num_steps))
+    bar[:, :filled] = 1
+    bar[:, filled - 1] = 1 + step % 2
+    picture = Image.fromarray(np.vstack([indices, bar]), mode="P")
+    picture.putpalette(frame.getpalette())
+    return picture
 
 
 def save_png_frames(

@@ -54,11 +54,6 @@ def test_render_writes_one_frame_per_step_and_the_start(tmp_path, capsys):
         assert image.n_frames == CORRIDOR_DISTANCE + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim/render.save_gif: Pillow merges identical consecutive frames (an agent standing still), so "
-    "the GIF has fewer frames than steps + 1",
-)
 def test_render_of_a_truncated_episode_has_max_steps_plus_one_frames(tmp_path):
     scenario = dataclasses.replace(
         CORRIDOR, agents=dataclasses.replace(CORRIDOR.agents, goals=((0, 4),)),

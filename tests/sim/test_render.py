@@ -16,6 +16,7 @@ from PIL import Image
 from sim.render import (
     FREE_RGB,
     OBSTACLE_RGB,
+    PROGRESS_ROWS,
     RenderError,
     agent_colours,
     frame_svg,
@@ -88,6 +89,21 @@ def test_gif_has_one_frame_per_step_with_agent_colours(tmp_path):
             for i in range(4):
                 r, c = positions[t, i]
                 assert frame.getpixel((c * CELL + CELL // 2, r * CELL + CELL // 2)) == tuple(colours[i])
+
+
+def test_gif_keeps_a_frame_for_every_step_when_nothing_moves(tmp_path):
+    obstacles, positions, goals, _ = random_episode(3, 1, 2, 5, 5)
+    still = np.repeat(positions[:1], 40, axis=0)  # 40 identical steps: Pillow would merge them into one
+    path = save_gif(tmp_path / "still.gif", obstacles, still, np.repeat(goals[:1], 40, axis=0), cell=CELL)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 40
+        assert gif.size == (5 * CELL, 5 * CELL + PROGRESS_ROWS)
+        bar_lengths = []
+        for t in range(40):
+            gif.seek(t)
+            bar = np.asarray(gif.convert("RGB"))[-1]
+            bar_lengths.append(int((bar != FREE_RGB).any(axis=1).sum()))
+    assert bar_lengths == sorted(bar_lengths) and bar_lengths[-1] == 5 * CELL  # fills up, ends full
 
 
 def test_png_frames_match_in_memory_frames(tmp_path):
