@@ -127,7 +127,27 @@ def grid_config_from_scenario(scenario: Scenario, seed: int | None = None) -> An
         fields["map"] = spec.ascii
     if scenario.agents.starts is not None and scenario.agents.goals is not None:
         fields.update(
-            agents_xy=[list(cell) for cell in scenario.agents.starts],
-            targets_xy=[list(cell) for cell in scenario.agents.goals],
+            agents_xy=[[int(v) for v in cell] for cell in scenario.agents.starts],
+            targets_xy=_pogema_targets(scenario),
         )
     return GridConfig(**fields)
+
+
+def _pogema_targets(scenario: Scenario) -> list:
+    """`agents.goals` as POGEMA's targets_xy: one [row, col] per agent, or per agent a list of at least two
+    (POGEMA's rule) cells, its lifelong goal sequence."""
+    goals = scenario.agents.goals
+    sequences = [len(goal) > 0 and isinstance(goal[0], list | tuple) for goal in goals]
+    if not any(sequences):
+        if scenario.dynamics.on_target == "restart":
+            raise ValueError(
+                "agents.goals: POGEMA's on_target 'restart' needs a goal sequence per agent, got single goals"
+            )
+        return [[int(v) for v in goal] for goal in goals]
+    for agent, (goal, is_sequence) in enumerate(zip(goals, sequences, strict=True)):
+        if not is_sequence or len(goal) < 2:
+            raise ValueError(
+                f"agents.goals[{agent}]: POGEMA needs every agent's goals as a sequence of at least two "
+                f"cells when any agent has a sequence, got {goal!r}"
+            )
+    return [[[int(v) for v in cell] for cell in goal] for goal in goals]
