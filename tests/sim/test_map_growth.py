@@ -121,3 +121,22 @@ def test_scenario_batches_are_sized_for_their_largest_map_up_front():
     puzzles = GridEnv("puzzles", num_envs=1, seed=0)
     puzzles.reset()
     assert puzzles.obstacles.shape[1:] == largest_map_shape(puzzles.scenario)
+
+
+def test_pettingzoo_mapf_observations_fit_their_space_on_every_map_size():
+    from sim import parallel_env
+
+    base = curriculum([(3, 4), (13, 6), (5, 11)], [5, 5, 5], "finish")
+    scenario = dataclasses.replace(base, observation=dataclasses.replace(base.observation, type="MAPF"))
+    env = parallel_env(scenario, seed=0)
+    space = env.observation_space("player_0")
+    radius = scenario.observation.radius
+    assert space["global_obstacles"].shape == (13 + 2 * radius, 11 + 2 * radius)
+    heights = set()
+    for episode in range(12):
+        observations, _ = env.reset(seed=episode)
+        heights.add(int(env.env.map_shapes[0, 0]))
+        assert all(space.contains(obs) for obs in observations.values())
+        observations, *_ = env.step(dict.fromkeys(env.agents, 0))
+        assert all(space.contains(obs) for obs in observations.values())
+    assert len(heights) == 3  # every map size was played
