@@ -5,6 +5,7 @@ real memory policies.
 """
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from marl.config import TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
 from marl.rollout import collect, start_rollouts
 from marl.run_dir import CheckpointError, latest_checkpoint, read_metrics
-from marl.train import load_policy, make_learner, train
+from marl.train import TrainingStopped, load_policy, make_learner, train
 from tests.marl.corridor import CorridorEnv
 
 CPU = torch.device("cpu")
@@ -215,5 +216,31 @@ def test_resume_skips_a_damaged_newest_checkpoint_with_a_message(tmp_path, capsy
     straight, _, _ = latest_checkpoint(tmp_path / "straight")
     resumed, meta, _ = latest_checkpoint(tmp_path / "run")
     assert meta["update"] == 4
+    for name, tensor in straight["policy"].items():
+        assert torch.equal(tensor, resumed["policy"][name]), name
+
+
+def test_a_stop_signal_ends_training_after_the_update_and_the_run_resumes_exactly(tmp_path):
+    """SIGUSR1 (SLURM's time-limit warning) during update 3: training stops after it without a mid-segment
+    checkpoint (outside SLURM nothing is requeued) and resuming from update 2's checkpoint ends bitwise
+    equal to an uninterrupted run."""
+    config = small_config(total_agent_steps=16 * 2 * 16 * 6, checkpoint_every=2, log_every=1)
+    train(corridor(), config, tmp_path / "straight", echo=lambda line: None)
+
+    def warn_during_update_3(line):
+        if line.startswith("update 3/"):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    with pytest.raises(TrainingStopped) as stopped:
+        train(corridor(), config, tmp_path / "run", echo=warn_during_update_3)
+    assert not stopped.value.requeued
+    assert "stopped by SIGUSR1 after update 3" in str(stopped.value)
+    assert "checkpoint of update 2" in str(stopped.value)
+    assert latest_checkpoint(tmp_path / "run")[1]["update"] == 2
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL, "the handler is given back"
+    train(corridor(), config, tmp_path / "run", resume="auto", echo=lambda line: None)
+    straight, _, _ = latest_checkpoint(tmp_path / "straight")
+    resumed, meta, _ = latest_checkpoint(tmp_path / "run")
+    assert meta["update"] == 6
     for name, tensor in straight["policy"].items():
         assert torch.equal(tensor, resumed["policy"][name]), name
