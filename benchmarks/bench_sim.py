@@ -25,6 +25,9 @@ from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec,
 BATCHED_CASES = ((64, 32, 1, 2000), (64, 32, 64, 60), (1024, 128, 1, 200), (1024, 128, 16, 20),
                  (10_000, 512, 1, 20), (100_000, 1024, 1, 4))  # fmt: skip
 QUICK_BATCHED_CASES = ((64, 32, 1, 300), (64, 32, 64, 10), (1024, 128, 1, 40))
+# (agents, map side, timed steps) of the greedy baseline at scale
+GREEDY_CASES = ((1024, 128, 100), (10_000, 512, 20))
+QUICK_GREEDY_CASES = ((1024, 128, 20),)
 
 
 def targets_scenario(agents: int, size: int) -> Scenario:
@@ -60,6 +63,34 @@ def run_batched(cases: tuple[tuple[int, int, int, int], ...]) -> None:
               f"| {narrow * agents:.3g} |", flush=True)
 
 
+def run_greedy(cases: tuple[tuple[int, int, int], ...]) -> None:
+    """The greedy baseline on the targets' setting: its first call (every agent plans a path), then
+    steady env steps/s with the policy, the policy's share, and the size of its plan state."""
+    from sim.baselines import GreedyPolicy
+    from sim.env import GridEnv
+
+    print("\n| agents | map | first call (plans all) | greedy env steps/s | policy ms/step | plan state MiB |"
+          "\n|---|---|---|---|---|---|")
+    for agents, size, steps in cases:
+        env = GridEnv(targets_scenario(agents, size), 1, seed=0, num_threads=1)
+        env.reset()
+        policy = GreedyPolicy(env, seed=0)
+        started = time.perf_counter()
+        env.step(policy())
+        first = time.perf_counter() - started
+        in_policy = 0.0
+        started = time.perf_counter()
+        for _ in range(steps):
+            before = time.perf_counter()
+            actions = policy()
+            in_policy += time.perf_counter() - before
+            env.step(actions)
+        rate = steps / (time.perf_counter() - started)
+        state = sum(a.nbytes for a in (*policy._plans, *policy._search, policy._known_obstacles)) / 2**20
+        print(f"| {agents:,} | {size}x{size} | {first:.3g} s | {rate:.4g} | {1e3 * in_policy / steps:.3g} "
+              f"| {state:.3g} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only 64 and 1,024 agents")
@@ -68,6 +99,7 @@ def main() -> None:
           f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
     run_cases(QUICK_CASES if args.quick else FULL_CASES, against_pogema=True)
     run_batched(QUICK_BATCHED_CASES if args.quick else BATCHED_CASES)
+    run_greedy(QUICK_GREEDY_CASES if args.quick else GREEDY_CASES)
     print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 
