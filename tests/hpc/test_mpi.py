@@ -64,6 +64,7 @@ def test_a_rank_that_dies_ends_the_whole_job_with_a_failure_within_a_minute(deat
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.slow
 def test_ranks_with_e_envs_update_like_one_process_with_all_envs_and_stay_equal(tmp_path):
     result = run_ranks("train_equivalence.py", str(tmp_path / "run"), timeout=300)
     assert_succeeded(result)
@@ -73,6 +74,7 @@ def test_ranks_with_e_envs_update_like_one_process_with_all_envs_and_stay_equal(
     assert len(hashes) == 1, result.stdout
 
 
+@pytest.mark.slow
 def test_gridswarm_train_on_two_ranks_writes_one_run_with_both_ranks_state(tmp_path):
     steps_per_update = 8 * 2 * 4 * 2  # rollout x envs x agents x ranks
     command = [str(MPIEXEC), "-n", "2", sys.executable, "-m", "gridswarm.cli", "train", str(TINY),

@@ -51,7 +51,7 @@ def test_a_train_script_carries_the_resources_the_requeue_and_the_training_comma
         f"#SBATCH --output={tmp_path}/slurm/%x-%j.out",
     ]:
         assert line in script.splitlines(), line
-    command = f"-m gridswarm.cli train bottleneck --model gru --steps 1000 --resume auto --out {tmp_path} --seed 7 &"
+    command = f"train bottleneck --model gru --steps 1000 --resume auto --out {tmp_path} --seed 7 &"
     assert command in script
     assert "srun --mpi=pmi2 " in script and "{{" not in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
