@@ -241,7 +241,7 @@ class GridEnv:
         if set(self._channel_names) - set(_CORE_CHANNELS):
             from sim.channels import ExtraChannels
 
-            self._extra_channels = ExtraChannels(self._channel_names, self._distances)
+            self._extra_channels = ExtraChannels(self._channel_names, self._distance_cache())
         self._shaper = None
         if spec.reward.scheme != "pogema":
             from sim.rewards import RewardShaper

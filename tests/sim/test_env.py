@@ -1,6 +1,8 @@
 """GridEnv as a batch: seeding and replay, thread-count independence, mixed map sizes, auto-reset, input
 errors, and the soft-collision invariants on random episodes."""
 
+import dataclasses
+
 import numba
 import numpy as np
 import pytest
@@ -135,3 +137,20 @@ def test_soft_collisions_never_share_cells_or_swap(seed, on_target):
             j = index.get(tuple(after[i]))
             assert j is None or j == i or not np.array_equal(after[j], before[i]), "swap"
         assert (np.abs(after - before).sum(axis=1) <= 1).all()
+
+
+def test_other_goals_channel_alone_marks_other_agents_goals():
+    # the channel needs no distance field; the env once crashed building it without the `path` channel
+    spec = scenario(on_target="finish", count=6)
+    channels = ("obstacles", "agents", "goal", "other_goals")
+    spec = dataclasses.replace(spec, observation=ObservationSpec(radius=2, channels=channels))
+    env = GridEnv(spec, 2, seed=1)
+    obs = env.reset()
+    for e in range(2):
+        for agent in range(6):
+            row, col = env.positions[e, agent]
+            others = {tuple(g) for i, g in enumerate(env.goals[e].tolist()) if i != agent}
+            for a in range(5):
+                for b in range(5):
+                    cell = (row - 2 + a, col - 2 + b)
+                    assert obs[e, agent, 3, a, b] == (1.0 if cell in others else 0.0)
