@@ -59,8 +59,12 @@ class SlurmSettings:
     partition: str | None = None
     account: str | None = None
     mem: str | None = None
+    launcher: str = "srun"
+    """How the job starts its MPI ranks: `srun` (`srun --mpi=<mpi>`, the scheduler's PMI), or `mpiexec`
+    (MPICH's Hydra inside the allocation: `mpiexec -bootstrap slurm`, srun only starts its proxies and
+    Hydra does PMI itself; for an MPICH whose PMI does not match the site's srun plugins)."""
     mpi: str = "pmi2"
-    """`srun --mpi=` plugin: pmi2 for MPICH (the mpich wheel), pmix for Open MPI."""
+    """`srun --mpi=` plugin: pmi2 for MPICH (the mpich wheel), pmix for Open MPI (launcher srun)."""
     signal_seconds: int = 90
     """Seconds before the time limit at which the job is asked to checkpoint (SLURM may be 60 s early)."""
     modules: tuple[str, ...] = ()
@@ -88,6 +92,7 @@ def _validate(key: str, value: Any) -> None:
         "partition": (value is None or (isinstance(value, str) and bool(NAME_LIST.match(value))), "a name"),
         "account": (value is None or (isinstance(value, str) and bool(NAME.match(value))), "a name"),
         "mem": (value is None or (isinstance(value, str) and bool(MEMORY.match(value))), "e.g. 16G or 4000M"),
+        "launcher": (value in LAUNCHERS, f"one of {', '.join(LAUNCHERS)}"),
         "mpi": (
             isinstance(value, str) and bool(NAME.match(value)),
             "an srun --mpi plugin such as pmi2 or pmix",
@@ -107,6 +112,7 @@ def _validate(key: str, value: Any) -> None:
 
 
 NAME_PATH = re.compile(r"^[A-Za-z0-9_.+/-]+$")
+LAUNCHERS = ("srun", "mpiexec")
 
 
 def _is_int(value: Any) -> bool:
@@ -229,6 +235,19 @@ def setup_lines(settings: SlurmSettings) -> str:
     return "\n".join(lines)
 
 
+def launch_prefix(settings: SlurmSettings) -> str:
+    """The command that starts one rank per task of the allocation, in front of the job's command.
+
+    mpiexec: the one next to `python` (the mpich wheel installs it there), else the first on PATH. Both
+    launchers end the whole step when one rank fails.
+    """
+    if settings.launcher == "srun":
+        return f"srun --mpi={settings.mpi} --kill-on-bad-exit=1"
+    beside_python = Path(settings.python).parent / "mpiexec"
+    mpiexec = shlex.quote(str(beside_python)) if beside_python.exists() else "mpiexec"
+    return f'{mpiexec} -bootstrap slurm -n "$SLURM_NTASKS"'
+
+
 def shell_command(arguments: Sequence[str]) -> str:
     """One shell-quoted command line."""
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
@@ -245,7 +264,7 @@ def render_job(
         "log_dir": str(log_dir),
     }
     if kind != "eval":
-        values |= {"mpi": settings.mpi, "signal_seconds": str(settings.signal_seconds)}
+        values |= {"launch": launch_prefix(settings), "signal_seconds": str(settings.signal_seconds)}
     return render_template(kind, {**values, **extra})
 
 

@@ -68,6 +68,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partition")
     parser.add_argument("--account")
     parser.add_argument("--mem", help="memory per node, e.g. 32G")
+    parser.add_argument("--launcher", choices=slurm.LAUNCHERS,
+                        help="start the ranks with srun (default) or MPICH's mpiexec -bootstrap slurm")
     parser.add_argument("--mpi", help="srun --mpi plugin (pmi2 for MPICH, pmix for Open MPI)")
     parser.add_argument("--dry-run", action="store_true", help="print the script instead of submitting it")
 
@@ -75,7 +77,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> slurm.SlurmSettings:
     site = slurm.load_site_file(args.site) if args.site else {}
     names = ("job_name", "nodes", "ntasks_per_node", "cpus_per_task", "gpus_per_node", "time", "partition")
-    overrides = {name: getattr(args, name) for name in (*names, "account", "mem", "mpi")}
+    overrides = {name: getattr(args, name) for name in (*names, "account", "mem", "launcher", "mpi")}
     return slurm.resolve_settings(site, overrides)
 
 

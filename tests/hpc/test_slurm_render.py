@@ -110,6 +110,19 @@ def test_a_site_file_fills_what_the_command_line_leaves_out(capsys, tmp_path):
     assert lines.index("module load cuda/12.4") < lines.index("source /shared/venvs/gridswarm/bin/activate")
 
 
+def test_the_launcher_comes_from_the_site_file_or_the_command_line(capsys, tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("launcher: mpiexec\n")
+    from_site = dry_run(capsys, "submit", "bottleneck", "--site", str(site), "--run-dir", str(tmp_path))
+    launch = '-bootstrap slurm -n "$SLURM_NTASKS" '
+    assert not any(line.startswith("srun") for line in from_site.splitlines())
+    step_line = next(line for line in from_site.splitlines() if launch in line)
+    assert step_line.split()[0].endswith("mpiexec") and step_line.endswith("&")
+    from_command_line = dry_run(capsys, "submit", "bottleneck", "--site", str(site), "--launcher", "srun",
+                                "--run-dir", str(tmp_path))
+    assert "srun --mpi=pmi2 --kill-on-bad-exit=1 " in from_command_line and launch not in from_command_line
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -119,6 +132,7 @@ def test_a_site_file_fills_what_the_command_line_leaves_out(capsys, tmp_path):
         ("setup: 'source x'\n", "expected a list of single shell lines"),
         ("partition: [\n", "not valid YAML"),
         ("- a\n", "expected a mapping"),
+        ("launcher: mpirun\n", "line 1: slurm setting launcher='mpirun': expected one of srun, mpiexec"),
     ],
 )
 def test_a_bad_site_file_is_one_line_naming_file_line_and_key(capsys, tmp_path, content, message):
