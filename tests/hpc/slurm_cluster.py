@@ -10,6 +10,7 @@ with that reason. Needs the Debian/Ubuntu packages slurmd slurmctld slurm-client
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -45,9 +46,11 @@ class LocalSlurmCluster:
         self.config = self.directory / "slurm.conf"
         self.env = {**os.environ, "SLURM_CONF": str(self.config)}
         self._daemons: list[subprocess.Popen] = []
+        self._started_at = time.time()
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the daemons and wait until the node is idle; RuntimeError with the logs if it is not."""
+        self._started_at = time.time()
         for sub in ("state", "spool", "log", "run"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         self.config.write_text(self._slurm_conf())
@@ -68,7 +71,16 @@ class LocalSlurmCluster:
         self._wait_for(self._node_idle, timeout, "the node to become idle in sinfo")
 
     def stop(self) -> None:
-        """Stop the daemons (slurmd first) and wait for them."""
+        """Cancel every job, kill whatever the jobs left behind, stop the daemons (slurmd first) and wait
+        for them, then remove the shared-memory segments the jobs' MPI ranks left in /dev/shm.
+
+        A step that outlives its test (killed slurmstepd, MPI rank spinning in MPI_Init) otherwise keeps
+        running into later tests and clusters, and its stale segments can stall later MPI starts.
+        """
+        if self._daemons:
+            self.cancel_all()
+        for pid in self._job_processes():
+            _kill(pid)
         for daemon in reversed(self._daemons):
             if daemon.poll() is None:
                 daemon.send_signal(signal.SIGTERM)
@@ -79,6 +91,48 @@ class LocalSlurmCluster:
                 daemon.kill()
                 daemon.wait()
         self._daemons = []
+        self._remove_stale_segments()
+
+    def cancel_all(self, timeout: float = 30.0) -> None:
+        """Cancel every job of this cluster and wait (up to `timeout` s) until none is left running."""
+        self.run("scancel", "--full", "--user=root", check=False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            listed = self.run("squeue", "-h", "-t", "PD,R,CG,S,CF", "-o", "%i", check=False)
+            if listed.returncode != 0 or not listed.stdout.strip():
+                break
+            time.sleep(0.25)
+        for pid in self._job_processes():
+            _kill(pid)
+
+    def _job_processes(self) -> list[int]:
+        """Processes started by this cluster's jobs (they inherit SLURM_CONF pointing at our config), not
+        the daemons, not this process."""
+        marker = f"SLURM_CONF={self.config}".encode()
+        daemons = {daemon.pid for daemon in self._daemons} | {os.getpid()}
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in daemons:
+                continue
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                command = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if marker in environ and command not in DAEMONS and "SLURM_JOB_ID" in str(environ):
+                found.append(int(entry.name))
+        return found
+
+    def _remove_stale_segments(self) -> None:
+        """Delete the MPI shared-memory files created while this cluster ran that no process still maps."""
+        in_use = _mapped_shm_files()
+        for path in Path("/dev/shm").glob("mpich_shm_*"):
+            try:
+                created_here = path.stat().st_mtime >= self._started_at
+            except OSError:
+                continue
+            if created_here and path.name not in in_use:
+                path.unlink(missing_ok=True)
 
     def __enter__(self) -> LocalSlurmCluster:
         self.start()
@@ -157,7 +211,7 @@ SlurmdPort={node_port}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket={run / "munge.socket"}
+AuthInfo=socket={run / "munge.socket"},cred_expire=10
 CredType=cred/munge
 StateSaveLocation={directory / "state"}
 SlurmdSpoolDir={directory / "spool"}/%n
@@ -170,6 +224,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
 MpiDefault=none
 JobRequeue=1
 ReturnToService=2
@@ -182,6 +237,26 @@ JobCompType=jobcomp/none
 {node} State=UNKNOWN
 PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _mapped_shm_files() -> set[str]:
+    """Names of the /dev/shm files some process has mapped or open."""
+    names = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            maps = (entry / "maps").read_text(errors="replace")
+        except OSError:
+            continue
+        names.update(line.rsplit("/dev/shm/", 1)[1].split()[0] for line in maps.splitlines()
+                     if "/dev/shm/" in line)
+    return names
 
 
 def _free_port() -> int:
