@@ -48,7 +48,10 @@ def one_start(cluster: LocalSlurmCluster, directory: Path, name: str, setup: str
         state = cluster.job_state(job)
         if state not in ("RUNNING", "COMPLETING"):
             output = (directory / f"{name}.out").read_text(errors="replace")
-            return "ok" if state == "COMPLETED" and output.count(" sum 2.0") == 2 else f"failed ({state})"
+            if state == "COMPLETED" and output.count(" sum 2.0") == 2:
+                return "ok"
+            last_line = output.strip().splitlines()[-1][:160] if output.strip() else "no output"
+            return f"failed ({state}: {last_line})"
         time.sleep(0.25)
     cluster.cancel_all()
     return "hang"
@@ -58,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=10)
     parser.add_argument("--hang-after", type=float, default=45.0)
+    parser.add_argument("--only", default="", help="run the variants whose name contains this")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:
@@ -65,6 +69,8 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as temp, LocalSlurmCluster(temp) as cluster:
         for index, (variant, (setup, launch)) in enumerate(VARIANTS.items()):
+            if args.only not in variant:
+                continue
             results = []
             started = time.monotonic()
             for start in range(args.starts):

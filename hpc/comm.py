@@ -23,7 +23,9 @@ from hpc.errors import HpcError
 
 # Variables that an MPI launcher (MPICH hydra, Open MPI, PMIx, srun --mpi=pmi2|pmix) exports to each rank.
 LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")
-LOCAL_RANK_VARIABLES = ("SLURM_LOCALID", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK")
+# MPICH Hydra's own first: under `mpiexec -bootstrap slurm` every rank inherits SLURM_LOCALID=0 from the
+# one-task srun step that started its node's proxy.
+LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK")
 
 _notified = False
 
@@ -208,8 +210,10 @@ def _single_process(reason: str) -> Comm:
 
 def _require_slurm_world_size(size: int) -> None:
     # SLURM_NTASKS is set in an allocation; SLURM_STEP_ID only inside an srun step, where it is the
-    # step's own task count. In the batch shell itself (one process) there is nothing to compare.
-    if "SLURM_NTASKS" not in os.environ or "SLURM_STEP_ID" not in os.environ:
+    # step's own task count. In the batch shell itself (one process) there is nothing to compare. Under
+    # Hydra (MPI_LOCALRANKID set) srun only started the proxies: its task counts are not the ranks'.
+    in_srun_step = "SLURM_NTASKS" in os.environ and "SLURM_STEP_ID" in os.environ
+    if not in_srun_step or "MPI_LOCALRANKID" in os.environ:
         return
     expected = _int_variable("SLURM_NTASKS")
     if size != expected:

@@ -48,6 +48,14 @@ def test_srun_tasks_that_are_not_one_mpi_world_are_refused(bare_environment):
         hpc.get_comm()
 
 
+def test_ranks_of_hydra_inside_an_allocation_are_not_compared_with_the_proxy_step(bare_environment):
+    # `mpiexec -bootstrap slurm`: srun started one proxy task per node; the ranks are Hydra's
+    bare_environment.setenv("SLURM_NTASKS", "1")
+    bare_environment.setenv("SLURM_STEP_ID", "0")
+    bare_environment.setenv("MPI_LOCALRANKID", "0")
+    assert hpc.get_comm().size == 1
+
+
 def test_the_batch_shell_of_a_multi_task_job_is_not_a_step(bare_environment):
     bare_environment.setenv("SLURM_NTASKS", "4")
     assert hpc.get_comm().size == 1
@@ -103,5 +111,9 @@ def test_local_rank_comes_from_the_launcher(bare_environment):
     assert hpc.env_local_rank() == 0
     bare_environment.setenv("MPI_LOCALRANKID", "3")
     assert hpc.env_local_rank() == 3
+    # under `mpiexec -bootstrap slurm` every rank inherits SLURM_LOCALID=0 of its proxy's step
+    bare_environment.setenv("SLURM_LOCALID", "0")
+    assert hpc.env_local_rank() == 3
+    bare_environment.delenv("MPI_LOCALRANKID")
     bare_environment.setenv("SLURM_LOCALID", "1")
     assert hpc.env_local_rank() == 1
