@@ -374,6 +374,8 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
     elif has_checkpoints(run_dir):
         raise CheckpointError(f"{run_dir}: already holds a run (resume it with --resume, or choose another "
                               "--out)")
+    elif comm.is_root and metrics_path.exists():
+        truncate_metrics(metrics_path, 0)  # the lines of a run killed before its first checkpoint
     hpc.broadcast_params(comm, learner.policy)
     hpc.check_params_equal(comm, learner.value_norm)
     ranks = Ranks.of(comm, learner.policy)
