@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,11 +22,14 @@ from marl.envs import PogemaEnv, StackedEnvs
 from marl.rollout import Policy, sample_actions
 from marl.run_dir import atomic_writer
 
+if TYPE_CHECKING:
+    from sim.episodes import Recorder
+
 
 @torch.no_grad()
 def run_episodes(env: Any, policy: Policy, device: torch.device, seed: int | None,
                  generator: torch.Generator, greedy: bool = False, max_steps: int = 100_000,
-                 recorder: Any = None) -> list[dict]:
+                 recorder: Recorder | None = None) -> list[dict]:
     """Play one episode in each environment of `env`; their metrics, in env order.
 
     `env` is GridEnv-like (best without auto-reset, so that each environment plays exactly one episode);
