@@ -261,7 +261,8 @@ class Learner:
         self.policy.load_state_dict(tensors["policy"])
         self.optimizer.load_state_dict(tensors["optimizer"])
         self.value_norm.load_state_dict(tensors["value_norm"])
-        self.sampling.set_state(tensors["sampling_rng"][rank].contiguous())
+        # a copy, not the row view: set_state ignores a view's storage offset (rank >= 1 segfaulted)
+        self.sampling.set_state(tensors["sampling_rng"][rank].clone())
         self.shuffle.set_state(tensors["shuffle_rng"])
 
 
