@@ -15,7 +15,7 @@ import scenarios
 from gridswarm.commands.eval import evaluate_and_report, policy_identity
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
-from marl.run_dir import CheckpointError, resolve_checkpoint
+from marl.run_dir import CheckpointError, latest_checkpoint
 from marl.train import TrainingStopped, load_policy, train
 
 USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError, hpc.HpcError)
@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         # a requeued job ends normally (SLURM restarts it); a stopped run outside SLURM did not finish
         return 0 if stopped.requeued else 1
     if config.eval_episodes > 0 and comm.is_root:
-        policy, meta = load_policy(resolve_checkpoint(out), device)
+        # the final policy, not best/: a saturating best_metric (CSR 1.0) freezes best/ at its first hit
+        policy, meta = load_policy(latest_checkpoint(out)[2], device)
         evaluate_and_report(scenario, policy, config.eval_episodes, config.seed, device, out / "eval",
                             record=out / "episodes.zarr", policy_name=policy_identity(meta))
     return 0
