@@ -1,10 +1,13 @@
 """Closed-loop check of an exported policy: torch vs compiled C, and the effect of dropped radio messages.
 
     .venv/bin/python benchmarks/bench_deploy.py [--checkpoint RUN_DIR_OR_FILE] [--scenario NAME_OR_YAML]
-        [--episodes 100] [--drop 0.1] [--neighbours 8]
+        [--episodes 100] [--drop 0.1] [--neighbours 8] [--radius CELLS] [--greedy]
 
-Every agent runs its own copy of the step (decentralized) and hears its K nearest neighbours' int8 memories;
-one episode per environment, same seeds for every row. Prints a markdown table for docs/deploy.md. Without
+Every agent runs its own copy of the step (decentralized) and hears the int8 memories of its K nearest
+neighbours within --radius cells (default: the whole map for a global-scope policy, the scenario's
+neighbour_radius for a local-scope one, as each was trained); actions are sampled from the policy with the
+same uniform numbers in every row (--greedy: argmax); one episode per environment, same seeds for every
+row. Prints a markdown table for docs/deploy.md. Without
 --checkpoint a freshly initialized srmt drone policy is used (its success rate says nothing about a trained
 policy; the torch/C equality and the drop plumbing are what it shows).
 """
@@ -25,7 +28,7 @@ from deploy.agent import AgentStep
 from deploy.cbuild import CFunction, build
 from deploy.ccompile import compile_module
 from deploy.checkpoint import load_policy
-from deploy.rollout import decentralized_rollout, per_sample
+from deploy.rollout import WHOLE_MAP, decentralized_rollout, per_sample, radio_range
 from deploy.verify import torch_runner
 from scenarios.loader import load, loads
 
@@ -45,6 +48,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--drop", type=float, default=0.1)
     parser.add_argument("--neighbours", type=int, default=8)
+    parser.add_argument("--radius", type=float, help="radio range in cells (default: as trained)")
+    parser.add_argument("--greedy", action="store_true", help="argmax actions instead of sampled ones")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     scenario = load(args.scenario) if args.scenario else loads(SMALL)
@@ -56,6 +61,7 @@ def main() -> None:
             "srmt", (3, 2 * radius + 1, 2 * radius + 1), preset="drone", scope="local", seed=args.seed
         )
     step = AgentStep(policy, args.neighbours)
+    radius = radio_range(step, scenario) if args.radius is None else args.radius
     program = compile_module(step, step.example_inputs(), step.output_names)
     with tempfile.TemporaryDirectory() as build_dir:
         source = Path(build_dir) / "policy.c"
@@ -66,7 +72,9 @@ def main() -> None:
         runners = {"torch": torch_runner(step), "C": per_sample(function, [s.name for s in program.inputs])}
         print(
             f"{platform.node()} {platform.machine()}, {datetime.date.today()}, policy "
-            f"{args.checkpoint or 'fresh srmt drone'}, scenario {scenario.name}, {args.episodes} episodes"
+            f"{args.checkpoint or 'fresh srmt drone'}, scenario {scenario.name}, {args.episodes} episodes, "
+            f"{'greedy' if args.greedy else 'sampled'} actions, K = {args.neighbours}, radio range "
+            f"{'whole map' if radius == WHOLE_MAP else f'{radius:g} cells'}"
         )
         print("| runner | dropped messages | success rate (CSR=1) | mean ISR | same actions as torch | s |")
         print("|---|---|---|---|---|---|")
@@ -74,7 +82,9 @@ def main() -> None:
         for drop in (0.0, args.drop):
             for name, run in runners.items():
                 start = time.perf_counter()
-                result = decentralized_rollout(step, run, scenario, args.episodes, args.seed, drop_rate=drop)
+                result = decentralized_rollout(
+                    step, run, scenario, args.episodes, args.seed, drop, greedy=args.greedy, radius=radius
+                )
                 seconds = time.perf_counter() - start
                 isr = np.mean([m["ISR"] for m in result.metrics])
                 if name == "torch":

@@ -1,10 +1,13 @@
 """Decentralized rollouts in sim.GridEnv: every agent runs its own copy of the exported step.
 
-Each agent sees only its observation, its own state and the messages its K nearest neighbours (the
-simulator's neighbour lists) broadcast at the end of the previous step; a message can be dropped with a
-given probability and goes through the radio's int8 encoding. The same loop drives the torch policy and the
-compiled C policy, so their closed-loop behaviour can be compared on the same seeds, and it records the
-observations and positions the exporter verifies on and plans waypoints from.
+Each agent sees only its observation, its own state and the messages its K nearest neighbours within radio
+range (the simulator's neighbour lists) broadcast at the end of the previous step; a message can be dropped
+with a given probability and goes through the radio's int8 encoding. Actions are drawn from each agent's
+policy distribution (as training and `marl.evaluate` play) with one seeded uniform number per agent and
+step, so runners whose logits agree to rounding pick the same actions; `greedy` takes the argmax instead.
+The same loop drives the torch policy and the compiled C policy, so their closed-loop behaviour can be
+compared on the same seeds, and it records the observations and positions the exporter verifies on and
+plans waypoints from.
 """
 
 from __future__ import annotations
@@ -39,28 +42,49 @@ class RolloutResult:
         return float(np.mean([m["CSR"] >= 1.0 for m in self.metrics]))
 
 
-def with_neighbours(scenario: Scenario, count: int) -> Scenario:
-    """The scenario with neighbour lists of `count` agents switched on (what a drone hears by radio)."""
+# A Chebyshev radius beyond any map: every agent of the environment is in radio range.
+WHOLE_MAP = float(np.iinfo(np.int32).max)
+
+
+def with_neighbours(scenario: Scenario, count: int, radius: float | None = None) -> Scenario:
+    """The scenario with neighbour lists of `count` agents within `radius` cells switched on (what a drone
+    hears by radio); radius None keeps the scenario's `neighbour_radius`."""
     observation = dataclasses.replace(scenario.observation, neighbours=count)
+    if radius is not None:
+        observation = dataclasses.replace(observation, neighbour_radius=radius)
     return dataclasses.replace(scenario, observation=observation)
+
+
+def radio_range(step: AgentStep, scenario: Scenario) -> float:
+    """The radius in which a drone hears others, as its policy was trained: a global-scope policy pooled every
+    agent of the environment, a local-scope one the scenario's neighbour lists."""
+    return WHOLE_MAP if step.policy.config.scope == "global" else scenario.observation.neighbour_radius
+
+
+def sample_actions(logits: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Actions (B,) int64 drawn from softmax(logits (B, A)) at the CDF's `uniform` (B,) in [0, 1) quantile."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    cdf = np.cumsum(np.exp(shifted), axis=1)  # (B, A), unnormalized
+    chosen = (cdf < uniform[:, None] * cdf[:, -1:]).sum(axis=1)
+    return np.minimum(chosen, logits.shape[1] - 1).astype(np.int64)
 
 
 def _messages(
     step: AgentStep,
     env: GridEnv,
-    memory: np.ndarray,
-    reset: np.ndarray,
+    sent: np.ndarray,
+    sending: np.ndarray,
     drop_rate: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Received messages (E*N, K, D) and their mask (E*N, K) from the neighbours' memories before the step."""
+    """Received messages (E*N, K, D) and their mask (E*N, K): what the listed neighbours among the agents
+    `sending` (E*N,) bool broadcast, `sent` (E*N, D)."""
     E, N = env.num_envs, env.num_agents
     neighbours = env.neighbours[:, :, : step.max_neighbours]  # (E, N, K) int32, -1 padded
     index = np.clip(neighbours, 0, None) + (np.arange(E) * N)[:, None, None]  # (E, N, K) flat agent index
-    sender_ok = (env.active.reshape(-1) & ~reset)[index]  # an inactive or restarting sender sends nothing
-    received = (neighbours >= 0) & sender_ok & (rng.random(neighbours.shape) >= drop_rate)
-    decoded = np.empty_like(memory)
-    for agent, values in enumerate(memory):  # what the radio delivers: int8 values and a float scale
+    received = (neighbours >= 0) & sending[index] & (rng.random(neighbours.shape) >= drop_rate)
+    decoded = np.empty_like(sent)
+    for agent, values in enumerate(sent):  # what the radio delivers: int8 values and a float scale
         scale, q = quantize(values)
         decoded[agent] = q.astype(np.float32) * np.float32(scale)
     return decoded[index].reshape(E * N, step.max_neighbours, -1), received.reshape(E * N, -1)
@@ -75,15 +99,22 @@ def decentralized_rollout(
     drop_rate: float = 0.0,
     max_steps: int | None = None,
     encode: BatchRunner | None = None,
+    greedy: bool = False,
+    radius: float | None = None,
 ) -> RolloutResult:
-    """One episode in each of `num_envs` environments, actions = argmax of each agent's own step.
+    """One episode in each of `num_envs` environments, each agent acting on its own step's logits.
 
-    SRMT-style drones send their memory before the step (nothing valid when inactive or restarting);
-    neighbour_attention drones send `encode({"obs": ...})[0]` of this step's observation while active.
+    Actions are sampled (one uniform number per agent and step from a stream of `seed`, drawn for inactive
+    agents too so that every runner consumes the same numbers) or, with `greedy`, the argmax. Drones hear
+    the K nearest agents within `radius` cells (default `radio_range`). SRMT-style drones send their memory
+    before the step (nothing valid when inactive or restarting); neighbour_attention
+    drones send `encode({"obs": ...})[0]` of this step's observation while active.
     """
     if step.message_source == "encoding" and encode is None:
         raise ExportError("neighbour_attention rollouts need the message encoder (encode=...)")
-    env = GridEnv(with_neighbours(scenario, step.max_neighbours), num_envs, seed, auto_reset=False)
+    radius = radio_range(step, scenario) if radius is None else radius
+    hearing = with_neighbours(scenario, step.max_neighbours, radius)
+    env = GridEnv(hearing, num_envs, seed, auto_reset=False)
     if tuple(env.obs_shape) != tuple(step.policy.config.obs_shape):
         raise ExportError(
             f"scenario {scenario.name!r} gives observations of shape {tuple(env.obs_shape)}, the "
@@ -91,7 +122,7 @@ def decentralized_rollout(
         )
     obs = env.reset()
     E, N = env.num_envs, env.num_agents
-    rng = np.random.default_rng(seed)
+    drop_rng, action_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     state = [np.zeros((E * N, *s), np.float32) for s in _state_shapes(step)]
     reset = np.ones(E * N, bool)
     observations, positions, actions = [], [env.positions[0].astype(np.int64)], []
@@ -102,15 +133,18 @@ def decentralized_rollout(
         batch = {"obs": obs.reshape(E * N, *obs.shape[2:])}
         for (name, _), value in zip(step.state_names, state, strict=True):
             batch[name] = value
-        if step.message_source == "memory":
+        if step.message_source == "memory":  # an inactive or restarting sender sends nothing
             sent, sending = state[0], active & ~reset
         elif step.message_source == "encoding":
             sent, sending = encode({"obs": batch["obs"]})[0], active
         if step.message_source is not None:
-            batch["messages"], batch["message_mask"] = _messages(step, env, sent, sending, drop_rate, rng)
+            batch["messages"], batch["message_mask"] = _messages(
+                step, env, sent, sending, drop_rate, drop_rng
+            )
         batch["reset"] = reset
         outputs = run(batch)
-        chosen = np.argmax(outputs[0], axis=1)
+        uniform = action_rng.random(E * N)
+        chosen = np.argmax(outputs[0], axis=1) if greedy else sample_actions(outputs[0], uniform)
         for position, new_value in enumerate(outputs[1:]):
             state[position][active] = new_value[active]  # inactive agents keep their state
         observations.append(batch["obs"][active])
