@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from gridswarm.cli import main
 from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
@@ -178,8 +177,12 @@ def wait_for_update(metrics: Path, update_index: int, process: subprocess.Popen)
 @pytest.mark.slow
 def test_a_run_killed_at_random_moments_resumes_to_the_parameters_of_an_uninterrupted_run(tmp_path):
     """kill -9 while rolling out, updating, logging or writing a checkpoint, twice, then `--resume auto`:
-    the run ends bitwise equal to one that was never interrupted, with one metrics line per update."""
-    assert main(gridswarm_train(tmp_path / "straight")[3:]) == 0
+    the run ends bitwise equal to one that was never interrupted, with one metrics line per update.
+
+    The uninterrupted run is a process of its own like the killed ones: torch's float results in a process
+    that already stepped numba's threaded kernels can differ in the last bits (see the issue note), and
+    this test is about resuming, not about that."""
+    subprocess.run(gridswarm_train(tmp_path / "straight"), check=True, capture_output=True, timeout=300)
     chooser = random.Random()
     moments = []
     for _ in range(2):
