@@ -223,13 +223,20 @@ def save_png_frames(
     paths: Sequence[np.ndarray] | None = None,
 ) -> list[Path]:
     """One PNG per step: DIRECTORY/frame_00000.png, ..."""
+    frames = render_frames(obstacles, positions, goals, active, cell=cell, paths=paths)
+    return _save_frames(directory, "png", [lambda temp, frame=frame: frame.save(temp, format="PNG")
+                                           for frame in frames])
+
+
+def _save_frames(
+    directory: str | os.PathLike[str], suffix: str, writers: Sequence[Callable[[str], object]]
+) -> list[Path]:
+    """DIRECTORY/frame_<t>.<suffix> for each step t, each written atomically by `writers[t](temp_path)`."""
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
-    files = []
-    for t, frame in enumerate(render_frames(obstacles, positions, goals, active, cell=cell, paths=paths)):
-        file = target / f"frame_{t:05d}.png"
-        _atomic_write(file, lambda temp, frame=frame: frame.save(temp, format="PNG"))
-        files.append(file)
+    files = [target / f"frame_{t:05d}.{suffix}" for t in range(len(writers))]
+    for file, write in zip(files, writers, strict=True):
+        _atomic_write(file, write)
     return files
 
 
@@ -287,15 +294,11 @@ def save_svg_frames(
 ) -> list[Path]:
     """One SVG per step: DIRECTORY/frame_00000.svg, ..."""
     active = _check_episode(obstacles, positions, goals, active)
-    target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    files = []
-    for t in range(len(positions)):
-        file = target / f"frame_{t:05d}.svg"
-        text = frame_svg(obstacles, positions[t], goals[t], active[t], cell=cell)
-        _atomic_write(file, lambda temp, text=text: Path(temp).write_text(text, encoding="utf-8"))
-        files.append(file)
-    return files
+    texts = [frame_svg(obstacles, positions[t], goals[t], active[t], cell=cell)
+             for t in range(len(positions))]
+    return _save_frames(directory, "svg", [
+        lambda temp, text=text: Path(temp).write_text(text, encoding="utf-8") for text in texts
+    ])
 
 
 def save_mp4(
