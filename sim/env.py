@@ -15,7 +15,8 @@
 Episodes: episode k of environment e has seed SeedSequence(seed, spawn_key=(e, k)); that seed generates
 the map (random maps) and the task exactly as POGEMA generates them from `GridConfig(seed=...)`.
 Buffers are allocated once and written in place: the returned observations, rewards, terminated and
-truncated arrays are the environment's own and are overwritten by the next `step` / `reset` (copy to keep).
+truncated arrays are the environment's own and are overwritten by the next `step` / `reset` (copy to keep;
+never write into them: an agent's obstacle window is rewritten only when the agent moves).
 Deviations from POGEMA 1.4.0 (all where POGEMA crashes or leaks state): fixed single goals with
 on_target 'restart' draw later goals from the component (POGEMA raises TypeError); possible-start/goal
 lists are shuffled afresh from the episode seed at every reset (POGEMA reshuffles its already shuffled
@@ -31,7 +32,7 @@ import numba
 import numpy as np
 
 from scenarios.schema import Scenario
-from sim.kernels.dynamics import COLLISION_SYSTEMS, MOVES, ON_TARGET, RESTART, first_out_of_range
+from sim.kernels.dynamics import COLLISION_SYSTEMS, MOVES, ON_TARGET, RESTART
 from sim.kernels.metrics import METRIC_KEYS
 from sim.kernels.observe import observe
 from sim.kernels.rng import STREAM_WORDS, seed_streams
@@ -185,6 +186,7 @@ class GridEnv:
         self._counters = np.zeros((self.num_envs, 2), dtype=np.int64)
         self._metric_values = np.zeros((self.num_envs, 5), dtype=np.float64)
         self._obs = np.zeros((*shape, *self.obs_shape), dtype=self.obs_dtype)
+        self._observed_at = np.full((*shape, 3), -1, dtype=np.int32)
         self._xy = np.zeros((*shape, 2), dtype=np.int64)
         self._target_xy = np.zeros((*shape, 2), dtype=np.int64)
         self._sequences = np.zeros((*shape, 1, 2), dtype=np.int64)
@@ -366,21 +368,24 @@ class GridEnv:
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Advances every environment by one step; see the module docstring for what comes back."""
         self._require_reset()
-        self._check_actions(actions)
+        actions = self._check_actions(actions)
         if self._shaper is not None:
             self._shaper.before_step(self._positions, self._goals, self._active)
         if self._num_threads is not None and self._num_threads > 1:
             numba.set_num_threads(self._num_threads)
         if self._kernel_state is None:
             self._kernel_state = self._gather_kernel_state()
-        self._step_kernel(self._rules, self._kernel_state)
+        num_finished = self._step_kernel(self._rules, self._kernel_state, actions)
+        if num_finished < 0:
+            bad = actions.flat[-num_finished - 1]
+            raise ValueError(f"actions must be in 0..{self.num_actions - 1}, got {bad}")
         if self._shaper is not None:
             self._shaper.shape(self._rewards, self._actions, self._positions, self._goals, out=self._rewards)
         info: dict[str, Any] = {"metrics": [None] * self.num_envs, "active": self._active.copy()}
-        ended = np.flatnonzero(self._finished)
+        ended = np.flatnonzero(self._finished) if num_finished else ()
         for env in ended:
             info["metrics"][env] = self._metrics(env)
-        if self.auto_reset and ended.size:
+        if self.auto_reset and num_finished:
             self._finish_observation()
             info["final_obs"] = _copy_observation(self._observation())
             for env in ended:
@@ -396,17 +401,15 @@ class GridEnv:
         renamed = {"max_episode_steps": "_max_steps", "obstacles": "_padded_obstacles"}
         return tuple(getattr(self, renamed.get(name, "_" + name)) for name in STATE_FIELDS)
 
-    def _check_actions(self, actions: np.ndarray) -> None:
+    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
+        """actions as an array, if its shape and dtype fit (the step kernel checks the values)."""
         actions = np.asarray(actions)
         expected = (self.num_envs, self.num_agents)
         if actions.shape != expected:
             raise ValueError(f"actions must have shape {expected} (envs, agents), got {actions.shape}")
         if actions.dtype.kind not in "iu":
             raise ValueError(f"actions must be an integer array, got dtype {actions.dtype}")
-        np.copyto(self._actions, actions, casting="unsafe")
-        bad = first_out_of_range(self._actions, actions, self.num_actions)
-        if bad >= 0:
-            raise ValueError(f"actions must be in 0..{self.num_actions - 1}, got {actions.flat[bad]}")
+        return actions
 
     def _next_seed(self, env: int) -> int:
         episode = int(self._episode_counts[env])
@@ -448,12 +451,14 @@ class GridEnv:
         if self._rules[1] == RESTART:
             agent_seeds = np.random.default_rng(seed).integers(_INT32_MAX, size=self.num_agents)
             seed_streams(self._streams[env], agent_seeds)
+        self._observed_at[env] = -1
         observe(
             self._obs[env],
             padded,
             self._occupancy[env],
             self._positions[env],
             self._goals[env],
+            self._observed_at[env],
             radius,
             *self._channels,
         )

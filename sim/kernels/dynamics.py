@@ -32,10 +32,12 @@ MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int32)
 
 
 @njit(cache=True)
-def first_out_of_range(copied, original, num_actions):
-    """Flat index of the first action outside 0..num_actions-1, or -1. copied (E, N) int64 is the cast of
-    original (E, N), any integer dtype: a value the cast changed (e.g. 2**64 - 1 -> -1) counts as outside."""
+def copy_actions(copied, original, num_actions):
+    """copied (E, N) int64 <- original (E, N), any integer dtype; returns the flat index of the first
+    action outside 0..num_actions-1, or -1. A value the cast changes (e.g. 2**64 - 1 -> -1) counts as
+    outside."""
     for k in range(copied.size):
+        copied.flat[k] = original.flat[k]
         if copied.flat[k] < 0 or copied.flat[k] >= num_actions or copied.flat[k] != original.flat[k]:
             return k
     return -1

@@ -13,7 +13,7 @@ Batched buffers (E environments, N agents, padded grids (Hp, Wp), unpadded map b
     num_listed (E,) int64; sequences (E, N, S, 2) int64; sequence_length (E, N) int64;
     sequence_index (E, N) int64
     metrics: solve_time (E, N) int64; counters (E, 2) int64; metric_values (E, 5) float64
-    obs (E, N, C, F, F) float32, or uint8 (every channel holds only 0 and 1)
+    obs (E, N, C, F, F) float32, or uint8 (every channel holds only 0 and 1); observed_at (E, N, 3) int32
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from numba import njit, prange
 from sim.kernels.dynamics import (
     BLOCK_BOTH,
     FINISH,
+    MOVES,
     NOTHING,
     PRIORITY,
+    copy_actions,
     move_block_both,
     move_priority,
     move_soft,
@@ -67,8 +69,10 @@ STATE_FIELDS = (
     "positions", "goals", "actions", "active", "was_on_goal", "rewards", "terminated", "truncated", "elapsed",
     "finished", "goal_mode", "streams", "labels", "comp_cells", "comp_offset", "goal_list", "num_listed",
     "sequences", "sequence_length", "sequence_index", "solve_time", "counters", "metric_values", "obs",
+    "observed_at",
 )  # fmt: skip
 """The order of the buffers in the `state` tuple the step kernels take (module docstring for each)."""
+ACTIONS, FINISHED = STATE_FIELDS.index("actions"), STATE_FIELDS.index("finished")
 
 
 @njit(cache=True)
@@ -80,7 +84,7 @@ def step_env(e, rules, state):
         max_episode_steps, channels, obstacles, occupancy, scratch, next_mover, moving, queue, positions,
         goals, actions, active, was_on_goal, rewards, terminated, truncated, elapsed, finished, goal_mode,
         streams, labels, comp_cells, comp_offset, goal_list, num_listed, sequences, sequence_length,
-        sequence_index, solve_time, counters, metric_values, obs,
+        sequence_index, solve_time, counters, metric_values, obs, observed_at,
     ) = state  # fmt: skip
     pad = rules[2]
     _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, positions, actions, active)
@@ -104,19 +108,32 @@ def step_env(e, rules, state):
         metric_values[e],
     )  # fmt: skip
     observe(
-        obs[e], obstacles[e], occupancy[e], positions[e], goals[e], pad, channels[0], channels[1], channels[2]
-    )
+        obs[e], obstacles[e], occupancy[e], positions[e], goals[e], observed_at[e], pad, channels[0],
+        channels[1], channels[2],
+    )  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
-def step_envs(rules, state):
-    """Advances every environment by one step, environments across numba's threads."""
+def step_envs(rules, state, actions):
+    """Takes actions (E, N), any integer dtype, and advances every environment by one step, environments
+    across numba's threads. Returns how many environments finished their episode (so the caller skips the
+    search for them on most steps), or -(k + 1) with nothing stepped if flat action k is out of range."""
+    bad = copy_actions(state[ACTIONS], actions, len(MOVES))
+    if bad >= 0:
+        return -(bad + 1)
     for e in prange(state[0].shape[0]):
         step_env(e, rules, state)
+    return state[FINISHED].sum()
 
 
 @njit(cache=True)
-def step_envs_serial(rules, state):
+def step_envs_serial(rules, state, actions):
     """`step_envs` on the calling thread: without the thread pool's launch cost, for one thread or env."""
+    bad = copy_actions(state[ACTIONS], actions, len(MOVES))
+    if bad >= 0:
+        return -(bad + 1)
+    num_finished = 0
     for e in range(state[0].shape[0]):
         step_env(e, rules, state)
+        num_finished += state[FINISHED][e]
+    return num_finished
