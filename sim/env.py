@@ -53,6 +53,7 @@ _CORE_CHANNELS = ("obstacles", "agents", "goal")
 _INT_METRICS = frozenset({"SoC", "makespan"})
 _INT32_MAX = np.iinfo(np.int32).max
 _OBS_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8))
+_SNAPSHOT_SCALARS = ("_base_seed", "_map_capacity", "_largest_map")  # the non-array state
 
 
 class TaskGenerationError(ValueError):
@@ -530,6 +531,48 @@ class GridEnv:
         valid = sequences[:, :, 0] >= 0
         self._sequence_length[env] = np.where(valid.all(axis=1), length, valid.argmin(axis=1))
         self._goal_mode[env] = GOALS_FROM_SEQUENCE
+
+    # ----------------------------------------------------------------------------------------------
+    # snapshots (exact checkpoints of a running batch)
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Every environment's whole state as named arrays (copies): maps, agents, goal streams, episode
+        counters and seeds, metric counters, observations and neighbour lists. `restore` on a GridEnv made
+        with the same arguments continues exactly as this one would: training checkpoints hold it."""
+        self._require_reset()
+        arrays = {name: value.copy() for name, value in vars(self).items() if isinstance(value, np.ndarray)}
+        scalars = {name: np.array(getattr(self, name), dtype=np.int64) for name in _SNAPSHOT_SCALARS}
+        return arrays | scalars
+
+    def restore(self, snapshot: dict[str, np.ndarray]) -> Any:
+        """Continue from `snapshot` (of a GridEnv with the same scenario, num_envs and options); returns
+        the observation the snapshot was taken at. Raises ValueError for a snapshot of another batch."""
+        capacity = np.asarray(snapshot.get("_map_capacity", (0, 0)))
+        if capacity.shape != (2,):
+            raise ValueError("snapshot is not of a GridEnv like this one (no map capacity)")
+        self._ensure_map_capacity(*(int(v) for v in capacity))  # allocates the map buffers it names
+        expected = {name for name, value in vars(self).items() if isinstance(value, np.ndarray)}
+        expected |= {"neighbours", *_SNAPSHOT_SCALARS}  # neighbours: made with the helpers at reset
+        if set(snapshot) != expected:
+            different = sorted(set(snapshot) ^ expected)[:3]
+            raise ValueError(f"snapshot is not of a GridEnv like this one (entries differ: {different})")
+        for name in ("_rules", "_channels", "_observed_at", "_obs"):
+            mine, theirs = getattr(self, name), np.asarray(snapshot[name])
+            if mine.shape != theirs.shape or mine.dtype != theirs.dtype or (
+                name in ("_rules", "_channels") and not np.array_equal(mine, theirs)
+            ):
+                raise ValueError(f"snapshot is not of a GridEnv like this one ({name.lstrip('_')} differs)")
+        for name in expected - set(_SNAPSHOT_SCALARS):
+            setattr(self, name, np.array(snapshot[name], copy=True))
+        self._base_seed = int(snapshot["_base_seed"])
+        self._map_capacity = tuple(int(v) for v in snapshot["_map_capacity"])
+        self._largest_map = tuple(int(v) for v in snapshot["_largest_map"])
+        neighbours = self.neighbours
+        self._kernel_state = None
+        self._helpers_ready = False
+        self._ensure_helpers()  # distance fields and the rest are rebuilt over the restored maps
+        self.neighbours = neighbours
+        return self._observation()
 
     # ----------------------------------------------------------------------------------------------
     # observations and metrics

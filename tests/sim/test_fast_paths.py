@@ -1,6 +1,8 @@
 """The speed options of GridEnv change nothing but speed: uint8 observations hold exactly the float32 ones,
 and the serial step kernel (one thread or one env) plays exactly what the threaded one plays."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim import GridEnv
+from tests.sim.test_map_growth import curriculum
 
 
 def scenario(collision, on_target, observation, count=10, steps=12):
@@ -87,3 +90,30 @@ def test_serial_kernel_plays_what_the_threaded_kernel_plays(collision, on_target
 def test_other_observation_dtypes_are_refused(dtype):
     with pytest.raises(ValueError, match="obs_dtype must be float32 or uint8, got"):
         GridEnv(scenario("soft", "restart", OBSERVATIONS[0]), obs_dtype=dtype)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31), on_target=st.sampled_from(["finish", "restart"]))
+def test_windows_written_only_on_change_equal_windows_written_afresh(seed: int, on_target: str) -> None:
+    """The step kernel skips the obstacle window of an agent that did not move and rewrites two cells of
+    the goal window: after every step (auto-resets onto new maps of other sizes included) each agent's
+    channels equal the windows cut from the current grids. Crowded small maps, so agents often start an
+    episode on the cell they ended the last one on."""
+    scenario = curriculum([(5, 5), (6, 4), (4, 7)], [6, 9, 4], on_target)
+    scenario = dataclasses.replace(scenario, agents=dataclasses.replace(scenario.agents, count=3))
+    env = GridEnv(scenario, 3, seed=seed)
+    env.reset()
+    rng = np.random.default_rng(seed)
+    size = 2 * env.radius + 1
+    for _ in range(40):
+        obs = env.step(rng.integers(0, 5, size=(3, 3)))[0]
+        for e in range(3):
+            for i, (row, col) in enumerate(env.positions[e]):
+                window = (slice(row, row + size), slice(col, col + size))
+                np.testing.assert_array_equal(obs[e, i, 0], env._padded_obstacles[e][window])
+                np.testing.assert_array_equal(obs[e, i, 1], env._occupancy[e][window])
+                goal_row, goal_col = env.goals[e, i]
+                expected = np.zeros((size, size), np.float32)
+                r = env.radius
+                expected[r - np.clip(row - goal_row, -r, r), r - np.clip(col - goal_col, -r, r)] = 1
+                np.testing.assert_array_equal(obs[e, i, 2], expected)
