@@ -55,6 +55,21 @@ class StackedEnvs:
         seeds = _part_seeds(seed, len(self.parts))
         return self._join([p.reset(seed=s) for p, s in zip(self.parts, seeds, strict=True)])
 
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Every part's `GridEnv.snapshot`, its names prefixed with the part's index ("3/_positions")."""
+        parts = enumerate(self.parts)
+        return {f"{k}/{name}": array for k, part in parts for name, array in part.snapshot().items()}
+
+    def restore(self, snapshot: dict[str, np.ndarray]) -> np.ndarray:
+        """Restore every part from a `snapshot` of equal stacked environments; returns the observation."""
+        by_part: list[dict[str, np.ndarray]] = [{} for _ in self.parts]
+        for key, array in snapshot.items():
+            index, _, name = key.partition("/")
+            if not index.isdigit() or int(index) >= len(by_part):
+                raise ValueError(f"snapshot entry {key!r}: expected '<part>/<name>', {len(by_part)} parts")
+            by_part[int(index)][name] = array
+        return self._join([part.restore(own) for part, own in zip(self.parts, by_part, strict=True)])
+
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every part with its rows of `actions` (E, N); the parts' results joined along E."""
         bounds = zip(self._slices[:-1], self._slices[1:], strict=True)

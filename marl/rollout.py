@@ -49,6 +49,33 @@ def start_rollouts(env: Any, policy: Policy, device: torch.device, seed: int | N
     return RolloutCarry(obs=obs, state=state, reset_mask=reset_mask, active=np.array(env.active, dtype=bool))
 
 
+def carry_tensors(carry: RolloutCarry) -> dict[str, Any]:
+    """The carry as checkpoint tensors (CPU copies; the memory state as its list of leaves)."""
+    leaves: list[torch.Tensor] = []
+    map_state(lambda leaf: leaves.append(leaf.detach().cpu().clone()) or leaf, carry.state)
+    arrays = {"obs": carry.obs, "reset_mask": carry.reset_mask, "active": carry.active}
+    return {"state": leaves, **{name: torch.from_numpy(array.copy()) for name, array in arrays.items()}}
+
+
+def resume_rollouts(env: Any, policy: Policy, device: torch.device, snapshot: dict[str, np.ndarray],
+                    saved: dict[str, Any]) -> RolloutCarry:
+    """Restore the environments from `snapshot` and the carry from `carry_tensors`: collection continues
+    exactly where the checkpointed run stood. Raises ValueError when they belong to another set-up."""
+    obs = env.restore(snapshot)
+    leaves = list(saved["state"])
+    template = policy.initial_state(env.num_envs, env.num_agents)
+    shapes: list[tuple[int, ...]] = []
+    map_state(lambda leaf: shapes.append(tuple(leaf.shape)) or leaf, template)
+    if shapes != [tuple(leaf.shape) for leaf in leaves]:
+        raise ValueError("the checkpoint's memory state does not fit this policy and batch")
+    remaining = iter(leaves)
+    state = map_state(lambda leaf: next(remaining).to(device=device, dtype=leaf.dtype), template)
+    if not np.array_equal(obs, saved["obs"].numpy()):
+        raise ValueError("the checkpoint's observation differs from its environments' snapshot")
+    return RolloutCarry(obs=obs, state=state, reset_mask=saved["reset_mask"].numpy().copy(),
+                        active=saved["active"].numpy().copy())
+
+
 def sample_actions(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one action per agent from softmax(logits): (E, N, A) -> actions (E, N) int64, log-probs (E, N)."""
     log_pi = torch.log_softmax(logits, dim=-1)

@@ -29,7 +29,7 @@ import yaml
 
 import hpc
 
-CHECKPOINT_FORMAT = "gridswarm-mappo-2"
+CHECKPOINT_FORMAT = "gridswarm-mappo-3"  # 3: environments and carries saved
 KEEP_CHECKPOINTS = 3
 
 

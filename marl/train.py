@@ -8,9 +8,9 @@ Recurrent training: each rollout is cut into chunks; the update unrolls every ch
 state with gradients through memory, and episode starts inside a chunk reset memory (reset masks).
 Finished agents and padding are masked out of every loss term.
 
-Checkpoints are clean cuts: after each one, all environments restart from a seed derived from
-(seed, update) and memories start fresh, in an uninterrupted run as in a resumed one, so resuming from a
-checkpoint continues the same run exactly.
+A checkpoint holds the whole run: learner, RNGs, and every rank's environments (`snapshot`) and rollout
+carry (live observation, memory state, masks). Resuming from any checkpoint, whether a periodic one or the
+one written on a stop signal, continues the same run exactly.
 """
 
 from __future__ import annotations
@@ -31,13 +31,12 @@ from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
 from marl.gae import compute_gae, next_state_values
 from marl.losses import LossTerms, categorical_log_prob_entropy, mappo_loss
-from marl.rollout import Policy, collect, start_rollouts
+from marl.rollout import Policy, RolloutCarry, carry_tensors, collect, resume_rollouts, start_rollouts
 from marl.run_dir import (
     CheckpointError,
     append_metrics,
     has_checkpoints,
     latest_checkpoint,
-    latest_update,
     load_checkpoint,
     plot_curves,
     resolve_checkpoint,
@@ -203,12 +202,9 @@ def update(policy: Policy, optimizer: torch.optim.Optimizer, value_norm: ValueNo
     return {name: total / steps for name, total in sums.items()} | {"minibatch_steps": float(steps)}
 
 
-def segment_seed(seed: int, update_index: int, rank: int = 0) -> int:
-    """The environments' base seed of `rank` for the segment of training that starts at `update_index`.
-
-    Rank 0's seeds are those of a one-process run; every rank's are derivable from (seed, update, rank).
-    """
-    key = [seed, update_index] if rank == 0 else [seed, update_index, rank]
+def env_seed(seed: int, rank: int = 0) -> int:
+    """The base seed of `rank`'s environments (rank 0's: a one-process run's; each rank's its own stream)."""
+    key = [seed, 0] if rank == 0 else [seed, 0, rank]
     return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
@@ -285,9 +281,10 @@ class TrainingStopped(Exception):
         self.requeued = requeued
 
 
-def _restore_run(run_dir: Path, learner: Learner, config: TrainConfig, comm: hpc.Comm) -> tuple[int, float]:
-    """Load the newest intact checkpoint into the learner; return the update to continue from and the best
-    metric so far."""
+def _restore_run(run_dir: Path, learner: Learner, config: TrainConfig,
+                 comm: hpc.Comm) -> tuple[int, float, dict[str, Any]]:
+    """Load the newest intact checkpoint into the learner; return the update to continue from, the best
+    metric so far and the checkpoint's tensors (environments, carries, episode sums)."""
     tensors, meta, path = latest_checkpoint(run_dir)
     if meta.get("train_config") != config.to_dict():
         changed = sorted(k for k, v in config.to_dict().items() if meta.get("train_config", {}).get(k) != v)
@@ -303,7 +300,16 @@ def _restore_run(run_dir: Path, learner: Learner, config: TrainConfig, comm: hpc
     hpc.restore_rng(tensors["rng"], meta["rng"])
     if comm.is_root:
         truncate_metrics(run_dir / "metrics.jsonl", meta["update"])
-    return meta["update"], meta["best"]
+    return meta["update"], meta["best"], tensors
+
+
+def _resume_rollouts(env: Any, policy: Policy, device: torch.device, tensors: dict[str, Any],
+                     rank: int, run_dir: Path) -> RolloutCarry:
+    snapshot = {name: tensor.numpy() for name, tensor in tensors["envs"][rank].items()}
+    try:
+        return resume_rollouts(env, policy, device, snapshot, tensors["carries"][rank])
+    except ValueError as error:
+        raise CheckpointError(f"{run_dir}: cannot continue the checkpoint's environments ({error})") from None
 
 
 def _progress_line(update_index: int, num_updates: int, agent_steps: int, row: dict[str, Any],
@@ -367,11 +373,13 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
     torch.set_num_threads(config.torch_threads)
     learner = make_learner(config, env.obs_shape, env.num_actions, device, comm.rank)
     metrics_path = run_dir / "metrics.jsonl"
-    start, best = 0, -float("inf")
+    start, best, saved = 0, -float("inf"), None
     if resume == "auto":
         resume = has_checkpoints(run_dir)
     if resume:
-        start, best = _restore_run(run_dir, learner, config, comm)
+        start, best, saved = _restore_run(run_dir, learner, config, comm)
+        if comm.is_root:
+            echo(f"resuming {run_dir} from update {start}")
     elif has_checkpoints(run_dir):
         raise CheckpointError(f"{run_dir}: already holds a run (resume it with --resume, or choose another "
                               "--out)")
@@ -389,12 +397,17 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
     T, E, N = config.rollout_length, env.num_envs, env.num_agents
     steps_per_update = T * E * N * comm.size
     num_updates = -(-config.total_agent_steps // steps_per_update)
-    carry = start_rollouts(env, learner.policy, device, seed=segment_seed(config.seed, start, comm.rank))
+    if saved is None:
+        carry = start_rollouts(env, learner.policy, device, seed=env_seed(config.seed, comm.rank))
+    else:
+        carry = _resume_rollouts(env, learner.policy, device, saved, comm.rank, run_dir)
     num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
     buffer = RolloutBuffer.allocate(T, E, N, env.obs_shape, carry.obs.dtype, config.chunk_length,
                                     num_neighbours)
     keys = EPISODE_KEYS if config.best_metric in EPISODE_KEYS else (*EPISODE_KEYS, config.best_metric)
-    recent = EpisodeMeans(keys)
+    recent = EpisodeMeans(keys)  # the episodes since the last periodic checkpoint, for best/
+    if saved is not None:
+        recent.sums[:] = saved["recent_episodes"].numpy()
     started = time.perf_counter()
     with hpc.PreemptionHandler() as preemption:
         for update_index in range(start, num_updates):
@@ -421,38 +434,52 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
                     rate = (done - start) / (time.perf_counter() - started)
                     echo(_progress_line(done, num_updates, row["agent_steps"], row,
                                         (num_updates - done) / rate))
-            # checkpoint: a clean cut, then every environment and memory restarts
-            if done % config.checkpoint_every == 0 or done == num_updates:
-                hpc.check_params_equal(comm, learner.policy)
-                hpc.check_params_equal(comm, learner.value_norm)
+            # checkpoint: periodically, and on a stop signal before stopping
+            periodic = done % config.checkpoint_every == 0 or done == num_updates
+            stopping = done < num_updates and preemption.stop_requested(comm)
+            is_best = False
+            if periodic:
                 score = recent.means().get(config.best_metric, -float("inf"))
-                rng_tensors, rng_meta = hpc.capture_rng()
-                tensors = {**learner.tensors(comm), "rng": rng_tensors}
-                if comm.is_root:
-                    meta = {**meta_base, "update": done, "agent_steps": done * steps_per_update,
-                            "best": max(best, score), "rng": rng_meta}
-                    save_run_checkpoint(run_dir, done, tensors, meta, best=score > best)
-                best = max(best, score)
+                is_best, best = score > best, max(best, score)
                 recent = EpisodeMeans(keys)
-                carry = start_rollouts(env, learner.policy, device,
-                                       seed=segment_seed(config.seed, done, comm.rank))
-            if done < num_updates and preemption.stop_requested(comm):
-                _stop(comm, preemption, done, run_dir, echo)
+            if periodic or stopping:
+                tensors, rng_meta = _checkpoint_tensors(comm, learner, env, carry, recent)
+                if comm.is_root:
+                    meta = {**meta_base, "update": done, "agent_steps": done * steps_per_update, "best": best,
+                            "rng": rng_meta}
+                    save_run_checkpoint(run_dir, done, tensors, meta, best=is_best)
+            if stopping:
+                _stop(comm, preemption, done, echo)
     if comm.is_root:
         plot_curves(metrics_path, run_dir / "curves.png", CURVE_KEYS)
     comm.barrier()
     return learner
 
 
-def _stop(comm: hpc.Comm, preemption: hpc.PreemptionHandler, done: int, run_dir: Path,
-          echo: Callable[[str], None]) -> None:
+def _checkpoint_tensors(comm: hpc.Comm, learner: Learner, env: Any, carry: RolloutCarry,
+                        recent: EpisodeMeans) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkpoint's tensors, every rank's environments and carry included, and the RNG metadata (a
+    collective call; the tensors are complete on rank 0 only)."""
+    hpc.check_params_equal(comm, learner.policy)
+    hpc.check_params_equal(comm, learner.value_norm)
+    rng_tensors, rng_meta = hpc.capture_rng()
+    envs = comm.gather_to_root(env.snapshot())
+    carries = comm.gather_to_root({"carry": carry_tensors(carry)})
+    tensors = {**learner.tensors(comm), "rng": rng_tensors,
+               "recent_episodes": torch.from_numpy(recent.sums.copy())}
+    if comm.is_root:
+        tensors["envs"] = [{name: torch.from_numpy(array) for name, array in rank.items()} for rank in envs]
+        tensors["carries"] = [rank["carry"] for rank in carries]
+    return tensors, rng_meta
+
+
+def _stop(comm: hpc.Comm, preemption: hpc.PreemptionHandler, done: int, echo: Callable[[str], None]) -> None:
     """End training on every rank together after a stop signal; requeue under SLURM (rank 0)."""
     comm.barrier()
-    resumes_at = latest_update(run_dir) if comm.is_root else 0
     requeued = hpc.requeue_job() if comm.is_root else False
     signal_name = preemption.received.name if preemption.received else "a signal on another rank"
-    message = (f"stopped by {signal_name} after update {done}; the run resumes from the checkpoint of "
-               f"update {resumes_at}" + (" (SLURM job requeued)" if requeued else " (--resume)"))
+    message = (f"stopped by {signal_name} after update {done}, checkpointed; the run resumes from there"
+               + (" (SLURM job requeued)" if requeued else " (--resume)"))
     if comm.is_root:
         echo(message)
     raise TrainingStopped(message, requeued)

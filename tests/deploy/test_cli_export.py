@@ -10,11 +10,12 @@ import torch
 import memory
 from gridswarm.cli import main
 from hpc.checkpoint import save_checkpoint
+from marl.run_dir import CHECKPOINT_FORMAT
 
 
 def write_checkpoint(directory, step, policy):
     """As marl's training loop writes them (hpc.checkpoint files)."""
-    meta = {"format": "gridswarm-mappo-2", "policy_config": policy.config.to_dict(), "update": step}
+    meta = {"format": CHECKPOINT_FORMAT, "policy_config": policy.config.to_dict(), "update": step}
     return save_checkpoint(directory, step, {"policy": policy.state_dict()}, meta)
 
 

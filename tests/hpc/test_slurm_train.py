@@ -1,6 +1,7 @@
 """`gridswarm slurm submit` on a real one-node SLURM cluster: a 2-task MPI training job, and a preempted job
 that checkpoints, requeues, resumes and ends where an uninterrupted job ends."""
 
+import re
 import subprocess
 import sys
 import time
@@ -99,6 +100,8 @@ def test_a_preempted_job_checkpoints_requeues_and_resumes_to_the_uninterrupted_p
     assert state == "COMPLETED", f"{state}\n{log}\n{slurm_cluster.logs()}"
     assert "stopped by SIGUSR1" in log and "SLURM job requeued" in log, log
     assert f"job {job} restart 1" in log, log
+    stopped_after = int(re.search(r"stopped by SIGUSR1 after update (\d+), checkpointed", log).group(1))
+    assert f"from update {stopped_after}" in log, "resumed from the checkpoint written on the signal"
     straight, _, _ = latest_checkpoint(uninterrupted)
     resumed, meta, _ = latest_checkpoint(run_dir)
     assert meta["update"] == UPDATES

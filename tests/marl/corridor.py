@@ -21,16 +21,31 @@ class CorridorEnv:
         self.active = np.ones((num_envs, num_agents), dtype=bool)
         self.elapsed = np.zeros(num_envs, dtype=np.int64)
         self.neighbours = np.tile(np.arange(num_agents, dtype=np.int32), (num_envs, num_agents, 1))
-        self.rng = np.random.default_rng(0)
+        self.seed = np.zeros((), dtype=np.int64)
+        self.episodes = np.zeros(num_envs, dtype=np.int64)  # started so far, per env
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        self.rng = np.random.default_rng(seed)
+        self.seed[...] = 0 if seed is None else seed
+        self.episodes[:] = 0
         self._restart(np.ones(self.num_envs, dtype=bool))
         return self._observe()
 
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name).copy() for name in self._STATE}
+
+    def restore(self, snapshot: dict[str, np.ndarray]) -> np.ndarray:
+        for name in self._STATE:
+            setattr(self, name, np.array(snapshot[name], copy=True))
+        return self._observe()
+
+    _STATE = ("columns", "active", "elapsed", "seed", "episodes")
+
     def _restart(self, envs: np.ndarray) -> None:
-        # random starts in the first half of the corridor, so episodes differ with the seed
-        self.columns[envs] = self.rng.integers(0, self.length // 2, size=(int(envs.sum()), self.num_agents))
+        # random starts in the first half of the corridor, from (seed, env, episode): episodes differ
+        for e in np.flatnonzero(envs):
+            rng = np.random.default_rng([int(self.seed), int(e), int(self.episodes[e])])
+            self.columns[e] = rng.integers(0, self.length // 2, size=self.num_agents)
+            self.episodes[e] += 1
         self.active[envs] = True
         self.elapsed[envs] = 0
 

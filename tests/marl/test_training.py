@@ -21,7 +21,7 @@ from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
 from marl.rollout import collect, start_rollouts
-from marl.run_dir import CheckpointError, latest_checkpoint, read_metrics
+from marl.run_dir import CheckpointError, latest_checkpoint, load_checkpoint, read_metrics, resolve_checkpoint
 from marl.train import TrainingStopped, load_policy, make_learner, train
 from tests.marl.corridor import CorridorEnv
 
@@ -224,9 +224,10 @@ def test_resume_skips_a_damaged_newest_checkpoint_with_a_message(tmp_path, capsy
 
 
 def test_a_stop_signal_ends_training_after_the_update_and_the_run_resumes_exactly(tmp_path):
-    """SIGUSR1 (SLURM's time-limit warning) during update 3: training stops after it without a mid-segment
-    checkpoint (outside SLURM nothing is requeued) and resuming from update 2's checkpoint ends bitwise
-    equal to an uninterrupted run."""
+    """SIGUSR1 (SLURM's time-limit warning) during update 3: training checkpoints after it, between the
+    periodic checkpoints, and stops (outside SLURM nothing is requeued); resuming from that checkpoint
+    continues the same run: the same metrics row by row, the same best/ checkpoint, and bitwise equal
+    parameters at the end."""
     config = small_config(total_agent_steps=16 * 2 * 16 * 6, checkpoint_every=2, log_every=1)
     train(corridor(), config, tmp_path / "straight", echo=lambda line: None)
 
@@ -238,8 +239,8 @@ def test_a_stop_signal_ends_training_after_the_update_and_the_run_resumes_exactl
         train(corridor(), config, tmp_path / "run", echo=warn_during_update_3)
     assert not stopped.value.requeued
     assert "stopped by SIGUSR1 after update 3" in str(stopped.value)
-    assert "checkpoint of update 2" in str(stopped.value)
-    assert latest_checkpoint(tmp_path / "run")[1]["update"] == 2
+    assert "checkpointed" in str(stopped.value)
+    assert latest_checkpoint(tmp_path / "run")[1]["update"] == 3
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL, "the handler is given back"
     train(corridor(), config, tmp_path / "run", resume="auto", echo=lambda line: None)
     straight, _, _ = latest_checkpoint(tmp_path / "straight")
@@ -247,3 +248,10 @@ def test_a_stop_signal_ends_training_after_the_update_and_the_run_resumes_exactl
     assert meta["update"] == 6
     for name, tensor in straight["policy"].items():
         assert torch.equal(tensor, resumed["policy"][name]), name
+    timing = {"agent_steps_per_s"}
+    rows = [read_metrics(tmp_path / run / "metrics.jsonl") for run in ("straight", "run")]
+    assert [{k: v for k, v in row.items() if k not in timing} for row in rows[0]] == [
+        {k: v for k, v in row.items() if k not in timing} for row in rows[1]
+    ]
+    best = [load_checkpoint(resolve_checkpoint(tmp_path / run))[1] for run in ("straight", "run")]
+    assert (best[0]["update"], best[0]["best"]) == (best[1]["update"], best[1]["best"])

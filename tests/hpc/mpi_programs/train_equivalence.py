@@ -22,8 +22,8 @@ from marl.train import (
     SINGLE_PROCESS,
     Ranks,
     compute_advantages,
+    env_seed,
     make_learner,
-    segment_seed,
     train,
     update,
 )
@@ -45,7 +45,7 @@ def rank_rollout(rank: int) -> RolloutBuffer:
     learner = make_learner(CONFIG, env.obs_shape, env.num_actions, CPU, rank)
     buffer = RolloutBuffer.allocate(CONFIG.rollout_length, CONFIG.num_envs, env.num_agents, env.obs_shape,
                                     np.float32, CONFIG.chunk_length)
-    carry = start_rollouts(env, learner.policy, CPU, seed=segment_seed(CONFIG.seed, 0, rank))
+    carry = start_rollouts(env, learner.policy, CPU, seed=env_seed(CONFIG.seed, rank))
     collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, CPU)
     compute_advantages(buffer, CONFIG.gamma, CONFIG.gae_lambda)
     return buffer
