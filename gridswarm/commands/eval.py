@@ -50,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{checkpoint}: no scenario recorded; pass --scenario")
     scenario = scenarios.load(name)
     checkpoints = next((parent for parent in checkpoint.parents if parent.name == "checkpoints"), None)
-    suffix = "-pogema" if args.in_pogema else ""
-    stem = checkpoints.parent / f"eval-{scenario.name}{suffix}" if checkpoints \
+    # one report per (checkpoint, scenario, mode): evaluating best/ and the final step, or sampled and
+    # greedy actions, must not overwrite each other
+    suffix = ("-pogema" if args.in_pogema else "") + ("-greedy" if args.greedy else "")
+    which = "best" if checkpoint.parent.name == "best" else checkpoint.stem
+    stem = checkpoints.parent / f"eval-{scenario.name}-{which}{suffix}" if checkpoints \
         else checkpoint.with_name(f"{checkpoint.stem}-eval-{scenario.name}{suffix}")
     if args.in_pogema:
         _require_pogema()

@@ -56,11 +56,21 @@ def test_eval_records_episodes_that_replay(run_dir: Path, tmp_path: Path, capsys
 
 
 @pytest.mark.slow  # shares one tiny training run (~15-45 s on the shared 2-core box)
+def test_reports_of_different_checkpoints_and_modes_do_not_overwrite_each_other(run_dir: Path) -> None:
+    final = sorted((run_dir / "checkpoints").glob("step-*.ckpt"))[-1]
+    for target, extra in ((run_dir, []), (final, []), (final, ["--greedy"])):
+        assert main(["eval", str(target), "--episodes", "2", "--device", "cpu", *extra]) == 0
+    reports = {path.name for path in run_dir.glob("eval-*.json")}
+    assert {"eval-tiny-random-best.json", f"eval-tiny-random-{final.stem}.json",
+            f"eval-tiny-random-{final.stem}-greedy.json"} <= reports
+
+
+@pytest.mark.slow  # shares one tiny training run (~15-45 s on the shared 2-core box)
 def test_eval_in_pogema_reports_both_engines_and_they_agree(run_dir: Path, capsys) -> None:
     pytest.importorskip("pogema")
     assert main(["eval", str(run_dir), "--episodes", "3", "--in-pogema", "--device", "cpu"]) == 0
     assert "pogema CSR" in capsys.readouterr().out
-    (row,) = json.loads((run_dir / "eval-tiny-random-pogema.json").read_text())
+    (row,) = json.loads((run_dir / "eval-tiny-random-best-pogema.json").read_text())
     assert row["equal_episodes"] == 3 and row["ISR"] == row["pogema ISR"]
 
 
