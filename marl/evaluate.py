@@ -19,7 +19,7 @@ import torch
 
 from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
-from marl.rollout import Policy, sample_actions
+from marl.rollout import Policy, sample_actions, step_keeping_torch_threads
 from marl.run_dir import atomic_writer
 
 if TYPE_CHECKING:
@@ -42,13 +42,14 @@ def run_episodes(env: Any, policy: Policy, device: torch.device, seed: int | Non
     reset_mask = np.ones((env.num_envs, env.num_agents), dtype=bool)
     local = policy.config.scope == "local"
     results: list[dict | None] = [None] * env.num_envs
+    torch_threads = torch.get_num_threads()
     for _ in range(max_steps):
         logits, _, state = policy.step(
             torch.from_numpy(obs).to(device), state, torch.from_numpy(reset_mask).to(device),
             torch.from_numpy(env.neighbours).to(device) if local else None,
             torch.from_numpy(np.array(env.active, dtype=bool)).to(device))
         actions = logits.argmax(-1) if greedy else sample_actions(logits, generator)[0]
-        obs, _, _, _, info = io.step(actions.cpu().numpy())
+        obs, _, _, _, info = step_keeping_torch_threads(io, actions.cpu().numpy(), torch_threads)
         ended = np.array([m is not None for m in info["metrics"]], dtype=bool)  # (E,)
         for e in np.flatnonzero(ended):
             if results[e] is None:

@@ -76,6 +76,17 @@ def resume_rollouts(env: Any, policy: Policy, device: torch.device, snapshot: di
                         active=saved["active"].numpy().copy())
 
 
+def step_keeping_torch_threads(env: Any, actions: np.ndarray, torch_threads: int) -> tuple[Any, ...]:
+    """`env.step(actions)`, then torch's thread count set back to `torch_threads`. numba's OpenMP threading
+    layer sets the process-wide OpenMP thread count on every parallel simulator step and torch reads that
+    count: without this, torch silently ran on numba's thread count after the first step (slower beside
+    the simulator, and with float results that depended on when the simulator first ran in the process)."""
+    result = env.step(actions)
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    return result
+
+
 def sample_actions(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one action per agent from softmax(logits): (E, N, A) -> actions (E, N) int64, log-probs (E, N)."""
     log_pi = torch.log_softmax(logits, dim=-1)
@@ -106,6 +117,7 @@ def collect(env: Any, policy: Policy, value_norm: ValueNorm, buffer: RolloutBuff
             generator: torch.Generator, device: torch.device) -> tuple[RolloutCarry, list[dict[str, float]]]:
     """Fill `buffer` with T steps; return the next rollout's carry and the finished episodes' metrics."""
     finished: list[dict[str, float]] = []
+    torch_threads = torch.get_num_threads()
     for t in range(buffer.shape[0]):
         if t % buffer.chunk_length == 0:
             buffer.chunk_states[t // buffer.chunk_length] = map_state(torch.Tensor.detach, carry.state)
@@ -120,7 +132,7 @@ def collect(env: Any, policy: Policy, value_norm: ValueNorm, buffer: RolloutBuff
             _on(device, neighbours), _on(device, buffer.active[t]))
         actions, log_probs = sample_actions(logits, generator)
         actions_np = actions.cpu().numpy()
-        obs, rewards, terminated, truncated, info = env.step(actions_np)
+        obs, rewards, terminated, truncated, info = step_keeping_torch_threads(env, actions_np, torch_threads)
         buffer.actions[t] = actions_np
         buffer.log_probs[t] = log_probs.cpu().numpy()
         buffer.raw_values[t] = raw_value.cpu().numpy()

@@ -115,3 +115,25 @@ def test_local_scope_flows_through_collection_and_the_chunked_update() -> None:
     assert stats["minibatch_steps"] == 2 and np.isfinite(stats["policy_loss"])
     changed = [not torch.equal(b, p) for b, p in zip(before, learner.policy.parameters(), strict=True)]
     assert all(changed), "every parameter, the memory cross-attention included, gets a gradient step"
+
+
+def test_collection_on_threaded_environments_keeps_torch_on_its_thread_count() -> None:
+    """numba's OpenMP layer sets the process-wide OpenMP thread count on every parallel simulator step;
+    collection must give torch its own count back (it once ran training on numba's count, and a run's
+    float results then depended on when the simulator first ran in the process)."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 numba threads to run the parallel step kernel")
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        env = GridEnv(scenarios.loads(CROWD), 4, seed=0, num_threads=2, obs_dtype=np.uint8)
+        config = TrainConfig(model="gru", num_envs=4, rollout_length=4, chunk_length=4, device="cpu")
+        learner = make_learner(config, env.obs_shape, env.num_actions, CPU)
+        carry = start_rollouts(env, learner.policy, CPU, seed=0)
+        buffer = RolloutBuffer.allocate(4, 4, 5, env.obs_shape, carry.obs.dtype, 4, 0)
+        collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, CPU)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
