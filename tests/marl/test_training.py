@@ -179,9 +179,7 @@ def test_a_run_killed_at_random_moments_resumes_to_the_parameters_of_an_uninterr
     """kill -9 while rolling out, updating, logging or writing a checkpoint, twice, then `--resume auto`:
     the run ends bitwise equal to one that was never interrupted, with one metrics line per update.
 
-    The uninterrupted run is a process of its own like the killed ones: torch's float results in a process
-    that already stepped numba's threaded kernels can differ in the last bits (see the issue note), and
-    this test is about resuming, not about that."""
+    The uninterrupted run is a process of its own like the killed ones, as a user's runs are."""
     subprocess.run(gridswarm_train(tmp_path / "straight"), check=True, capture_output=True, timeout=300)
     chooser = random.Random()
     moments = []
