@@ -433,6 +433,11 @@ class GridEnv:
         self._obstacles[env, :height, :width] = layout.obstacles
         padded = self._padded_obstacles[env]
         padded[:] = 0
+        if layout.outside_density is not None:
+            outside = np.random.default_rng(layout.outside_seed).binomial(
+                1, layout.outside_density, (height + 2 * radius, width + 2 * radius)
+            )
+            padded[: height + 2 * radius, : width + 2 * radius] = outside
         padded[radius - 1 : radius + height + 1, radius - 1 : radius + width + 1] = 1
         padded[radius : radius + height, radius : radius + width] = layout.obstacles
         self._global_obstacles[env] = padded

@@ -21,6 +21,9 @@ class MapLayout:
     starts: (N, 2) int64 fixed starts (letters, `fixed` or `scen` placement, bottleneck rooms), or None.
     goals: (N, 2) int64 fixed goals, or (N, L, 2) per-agent goal sequences (lifelong, cycled), or None.
     name: the map's name (benchmark map name, file name, generator name).
+    outside_density: None, or POGEMA's `empty_outside=False`: the cells beyond the ring of obstacles
+        around the map are `default_rng(outside_seed).binomial(1, outside_density, (H + 2r, W + 2r))`
+        (r = obs radius) instead of free, so agents near the border see random obstacles there.
     """
 
     obstacles: np.ndarray
@@ -29,6 +32,8 @@ class MapLayout:
     starts: np.ndarray | None = None
     goals: np.ndarray | None = None
     name: str = ""
+    outside_density: float | None = None
+    outside_seed: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

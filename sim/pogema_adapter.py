@@ -42,12 +42,17 @@ def scenario_from_grid_config(grid_config: Any, pogema_bugs: bool = True) -> Sce
 
 def layouts_from_grid_config(grid_config: Any):
     """A function seed -> `MapLayout` generating what POGEMA's `Grid(grid_config)` generates for that seed:
-    the obstacles (`default_rng(seed).binomial(1, density, (height, width))` unless a map is given), and the
-    fixed starts / goals (obstacles under them cleared, as POGEMA does) or possible-position lists.
-    Ragged per-agent goal sequences are padded with rows of -1 (the env ends each sequence there)."""
+    the obstacles (`default_rng(seed).binomial(1, density, (height, width))` unless a map is given; a
+    `map_name` in pogema's grid registry replaces them, as in POGEMA), the fixed starts / goals (obstacles
+    under them cleared, as POGEMA does) or possible-position lists, and with `empty_outside=False` the random
+    obstacles beyond the border ring. Ragged per-agent goal sequences are padded with rows of -1 (the env
+    ends each sequence there)."""
     config = copy.deepcopy(grid_config)
     num_agents = int(config.num_agents)
     fixed_map = None if config.map is None else np.array(config.map, dtype=np.uint8)
+    registered = _registered_obstacles(config.map_name)
+    if registered is not None:
+        fixed_map = registered
     starts = goals = None
     if config.agents_xy and config.targets_xy:
         starts, goals = _fixed_task(config.agents_xy, config.targets_xy, num_agents)
@@ -65,10 +70,20 @@ def layouts_from_grid_config(grid_config: Any):
             obstacles[starts[:, 0], starts[:, 1]] = 0
             obstacles[first_goals[:, 0], first_goals[:, 1]] = 0
         return MapLayout(
-            obstacles, possible_starts, possible_goals, starts, goals, name=str(config.map_name or "")
-        )
+            obstacles, possible_starts, possible_goals, starts, goals, name=str(config.map_name or ""),
+            outside_density=None if config.empty_outside else float(config.density), outside_seed=seed,
+        )  # fmt: skip
 
     return layout
+
+
+def _registered_obstacles(map_name: str | None) -> np.ndarray | None:
+    """The obstacles of `map_name` in pogema's grid registry (POGEMA prefers them to `map`), or None."""
+    if not map_name:
+        return None
+    from pogema.grid_registry import get_grid, in_registry
+
+    return np.array(get_grid(map_name).get_obstacles(), dtype=np.uint8) if in_registry(map_name) else None
 
 
 def _fixed_task(agents_xy: list, targets_xy: list, num_agents: int) -> tuple[np.ndarray, np.ndarray]:

@@ -112,6 +112,7 @@ def random_config(rng: np.random.Generator, collision: str, on_target: str, obs_
         num_agents=max(1, min(num_agents, free_guess)), obs_radius=int(rng.integers(1, 6)),
         seed=int(rng.integers(0, 2**31)), collision_system=collision, on_target=on_target,
         observation_type=obs_type, max_episode_steps=int(rng.integers(4, 24)),
+        empty_outside=bool(rng.integers(0, 4)),  # a quarter with random obstacles beyond the border
     )  # fmt: skip
 
 
@@ -213,6 +214,31 @@ def test_letter_map_matches_pogema(on_target):
         map=grid, collision_system="soft", on_target=on_target, obs_radius=3, max_episode_steps=20
     )
     assert first_mismatch(config, random_actions, 41, seed=2) is None
+
+
+@pytest.mark.parametrize("obs_type", OBS_TYPES)
+def test_random_obstacles_beyond_the_border_match_pogema(obs_type):
+    """empty_outside=False: POGEMA fills the padding beyond the border ring with random obstacles, which
+    agents near the edge observe (and MAPF's global_obstacles holds)."""
+    config = GridConfig(
+        size=7, density=0.3, num_agents=5, obs_radius=4, seed=11, empty_outside=False, on_target="restart",
+        observation_type=obs_type, max_episode_steps=30,
+    )  # fmt: skip
+    assert first_mismatch(config, random_actions, 30, seed=11) is None
+
+
+def test_a_map_from_pogemas_grid_registry_replaces_the_map_as_in_pogema():
+    from pogema.grid_registry import RegisteredGrid, in_registry
+
+    name = "gridswarm-test-registry-map"
+    if not in_registry(name):
+        RegisteredGrid(name=name, grid_str="\n".join(["..#...", "......", ".##.#.", "......"]))
+    config = GridConfig(map_name=name, map="......\n......\n......\n......", num_agents=4, seed=3,
+                        on_target="finish", obs_radius=2, max_episode_steps=20)
+    env = GridEnv.from_pogema(config)
+    env.reset()
+    assert env.obstacles[0, 0, 2] == 1 and env.obstacles[0, 2, 1] == 1
+    assert first_mismatch(config, random_actions, 20, seed=3) is None
 
 
 def test_lifelong_goal_sequences_cycle_like_pogema():

@@ -38,6 +38,7 @@ class PogemaConfig:
     targets_xy: None = None
     possible_agents_xy: None = None
     possible_targets_xy: None = None
+    empty_outside: bool = True
 
     @property
     def width(self) -> int:
