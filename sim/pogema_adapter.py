@@ -1,8 +1,9 @@
 """POGEMA `GridConfig` <-> GridSwarm `Scenario` / `MapLayout`.
 
 `scenario_from_grid_config` and `layouts_from_grid_config` give what `GridEnv.from_pogema` needs to replay
-`pogema_v0(grid_config=...)` bit for bit; `grid_config_from_scenario` goes the other way for scenarios POGEMA
-can express (random and ASCII maps). pogema itself is imported only by `grid_config_from_scenario`.
+`pogema_v0(grid_config=...)` bit for bit; `grid_config_from_scenario` goes the other way, episode by
+episode, for scenarios POGEMA can express (maps of '.' and '#', with POGEMA's placement or fixed cells).
+pogema itself is imported only by `grid_config_from_scenario`.
 """
 
 from __future__ import annotations
@@ -116,15 +117,13 @@ def _ascii(obstacles: np.ndarray) -> str:
 
 
 def grid_config_from_scenario(scenario: Scenario, seed: int | None = None) -> Any:
-    """The POGEMA `GridConfig` of a scenario with a random or ASCII map (other generators have no POGEMA
-    equivalent: ValueError)."""
+    """The POGEMA `GridConfig` of a scenario's episode `seed` (default: the scenario's). Random maps keep
+    POGEMA's own generator and ASCII maps their text; any other generator is converted through the episode's
+    layout: the map that seed draws as text, and the starts and goals it fixes (bottleneck rooms, a `.scen`
+    file) as agents_xy / targets_xy. Start/goal cell lists ('@', '$') have no conversion: ValueError."""
     from pogema import GridConfig
 
     spec = scenario.map
-    if spec.generator not in ("random", "ascii"):
-        raise ValueError(
-            f"map.generator '{spec.generator}' has no POGEMA equivalent (expected random or ascii)"
-        )
     fields: dict[str, Any] = {
         "num_agents": scenario.agents.count,
         "obs_radius": scenario.observation.radius,
@@ -134,27 +133,41 @@ def grid_config_from_scenario(scenario: Scenario, seed: int | None = None) -> An
         "max_episode_steps": scenario.dynamics.max_episode_steps,
         "seed": scenario.seed if seed is None else seed,
     }
+    starts, goals = scenario.agents.starts, scenario.agents.goals
     if spec.generator == "random":
         fields.update(
             width=spec.width, height=spec.height, size=max(spec.width, spec.height), density=spec.density
         )
-    else:
+    elif spec.generator == "ascii":
         fields["map"] = spec.ascii
-    if scenario.agents.starts is not None and scenario.agents.goals is not None:
+    else:
+        if fields["seed"] is None:
+            raise ValueError(f"map.generator '{spec.generator}': converting its map to POGEMA needs a seed")
+        from sim.maps import build_layout
+
+        layout = build_layout(scenario, fields["seed"])
+        if layout.possible_starts is not None:
+            raise ValueError(
+                f"map.generator '{spec.generator}' with start/goal cell lists ('@', '$') has no POGEMA "
+                "equivalent here (expected a map of '.' and '#')"
+            )
+        fields["map"] = _ascii(layout.obstacles)
+        if layout.starts is not None and starts is None:
+            starts, goals = layout.starts.tolist(), layout.goals.tolist()
+    if starts is not None and goals is not None:
         fields.update(
-            agents_xy=[[int(v) for v in cell] for cell in scenario.agents.starts],
-            targets_xy=_pogema_targets(scenario),
+            agents_xy=[[int(v) for v in cell] for cell in starts],
+            targets_xy=_pogema_targets(goals, scenario.dynamics.on_target),
         )
     return GridConfig(**fields)
 
 
-def _pogema_targets(scenario: Scenario) -> list:
-    """`agents.goals` as POGEMA's targets_xy: one [row, col] per agent, or per agent a list of at least two
-    (POGEMA's rule) cells, its lifelong goal sequence."""
-    goals = scenario.agents.goals
+def _pogema_targets(goals: Any, on_target: str) -> list:
+    """Goals (`agents.goals` or a layout's) as POGEMA's targets_xy: one [row, col] per agent, or per agent a
+    list of at least two (POGEMA's rule) cells, its lifelong goal sequence."""
     sequences = [len(goal) > 0 and isinstance(goal[0], list | tuple) for goal in goals]
     if not any(sequences):
-        if scenario.dynamics.on_target == "restart":
+        if on_target == "restart":
             raise ValueError(
                 "agents.goals: POGEMA's on_target 'restart' needs a goal sequence per agent, got single goals"
             )

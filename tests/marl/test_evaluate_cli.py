@@ -76,11 +76,11 @@ def test_eval_in_pogema_reports_both_engines_and_they_agree(run_dir: Path, capsy
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--in-pogema", "--scenario", "bottleneck"], "no POGEMA equivalent"),
+    (["--in-pogema", "--scenario", "warehouse"], "no POGEMA equivalent"),
     (["--in-pogema", "--record", "x.zarr"], "without --in-pogema"),
 ])
 def test_eval_refuses_what_it_cannot_do_in_one_line(run_dir: Path, extra, message, capsys) -> None:
-    if "bottleneck" in extra:
+    if "warehouse" in extra:
         pytest.importorskip("pogema")
     assert main(["eval", str(run_dir), "--device", "cpu", *extra]) == 2
     err = capsys.readouterr().err.strip()

@@ -47,6 +47,29 @@ def test_per_episode_metrics_in_pogema_equal_gridswarm(name, collisions, on_targ
     assert len({tuple(sorted(e.items())) for e in ours}) > 1
 
 
+@pytest.mark.parametrize("name", ["bottleneck", "mazes"])
+def test_generated_maps_convert_to_the_same_pogema_tasks(name) -> None:
+    """Generators POGEMA lacks (bottleneck rooms, mazes) convert episode by episode: the GridConfig of seed s
+    holds the map and cells the scenario's own episode s has, and a policy scores the same in both."""
+    from sim.env import GridEnv
+    from sim.pogema_adapter import grid_config_from_scenario
+
+    scenario = scenarios.load(name)
+    if scenario.variants is not None:
+        scenario = scenarios.expand_variants(scenario)[-1]  # bottleneck: its longest training corridor
+    seeds = pogema_seeds(3, 0, 3)
+    for seed in seeds:
+        own = GridEnv(scenario, 1, auto_reset=False)
+        own.reset(episode_seeds=np.array([seed]))
+        converted = GridEnv.from_pogema(grid_config_from_scenario(scenario, seed=seed))
+        converted.reset()
+        for field in ("obstacles", "positions", "goals"):
+            np.testing.assert_array_equal(getattr(own, field), getattr(converted, field), err_msg=field)
+    if name == "bottleneck":
+        ours, theirs = play_in_both(scenario, sharp_policy("srmt", 3), seeds, CPU, sampling_seed=1)
+        assert ours == theirs
+
+
 def test_observations_fed_wrongly_would_be_caught(monkeypatch) -> None:
     """The equality above is sensitive: POGEMA observations with the agents channel dropped change the
     policy's episodes."""
