@@ -61,6 +61,14 @@ def _resume_target(args: argparse.Namespace) -> tuple[bool | str, Path | None]:
     return True, run_dir
 
 
+def _scenario_reference(name: str) -> str:
+    """What a run records as its scenario: a built-in's name, or a file's absolute path, so that `eval` and
+    `--resume` find it from any working directory."""
+    if not Path(name).is_file() and name in scenarios.builtin_names():
+        return name
+    return str(Path(name).resolve())
+
+
 def _saved_run(run_dir: Path) -> dict[str, Any]:
     config = run_dir / "config.yaml"
     if not config.is_file():
@@ -78,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if scenario_name is None:
         raise ConfigError("name a scenario (or resume a run directory with --resume RUN_DIR)")
     scenario = scenarios.load(scenario_name)
+    scenario_ref = _scenario_reference(scenario_name)
     if scenario.observation.type != "default":
         raise ConfigError(f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
                           "training needs 'default'")
@@ -98,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         f"{config.total_agent_steps:,} agent-steps, {device}) -> {out}")
     try:
         train(env, config, out, resume=resume, echo=say, comm=comm,
-              extra_meta={"scenario": scenario.source or scenario.name})
+              extra_meta={"scenario": scenario_ref})
     except TrainingStopped as stopped:
         if comm.is_root:
             print(f"gridswarm train: {stopped}", file=sys.stderr)

@@ -34,3 +34,25 @@ def test_eval_rejects_corrupted_or_foreign_checkpoints(content, capsys, tmp_path
     assert main(["eval", str(path), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(path) in err and "\n" not in err
+
+
+def test_a_run_finds_its_scenario_file_from_any_directory(tmp_path, monkeypatch, capsys):
+    """A scenario named by a relative path is recorded absolute: eval (which defaults to the run's scenario)
+    works from another working directory."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    workdir = tmp_path / "here"
+    workdir.mkdir()
+    shutil.copy(Path(__file__).parents[1] / "hpc" / "tiny.yaml", workdir / "tiny.yaml")
+    monkeypatch.chdir(workdir)
+    assert main(["train", "tiny.yaml", "--model", "gru", "--device", "cpu", "--steps", "256", "--out", "run",
+                 "--set", "num_envs=2", "--set", "rollout_length=8", "--set", "chunk_length=4",
+                 "--set", "num_minibatches=1", "--set", "eval_episodes=0"]) == 0
+    recorded = yaml.safe_load((workdir / "run" / "config.yaml").read_text())["scenario"]
+    assert recorded == str((workdir / "tiny.yaml").resolve())
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", str(workdir / "run"), "--episodes", "2", "--device", "cpu"]) == 0
+    assert "CSR" in capsys.readouterr().out

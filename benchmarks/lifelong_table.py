@@ -1,0 +1,101 @@
+"""The MAPPO issue's lifelong table: a trained policy against the shortest-path greedy baseline and the
+published POGEMA-benchmark numbers, on the benchmark's LMAPF Random protocol.
+
+Usage: .venv/bin/python benchmarks/lifelong_table.py CHECKPOINT [--episodes K] [--seed S]
+       [--agents 8 16 32 64] [--maps ../shared/data/pogema-benchmark/01-random.yaml]
+
+Protocol (research/pogema.md §5.2): the 128 validation maps of 01-random.yaml (one drawn per episode seed),
+soft collisions, lifelong (on_target restart), 256 steps, obs radius 5; avg_throughput = arrivals / 256.
+The policy and greedy play the very same K episodes per agent count (GridEnv(scenario, K, seed=S), one
+episode per environment); the policy samples its actions (`--greedy-actions` takes the argmax instead) and
+reads the observation channels of the scenario it was trained on. The map file is third-party data read by
+path; without it the script says so and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import scenarios
+from marl.evaluate import mean_metrics, run_episodes
+from marl.train import load_policy
+from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+from sim.baselines import GreedyPolicy
+from sim.env import GridEnv
+
+DEFAULT_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark" / "01-random.yaml"
+
+# research/pogema.md §5.3 and ../shared/data/pogema-benchmark/published-results.txt (LMAPF 01-random).
+PUBLISHED = {
+    "Follower": {8: 0.589, 16: 1.114, 32: 1.801, 64: 2.416},
+    "MATS-LP": {8: 0.596, 16: 1.143, 32: 1.872, 64: 2.381},
+    "QPLEX": {8: 0.574, 16: 1.043, 32: 1.495, 64: 1.336},
+    "RHCR": {8: 0.625, 16: 1.251, 32: 2.286, 64: 3.819},
+}
+
+
+def benchmark_scenario(maps: Path, agents: int, channels: tuple[str, ...]) -> Scenario:
+    return Scenario(
+        name=f"pogema-benchmark-random-{agents}",
+        map=MapSpec(generator="benchmark", path=str(maps), name="validation-random-seed-.*"),
+        agents=AgentsSpec(count=agents),
+        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=256),
+        observation=ObservationSpec(radius=5, channels=channels),
+    )
+
+
+def greedy_throughput(scenario: Scenario, episodes: int, seed: int) -> float:
+    env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
+    env.reset()
+    policy = GreedyPolicy(env, seed=seed)
+    for _ in range(scenario.dynamics.max_episode_steps):
+        info = env.step(policy())[4]
+    return float(np.mean([m["avg_throughput"] for m in info["metrics"]]))
+
+
+def policy_throughput(scenario: Scenario, policy, episodes: int, seed: int, greedy: bool) -> float:
+    env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
+    generator = torch.Generator().manual_seed(seed)
+    metrics = run_episodes(env, policy, torch.device("cpu"), seed, generator, greedy=greedy)
+    return mean_metrics(metrics)["avg_throughput"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--episodes", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--agents", type=int, nargs="+", default=[8, 16, 32, 64])
+    parser.add_argument("--maps", type=Path, default=DEFAULT_MAPS)
+    parser.add_argument("--greedy-actions", action="store_true", help="the policy takes its argmax action")
+    args = parser.parse_args()
+    if not args.maps.is_file():
+        print(f"lifelong_table: {args.maps}: no such file (the POGEMA-benchmark maps are read by path)",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    policy, meta = load_policy(args.checkpoint)
+    channels = scenarios.load(meta["scenario"]).observation.channels  # what the policy was trained to read
+    rows = []
+    for agents in args.agents:
+        scenario = benchmark_scenario(args.maps, agents, channels)
+        ours = policy_throughput(scenario, policy, args.episodes, args.seed, args.greedy_actions)
+        greedy = greedy_throughput(scenario, args.episodes, args.seed)
+        rows.append((agents, ours, greedy))
+        print(f"{agents} agents: policy {ours:.3f}, greedy {greedy:.3f}", flush=True)
+    names = list(PUBLISHED)
+    print(f"\n| agents | {meta['policy_config']['name']} (this run) | greedy | " + " | ".join(names) + " |")
+    print("|---" * (3 + len(names)) + "|")
+    for agents, ours, greedy in rows:
+        published = " | ".join(f"{PUBLISHED[n].get(agents, float('nan')):.3f}" for n in names)
+        print(f"| {agents} | {ours:.3f} | {greedy:.3f} | {published} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
