@@ -263,6 +263,9 @@ class GridEnv:
                 spec.observation.neighbours,
                 spec.observation.neighbour_radius,
             )
+        # whether an observation needs more than the step kernel writes (checked on every step)
+        extras = (self._extra_channels, self._neighbour_finder)
+        self._obs_extras = any(extra is not None for extra in extras) or self._obs_type != "default"
         self._helpers_ready = True
 
     # ----------------------------------------------------------------------------------------------
@@ -368,25 +371,37 @@ class GridEnv:
 
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Advances every environment by one step; see the module docstring for what comes back."""
-        self._require_reset()
+        if not self._helpers_ready:
+            raise RuntimeError("call reset() first")
         actions = self._check_actions(actions)
-        if self._shaper is not None:
-            self._shaper.before_step(self._positions, self._goals, self._active)
+        shaper = self._shaper
+        if shaper is not None:
+            shaper.before_step(self._positions, self._goals, self._active)
         if self._num_threads is not None and self._num_threads > 1:
             numba.set_num_threads(self._num_threads)
-        if self._kernel_state is None:
-            self._kernel_state = self._gather_kernel_state()
-        num_finished = self._step_kernel(self._rules, self._kernel_state, actions)
+        state = self._kernel_state
+        if state is None:
+            state = self._kernel_state = self._gather_kernel_state()
+        num_finished = self._step_kernel(self._rules, state, actions)
         if num_finished < 0:
             bad = actions.flat[-num_finished - 1]
             raise ValueError(f"actions must be in 0..{self.num_actions - 1}, got {bad}")
-        if self._shaper is not None:
-            self._shaper.shape(self._rewards, self._actions, self._positions, self._goals, out=self._rewards)
+        if shaper is not None:
+            shaper.shape(self._rewards, self._actions, self._positions, self._goals, out=self._rewards)
         info: dict[str, Any] = {"metrics": [None] * self.num_envs, "active": self._active.copy()}
-        ended = np.flatnonzero(self._finished) if num_finished else ()
+        if num_finished:
+            self._end_episodes(info)
+        elif self._obs_extras:
+            self._finish_observation()
+        return self._observation(), self._rewards, self._terminated, self._truncated, info
+
+    def _end_episodes(self, info: dict[str, Any]) -> None:
+        """The finished environments' metrics into `info`; with auto-reset, their final observation too and
+        their next episodes started."""
+        ended = np.flatnonzero(self._finished)
         for env in ended:
             info["metrics"][env] = self._metrics(env)
-        if self.auto_reset and num_finished:
+        if self.auto_reset:
             self._finish_observation()
             info["final_obs"] = _copy_observation(self._observation())
             for env in ended:
@@ -395,7 +410,6 @@ class GridEnv:
                 self._ensure_map_capacity(*layout.shape)
                 self._start_episode(env, env_seed, layout)
         self._finish_observation()
-        return self._observation(), self._rewards, self._terminated, self._truncated, info
 
     def _gather_kernel_state(self) -> tuple[np.ndarray, ...]:
         """The step kernels' buffers in `STATE_FIELDS` order (rebuilt whenever a buffer is reallocated)."""
@@ -404,7 +418,8 @@ class GridEnv:
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
         """actions as an array, if its shape and dtype fit (the step kernel checks the values)."""
-        actions = np.asarray(actions)
+        if type(actions) is not np.ndarray:
+            actions = np.asarray(actions)
         expected = (self.num_envs, self.num_agents)
         if actions.shape != expected:
             raise ValueError(f"actions must have shape {expected} (envs, agents), got {actions.shape}")
