@@ -15,6 +15,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,10 +72,10 @@ class Comm:
         _require_contiguous(array)
         return array[np.newaxis].copy()
 
-    def gather_to_root(self, arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]] | None:
-        """Every rank's `arrays` (any names and shapes) as a list on rank 0, None elsewhere: for state
-        that is written once per checkpoint (the environments), not for per-step traffic."""
-        return [arrays]
+    def gather_to_root(self, value: Any) -> list[Any] | None:
+        """Every rank's `value` (picklable: arrays of any shapes, tensors) as a list on rank 0, None
+        elsewhere: for state written once per checkpoint (the environments), not for per-step traffic."""
+        return [value]
 
     def gather_metrics(self, metrics: Mapping[str, float]) -> dict[str, float]:
         """Mean of each metric over the ranks that report a finite value (NaN where none does).
@@ -153,10 +154,10 @@ class MpiComm(Comm):
         self._world.Allgather(array, gathered)
         return gathered
 
-    def gather_to_root(self, arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]] | None:
+    def gather_to_root(self, value: Any) -> list[Any] | None:
         # The pickle-based gather: ranks' snapshots differ in size, it runs once per checkpoint, and it
         # only carries this run's own arrays between its processes.
-        return self._world.gather(arrays, root=0)
+        return self._world.gather(value, root=0)
 
 
 def get_comm() -> Comm:

@@ -49,10 +49,16 @@ def start_rollouts(env: Any, policy: Policy, device: torch.device, seed: int | N
     return RolloutCarry(obs=obs, state=state, reset_mask=reset_mask, active=np.array(env.active, dtype=bool))
 
 
+def _state_leaves(state: Any) -> list[torch.Tensor]:
+    """The tensors of a policy state in `map_state`'s order."""
+    leaves: list[torch.Tensor] = []
+    map_state(lambda leaf: leaves.append(leaf) or leaf, state)
+    return leaves
+
+
 def carry_tensors(carry: RolloutCarry) -> dict[str, Any]:
     """The carry as checkpoint tensors (CPU copies; the memory state as its list of leaves)."""
-    leaves: list[torch.Tensor] = []
-    map_state(lambda leaf: leaves.append(leaf.detach().cpu().clone()) or leaf, carry.state)
+    leaves = [leaf.detach().cpu().clone() for leaf in _state_leaves(carry.state)]
     arrays = {"obs": carry.obs, "reset_mask": carry.reset_mask, "active": carry.active}
     return {"state": leaves, **{name: torch.from_numpy(array.copy()) for name, array in arrays.items()}}
 
@@ -64,9 +70,7 @@ def resume_rollouts(env: Any, policy: Policy, device: torch.device, snapshot: di
     obs = env.restore(snapshot)
     leaves = list(saved["state"])
     template = policy.initial_state(env.num_envs, env.num_agents)
-    shapes: list[tuple[int, ...]] = []
-    map_state(lambda leaf: shapes.append(tuple(leaf.shape)) or leaf, template)
-    if shapes != [tuple(leaf.shape) for leaf in leaves]:
+    if [leaf.shape for leaf in _state_leaves(template)] != [leaf.shape for leaf in leaves]:
         raise ValueError("the checkpoint's memory state does not fit this policy and batch")
     remaining = iter(leaves)
     state = map_state(lambda leaf: next(remaining).to(device=device, dtype=leaf.dtype), template)

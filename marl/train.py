@@ -204,6 +204,7 @@ def update(policy: Policy, optimizer: torch.optim.Optimizer, value_norm: ValueNo
 
 def env_seed(seed: int, rank: int = 0) -> int:
     """The base seed of `rank`'s environments (rank 0's: a one-process run's; each rank's its own stream)."""
+    # the 0 keeps the seeds of the runs reported in docs/results.md (it once was the update index)
     key = [seed, 0] if rank == 0 else [seed, 0, rank]
     return int(np.random.SeedSequence(key).generate_state(1)[0])
 
@@ -463,13 +464,12 @@ def _checkpoint_tensors(comm: hpc.Comm, learner: Learner, env: Any, carry: Rollo
     hpc.check_params_equal(comm, learner.policy)
     hpc.check_params_equal(comm, learner.value_norm)
     rng_tensors, rng_meta = hpc.capture_rng()
-    envs = comm.gather_to_root(env.snapshot())
-    carries = comm.gather_to_root({"carry": carry_tensors(carry)})
+    per_rank = comm.gather_to_root((env.snapshot(), carry_tensors(carry)))  # [(snapshot, carry)] on rank 0
     tensors = {**learner.tensors(comm), "rng": rng_tensors,
                "recent_episodes": torch.from_numpy(recent.sums.copy())}
     if comm.is_root:
-        tensors["envs"] = [{name: torch.from_numpy(array) for name, array in rank.items()} for rank in envs]
-        tensors["carries"] = [rank["carry"] for rank in carries]
+        tensors["envs"] = [{name: torch.from_numpy(a) for name, a in envs.items()} for envs, _ in per_rank]
+        tensors["carries"] = [rank_carry for _, rank_carry in per_rank]
     return tensors, rng_meta
 
 

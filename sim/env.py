@@ -576,7 +576,7 @@ class GridEnv:
         if set(snapshot) != expected:
             different = sorted(set(snapshot) ^ expected)[:3]
             raise ValueError(f"snapshot is not of a GridEnv like this one (entries differ: {different})")
-        for name in ("_rules", "_channels", "_observed_at", "_obs"):
+        for name in ("_rules", "_channels", "_obs"):
             mine, theirs = getattr(self, name), np.asarray(snapshot[name])
             if mine.shape != theirs.shape or mine.dtype != theirs.dtype or (
                 name in ("_rules", "_channels") and not np.array_equal(mine, theirs)

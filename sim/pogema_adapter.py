@@ -3,7 +3,8 @@
 `scenario_from_grid_config` and `layouts_from_grid_config` give what `GridEnv.from_pogema` needs to replay
 `pogema_v0(grid_config=...)` bit for bit; `grid_config_from_scenario` goes the other way, episode by
 episode, for scenarios POGEMA can express (maps of '.' and '#', with POGEMA's placement or fixed cells).
-pogema itself is imported only by `grid_config_from_scenario`.
+pogema itself is imported only where it is needed: by `grid_config_from_scenario`, and by
+`layouts_from_grid_config` for a `map_name`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,18 @@ def pogema_env(case: Case) -> Any:
     return pogema_v0(grid_config=grid_config_from_scenario(case_scenario(case), seed=BENCH_SEED))
 
 
+def fastest_rate(step: Callable[[int], Any], steps: int) -> float:
+    """Steps per second of the fastest of `WINDOWS` consecutive windows of `steps` calls step(t), with t
+    counting on across windows (0 .. WINDOWS * steps - 1)."""
+    seconds = []
+    for window in range(WINDOWS):
+        started = time.perf_counter()
+        for t in range(window * steps, (window + 1) * steps):
+            step(t)
+        seconds.append(time.perf_counter() - started)
+    return steps / min(seconds)
+
+
 def measure_ours(case: Case, greedy: bool) -> tuple[float, float]:
     """(env steps/s, reset seconds) of GridSwarm, random actions or the greedy baseline."""
     from sim.baselines import GreedyPolicy
@@ -104,13 +117,8 @@ def measure_ours(case: Case, greedy: bool) -> tuple[float, float]:
     actions = np.random.default_rng(0).integers(0, 5, size=(WINDOWS * steps, 1, case.agents))
     policy = GreedyPolicy(env, seed=0) if greedy else None
     env.step(policy() if policy else actions[0])  # warm-up
-    seconds = []
-    for window in range(WINDOWS):
-        started = time.perf_counter()
-        for t in range(window * steps, (window + 1) * steps):
-            env.step(policy() if policy else actions[t])
-        seconds.append(time.perf_counter() - started)
-    return steps / min(seconds), reset_seconds
+    rate = fastest_rate(lambda t: env.step(policy() if policy else actions[t]), steps)
+    return rate, reset_seconds
 
 
 def measure_pogema(case: Case) -> tuple[float, float]:
@@ -122,13 +130,8 @@ def measure_pogema(case: Case) -> tuple[float, float]:
     reset_seconds = time.perf_counter() - started
     steps = case.pogema_steps
     actions = np.random.default_rng(0).integers(0, 5, size=(WINDOWS * steps, case.agents)).tolist()
-    seconds = []
-    for window in range(WINDOWS):
-        started = time.perf_counter()
-        for t in range(window * steps, (window + 1) * steps):
-            env.step(list(actions[t]))  # soft mode edits the list in place
-        seconds.append(time.perf_counter() - started)
-    return steps / min(seconds), reset_seconds
+    rate = fastest_rate(lambda t: env.step(list(actions[t])), steps)  # soft mode edits the list in place
+    return rate, reset_seconds
 
 
 def run_cases(cases: tuple[Case, ...], against_pogema: bool, echo: bool = True) -> list[Result]:

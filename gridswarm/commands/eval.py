@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
                         help="also write every evaluation episode to this episode store (sim.episodes)")
     parser.add_argument("--in-pogema", action="store_true",
                         help="play the same tasks in GridSwarm and inside real pogema_v0 environments and "
-                        "report both side by side (scenarios POGEMA can express: random or ASCII maps)")
+                        "report both side by side (scenarios POGEMA can express: maps of '.' and '#')")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.set_defaults(handler=run)
 
