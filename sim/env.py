@@ -36,7 +36,8 @@ from sim.kernels.dynamics import COLLISION_SYSTEMS, MOVES, ON_TARGET, RESTART
 from sim.kernels.metrics import METRIC_KEYS
 from sim.kernels.observe import observe
 from sim.kernels.rng import STREAM_WORDS, seed_streams
-from sim.kernels.step import STATE_FIELDS, step_envs, step_envs_serial
+from sim.kernels.state import STATE_FIELDS, StepState, step_state
+from sim.kernels.step import step_envs, step_envs_serial
 from sim.kernels.tasks import (
     GOALS_FROM_COMPONENT,
     GOALS_FROM_LIST,
@@ -107,7 +108,7 @@ class GridEnv:
         self.auto_reset = auto_reset
         self._num_threads = num_threads
         self._step_kernel = step_envs_serial if num_threads == 1 or num_envs == 1 else step_envs
-        self._kernel_state: tuple[np.ndarray, ...] | None = None
+        self._kernel_state: StepState | None = None
         self._layouts = _layouts if _layouts is not None else _scenario_layouts(scenario)
         self._fixed_seed = _fixed_seed
         self._base_seed = self._pick_base_seed(seed)
@@ -411,10 +412,10 @@ class GridEnv:
                 self._start_episode(env, env_seed, layout)
         self._finish_observation()
 
-    def _gather_kernel_state(self) -> tuple[np.ndarray, ...]:
-        """The step kernels' buffers in `STATE_FIELDS` order (rebuilt whenever a buffer is reallocated)."""
+    def _gather_kernel_state(self) -> StepState:
+        """The step kernels' buffers (rebuilt whenever a buffer is reallocated)."""
         renamed = {"max_episode_steps": "_max_steps", "obstacles": "_padded_obstacles"}
-        return tuple(getattr(self, renamed.get(name, "_" + name)) for name in STATE_FIELDS)
+        return step_state(tuple(getattr(self, renamed.get(name, "_" + name)) for name in STATE_FIELDS))
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
         """actions as an array, if its shape and dtype fit (the step kernel checks the values)."""

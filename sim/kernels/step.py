@@ -39,77 +39,59 @@ from sim.kernels.observe import observe
 
 
 @njit(cache=True)
-def _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, positions, actions, active):
-    """rules (4,) int64 = [collision system, on_target, pad, pogema_bugs]."""
+def _move(e, rules, state):
+    """rules (4,) int64 = [collision system, on_target, pad, pogema_bugs]; state: a `StepState`."""
     if rules[0] == PRIORITY:
-        move_priority(obstacles[e], occupancy[e], positions[e], actions[e], active[e], rules[2])
+        move_priority(
+            state.obstacles[e], state.occupancy[e], state.positions[e], state.actions[e], state.active[e],
+            rules[2],
+        )  # fmt: skip
     elif rules[0] == BLOCK_BOTH:
         move_block_both(
-            obstacles[e], occupancy[e], scratch[0, e], positions[e], actions[e], active[e], rules[2]
-        )
+            state.obstacles[e], state.occupancy[e], state.scratch[0, e], state.positions[e], state.actions[e],
+            state.active[e], rules[2],
+        )  # fmt: skip
     else:
         move_soft(
-            obstacles[e],
-            occupancy[e],
-            scratch[0, e],
-            scratch[1, e],
-            next_mover[e],
-            moving[e],
-            queue[e],
-            positions[e],
-            actions[e],
-            active[e],
-            rules[2],
-            rules[3] != 0,
-        )
-
-
-STATE_FIELDS = (
-    "max_episode_steps", "channels", "obstacles", "occupancy", "scratch", "next_mover", "moving", "queue",
-    "positions", "goals", "actions", "active", "was_on_goal", "rewards", "terminated", "truncated", "elapsed",
-    "finished", "goal_mode", "streams", "labels", "comp_cells", "comp_offset", "goal_list", "num_listed",
-    "sequences", "sequence_length", "sequence_index", "solve_time", "counters", "metric_values", "obs",
-    "observed_at",
-)  # fmt: skip
-"""The order of the buffers in the `state` tuple the step kernels take (module docstring for each)."""
-ACTIONS, FINISHED = STATE_FIELDS.index("actions"), STATE_FIELDS.index("finished")
+            state.obstacles[e], state.occupancy[e], state.scratch[0, e], state.scratch[1, e],
+            state.next_mover[e], state.moving[e], state.queue[e], state.positions[e], state.actions[e],
+            state.active[e], rules[2], rules[3] != 0,
+        )  # fmt: skip
 
 
 @njit(cache=True)
 def step_env(e, rules, state):
-    """Advances environment e by one step. rules (4,) int64; state: the buffers in `STATE_FIELDS` order,
+    """Advances environment e by one step. rules (4,) int64; state: a `StepState` of the buffers above,
     with max_episode_steps (E,) int64 and channels (3,) int64 (obs channel of obstacles, agents, goal,
     -1 = absent)."""
-    (
-        max_episode_steps, channels, obstacles, occupancy, scratch, next_mover, moving, queue, positions,
-        goals, actions, active, was_on_goal, rewards, terminated, truncated, elapsed, finished, goal_mode,
-        streams, labels, comp_cells, comp_offset, goal_list, num_listed, sequences, sequence_length,
-        sequence_index, solve_time, counters, metric_values, obs, observed_at,
-    ) = state  # fmt: skip
     pad = rules[2]
-    _move(e, rules, obstacles, occupancy, scratch, next_mover, moving, queue, positions, actions, active)
+    _move(e, rules, state)
+    positions, goals, was_on_goal = state.positions[e], state.goals[e], state.was_on_goal[e]
+    rewards, terminated = state.rewards[e], state.terminated[e]
     if rules[1] == FINISH:
         settle_finish(
-            occupancy[e], positions[e], goals[e], active[e], was_on_goal[e], rewards[e], terminated[e], pad
+            state.occupancy[e], positions, goals, state.active[e], was_on_goal, rewards, terminated, pad
         )
     elif rules[1] == NOTHING:
-        settle_nothing(positions[e], goals[e], was_on_goal[e], rewards[e], terminated[e])
+        settle_nothing(positions, goals, was_on_goal, rewards, terminated)
     else:
         settle_restart(
-            positions[e], goals[e], was_on_goal[e], rewards[e], terminated[e], goal_mode[e], streams[e],
-            labels[e], comp_cells[e], comp_offset[e], goal_list[e], num_listed[e], sequences[e],
-            sequence_length[e], sequence_index[e], pad,
+            positions, goals, was_on_goal, rewards, terminated, state.goal_mode[e], state.streams[e],
+            state.labels[e], state.comp_cells[e], state.comp_offset[e], state.goal_list[e],
+            state.num_listed[e], state.sequences[e], state.sequence_length[e], state.sequence_index[e], pad,
         )  # fmt: skip
-    elapsed[e] += 1
-    truncated[e, :] = elapsed[e] >= max_episode_steps[e]
-    finished[e] = truncated[e, 0] or terminated[e].all()
+    state.elapsed[e] += 1
+    max_steps = state.max_episode_steps[e]
+    state.truncated[e, :] = state.elapsed[e] >= max_steps
+    state.finished[e] = state.truncated[e, 0] or terminated.all()
     update_metrics(
-        rules[1], was_on_goal[e], solve_time[e], counters[e], finished[e], max_episode_steps[e],
-        metric_values[e],
+        rules[1], was_on_goal, state.solve_time[e], state.counters[e], state.finished[e], max_steps,
+        state.metric_values[e],
     )  # fmt: skip
+    channels = state.channels
     observe(
-        obs[e], obstacles[e], occupancy[e], positions[e], goals[e], observed_at[e], pad, channels[0],
-        channels[1], channels[2],
+        state.obs[e], state.obstacles[e], state.occupancy[e], positions, goals, state.observed_at[e], pad,
+        channels[0], channels[1], channels[2],
     )  # fmt: skip
 
 
@@ -118,22 +100,22 @@ def step_envs(rules, state, actions):
     """Takes actions (E, N), any integer dtype, and advances every environment by one step, environments
     across numba's threads. Returns how many environments finished their episode (so the caller skips the
     search for them on most steps), or -(k + 1) with nothing stepped if flat action k is out of range."""
-    bad = copy_actions(state[ACTIONS], actions, len(MOVES))
+    bad = copy_actions(state.actions, actions, len(MOVES))
     if bad >= 0:
         return -(bad + 1)
-    for e in prange(state[0].shape[0]):
+    for e in prange(state.finished.shape[0]):
         step_env(e, rules, state)
-    return state[FINISHED].sum()
+    return state.finished.sum()
 
 
 @njit(cache=True)
 def step_envs_serial(rules, state, actions):
     """`step_envs` on the calling thread: without the thread pool's launch cost, for one thread or env."""
-    bad = copy_actions(state[ACTIONS], actions, len(MOVES))
+    bad = copy_actions(state.actions, actions, len(MOVES))
     if bad >= 0:
         return -(bad + 1)
     num_finished = 0
-    for e in range(state[0].shape[0]):
+    for e in range(state.finished.shape[0]):
         step_env(e, rules, state)
-        num_finished += state[FINISHED][e]
+        num_finished += state.finished[e]
     return num_finished
