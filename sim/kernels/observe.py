@@ -20,6 +20,8 @@ from sim.kernels.lanes import copy_lanes
 
 LANES = 8
 """Cells per vector copy in a window row: 8 float32 are one AVX register."""
+WIDE_LANES = 16
+"""Cells per copy of a whole row of a window up to 16 wide (F = 9 .. 15: radius 4 .. 7)."""
 
 
 @njit(cache=True)
@@ -35,7 +37,9 @@ def write_window(obs, start, grid, row, col, size):
 
     Each row is copied in `LANES`-cell vector runs, the last one flush with the row's end (so runs may
     overlap, and nothing outside the window is read or written): for F = 11, cells 0-7 and 3-10. Windows
-    narrower than `LANES` go cell by cell."""
+    narrower than `LANES` go cell by cell. Windows up to `WIDE_LANES` wide copy every row but the last as one
+    `WIDE_LANES` run that spills into the start of the next row, which the next copy then overwrites (half
+    the stores; the spilled read stays inside the grid, whose next row exists)."""
     size = uint64(size)
     stride = uint64(grid.shape[1])
     dst = uint64(start)
@@ -48,7 +52,14 @@ def write_window(obs, start, grid, row, col, size):
             src += stride
         return
     last_run = size - uint64(LANES)
-    for _ in range(size):
+    rows = size
+    if size <= WIDE_LANES:
+        for _ in range(size - uint64(1)):
+            copy_lanes(obs, dst, grid, src, WIDE_LANES)
+            dst += size
+            src += stride
+        rows = uint64(1)
+    for _ in range(rows):
         run = uint64(0)
         while run < last_run:
             copy_lanes(obs, dst + run, grid, src + run, LANES)
