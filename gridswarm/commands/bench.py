@@ -27,9 +27,11 @@ from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec,
 
 USER_ERRORS: tuple[type[Exception], ...] = ()
 BENCH_SEED = 0
-WINDOWS = 3
+WINDOWS = 5
 """Both engines are timed over this many consecutive windows of a case's steps and the fastest window counts
-(timeit's convention: on a shared host the shortest time is the least disturbed one)."""
+(timeit's convention: on a shared host the shortest time is the least disturbed one). With 3, one slow
+stretch of the host (a 64-agent step moved between 7 and 11 us from one process to the next, idle box)
+still decided some runs."""
 
 
 @dataclass(frozen=True)
