@@ -3,9 +3,9 @@
 
 Why an intrinsic: a loop of 11 copies compiles to an 8-wide vector step, three scalar conversions and the
 runtime checks that the two arrays do not overlap (numba tells LLVM nothing about aliasing); a loop of a
-constant 8 is unrolled to scalars for the same reason. One observation window row (11 cells) as two
-overlapping 8-lane copies costs ~13 ns per 121-cell window against ~34 ns for the loop (1,024 agents,
-128x128 map, one thread), and observation windows are most of a step's time.
+constant 8 is unrolled to scalars for the same reason. Window rows of 11 cells as two overlapping 8-lane
+copies cost ~18 ns per 121-cell window against ~34 ns for the loop (1,024 agents, 128x128 map, one
+thread), and observation windows are most of a step's time; `observe.write_window` has the row schemes.
 """
 
 from __future__ import annotations

@@ -31,15 +31,27 @@ def window_start(agent, channel, num_channels, size):
 
 
 @njit(cache=True, forceinline=True)
+def _copy_row(obs, dst, grid, src, size):
+    """One window row of `size` >= `LANES` cells, obs flat offset dst <- grid flat offset src (uint64), as
+    `LANES`-cell runs, the last one flush with the row's end (for F = 11, cells 0-7 and 3-10)."""
+    last_run = size - uint64(LANES)
+    run = uint64(0)
+    while run < last_run:
+        copy_lanes(obs, dst + run, grid, src + run, LANES)
+        run += uint64(LANES)
+    copy_lanes(obs, dst + last_run, grid, src + last_run, LANES)
+
+
+@njit(cache=True, forceinline=True)
 def write_window(obs, start, grid, row, col, size):
     """The F x F window at flat offset `start` of obs (C-contiguous float32 or uint8, any rank) <-
     grid[row:row + F, col:col + F]; grid (Hp, Wp) uint8 holds the window; row, col >= 0; size = F.
 
-    Each row is copied in `LANES`-cell vector runs, the last one flush with the row's end (so runs may
-    overlap, and nothing outside the window is read or written): for F = 11, cells 0-7 and 3-10. Windows
-    narrower than `LANES` go cell by cell. Windows up to `WIDE_LANES` wide copy every row but the last as one
+    Windows narrower than `LANES` go cell by cell. Up to `WIDE_LANES` wide, every row but the last is one
     `WIDE_LANES` run that spills into the start of the next row, which the next copy then overwrites (half
-    the stores; the spilled read stays inside the grid, whose next row exists)."""
+    the stores; the spilled read stays inside the grid, whose next row exists); the last row, and every row
+    of wider windows, goes as `LANES`-cell runs that end flush with the row (nothing outside the window is
+    read or written)."""
     size = uint64(size)
     stride = uint64(grid.shape[1])
     dst = uint64(start)
@@ -50,23 +62,17 @@ def write_window(obs, start, grid, row, col, size):
                 copy_lanes(obs, dst + d_col, grid, src + d_col, 1)
             dst += size
             src += stride
-        return
-    last_run = size - uint64(LANES)
-    rows = size
-    if size <= WIDE_LANES:
+    elif size <= WIDE_LANES:
         for _ in range(size - uint64(1)):
             copy_lanes(obs, dst, grid, src, WIDE_LANES)
             dst += size
             src += stride
-        rows = uint64(1)
-    for _ in range(rows):
-        run = uint64(0)
-        while run < last_run:
-            copy_lanes(obs, dst + run, grid, src + run, LANES)
-            run += uint64(LANES)
-        copy_lanes(obs, dst + last_run, grid, src + last_run, LANES)
-        dst += size
-        src += stride
+        _copy_row(obs, dst, grid, src, size)
+    else:
+        for _ in range(size):
+            _copy_row(obs, dst, grid, src, size)
+            dst += size
+            src += stride
 
 
 @njit(cache=True)

@@ -1,6 +1,6 @@
-"""The window writer's vector copies (overlapping 8-lane runs, a cell loop below 8) write exactly the
-F x F slice of the grid into the window's place, for every window size and both observation dtypes, and
-touch nothing around it."""
+"""The window writer's vector copies (16-lane rows spilling into the next row, overlapping 8-lane runs,
+a cell loop below 8 wide) write exactly the F x F slice of the grid into the window's place, for every
+window size and both observation dtypes, and touch nothing around it."""
 
 import numpy as np
 from hypothesis import given, settings
