@@ -27,9 +27,14 @@ RANKS = (64, 256, 1024)
 
 def gradient_sizes() -> dict[str, int]:
     """Trainable parameters of the SRMT policy of each preset (the float32 values one Allreduce moves)."""
-    return {preset: sum(p.numel() for p in memory.make_policy("srmt", shape, 5, preset=preset).parameters()
-                        if p.requires_grad)
-            for preset, shape in PRESETS.items()}
+    return {
+        preset: sum(
+            p.numel()
+            for p in memory.make_policy("srmt", shape, 5, preset=preset).parameters()
+            if p.requires_grad
+        )
+        for preset, shape in PRESETS.items()
+    }
 
 
 def time_allreduce(comm: hpc.Comm, size: int, repeats: int) -> float:
@@ -67,8 +72,9 @@ def main() -> None:
     print(f"| preset | parameters | MB | measured R={comm.size} (ms) | {header} |")
     print("|---|---:|---:|---:|" + "---:|" * len(RANKS))
     for preset, n in sizes.items():
-        model = " | ".join(f"{ring_time(r, 4 * n, CLUSTER_ALPHA_S, CLUSTER_BETA_S_PER_BYTE) * 1e3:.3f}"
-                           for r in RANKS)
+        model = " | ".join(
+            f"{ring_time(r, 4 * n, CLUSTER_ALPHA_S, CLUSTER_BETA_S_PER_BYTE) * 1e3:.3f}" for r in RANKS
+        )
         print(f"| {preset} | {n:,} | {4 * n / 1e6:.2f} | {measured[preset] * 1e3:.3f} | {model} |")
 
 

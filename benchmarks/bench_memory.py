@@ -30,8 +30,10 @@ OBS_SHAPES = {"bottleneck": (3, 5, 5), "drone": (3, 5, 5), "lmapf": (3, 11, 11)}
 AGENT_COUNTS = (64, 1024, 10_000)
 # At 10k agents lmapf costs 2.4 TFLOP per step even with local scope (the ResNet encoder alone is 1.4),
 # one to two minutes per step on 2 cores; global scope adds N^2 cross-attention (~4 TFLOP more).
-SKIPPED = {("lmapf", "global", 10_000): "2.4 TFLOP encoder+core plus ~4 TFLOP global attention per step",
-           ("lmapf", "local", 10_000): "2.4 TFLOP per step: minutes on 2 cores"}
+SKIPPED = {
+    ("lmapf", "global", 10_000): "2.4 TFLOP encoder+core plus ~4 TFLOP global attention per step",
+    ("lmapf", "local", 10_000): "2.4 TFLOP per step: minutes on 2 cores",
+}
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.inference_mode().__enter__()
     peak = matmul_flops_per_second()
-    print(f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}; "
-          f"float32 matmul 2048^3: {peak / 1e9:.1f} GFLOP/s\n")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}; "
+        f"float32 matmul 2048^3: {peak / 1e9:.1f} GFLOP/s\n"
+    )
     print("| preset | scope | agents | threads | ms/step | agent-steps/s | GFLOP/step | GFLOP/s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     seconds: dict[tuple[str, str, int], float] = {}
@@ -150,8 +154,10 @@ def main() -> None:
                 else:
                     per_step, threads = time_steps(policy, case, budget_s=5.0)[0], args.threads
                 seconds[preset, scope, agents] = per_step
-                print(f"| {preset} | {scope} | {agents:,} | {threads} | {per_step * 1e3:.1f} | "
-                      f"{agents / per_step:,.0f} | {flops / 1e9:.2f} | {flops / per_step / 1e9:.1f} |")
+                print(
+                    f"| {preset} | {scope} | {agents:,} | {threads} | {per_step * 1e3:.1f} | "
+                    f"{agents / per_step:,.0f} | {flops / 1e9:.2f} | {flops / per_step / 1e9:.1f} |"
+                )
     print("\nLocal scope, growth of the step time with the agents (interleaved, best of 4 rounds, 1 thread):")
     torch.set_num_threads(1)
     for preset in ("bottleneck", "drone"):
@@ -169,11 +175,13 @@ def main() -> None:
     per_step, steps = time_steps(lmapf, case, budget_s=30.0)
     peak = (peak_before + matmul_flops_per_second()) / 2
     flops = srmt_step_flops(lmapf.config, 64) * 64 * 64
-    print(f"\nlmapf, 64 envs x 64 agents, global: {per_step:.2f} s/step ({steps} timed), "
-          f"{flops / 1e9:.0f} GFLOP/step analytic, {counted_flops(lmapf, one_env) * 64 / 1e9:.0f} by "
-          f"FlopCounterMode; "
-          f"{flops / per_step / 1e9:.1f} GFLOP/s = {100 * flops / per_step / peak:.0f}% of the matmul rate "
-          f"({peak / 1e9:.1f} GFLOP/s around it)")
+    print(
+        f"\nlmapf, 64 envs x 64 agents, global: {per_step:.2f} s/step ({steps} timed), "
+        f"{flops / 1e9:.0f} GFLOP/step analytic, {counted_flops(lmapf, one_env) * 64 / 1e9:.0f} by "
+        f"FlopCounterMode; "
+        f"{flops / per_step / 1e9:.1f} GFLOP/s = {100 * flops / per_step / peak:.0f}% of the matmul rate "
+        f"({peak / 1e9:.1f} GFLOP/s around it)"
+    )
 
 
 if __name__ == "__main__":

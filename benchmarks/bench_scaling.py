@@ -40,6 +40,7 @@ def worker(updates: int, num_envs: int, scenario: str) -> None:
                 return function(*args, **kwargs)
             finally:
                 seconds[name] += time.perf_counter() - started
+
         return wrapper
 
     train_module.collect = timed("rollout", train_module.collect)
@@ -47,9 +48,18 @@ def worker(updates: int, num_envs: int, scenario: str) -> None:
     for name in ("allreduce_mean_", "allreduce_sum_numpy", "allreduce_max_numpy", "allgather_numpy"):
         setattr(comm, name, timed("communication", getattr(comm, name)))
     scenario_obj = scenarios.load(scenario)
-    config = TrainConfig(model="gru", num_envs=num_envs, rollout_length=32, chunk_length=8, epochs=1,
-                         num_minibatches=2, device="cpu", eval_episodes=0, checkpoint_every=10**6,
-                         total_agent_steps=updates * 32 * num_envs * scenario_obj.agents.count * comm.size)
+    config = TrainConfig(
+        model="gru",
+        num_envs=num_envs,
+        rollout_length=32,
+        chunk_length=8,
+        epochs=1,
+        num_minibatches=2,
+        device="cpu",
+        eval_episodes=0,
+        checkpoint_every=10**6,
+        total_agent_steps=updates * 32 * num_envs * scenario_obj.agents.count * comm.size,
+    )
     env = make_training_envs(scenario_obj, num_envs, config.seed)
     with tempfile.TemporaryDirectory() as run_dir:
         started = time.perf_counter()
@@ -59,10 +69,17 @@ def worker(updates: int, num_envs: int, scenario: str) -> None:
     totals = comm.allgather_numpy(np.array([wall, *seconds.values()]))
     if comm.is_root:
         agent_steps = config.total_agent_steps
-        print(json.dumps({"ranks": comm.size, "agent_steps": agent_steps, "wall_s": float(totals[:, 0].max()),
-                          "rate": agent_steps / float(totals[:, 0].max()),
-                          **{name: float(totals[:, i + 1].mean()) / updates
-                             for i, name in enumerate(seconds)}}))
+        print(
+            json.dumps(
+                {
+                    "ranks": comm.size,
+                    "agent_steps": agent_steps,
+                    "wall_s": float(totals[:, 0].max()),
+                    "rate": agent_steps / float(totals[:, 0].max()),
+                    **{name: float(totals[:, i + 1].mean()) / updates for i, name in enumerate(seconds)},
+                }
+            )
+        )
 
 
 def main() -> None:
@@ -71,8 +88,12 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=6)
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--scenario", default="random")
-    parser.add_argument("--threads-per-rank", type=int, default=1,
-                        help="numba threads of each rank's simulator (ranks x threads should fit the cores)")
+    parser.add_argument(
+        "--threads-per-rank",
+        type=int,
+        default=1,
+        help="numba threads of each rank's simulator (ranks x threads should fit the cores)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -80,8 +101,17 @@ def main() -> None:
         return
     rows = []
     for ranks in args.ranks:
-        command = [sys.executable, __file__, "--worker", "--updates", str(args.updates), "--num-envs",
-                   str(args.num_envs), "--scenario", args.scenario]
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            "--updates",
+            str(args.updates),
+            "--num-envs",
+            str(args.num_envs),
+            "--scenario",
+            args.scenario,
+        ]
         if ranks > 1:
             command = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), *command]
         threads = str(args.threads_per_rank)
@@ -89,12 +119,16 @@ def main() -> None:
         output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT, env=env).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
     base = rows[0]["rate"]
-    print("| ranks | agent-steps | agent-steps/s | speed-up | rollout s/update | update s/update "
-          "| comm s/update |")
+    print(
+        "| ranks | agent-steps | agent-steps/s | speed-up | rollout s/update | update s/update "
+        "| comm s/update |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['ranks']} | {row['agent_steps']:,} | {row['rate']:,.0f} | {row['rate'] / base:.2f}x | "
-              f"{row['rollout']:.3f} | {row['update']:.3f} | {row['communication']:.4f} |")
+        print(
+            f"| {row['ranks']} | {row['agent_steps']:,} | {row['rate']:,.0f} | {row['rate'] / base:.2f}x | "
+            f"{row['rollout']:.3f} | {row['update']:.3f} | {row['communication']:.4f} |"
+        )
 
 
 if __name__ == "__main__":

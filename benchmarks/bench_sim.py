@@ -54,13 +54,18 @@ def batched_steps_per_second(agents: int, size: int, num_envs: int, steps: int, 
 
 
 def run_batched(cases: tuple[tuple[int, int, int, int], ...]) -> None:
-    print("\n| agents/env | map | num_envs | float32: env steps/s | agent-steps/s | uint8: env steps/s "
-          "| agent-steps/s |\n|---|---|---|---|---|---|---|")
+    print(
+        "\n| agents/env | map | num_envs | float32: env steps/s | agent-steps/s | uint8: env steps/s "
+        "| agent-steps/s |\n|---|---|---|---|---|---|---|"
+    )
     for agents, size, num_envs, steps in cases:
         wide = batched_steps_per_second(agents, size, num_envs, steps, np.float32) * num_envs
         narrow = batched_steps_per_second(agents, size, num_envs, steps, np.uint8) * num_envs
-        print(f"| {agents:,} | {size}x{size} | {num_envs} | {wide:.4g} | {wide * agents:.3g} | {narrow:.4g} "
-              f"| {narrow * agents:.3g} |", flush=True)
+        print(
+            f"| {agents:,} | {size}x{size} | {num_envs} | {wide:.4g} | {wide * agents:.3g} | {narrow:.4g} "
+            f"| {narrow * agents:.3g} |",
+            flush=True,
+        )
 
 
 def run_greedy(cases: tuple[tuple[int, int, int], ...]) -> None:
@@ -69,8 +74,10 @@ def run_greedy(cases: tuple[tuple[int, int, int], ...]) -> None:
     from sim.baselines import GreedyPolicy
     from sim.env import GridEnv
 
-    print("\n| agents | map | first call (plans all) | greedy env steps/s | policy ms/step | plan state MiB |"
-          "\n|---|---|---|---|---|---|")
+    print(
+        "\n| agents | map | first call (plans all) | greedy env steps/s | policy ms/step | plan state MiB |"
+        "\n|---|---|---|---|---|---|"
+    )
     for agents, size, steps in cases:
         env = GridEnv(targets_scenario(agents, size), 1, seed=0, num_threads=1)
         env.reset()
@@ -87,16 +94,21 @@ def run_greedy(cases: tuple[tuple[int, int, int], ...]) -> None:
             env.step(actions)
         rate = steps / (time.perf_counter() - started)
         state = sum(a.nbytes for a in (*policy._plans, *policy._search, policy._known_obstacles)) / 2**20
-        print(f"| {agents:,} | {size}x{size} | {first:.3g} s | {rate:.4g} | {1e3 * in_policy / steps:.3g} "
-              f"| {state:.3g} |", flush=True)
+        print(
+            f"| {agents:,} | {size}x{size} | {first:.3g} s | {rate:.4g} | {1e3 * in_policy / steps:.3g} "
+            f"| {state:.3g} |",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only 64 and 1,024 agents")
     args = parser.parse_args()
-    print(f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
+    )
     run_cases(QUICK_CASES if args.quick else FULL_CASES, against_pogema=True)
     run_batched(QUICK_BATCHED_CASES if args.quick else BATCHED_CASES)
     run_greedy(QUICK_GREEDY_CASES if args.quick else GREEDY_CASES)

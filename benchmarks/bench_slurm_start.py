@@ -22,9 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.hpc.slurm_cluster import LocalSlurmCluster, unavailable_reason
 
 BIN = Path(sys.executable).parent
-PROGRAM = ("import torch, numba, sim, hpc; comm = hpc.get_comm(); "
-           "import numpy as np; total = comm.allreduce_sum_numpy(np.ones(1)); "
-           "print('rank', comm.rank, 'of', comm.size, 'sum', total[0], flush=True)")
+PROGRAM = (
+    "import torch, numba, sim, hpc; comm = hpc.get_comm(); "
+    "import numpy as np; total = comm.allreduce_sum_numpy(np.ones(1)); "
+    "print('rank', comm.rank, 'of', comm.size, 'sum', total[0], flush=True)"
+)
 OFI = "export MPIR_CVAR_CH4_NETMOD=ofi FI_PROVIDER=tcp"
 VARIANTS = {
     "srun --mpi=pmi2 (ucx)": ("", "srun --mpi=pmi2 --kill-on-bad-exit=1"),
@@ -34,13 +36,16 @@ VARIANTS = {
 }
 
 
-def one_start(cluster: LocalSlurmCluster, directory: Path, name: str, setup: str, launch: str,
-              hang_after: float) -> str:
+def one_start(
+    cluster: LocalSlurmCluster, directory: Path, name: str, setup: str, launch: str, hang_after: float
+) -> str:
     script = directory / f"{name}.sbatch"
-    script.write_text(f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --ntasks=2\n#SBATCH --time=5\n"
-                      f"#SBATCH --output={directory}/{name}.out\n{setup}\n"
-                      f"export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1\ncd {Path.cwd()}\n"
-                      f"{launch} {sys.executable} -c \"{PROGRAM}\"\n")
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --ntasks=2\n#SBATCH --time=5\n"
+        f"#SBATCH --output={directory}/{name}.out\n{setup}\n"
+        f"export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1\ncd {Path.cwd()}\n"
+        f'{launch} {sys.executable} -c "{PROGRAM}"\n'
+    )
     job = cluster.run("sbatch", "--parsable", str(script)).stdout.strip().split(";")[0]
     cluster.wait_for_state(job, ("RUNNING", "COMPLETED", "FAILED"), timeout=120)
     deadline = time.monotonic() + hang_after
@@ -74,12 +79,16 @@ def main() -> None:
             results = []
             started = time.monotonic()
             for start in range(args.starts):
-                results.append(one_start(cluster, Path(temp), f"v{index}-{start}", setup, launch,
-                                         args.hang_after))
+                results.append(
+                    one_start(cluster, Path(temp), f"v{index}-{start}", setup, launch, args.hang_after)
+                )
             hangs = results.count("hang")
             failed = sum(result.startswith("failed") for result in results)
-            print(f"{variant}: {args.starts} starts, {hangs} hangs, {failed} failed "
-                  f"({time.monotonic() - started:.0f} s) {results}", flush=True)
+            print(
+                f"{variant}: {args.starts} starts, {hangs} hangs, {failed} failed "
+                f"({time.monotonic() - started:.0f} s) {results}",
+                flush=True,
+            )
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -36,8 +36,15 @@ def main() -> None:
     learner = make_learner(config, env.obs_shape, env.num_actions, device)
     carry = start_rollouts(env, learner.policy, device, seed=config.seed)
     num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
-    buffer = RolloutBuffer.allocate(config.rollout_length, env.num_envs, env.num_agents, env.obs_shape,
-                                    carry.obs.dtype, config.chunk_length, num_neighbours)
+    buffer = RolloutBuffer.allocate(
+        config.rollout_length,
+        env.num_envs,
+        env.num_agents,
+        env.obs_shape,
+        carry.obs.dtype,
+        config.chunk_length,
+        num_neighbours,
+    )
     timings = {"collect": 0.0, "update": 0.0}
     load_before = os.getloadavg()[0]
     for index in range(args.updates + 1):
@@ -51,12 +58,14 @@ def main() -> None:
             timings["update"] += time.perf_counter() - middle
     steps = args.updates * config.rollout_length * env.num_envs * env.num_agents
     total = timings["collect"] + timings["update"]
-    print(f"{args.scenario} {config.model} {config.scope} E={env.num_envs} N={env.num_agents} "
-          f"T={config.rollout_length} chunk={config.chunk_length} epochs={config.epochs} "
-          f"minibatches={config.num_minibatches} threads={config.torch_threads}: "
-          f"{steps / total:,.0f} agent-steps/s (collect {steps / timings['collect']:,.0f}/s, "
-          f"update {steps / timings['update']:,.0f}/s); load average {load_before:.1f} -> "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.scenario} {config.model} {config.scope} E={env.num_envs} N={env.num_agents} "
+        f"T={config.rollout_length} chunk={config.chunk_length} epochs={config.epochs} "
+        f"minibatches={config.num_minibatches} threads={config.torch_threads}: "
+        f"{steps / total:,.0f} agent-steps/s (collect {steps / timings['collect']:,.0f}/s, "
+        f"update {steps / timings['update']:,.0f}/s); load average {load_before:.1f} -> "
+        f"{os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,10 @@ def main() -> int:
     parser.add_argument("--greedy-actions", action="store_true", help="the policy takes its argmax action")
     args = parser.parse_args()
     if not args.maps.is_file():
-        print(f"lifelong_table: {args.maps}: no such file (the POGEMA-benchmark maps are read by path)",
-              file=sys.stderr)
+        print(
+            f"lifelong_table: {args.maps}: no such file (the POGEMA-benchmark maps are read by path)",
+            file=sys.stderr,
+        )
         return 2
     torch.set_num_threads(1)
     policy, meta = load_policy(args.checkpoint)

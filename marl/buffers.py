@@ -31,8 +31,14 @@ def map_state(fn: Callable[..., torch.Tensor], *states: State) -> State:
     if isinstance(first, dict):
         return {key: map_state(fn, *(s[key] for s in states)) for key in first}
     if dataclasses.is_dataclass(first):
-        return dataclasses.replace(first, **{f.name: map_state(fn, *(getattr(s, f.name) for s in states))
-                                             for f in dataclasses.fields(first) if f.init})
+        return dataclasses.replace(
+            first,
+            **{
+                f.name: map_state(fn, *(getattr(s, f.name) for s in states))
+                for f in dataclasses.fields(first)
+                if f.init
+            },
+        )
     raise TypeError(f"policy state leaf of type {type(first).__name__}: expected tensors")
 
 
@@ -59,8 +65,16 @@ class RolloutBuffer:
     chunk_states: list[State]  # num_chunks_per_env states, leaves (E, ...), detached
 
     @classmethod
-    def allocate(cls, steps: int, num_envs: int, num_agents: int, obs_shape: tuple[int, ...],
-                 obs_dtype: np.dtype, chunk_length: int, num_neighbours: int = 0) -> RolloutBuffer:
+    def allocate(
+        cls,
+        steps: int,
+        num_envs: int,
+        num_agents: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: np.dtype,
+        chunk_length: int,
+        num_neighbours: int = 0,
+    ) -> RolloutBuffer:
         """Storage filled with sentinels (NaN, -1) so that a slot never written shows up at once."""
         shape = (steps, num_envs, num_agents)
 
@@ -70,16 +84,25 @@ class RolloutBuffer:
         def flags() -> np.ndarray:
             return np.zeros(shape, dtype=bool)
 
-        neighbours = (np.full((*shape, num_neighbours), -1, dtype=np.int32) if num_neighbours > 0 else None)
+        neighbours = np.full((*shape, num_neighbours), -1, dtype=np.int32) if num_neighbours > 0 else None
         return cls(
             obs=np.zeros((*shape, *obs_shape), dtype=obs_dtype),
             actions=np.full(shape, -1, dtype=np.int64),
-            log_probs=floats(), values=floats(), raw_values=floats(), rewards=floats(),
-            terminated=flags(), truncated=flags(), final_values=floats(), active=flags(), reset_masks=flags(),
+            log_probs=floats(),
+            values=floats(),
+            raw_values=floats(),
+            rewards=floats(),
+            terminated=flags(),
+            truncated=flags(),
+            final_values=floats(),
+            active=flags(),
+            reset_masks=flags(),
             neighbours=neighbours,
             last_values=np.full(shape[1:], np.nan, dtype=np.float32),
-            advantages=floats(), returns=floats(),
-            chunk_length=chunk_length, chunk_states=[None] * (steps // chunk_length),
+            advantages=floats(),
+            returns=floats(),
+            chunk_length=chunk_length,
+            chunk_states=[None] * (steps // chunk_length),
         )
 
     @property
@@ -94,8 +117,9 @@ def chunk_view(array: np.ndarray, chunk_length: int) -> np.ndarray:
     return array.reshape(steps // chunk_length, chunk_length, *array.shape[1:])  # (K, L, E, ...)
 
 
-def gather_chunks(array: np.ndarray, chunk_length: int, chunk_index: np.ndarray,
-                  env_index: np.ndarray) -> np.ndarray:
+def gather_chunks(
+    array: np.ndarray, chunk_length: int, chunk_index: np.ndarray, env_index: np.ndarray
+) -> np.ndarray:
     """Select B (chunk, env) pairs: (T, E, ...) -> (L, B, ...), time-major for policy.unroll."""
     picked = chunk_view(array, chunk_length)[chunk_index, :, env_index]  # (B, L, ...)
     return np.swapaxes(picked, 0, 1)  # (L, B, ...)

@@ -93,17 +93,34 @@ class TrainConfig:
     """the episode metric (higher is better) that selects the best checkpoint"""
 
     def __post_init__(self) -> None:
-        _check_positive(self, ("total_agent_steps", "num_envs", "rollout_length", "chunk_length",
-                               "epochs", "num_minibatches", "torch_threads", "log_every", "checkpoint_every"))
+        _check_positive(
+            self,
+            (
+                "total_agent_steps",
+                "num_envs",
+                "rollout_length",
+                "chunk_length",
+                "epochs",
+                "num_minibatches",
+                "torch_threads",
+                "log_every",
+                "checkpoint_every",
+            ),
+        )
         if self.model not in MODEL_NAMES:
-            raise ConfigError(f"model {self.model!r}: expected one of {', '.join(MODEL_NAMES)}"
-                              f"{_did_you_mean(self.model, MODEL_NAMES)}")
+            raise ConfigError(
+                f"model {self.model!r}: expected one of {', '.join(MODEL_NAMES)}"
+                f"{_did_you_mean(self.model, MODEL_NAMES)}"
+            )
         if self.rollout_length % self.chunk_length:
-            raise ConfigError(f"rollout_length {self.rollout_length} must be a multiple of "
-                              f"chunk_length {self.chunk_length}")
+            raise ConfigError(
+                f"rollout_length {self.rollout_length} must be a multiple of chunk_length {self.chunk_length}"
+            )
         if self.num_chunks_per_env * self.num_envs < self.num_minibatches:
-            raise ConfigError(f"num_minibatches {self.num_minibatches} exceeds the {self.num_chunks}"
-                              " (chunk, env) pairs of a rollout")
+            raise ConfigError(
+                f"num_minibatches {self.num_minibatches} exceeds the {self.num_chunks}"
+                " (chunk, env) pairs of a rollout"
+            )
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ConfigError(f"gamma {self.gamma} and gae_lambda {self.gae_lambda} must lie in [0, 1]")
         if self.lr <= 0 or self.clip <= 0:
@@ -150,8 +167,9 @@ def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
         return _coerce(key, value, next(a for a in args if a is not type(None)), where)
     if typing.get_origin(annotation) is Literal:
         if value not in args:
-            raise ConfigError(f"{where}key {key!r}: expected one of {', '.join(map(str, args))}, "
-                              f"found {value!r}")
+            raise ConfigError(
+                f"{where}key {key!r}: expected one of {', '.join(map(str, args))}, found {value!r}"
+            )
         return value
     if annotation is bool:
         if isinstance(value, bool):
@@ -164,8 +182,9 @@ def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
             return annotation(number)
     elif annotation is str and isinstance(value, str):
         return value
-    raise ConfigError(f"{where}key {key!r}: expected {getattr(annotation, '__name__', annotation)}, "
-                      f"found {value!r}")
+    raise ConfigError(
+        f"{where}key {key!r}: expected {getattr(annotation, '__name__', annotation)}, found {value!r}"
+    )
 
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -212,8 +231,9 @@ def parse_assignments(assignments: typing.Iterable[str]) -> dict[str, str]:
     return parsed
 
 
-def resolve_config(scenario_train: Mapping[str, Any], command_line: Mapping[str, Any],
-                   scenario_source: str | None = None) -> TrainConfig:
+def resolve_config(
+    scenario_train: Mapping[str, Any], command_line: Mapping[str, Any], scenario_source: str | None = None
+) -> TrainConfig:
     """Defaults <- the scenario's `train` block <- the command line."""
     where = f"{scenario_source}: train block: " if scenario_source else "train block: "
     config = apply_overrides(TrainConfig(), scenario_train, where)

@@ -76,8 +76,10 @@ class StackedEnvs:
         results = [p.step(actions[a:b]) for p, (a, b) in zip(self.parts, bounds, strict=True)]
         obs, rewards, terminated, truncated = (self._join([r[i] for r in results]) for i in range(4))
         infos = [r[4] for r in results]
-        info: dict[str, Any] = {"metrics": [m for i in infos for m in i["metrics"]],
-                                "active": self._join([i["active"] for i in infos])}
+        info: dict[str, Any] = {
+            "metrics": [m for i in infos for m in i["metrics"]],
+            "active": self._join([i["active"] for i in infos]),
+        }
         if any("final_obs" in i for i in infos):
             final = [i.get("final_obs", r[0]) for i, r in zip(infos, results, strict=True)]
             info["final_obs"] = self._join(final)
@@ -90,16 +92,21 @@ def variant_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Stacked
 
     variants = scenarios.expand_variants(scenario)
     if num_envs < len(variants):
-        raise ValueError(f"num_envs {num_envs}: need at least one environment per variant "
-                         f"({len(variants)} variants of {scenario.variants.key})")
+        raise ValueError(
+            f"num_envs {num_envs}: need at least one environment per variant "
+            f"({len(variants)} variants of {scenario.variants.key})"
+        )
     counts = [len(range(k, num_envs, len(variants))) for k in range(len(variants))]
-    parts = [GridEnv(v, n, seed=s, num_threads=1, obs_dtype=np.uint8)
-             for v, n, s in zip(variants, counts, _part_seeds(seed, len(variants)), strict=True)]
+    parts = [
+        GridEnv(v, n, seed=s, num_threads=1, obs_dtype=np.uint8)
+        for v, n, s in zip(variants, counts, _part_seeds(seed, len(variants)), strict=True)
+    ]
     try:
         return StackedEnvs(parts)
     except ValueError:
-        raise ValueError(f"scenario {scenario.name!r}: variants differ in agent count or observation "
-                         "shape") from None
+        raise ValueError(
+            f"scenario {scenario.name!r}: variants differ in agent count or observation shape"
+        ) from None
 
 
 def _part_seeds(seed: int | None, count: int) -> list[int | None]:
@@ -151,5 +158,10 @@ class PogemaEnv:
         obs, rewards, terminated, truncated, infos = self._env.step([int(a) for a in actions[0]])
         self.active[0] = [bool(i["is_active"]) for i in infos]
         info = {"metrics": [infos[0].get("metrics")], "active": self.active.copy()}
-        return (np.stack(obs)[None].astype(np.float32), np.array(rewards, dtype=np.float32)[None],
-                np.array(terminated)[None], np.array(truncated)[None], info)
+        return (
+            np.stack(obs)[None].astype(np.float32),
+            np.array(rewards, dtype=np.float32)[None],
+            np.array(terminated)[None],
+            np.array(truncated)[None],
+            info,
+        )

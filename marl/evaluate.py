@@ -27,9 +27,16 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def run_episodes(env: Any, policy: Policy, device: torch.device, seed: int | None,
-                 generator: torch.Generator, greedy: bool = False, max_steps: int = 100_000,
-                 recorder: Recorder | None = None) -> list[dict]:
+def run_episodes(
+    env: Any,
+    policy: Policy,
+    device: torch.device,
+    seed: int | None,
+    generator: torch.Generator,
+    greedy: bool = False,
+    max_steps: int = 100_000,
+    recorder: Recorder | None = None,
+) -> list[dict]:
     """Play one episode in each environment of `env`; their metrics, in env order.
 
     `env` is GridEnv-like (best without auto-reset, so that each environment plays exactly one episode);
@@ -45,9 +52,12 @@ def run_episodes(env: Any, policy: Policy, device: torch.device, seed: int | Non
     torch_threads = torch.get_num_threads()
     for _ in range(max_steps):
         logits, _, state = policy.step(
-            torch.from_numpy(obs).to(device), state, torch.from_numpy(reset_mask).to(device),
+            torch.from_numpy(obs).to(device),
+            state,
+            torch.from_numpy(reset_mask).to(device),
             torch.from_numpy(env.neighbours).to(device) if local else None,
-            torch.from_numpy(np.array(env.active, dtype=bool)).to(device))
+            torch.from_numpy(np.array(env.active, dtype=bool)).to(device),
+        )
         actions = logits.argmax(-1) if greedy else sample_actions(logits, generator)[0]
         obs, _, _, _, info = step_keeping_torch_threads(io, actions.cpu().numpy(), torch_threads)
         ended = np.array([m is not None for m in info["metrics"]], dtype=bool)  # (E,)
@@ -73,13 +83,22 @@ def _variants(scenario: Any) -> list[tuple[str, Any]]:
     if scenario.variants is None:
         return [("all", scenario)]
     key, values = scenario.variants.key, scenario.variants.values
-    return [(f"{key}={value}", variant)
-            for value, variant in zip(values, scenarios.expand_variants(scenario), strict=True)]
+    return [
+        (f"{key}={value}", variant)
+        for value, variant in zip(values, scenarios.expand_variants(scenario), strict=True)
+    ]
 
 
-def evaluate_scenario(scenario: Any, policy: Policy, episodes: int, seed: int, device: torch.device,
-                      greedy: bool = False, record: Path | None = None,
-                      policy_name: str = "") -> list[dict[str, Any]]:
+def evaluate_scenario(
+    scenario: Any,
+    policy: Policy,
+    episodes: int,
+    seed: int,
+    device: torch.device,
+    greedy: bool = False,
+    record: Path | None = None,
+    policy_name: str = "",
+) -> list[dict[str, Any]]:
     """One row per variant of `scenario`: {"variant": label, "episodes": K, <metric means>}.
 
     Each variant plays K episodes in K GridEnvs side by side (seed + variant index). `record`: every
@@ -96,8 +115,9 @@ def evaluate_scenario(scenario: Any, policy: Policy, episodes: int, seed: int, d
             metrics = run_episodes(env, policy, device, seed + index, generator, greedy=greedy)
         else:
             with Recorder(env, record, policy=policy_name) as recorder:
-                metrics = run_episodes(env, policy, device, seed + index, generator, greedy=greedy,
-                                       recorder=recorder)
+                metrics = run_episodes(
+                    env, policy, device, seed + index, generator, greedy=greedy, recorder=recorder
+                )
         rows.append({"variant": label, "episodes": episodes, **mean_metrics(metrics)})
     return rows
 
@@ -107,8 +127,14 @@ def pogema_seeds(seed: int, variant_index: int, episodes: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, variant_index]).generate_state(episodes)]
 
 
-def play_in_both(scenario: Any, policy: Policy, seeds: list[int], device: torch.device, sampling_seed: int,
-                 greedy: bool = False) -> tuple[list[dict], list[dict]]:
+def play_in_both(
+    scenario: Any,
+    policy: Policy,
+    seeds: list[int],
+    device: torch.device,
+    sampling_seed: int,
+    greedy: bool = False,
+) -> tuple[list[dict], list[dict]]:
     """The per-episode metrics of the policy in GridSwarm and in real POGEMA on the same tasks.
 
     Episode k is POGEMA's GridConfig of `scenario` with seeds[k] (sim.pogema_adapter), played by
@@ -130,24 +156,34 @@ def play_in_both(scenario: Any, policy: Policy, seeds: list[int], device: torch.
     results = []
     for envs in (StackedEnvs(ours), StackedEnvs([PogemaEnv(c) for c in configs])):
         if tuple(envs.obs_shape) != tuple(policy.config.obs_shape):
-            raise ValueError(f"POGEMA's observation is {envs.obs_shape}, the policy's "
-                             f"{tuple(policy.config.obs_shape)}")
+            raise ValueError(
+                f"POGEMA's observation is {envs.obs_shape}, the policy's {tuple(policy.config.obs_shape)}"
+            )
         generator = torch.Generator(device).manual_seed(sampling_seed)
         results.append(run_episodes(envs, policy, device, None, generator, greedy=greedy))
     return results[0], results[1]
 
 
-def evaluate_in_pogema(scenario: Any, policy: Policy, episodes: int, seed: int, device: torch.device,
-                       greedy: bool = False) -> list[dict[str, Any]]:
+def evaluate_in_pogema(
+    scenario: Any, policy: Policy, episodes: int, seed: int, device: torch.device, greedy: bool = False
+) -> list[dict[str, Any]]:
     """One row per variant: GridSwarm's metric means, POGEMA's ("pogema <metric>") on the same tasks, and
     how many of the K episodes had exactly equal metrics in both ("equal_episodes")."""
     rows = []
     for index, (label, variant) in enumerate(_variants(scenario)):
-        ours, theirs = play_in_both(variant, policy, pogema_seeds(seed, index, episodes), device,
-                                    seed + index, greedy=greedy)
+        ours, theirs = play_in_both(
+            variant, policy, pogema_seeds(seed, index, episodes), device, seed + index, greedy=greedy
+        )
         equal = sum(a == b for a, b in zip(ours, theirs, strict=True))
-        rows.append({"variant": label, "episodes": episodes, **mean_metrics(ours),
-                     **{f"pogema {k}": v for k, v in mean_metrics(theirs).items()}, "equal_episodes": equal})
+        rows.append(
+            {
+                "variant": label,
+                "episodes": episodes,
+                **mean_metrics(ours),
+                **{f"pogema {k}": v for k, v in mean_metrics(theirs).items()},
+                "equal_episodes": equal,
+            }
+        )
     return rows
 
 

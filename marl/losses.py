@@ -37,8 +37,13 @@ class LossTerms:
     clip_fraction: torch.Tensor
 
 
-def clipped_policy_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
-                        active: torch.Tensor, clip: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def clipped_policy_loss(
+    log_probs: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    active: torch.Tensor,
+    clip: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PPO's clipped surrogate -E[min(rA, clip(r)A)], the approximate KL (k3 estimator) and clip fraction."""
     log_ratio = log_probs - old_log_probs
     ratio = log_ratio.exp()
@@ -51,8 +56,14 @@ def clipped_policy_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, ad
     return loss, approx_kl, clip_fraction
 
 
-def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, targets: torch.Tensor,
-                       active: torch.Tensor, clip: float | None, huber_delta: float | None) -> torch.Tensor:
+def clipped_value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    targets: torch.Tensor,
+    active: torch.Tensor,
+    clip: float | None,
+    huber_delta: float | None,
+) -> torch.Tensor:
     """MAPPO's value loss: max of the unclipped and clipped errors (squared or Huber), over active steps."""
     errors = targets - values
     if clip is None:
@@ -70,18 +81,31 @@ def _error_loss(errors: torch.Tensor, huber_delta: float | None) -> torch.Tensor
     return torch.where(magnitude <= huber_delta, 0.5 * errors**2, linear)
 
 
-def categorical_log_prob_entropy(logits: torch.Tensor,
-                                 actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def categorical_log_prob_entropy(
+    logits: torch.Tensor, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(a) and the entropy of the categorical distribution over the last axis of logits."""
     log_pi = torch.log_softmax(logits, dim=-1)
     entropy = -(log_pi.exp() * log_pi).sum(-1)
     return log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy
 
 
-def mappo_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, entropy: torch.Tensor,
-               advantages: torch.Tensor, values: torch.Tensor, old_values: torch.Tensor,
-               targets: torch.Tensor, active: torch.Tensor, *, clip: float, value_clip: float | None,
-               huber_delta: float | None, value_coef: float, entropy_coef: float) -> LossTerms:
+def mappo_loss(
+    log_probs: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    entropy: torch.Tensor,
+    advantages: torch.Tensor,
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    targets: torch.Tensor,
+    active: torch.Tensor,
+    *,
+    clip: float,
+    value_clip: float | None,
+    huber_delta: float | None,
+    value_coef: float,
+    entropy_coef: float,
+) -> LossTerms:
     """L = L_clip + c_v L_value - c_e H, every term averaged over active steps."""
     policy, approx_kl, clip_fraction = clipped_policy_loss(log_probs, old_log_probs, advantages, active, clip)
     value = clipped_value_loss(values, old_values, targets, active, value_clip, huber_delta)

@@ -22,13 +22,23 @@ class Policy(Protocol):
 
     def initial_state(self, num_envs: int, num_agents: int) -> State: ...
 
-    def step(self, obs: torch.Tensor, state: State, reset_mask: torch.Tensor,
-             neighbours: torch.Tensor | None = None,
-             active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, State]: ...
+    def step(
+        self,
+        obs: torch.Tensor,
+        state: State,
+        reset_mask: torch.Tensor,
+        neighbours: torch.Tensor | None = None,
+        active: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, State]: ...
 
-    def unroll(self, obs_seq: torch.Tensor, state0: State, reset_masks: torch.Tensor,
-               neighbours_seq: torch.Tensor | None = None,
-               active_seq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, State]: ...
+    def unroll(
+        self,
+        obs_seq: torch.Tensor,
+        state0: State,
+        reset_masks: torch.Tensor,
+        neighbours_seq: torch.Tensor | None = None,
+        active_seq: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, State]: ...
 
 
 @dataclass
@@ -63,8 +73,9 @@ def carry_tensors(carry: RolloutCarry) -> dict[str, Any]:
     return {"state": leaves, **{name: torch.from_numpy(array.copy()) for name, array in arrays.items()}}
 
 
-def resume_rollouts(env: Any, policy: Policy, device: torch.device, snapshot: dict[str, np.ndarray],
-                    saved: dict[str, Any]) -> RolloutCarry:
+def resume_rollouts(
+    env: Any, policy: Policy, device: torch.device, snapshot: dict[str, np.ndarray], saved: dict[str, Any]
+) -> RolloutCarry:
     """Restore the environments from `snapshot` and the carry from `carry_tensors`: collection continues
     exactly where the checkpointed run stood. Raises ValueError when they belong to another set-up."""
     obs = env.restore(snapshot)
@@ -76,8 +87,12 @@ def resume_rollouts(env: Any, policy: Policy, device: torch.device, snapshot: di
     state = map_state(lambda leaf: next(remaining).to(device=device, dtype=leaf.dtype), template)
     if not np.array_equal(obs, saved["obs"].numpy()):
         raise ValueError("the checkpoint's observation differs from its environments' snapshot")
-    return RolloutCarry(obs=obs, state=state, reset_mask=saved["reset_mask"].numpy().copy(),
-                        active=saved["active"].numpy().copy())
+    return RolloutCarry(
+        obs=obs,
+        state=state,
+        reset_mask=saved["reset_mask"].numpy().copy(),
+        active=saved["active"].numpy().copy(),
+    )
 
 
 def step_keeping_torch_threads(env: Any, actions: np.ndarray, torch_threads: int) -> tuple[Any, ...]:
@@ -107,18 +122,31 @@ def _live_neighbours(env: Any, buffer: RolloutBuffer) -> np.ndarray | None:
     return None if buffer.neighbours is None else env.neighbours
 
 
-def _final_values(policy: Policy, state: State, info: dict[str, Any], neighbours: np.ndarray | None,
-                  device: torch.device) -> torch.Tensor:
+def _final_values(
+    policy: Policy, state: State, info: dict[str, Any], neighbours: np.ndarray | None, device: torch.device
+) -> torch.Tensor:
     """V(final_obs), (E, N), from the memory that saw the whole episode (truncated agents bootstrap on it)."""
     active = np.asarray(info["active"], dtype=bool)
-    _, final_raw, _ = policy.step(_on(device, info["final_obs"]), state, _on(device, np.zeros_like(active)),
-                                  _on(device, neighbours), _on(device, active))
+    _, final_raw, _ = policy.step(
+        _on(device, info["final_obs"]),
+        state,
+        _on(device, np.zeros_like(active)),
+        _on(device, neighbours),
+        _on(device, active),
+    )
     return final_raw
 
 
 @torch.no_grad()
-def collect(env: Any, policy: Policy, value_norm: ValueNorm, buffer: RolloutBuffer, carry: RolloutCarry,
-            generator: torch.Generator, device: torch.device) -> tuple[RolloutCarry, list[dict[str, float]]]:
+def collect(
+    env: Any,
+    policy: Policy,
+    value_norm: ValueNorm,
+    buffer: RolloutBuffer,
+    carry: RolloutCarry,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[RolloutCarry, list[dict[str, float]]]:
     """Fill `buffer` with T steps; return the next rollout's carry and the finished episodes' metrics."""
     finished: list[dict[str, float]] = []
     torch_threads = torch.get_num_threads()
@@ -132,8 +160,12 @@ def collect(env: Any, policy: Policy, value_norm: ValueNorm, buffer: RolloutBuff
         if neighbours is not None:
             buffer.neighbours[t] = neighbours
         logits, raw_value, state = policy.step(
-            _on(device, buffer.obs[t]), carry.state, _on(device, buffer.reset_masks[t]),
-            _on(device, neighbours), _on(device, buffer.active[t]))
+            _on(device, buffer.obs[t]),
+            carry.state,
+            _on(device, buffer.reset_masks[t]),
+            _on(device, neighbours),
+            _on(device, buffer.active[t]),
+        )
         actions, log_probs = sample_actions(logits, generator)
         actions_np = actions.cpu().numpy()
         obs, rewards, terminated, truncated, info = step_keeping_torch_threads(env, actions_np, torch_threads)
@@ -150,10 +182,18 @@ def collect(env: Any, policy: Policy, value_norm: ValueNorm, buffer: RolloutBuff
             finished.extend(m for m in info["metrics"] if m is not None)
             final_raw = _final_values(policy, state, info, neighbours, device)
             buffer.final_values[t][ended] = value_norm.denormalize(final_raw).cpu().numpy()[ended]
-        carry = RolloutCarry(obs=obs, state=state,
-                             reset_mask=np.repeat(ended[:, None], env.num_agents, axis=1),
-                             active=np.array(env.active, dtype=bool))
-    _, last_raw, _ = policy.step(_on(device, carry.obs), carry.state, _on(device, carry.reset_mask),
-                                 _on(device, _live_neighbours(env, buffer)), _on(device, carry.active))
+        carry = RolloutCarry(
+            obs=obs,
+            state=state,
+            reset_mask=np.repeat(ended[:, None], env.num_agents, axis=1),
+            active=np.array(env.active, dtype=bool),
+        )
+    _, last_raw, _ = policy.step(
+        _on(device, carry.obs),
+        carry.state,
+        _on(device, carry.reset_mask),
+        _on(device, _live_neighbours(env, buffer)),
+        _on(device, carry.active),
+    )
     buffer.last_values[:] = value_norm.denormalize(last_raw).cpu().numpy()
     return carry, finished

@@ -90,8 +90,9 @@ def truncate_metrics(path: Path, last_update: int) -> None:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
 
 
-def save_run_checkpoint(run_dir: Path, update: int, tensors: dict[str, Any], meta: dict[str, Any],
-                        best: bool) -> Path:
+def save_run_checkpoint(
+    run_dir: Path, update: int, tensors: dict[str, Any], meta: dict[str, Any], best: bool
+) -> Path:
     """Write the checkpoint of `update` (keeping the newest KEEP_CHECKPOINTS), and into best/ when `best`."""
     stamped = {"format": CHECKPOINT_FORMAT, **meta}
     path = hpc.save_checkpoint(run_dir / "checkpoints", update, tensors, stamped, keep=KEEP_CHECKPOINTS)
@@ -141,8 +142,9 @@ def resolve_checkpoint(target: Path) -> Path:
         found = hpc.list_checkpoints(directory)
         if found:
             return found[-1][1]
-    raise CheckpointError(f"{target}: a directory without checkpoints (expected {target}/checkpoints/"
-                          "step-*.ckpt)")
+    raise CheckpointError(
+        f"{target}: a directory without checkpoints (expected {target}/checkpoints/step-*.ckpt)"
+    )
 
 
 def _require_format(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -173,4 +175,3 @@ def plot_curves(metrics_path: Path, out_path: Path, keys: tuple[str, ...]) -> No
     with atomic_writer(out_path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=90)
     plt.close(figure)
-

@@ -46,8 +46,16 @@ from marl.run_dir import (
 )
 from marl.value_norm import ValueNorm
 
-CURVE_KEYS = ("CSR", "ISR", "avg_throughput", "ep_length", "policy_loss", "value_loss", "entropy",
-              "agent_steps_per_s")
+CURVE_KEYS = (
+    "CSR",
+    "ISR",
+    "avg_throughput",
+    "ep_length",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "agent_steps_per_s",
+)
 
 
 def pick_device(requested: str) -> torch.device:
@@ -61,11 +69,18 @@ def pick_device(requested: str) -> torch.device:
 
 def compute_advantages(buffer: RolloutBuffer, gamma: float, gae_lambda: float) -> None:
     """Write buffer.advantages and buffer.returns from the collected rollout (GAE, truncation-aware)."""
-    next_values = next_state_values(buffer.values, buffer.last_values, buffer.terminated, buffer.truncated,
-                                    buffer.final_values)
+    next_values = next_state_values(
+        buffer.values, buffer.last_values, buffer.terminated, buffer.truncated, buffer.final_values
+    )
     buffer.advantages[:], buffer.returns[:] = compute_gae(
-        buffer.rewards, buffer.values, next_values, buffer.terminated | buffer.truncated, buffer.active,
-        gamma, gae_lambda)
+        buffer.rewards,
+        buffer.values,
+        next_values,
+        buffer.terminated | buffer.truncated,
+        buffer.active,
+        gamma,
+        gae_lambda,
+    )
 
 
 def learning_rate(config: TrainConfig, progress: float, current: float) -> float:
@@ -85,22 +100,41 @@ def _adapt_lr_to_kl(config: TrainConfig, optimizer: torch.optim.Optimizer, appro
             group["lr"] = min(group["lr"] * 1.5, 1e-2)
 
 
-def _minibatch(arrays: dict[str, np.ndarray], chunk_length: int, chunk_index: np.ndarray,
-               env_index: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+def _minibatch(
+    arrays: dict[str, np.ndarray],
+    chunk_length: int,
+    chunk_index: np.ndarray,
+    env_index: np.ndarray,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
     """The (L, B, N, ...) slices of B (chunk, env) pairs, on the device."""
-    return {name: torch.from_numpy(gather_chunks(array, chunk_length, chunk_index, env_index)).to(device)
-            for name, array in arrays.items()}
+    return {
+        name: torch.from_numpy(gather_chunks(array, chunk_length, chunk_index, env_index)).to(device)
+        for name, array in arrays.items()
+    }
 
 
-def minibatch_loss(policy: Policy, value_norm: ValueNorm, mb: dict[str, torch.Tensor], state0: Any,
-                   config: TrainConfig) -> LossTerms:
+def minibatch_loss(
+    policy: Policy, value_norm: ValueNorm, mb: dict[str, torch.Tensor], state0: Any, config: TrainConfig
+) -> LossTerms:
     """Unroll the chunks from their stored memory (gradients through memory) and score them."""
     logits, values, _ = policy.unroll(mb["obs"], state0, mb["reset"], mb.get("neighbours"), mb["active"])
     log_probs, entropy = categorical_log_prob_entropy(logits, mb["actions"])
-    return mappo_loss(log_probs, mb["old_log_probs"], entropy, mb["advantages"], values, mb["old_values"],
-                      value_norm.normalize(mb["returns"]), mb["active"], clip=config.clip,
-                      value_clip=config.value_clip, huber_delta=config.huber_delta,
-                      value_coef=config.value_coef, entropy_coef=config.entropy_coef)
+    return mappo_loss(
+        log_probs,
+        mb["old_log_probs"],
+        entropy,
+        mb["advantages"],
+        values,
+        mb["old_values"],
+        value_norm.normalize(mb["returns"]),
+        mb["active"],
+        clip=config.clip,
+        value_clip=config.value_clip,
+        huber_delta=config.huber_delta,
+        value_coef=config.value_coef,
+        entropy_coef=config.entropy_coef,
+    )
 
 
 @dataclass
@@ -124,8 +158,9 @@ def _global_sums(comm: hpc.Comm, values: list[float]) -> np.ndarray:
     return comm.allreduce_sum_numpy(np.array(values, dtype=np.float64))
 
 
-def normalize_advantages_across(comm: hpc.Comm, advantages: torch.Tensor, active: torch.Tensor,
-                                eps: float = 1e-8) -> torch.Tensor:
+def normalize_advantages_across(
+    comm: hpc.Comm, advantages: torch.Tensor, active: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
     """(A - mean) / (std + eps) with mean and std over the active steps of every rank; inactive -> 0."""
     selected = advantages[active].double()
     count, total = _global_sums(comm, [selected.numel(), selected.sum().item()])
@@ -136,19 +171,28 @@ def normalize_advantages_across(comm: hpc.Comm, advantages: torch.Tensor, active
     return torch.where(active, normalized, torch.zeros_like(advantages))
 
 
-def update_value_norm_across(comm: hpc.Comm, value_norm: ValueNorm, returns: torch.Tensor,
-                             active: torch.Tensor) -> None:
+def update_value_norm_across(
+    comm: hpc.Comm, value_norm: ValueNorm, returns: torch.Tensor, active: torch.Tensor
+) -> None:
     """Fold the active returns of every rank into the value normalizer (same statistics on every rank)."""
     selected = returns[active].double()
-    count, total, squares = _global_sums(comm, [selected.numel(), selected.sum().item(),
-                                                (selected**2).sum().item()])
+    count, total, squares = _global_sums(
+        comm, [selected.numel(), selected.sum().item(), (selected**2).sum().item()]
+    )
     if count > 0:
         value_norm.fold_moments(int(count), total / count, squares / count)
 
 
-def update(policy: Policy, optimizer: torch.optim.Optimizer, value_norm: ValueNorm, buffer: RolloutBuffer,
-           config: TrainConfig, shuffle: torch.Generator, device: torch.device,
-           ranks: Ranks = SINGLE_PROCESS) -> dict[str, float]:
+def update(
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    value_norm: ValueNorm,
+    buffer: RolloutBuffer,
+    config: TrainConfig,
+    shuffle: torch.Generator,
+    device: torch.device,
+    ranks: Ranks = SINGLE_PROCESS,
+) -> dict[str, float]:
     """Epochs of clipped-PPO minibatch steps over (chunk, env) pairs; returns mean loss statistics.
 
     Across ranks every minibatch is the union of the ranks' minibatches: each rank's loss is weighted by
@@ -162,9 +206,16 @@ def update(policy: Policy, optimizer: torch.optim.Optimizer, value_norm: ValueNo
     advantages = torch.from_numpy(buffer.advantages)
     if config.normalize_advantages:
         advantages = normalize_advantages_across(comm, advantages, active)
-    arrays = {"advantages": advantages.numpy(), "returns": buffer.returns, "old_log_probs": buffer.log_probs,
-              "old_values": buffer.raw_values, "actions": buffer.actions, "obs": buffer.obs,
-              "reset": buffer.reset_masks, "active": buffer.active}
+    arrays = {
+        "advantages": advantages.numpy(),
+        "returns": buffer.returns,
+        "old_log_probs": buffer.log_probs,
+        "old_values": buffer.raw_values,
+        "actions": buffer.actions,
+        "obs": buffer.obs,
+        "reset": buffer.reset_masks,
+        "active": buffer.active,
+    }
     if buffer.neighbours is not None:
         arrays["neighbours"] = buffer.neighbours
     sums = dict.fromkeys((*LOSS_STATS, "grad_norm"), 0.0)
@@ -214,12 +265,14 @@ def sampling_seed(seed: int, rank: int = 0) -> int:
     return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
-def build_policy(config: TrainConfig, obs_shape: tuple[int, int, int], num_actions: int,
-                 device: torch.device) -> Any:
+def build_policy(
+    config: TrainConfig, obs_shape: tuple[int, int, int], num_actions: int, device: torch.device
+) -> Any:
     """A fresh policy, initialized from config.seed."""
     torch.manual_seed(config.seed)
-    policy = memory.make_policy(config.model, obs_shape, num_actions, preset=config.preset,
-                                scope=config.scope)
+    policy = memory.make_policy(
+        config.model, obs_shape, num_actions, preset=config.preset, scope=config.scope
+    )
     return policy.to(device)
 
 
@@ -250,9 +303,13 @@ class Learner:
     def tensors(self, comm: hpc.Comm) -> dict[str, Any]:
         """The checkpoint tensors, with every rank's sampling state (a collective call)."""
         sampling = comm.allgather_numpy(self.sampling.get_state().numpy())  # (ranks, state bytes) uint8
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "value_norm": self.value_norm.state_dict(), "sampling_rng": torch.from_numpy(sampling),
-                "shuffle_rng": self.shuffle.get_state()}
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "value_norm": self.value_norm.state_dict(),
+            "sampling_rng": torch.from_numpy(sampling),
+            "shuffle_rng": self.shuffle.get_state(),
+        }
 
     def restore(self, tensors: dict[str, Any], rank: int) -> None:
         self.policy.load_state_dict(tensors["policy"])
@@ -263,14 +320,21 @@ class Learner:
         self.shuffle.set_state(tensors["shuffle_rng"])
 
 
-def make_learner(config: TrainConfig, obs_shape: tuple[int, int, int], num_actions: int,
-                 device: torch.device, rank: int = 0) -> Learner:
+def make_learner(
+    config: TrainConfig,
+    obs_shape: tuple[int, int, int],
+    num_actions: int,
+    device: torch.device,
+    rank: int = 0,
+) -> Learner:
     policy = build_policy(config, obs_shape, num_actions, device)
-    return Learner(policy=policy,
-                   optimizer=torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps),
-                   value_norm=ValueNorm(enabled=config.value_norm).to(device),
-                   sampling=torch.Generator(device).manual_seed(sampling_seed(config.seed, rank)),
-                   shuffle=torch.Generator().manual_seed(config.seed + 1))
+    return Learner(
+        policy=policy,
+        optimizer=torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps),
+        value_norm=ValueNorm(enabled=config.value_norm).to(device),
+        sampling=torch.Generator(device).manual_seed(sampling_seed(config.seed, rank)),
+        shuffle=torch.Generator().manual_seed(config.seed + 1),
+    )
 
 
 class TrainingStopped(Exception):
@@ -282,21 +346,27 @@ class TrainingStopped(Exception):
         self.requeued = requeued
 
 
-def _restore_run(run_dir: Path, learner: Learner, config: TrainConfig,
-                 comm: hpc.Comm) -> tuple[int, float, dict[str, Any]]:
+def _restore_run(
+    run_dir: Path, learner: Learner, config: TrainConfig, comm: hpc.Comm
+) -> tuple[int, float, dict[str, Any]]:
     """Load the newest intact checkpoint into the learner; return the update to continue from, the best
     metric so far and the checkpoint's tensors (environments, carries, episode sums)."""
     tensors, meta, path = latest_checkpoint(run_dir)
     if meta.get("train_config") != config.to_dict():
         changed = sorted(k for k, v in config.to_dict().items() if meta.get("train_config", {}).get(k) != v)
-        raise CheckpointError(f"{run_dir}: cannot resume with a different config "
-                              f"(changed: {', '.join(changed)})")
+        raise CheckpointError(
+            f"{run_dir}: cannot resume with a different config (changed: {', '.join(changed)})"
+        )
     if meta.get("world_size") != comm.size:
-        raise CheckpointError(f"{path}: written by {meta.get('world_size')} rank(s), resumed with "
-                              f"{comm.size}; resume with as many ranks (each rank has its own environments)")
+        raise CheckpointError(
+            f"{path}: written by {meta.get('world_size')} rank(s), resumed with "
+            f"{comm.size}; resume with as many ranks (each rank has its own environments)"
+        )
     if comm.ranks_differing_from_root(hashlib.sha256(path.name.encode()).digest()):
-        raise CheckpointError(f"{run_dir}: ranks found different latest checkpoints (is the run directory on "
-                              "a file system that every node sees?)")
+        raise CheckpointError(
+            f"{run_dir}: ranks found different latest checkpoints (is the run directory on "
+            "a file system that every node sees?)"
+        )
     learner.restore(tensors, comm.rank)
     hpc.restore_rng(tensors["rng"], meta["rng"])
     if comm.is_root:
@@ -304,8 +374,9 @@ def _restore_run(run_dir: Path, learner: Learner, config: TrainConfig,
     return meta["update"], meta["best"], tensors
 
 
-def _resume_rollouts(env: Any, policy: Policy, device: torch.device, tensors: dict[str, Any],
-                     rank: int, run_dir: Path) -> RolloutCarry:
+def _resume_rollouts(
+    env: Any, policy: Policy, device: torch.device, tensors: dict[str, Any], rank: int, run_dir: Path
+) -> RolloutCarry:
     snapshot = {name: tensor.numpy() for name, tensor in tensors["envs"][rank].items()}
     try:
         return resume_rollouts(env, policy, device, snapshot, tensors["carries"][rank])
@@ -313,14 +384,18 @@ def _resume_rollouts(env: Any, policy: Policy, device: torch.device, tensors: di
         raise CheckpointError(f"{run_dir}: cannot continue the checkpoint's environments ({error})") from None
 
 
-def _progress_line(update_index: int, num_updates: int, agent_steps: int, row: dict[str, Any],
-                   seconds_left: float) -> str:
-    episode_part = " ".join(f"{k} {row[k]:.3g}" for k in ("CSR", "ISR", "ep_length", "avg_throughput")
-                            if row.get(k) is not None)
-    return (f"update {update_index}/{num_updates} | {agent_steps:,} agent-steps | "
-            f"{row['agent_steps_per_s']:,.0f} agent-steps/s | {episode_part or 'no finished episode'} | "
-            f"loss pi {row['policy_loss']:.3f} v {row['value_loss']:.3f} H {row['entropy']:.2f} | "
-            f"{seconds_left / 60:.1f} min left")
+def _progress_line(
+    update_index: int, num_updates: int, agent_steps: int, row: dict[str, Any], seconds_left: float
+) -> str:
+    episode_part = " ".join(
+        f"{k} {row[k]:.3g}" for k in ("CSR", "ISR", "ep_length", "avg_throughput") if row.get(k) is not None
+    )
+    return (
+        f"update {update_index}/{num_updates} | {agent_steps:,} agent-steps | "
+        f"{row['agent_steps_per_s']:,.0f} agent-steps/s | {episode_part or 'no finished episode'} | "
+        f"loss pi {row['policy_loss']:.3f} v {row['value_loss']:.3f} H {row['entropy']:.2f} | "
+        f"{seconds_left / 60:.1f} min left"
+    )
 
 
 class EpisodeMeans:
@@ -351,16 +426,23 @@ class EpisodeMeans:
         return int(self.sums[-1])
 
     def means(self) -> dict[str, float]:
-        counts = self.sums[len(self.keys):-1]
+        counts = self.sums[len(self.keys) : -1]
         return {key: float(self.sums[i] / counts[i]) for i, key in enumerate(self.keys) if counts[i] > 0}
 
 
 EPISODE_KEYS = ("CSR", "ISR", "ep_length", "SoC", "makespan", "avg_throughput")
 
 
-def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Literal["auto"] = False,
-          echo: Callable[[str], None] = print, extra_meta: dict[str, Any] | None = None,
-          comm: hpc.Comm | None = None) -> Learner:
+def train(
+    env: Any,
+    config: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool | Literal["auto"] = False,
+    echo: Callable[[str], None] = print,
+    extra_meta: dict[str, Any] | None = None,
+    comm: hpc.Comm | None = None,
+) -> Learner:
     """Train a policy with MAPPO on `env` (this rank's GridEnv) and write the run directory (rank 0).
 
     `resume`: True continues the run in `run_dir` from its newest intact checkpoint; "auto" does so when
@@ -382,15 +464,20 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
         if comm.is_root:
             echo(f"resuming {run_dir} from update {start}")
     elif has_checkpoints(run_dir):
-        raise CheckpointError(f"{run_dir}: already holds a run (resume it with --resume, or choose another "
-                              "--out)")
+        raise CheckpointError(
+            f"{run_dir}: already holds a run (resume it with --resume, or choose another --out)"
+        )
     elif comm.is_root and metrics_path.exists():
         truncate_metrics(metrics_path, 0)  # the lines of a run killed before its first checkpoint
     hpc.broadcast_params(comm, learner.policy)
     hpc.check_params_equal(comm, learner.value_norm)
     ranks = Ranks.of(comm, learner.policy)
-    meta_base = {"train_config": config.to_dict(), "policy_config": learner.policy.config.to_dict(),
-                 "world_size": comm.size, **(extra_meta or {})}
+    meta_base = {
+        "train_config": config.to_dict(),
+        "policy_config": learner.policy.config.to_dict(),
+        "world_size": comm.size,
+        **(extra_meta or {}),
+    }
     if comm.is_root:
         write_yaml(run_dir / "config.yaml", meta_base)
 
@@ -403,8 +490,9 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
     else:
         carry = _resume_rollouts(env, learner.policy, device, saved, comm.rank, run_dir)
     num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
-    buffer = RolloutBuffer.allocate(T, E, N, env.obs_shape, carry.obs.dtype, config.chunk_length,
-                                    num_neighbours)
+    buffer = RolloutBuffer.allocate(
+        T, E, N, env.obs_shape, carry.obs.dtype, config.chunk_length, num_neighbours
+    )
     keys = EPISODE_KEYS if config.best_metric in EPISODE_KEYS else (*EPISODE_KEYS, config.best_metric)
     recent = EpisodeMeans(keys)  # the episodes since the last periodic checkpoint, for best/
     if saved is not None:
@@ -416,25 +504,43 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
                 group["lr"] = learning_rate(config, update_index / num_updates, group["lr"])
             tick = time.perf_counter()
             # collect
-            carry, finished = collect(env, learner.policy, learner.value_norm, buffer, carry,
-                                      learner.sampling, device)
+            carry, finished = collect(
+                env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, device
+            )
             # advantages
             compute_advantages(buffer, config.gamma, config.gae_lambda)
             # update
-            stats = update(learner.policy, learner.optimizer, learner.value_norm, buffer, config,
-                           learner.shuffle, device, ranks)
+            stats = update(
+                learner.policy,
+                learner.optimizer,
+                learner.value_norm,
+                buffer,
+                config,
+                learner.shuffle,
+                device,
+                ranks,
+            )
             # log
             episodes = recent.add_across(comm, finished)
             done = update_index + 1
             if comm.is_root:
-                row = {"update": done, "agent_steps": done * steps_per_update, "episodes": episodes.episodes,
-                       "agent_steps_per_s": steps_per_update / (time.perf_counter() - tick),
-                       "lr": learner.optimizer.param_groups[0]["lr"], **stats, **episodes.means()}
+                row = {
+                    "update": done,
+                    "agent_steps": done * steps_per_update,
+                    "episodes": episodes.episodes,
+                    "agent_steps_per_s": steps_per_update / (time.perf_counter() - tick),
+                    "lr": learner.optimizer.param_groups[0]["lr"],
+                    **stats,
+                    **episodes.means(),
+                }
                 append_metrics(metrics_path, row)
                 if done % config.log_every == 0 or done == num_updates:
                     rate = (done - start) / (time.perf_counter() - started)
-                    echo(_progress_line(done, num_updates, row["agent_steps"], row,
-                                        (num_updates - done) / rate))
+                    echo(
+                        _progress_line(
+                            done, num_updates, row["agent_steps"], row, (num_updates - done) / rate
+                        )
+                    )
             # checkpoint: periodically, and on a stop signal before stopping
             periodic = done % config.checkpoint_every == 0 or done == num_updates
             stopping = done < num_updates and preemption.stop_requested(comm)
@@ -446,8 +552,13 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
             if periodic or stopping:
                 tensors, rng_meta = _checkpoint_tensors(comm, learner, env, carry, recent)
                 if comm.is_root:
-                    meta = {**meta_base, "update": done, "agent_steps": done * steps_per_update, "best": best,
-                            "rng": rng_meta}
+                    meta = {
+                        **meta_base,
+                        "update": done,
+                        "agent_steps": done * steps_per_update,
+                        "best": best,
+                        "rng": rng_meta,
+                    }
                     save_run_checkpoint(run_dir, done, tensors, meta, best=is_best)
             if stopping:
                 _stop(comm, preemption, done, echo)
@@ -457,16 +568,20 @@ def train(env: Any, config: TrainConfig, run_dir: Path, *, resume: bool | Litera
     return learner
 
 
-def _checkpoint_tensors(comm: hpc.Comm, learner: Learner, env: Any, carry: RolloutCarry,
-                        recent: EpisodeMeans) -> tuple[dict[str, Any], dict[str, Any]]:
+def _checkpoint_tensors(
+    comm: hpc.Comm, learner: Learner, env: Any, carry: RolloutCarry, recent: EpisodeMeans
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A checkpoint's tensors, every rank's environments and carry included, and the RNG metadata (a
     collective call; the tensors are complete on rank 0 only)."""
     hpc.check_params_equal(comm, learner.policy)
     hpc.check_params_equal(comm, learner.value_norm)
     rng_tensors, rng_meta = hpc.capture_rng()
     per_rank = comm.gather_to_root((env.snapshot(), carry_tensors(carry)))  # [(snapshot, carry)] on rank 0
-    tensors = {**learner.tensors(comm), "rng": rng_tensors,
-               "recent_episodes": torch.from_numpy(recent.sums.copy())}
+    tensors = {
+        **learner.tensors(comm),
+        "rng": rng_tensors,
+        "recent_episodes": torch.from_numpy(recent.sums.copy()),
+    }
     if comm.is_root:
         tensors["envs"] = [{name: torch.from_numpy(a) for name, a in envs.items()} for envs, _ in per_rank]
         tensors["carries"] = [rank_carry for _, rank_carry in per_rank]
@@ -478,8 +593,9 @@ def _stop(comm: hpc.Comm, preemption: hpc.PreemptionHandler, done: int, echo: Ca
     comm.barrier()
     requeued = hpc.requeue_job() if comm.is_root else False
     signal_name = preemption.received.name if preemption.received else "a signal on another rank"
-    message = (f"stopped by {signal_name} after update {done}, checkpointed; the run resumes from there"
-               + (" (SLURM job requeued)" if requeued else " (--resume)"))
+    message = f"stopped by {signal_name} after update {done}, checkpointed; the run resumes from there" + (
+        " (SLURM job requeued)" if requeued else " (--resume)"
+    )
     if comm.is_root:
         echo(message)
     raise TrainingStopped(message, requeued)

@@ -17,8 +17,9 @@ class ValueNorm(nn.Module):
     With `enabled=False` it is the identity (the critic then predicts returns directly).
     """
 
-    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5, min_variance: float = 1e-2,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self, beta: float = 0.99999, epsilon: float = 1e-5, min_variance: float = 1e-2, enabled: bool = True
+    ) -> None:
         super().__init__()
         self.enabled = enabled
         self.beta = beta

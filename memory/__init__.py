@@ -19,12 +19,26 @@ from memory.config import POLICY_NAMES, PRESETS, PolicyConfig, resolve_config
 from memory.policy import SwarmPolicy
 from memory.state import PolicyState
 
-__all__ = ["POLICY_NAMES", "PRESETS", "PolicyConfig", "PolicyState", "SwarmPolicy", "make_policy",
-           "policy_from_config"]
+__all__ = [
+    "POLICY_NAMES",
+    "PRESETS",
+    "PolicyConfig",
+    "PolicyState",
+    "SwarmPolicy",
+    "make_policy",
+    "policy_from_config",
+]
 
 
-def make_policy(name: str, obs_shape: tuple[int, int, int], num_actions: int = 5, preset: str = "bottleneck",
-                scope: str = "global", seed: int | None = None, **overrides: Any) -> SwarmPolicy:
+def make_policy(
+    name: str,
+    obs_shape: tuple[int, int, int],
+    num_actions: int = 5,
+    preset: str = "bottleneck",
+    scope: str = "global",
+    seed: int | None = None,
+    **overrides: Any,
+) -> SwarmPolicy:
     """A freshly initialized policy `name` (one of POLICY_NAMES) with a preset's sizes and `overrides`
     (any PolicyConfig size field: width, heads, layers, history, filters, res_blocks, mlp_ratio).
 

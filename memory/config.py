@@ -100,13 +100,22 @@ class PolicyConfig:
         return cls(**{**fields, "obs_shape": tuple(fields["obs_shape"])})
 
 
-def resolve_config(name: str, obs_shape: tuple[int, int, int], num_actions: int, preset: str, scope: str,
-                   overrides: dict[str, Any]) -> PolicyConfig:
+def resolve_config(
+    name: str,
+    obs_shape: tuple[int, int, int],
+    num_actions: int,
+    preset: str,
+    scope: str,
+    overrides: dict[str, Any],
+) -> PolicyConfig:
     """A preset's sizes with `overrides` applied; unknown presets and override keys raise ValueError."""
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    tunable = [f.name for f in dataclasses.fields(PolicyConfig)
-               if f.name not in ("name", "obs_shape", "num_actions", "scope")]
+    tunable = [
+        f.name
+        for f in dataclasses.fields(PolicyConfig)
+        if f.name not in ("name", "obs_shape", "num_actions", "scope")
+    ]
     unknown = sorted(set(overrides) - set(tunable))
     if unknown:
         raise ValueError(f"unknown override(s) {', '.join(unknown)}; valid: {', '.join(tunable)}")

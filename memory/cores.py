@@ -58,8 +58,9 @@ class TransformerCore(nn.Module):
         self.ln_f = nn.LayerNorm(config.width)
         self.memory_head = nn.Linear(config.width, config.width, bias=False) if self.has_memory else None
 
-    def forward(self, encoding: Tensor, memory: Tensor, history: Tensor, reset: Tensor,
-                pool: Pool | None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, encoding: Tensor, memory: Tensor, history: Tensor, reset: Tensor, pool: Pool | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         tokens = [history, encoding.unsqueeze(1)]
         visible = None
         if self.has_memory:
@@ -93,8 +94,9 @@ class GRUCore(nn.Module):
         super().__init__()
         self.cell = nn.GRUCell(config.width, config.width)
 
-    def forward(self, encoding: Tensor, memory: Tensor, history: Tensor, reset: Tensor,
-                pool: Pool | None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, encoding: Tensor, memory: Tensor, history: Tensor, reset: Tensor, pool: Pool | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         hidden = self.cell(encoding, memory)
         return hidden, hidden, history
 
@@ -102,8 +104,9 @@ class GRUCore(nn.Module):
 class EmptyCore(nn.Module):
     """No core: the encoding goes straight to the heads (the SRMT paper's `Empty` baseline)."""
 
-    def forward(self, encoding: Tensor, memory: Tensor, history: Tensor, reset: Tensor,
-                pool: Pool | None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, encoding: Tensor, memory: Tensor, history: Tensor, reset: Tensor, pool: Pool | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         return encoding, memory, history
 
 

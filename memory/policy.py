@@ -55,21 +55,33 @@ class SwarmPolicy(nn.Module):
 
     def initial_state(self, num_envs: int, num_agents: int) -> PolicyState:
         """Zero state (E, N, ...) for the first step of an episode, whose reset mask must be all True."""
-        return PolicyState.zeros((num_envs, num_agents), self.memory_size, self.config.history_length,
-                                 self.config.width, self.device)
+        return PolicyState.zeros(
+            (num_envs, num_agents),
+            self.memory_size,
+            self.config.history_length,
+            self.config.width,
+            self.device,
+        )
 
     def initial_agent_state(self, batch: int) -> PolicyState:
         """Zero state (B, ...) of `batch` independent agents for `agent_step`."""
-        return PolicyState.zeros((batch,), self.memory_size, self.config.history_length, self.config.width,
-                                 self.device)
+        return PolicyState.zeros(
+            (batch,), self.memory_size, self.config.history_length, self.config.width, self.device
+        )
 
     def encode(self, obs: ArrayLike) -> Tensor:
         """Encoder output (B, D) of observations (B, C, F, F): neighbour_attention's broadcast message."""
         return self.encoder(self._observations(obs, leading_dims=1))
 
-    def step(self, obs: ArrayLike, state: PolicyState, reset_mask: ArrayLike,
-             neighbours: ArrayLike | None = None, active: ArrayLike | None = None,
-             action_mask: ArrayLike | None = None) -> tuple[Tensor, Tensor, PolicyState]:
+    def step(
+        self,
+        obs: ArrayLike,
+        state: PolicyState,
+        reset_mask: ArrayLike,
+        neighbours: ArrayLike | None = None,
+        active: ArrayLike | None = None,
+        action_mask: ArrayLike | None = None,
+    ) -> tuple[Tensor, Tensor, PolicyState]:
         """One step of all agents of E envs.
 
         obs (E, N, C, F, F) float32 or uint8; reset_mask (E, N) bool: the agent starts an episode (or
@@ -84,9 +96,17 @@ class SwarmPolicy(nn.Module):
         encoding = self.encoder(obs.flatten(0, 1))  # (E*N, C, F, F) -> (E*N, D)
         return self._step_encoded(encoding, state, reset_mask, neighbours, active, action_mask, E, N)
 
-    def _step_encoded(self, encoding: Tensor, state: PolicyState, reset_mask: ArrayLike,
-                      neighbours: ArrayLike | None, active: ArrayLike | None, action_mask: ArrayLike | None,
-                      E: int, N: int) -> tuple[Tensor, Tensor, PolicyState]:
+    def _step_encoded(
+        self,
+        encoding: Tensor,
+        state: PolicyState,
+        reset_mask: ArrayLike,
+        neighbours: ArrayLike | None,
+        active: ArrayLike | None,
+        action_mask: ArrayLike | None,
+        E: int,
+        N: int,
+    ) -> tuple[Tensor, Tensor, PolicyState]:
         """`step` after the encoder: encoding (E*N, D) of this step's observations."""
         reset = self._mask("reset_mask", reset_mask, (E, N), default=False)
         active = self._mask("active", active, (E, N), default=True)
@@ -101,7 +121,8 @@ class SwarmPolicy(nn.Module):
         elif self.config.message_source == "encoding":
             pool = scope(encoding.view(E, N, -1), active)  # (E, N, D)
         features, new_memory, new_history = self.core(
-            encoding, memory.flatten(0, 1), history.flatten(0, 1), reset.flatten(), pool)
+            encoding, memory.flatten(0, 1), history.flatten(0, 1), reset.flatten(), pool
+        )
         logits = self._logits(features, action_mask, (E * N, self.config.num_actions))
         summaries = [features, scope(features.view(E, N, -1), active).mean()]  # (E*N, D) each
         if self.config.has_memory:
@@ -111,12 +132,19 @@ class SwarmPolicy(nn.Module):
         keep = active.view(E, N, 1)
         new_state = PolicyState(
             torch.where(keep, new_memory.view(E, N, -1), memory),  # (E, N, M)
-            torch.where(keep.unsqueeze(-1), new_history.view(history.shape), history))  # (E, N, h, D)
+            torch.where(keep.unsqueeze(-1), new_history.view(history.shape), history),
+        )  # (E, N, h, D)
         return logits.view(E, N, -1), value.view(E, N), new_state
 
-    def unroll(self, obs_seq: ArrayLike, state0: PolicyState, reset_masks: ArrayLike,
-               neighbours_seq: ArrayLike | None = None, active_seq: ArrayLike | None = None,
-               action_mask_seq: ArrayLike | None = None) -> tuple[Tensor, Tensor, PolicyState]:
+    def unroll(
+        self,
+        obs_seq: ArrayLike,
+        state0: PolicyState,
+        reset_masks: ArrayLike,
+        neighbours_seq: ArrayLike | None = None,
+        active_seq: ArrayLike | None = None,
+        action_mask_seq: ArrayLike | None = None,
+    ) -> tuple[Tensor, Tensor, PolicyState]:
         """T steps (T, E, N, ...) from state0, differentiable through memory and history (truncated BPTT).
 
         Equal to T calls of `step`. Returns logits (T, E, N, A), values (T, E, N), the final state.
@@ -130,15 +158,28 @@ class SwarmPolicy(nn.Module):
         logits, values = [], []
         for t in range(T):
             step_logits, step_value, state = self._step_encoded(
-                encodings[t], state, reset_masks[t], _at(neighbours_seq, t), _at(active_seq, t),
-                _at(action_mask_seq, t), E, N)
+                encodings[t],
+                state,
+                reset_masks[t],
+                _at(neighbours_seq, t),
+                _at(active_seq, t),
+                _at(action_mask_seq, t),
+                E,
+                N,
+            )
             logits.append(step_logits)
             values.append(step_value)
         return torch.stack(logits), torch.stack(values), state
 
-    def agent_step(self, obs: ArrayLike, own_state: PolicyState, neighbour_memories: ArrayLike | None = None,
-                   neighbour_mask: ArrayLike | None = None, reset: ArrayLike | None = None,
-                   action_mask: ArrayLike | None = None) -> tuple[Tensor, PolicyState]:
+    def agent_step(
+        self,
+        obs: ArrayLike,
+        own_state: PolicyState,
+        neighbour_memories: ArrayLike | None = None,
+        neighbour_mask: ArrayLike | None = None,
+        reset: ArrayLike | None = None,
+        action_mask: ArrayLike | None = None,
+    ) -> tuple[Tensor, PolicyState]:
         """One decentralized step of B independent agents (a drone's view), the actor only.
 
         obs (B, C, F, F); own_state with memory (B, M) and history (B, h, D); neighbour_memories (B, K, D):
@@ -187,8 +228,10 @@ class SwarmPolicy(nn.Module):
         if index.dim() != 3 or tuple(index.shape[:2]) != (E, N):
             raise ValueError(f"neighbours: expected shape ({E}, {N}, K), found {tuple(index.shape)}")
         if index.numel() and (int(index.max()) >= N or int(index.min()) < -1):
-            raise ValueError(f"neighbours: expected agent indices in [0, {N}) or -1, found "
-                             f"[{int(index.min())}, {int(index.max())}]")
+            raise ValueError(
+                f"neighbours: expected agent indices in [0, {N}) or -1, found "
+                f"[{int(index.min())}, {int(index.max())}]"
+            )
         return functools.partial(local_pool, neighbours=index)
 
     def _check_state(self, state: PolicyState, batch: tuple[int, ...]) -> None:
@@ -201,15 +244,18 @@ class SwarmPolicy(nn.Module):
         expected = (*obs.shape[:leading_dims], *self.config.obs_shape)
         if obs.dim() != leading_dims + 3 or tuple(obs.shape) != expected:
             dims = {1: "(B", 2: "(E, N", 3: "(T, E, N"}[leading_dims]
-            raise ValueError(f"obs: expected shape {dims}, {', '.join(map(str, self.config.obs_shape))}), "
-                             f"found {tuple(obs.shape)}")
+            raise ValueError(
+                f"obs: expected shape {dims}, {', '.join(map(str, self.config.obs_shape))}), "
+                f"found {tuple(obs.shape)}"
+            )
         return obs
 
     def _tensor(self, value: ArrayLike, dtype: torch.dtype) -> Tensor:
         return torch.as_tensor(value, device=self.device).to(dtype)
 
-    def _mask(self, name: str, value: ArrayLike | None, shape: tuple[int, ...], default: bool,
-              flatten: bool = False) -> Tensor:
+    def _mask(
+        self, name: str, value: ArrayLike | None, shape: tuple[int, ...], default: bool, flatten: bool = False
+    ) -> Tensor:
         if value is None:
             fill = torch.ones if default else torch.zeros  # torch.full with a bool breaks ONNX tracing
             return fill(shape, dtype=torch.bool, device=self.device)

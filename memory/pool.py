@@ -59,8 +59,9 @@ def local_pool(messages: Tensor, visible: Tensor, neighbours: Tensor) -> Pool:
     return Pool(gathered.flatten(0, 1), seen.flatten(0, 1), group=1)  # (E*N, 1+K, M), (E*N, 1+K)
 
 
-def agent_pool(own_message: Tensor, own_visible: Tensor, neighbour_messages: Tensor,
-               neighbour_visible: Tensor) -> Pool:
+def agent_pool(
+    own_message: Tensor, own_visible: Tensor, neighbour_messages: Tensor, neighbour_visible: Tensor
+) -> Pool:
     """One agent's row as a drone assembles it: own (B, M), (B,); received (B, K, M), (B, K)."""
     messages = torch.cat([own_message.unsqueeze(1), neighbour_messages], dim=1)  # (B, 1+K, M)
     visible = torch.cat([own_visible.unsqueeze(1), neighbour_visible], dim=1)  # (B, 1+K)

@@ -29,11 +29,19 @@ class PolicyState:
     history: Tensor
 
     @classmethod
-    def zeros(cls, batch: tuple[int, ...], memory_size: int, history_length: int, width: int,
-              device: torch.device | str | None = None) -> PolicyState:
+    def zeros(
+        cls,
+        batch: tuple[int, ...],
+        memory_size: int,
+        history_length: int,
+        width: int,
+        device: torch.device | str | None = None,
+    ) -> PolicyState:
         """The state before an episode's first step (that step must have its reset mask set)."""
-        return cls(torch.zeros(*batch, memory_size, device=device),
-                   torch.zeros(*batch, history_length, width, device=device))
+        return cls(
+            torch.zeros(*batch, memory_size, device=device),
+            torch.zeros(*batch, history_length, width, device=device),
+        )
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> PolicyState:
         """The state with `fn` applied to every tensor (indexing, device moves, ...)."""

@@ -1,7 +1,7 @@
 """YAML scenarios: the schema, the loader with precise errors, and the built-in library.
 
-    scenario = scenarios.load("bottleneck")          # a built-in name, a YAML path, or a Scenario
-    for variant in scenarios.expand_variants(scenario): ...
+scenario = scenarios.load("bottleneck")          # a built-in name, a YAML path, or a Scenario
+for variant in scenarios.expand_variants(scenario): ...
 """
 
 from scenarios.errors import ScenarioError

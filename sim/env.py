@@ -579,8 +579,10 @@ class GridEnv:
             raise ValueError(f"snapshot is not of a GridEnv like this one (entries differ: {different})")
         for name in ("_rules", "_channels", "_obs"):
             mine, theirs = getattr(self, name), np.asarray(snapshot[name])
-            if mine.shape != theirs.shape or mine.dtype != theirs.dtype or (
-                name in ("_rules", "_channels") and not np.array_equal(mine, theirs)
+            if (
+                mine.shape != theirs.shape
+                or mine.dtype != theirs.dtype
+                or (name in ("_rules", "_channels") and not np.array_equal(mine, theirs))
             ):
                 raise ValueError(f"snapshot is not of a GridEnv like this one ({name.lstrip('_')} differs)")
         for name in expected - set(_SNAPSHOT_SCALARS):

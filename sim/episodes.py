@@ -114,8 +114,14 @@ def _fsync_path(path: Path) -> None:
 class OpenEpisode:
     """One episode being recorded: a step buffer whose full blocks go to the writer's I/O thread."""
 
-    def __init__(self, writer: EpisodeWriter, index: int, obstacles: np.ndarray, num_agents: int,
-                 attributes: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        writer: EpisodeWriter,
+        index: int,
+        obstacles: np.ndarray,
+        num_agents: int,
+        attributes: dict[str, Any],
+    ) -> None:
         self.writer = writer
         self.index = index
         self.num_agents = num_agents
@@ -133,14 +139,24 @@ class OpenEpisode:
         k, n = self.writer.flush_every, self.num_agents
         for f in EPISODE_SCHEMA:
             self._arrays[f.name] = group.create_array(
-                f.name, shape=(0, n, *f.per_agent), dtype=f.dtype, chunks=(k, n, *f.per_agent),
-                fill_value=f.fill, compressors=ZstdCodec(level=1, checksum=True),
+                f.name,
+                shape=(0, n, *f.per_agent),
+                dtype=f.dtype,
+                chunks=(k, n, *f.per_agent),
+                fill_value=f.fill,
+                compressors=ZstdCodec(level=1, checksum=True),
                 config={"write_empty_chunks": True},
             )
         self._group = group
 
-    def record_step(self, positions: np.ndarray, goals: np.ndarray, active: np.ndarray,
-                    actions: np.ndarray, rewards: np.ndarray) -> None:
+    def record_step(
+        self,
+        positions: np.ndarray,
+        goals: np.ndarray,
+        active: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+    ) -> None:
         """Copy one step into the buffer (the arguments are only read, so views into an env are fine).
 
         positions, goals: (N, 2) int, state before the action; active: (N,) bool; actions: (N,) int 0..4;
@@ -168,7 +184,7 @@ class OpenEpisode:
         for name, array in self._arrays.items():
             rows = block[name]
             array.resize((start + len(rows), *array.shape[1:]))
-            array[start:start + len(rows)] = rows
+            array[start : start + len(rows)] = rows
 
     def finish(self, metrics: Mapping[str, Any] | None = None) -> str:
         """Queue the rest and the atomic rename that makes the episode visible; returns its id ("W/K").
@@ -176,8 +192,12 @@ class OpenEpisode:
         The episode is in the store once `writer.wait()` (or `close()`) returns.
         """
         self._flush()
-        attributes = {"steps": self.steps, "agents": self.num_agents, "metrics": _plain(dict(metrics or {})),
-                      "complete": True}
+        attributes = {
+            "steps": self.steps,
+            "agents": self.num_agents,
+            "metrics": _plain(dict(metrics or {})),
+            "complete": True,
+        }
         self.writer._submit(self._finalize, attributes)
         return f"{self.writer.writer_id}/{self.index}"
 
@@ -204,8 +224,16 @@ class EpisodeWriter:
     closes). `durable=False` skips fsync (safe against a killed process, not against power loss).
     """
 
-    def __init__(self, path: str | os.PathLike[str], writer_id: int = 0, *, scenario: Scenario,
-                 policy: str = "", flush_every: int = DEFAULT_FLUSH_EVERY, durable: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        writer_id: int = 0,
+        *,
+        scenario: Scenario,
+        policy: str = "",
+        flush_every: int = DEFAULT_FLUSH_EVERY,
+        durable: bool = True,
+    ) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
         if writer_id < 0:
@@ -219,18 +247,26 @@ class EpisodeWriter:
         self.group.attrs["writer_id"] = writer_id
         self.directory = self.path / f"writer_{writer_id:03d}"
         self._common_attrs = {
-            "scenario": scenarios.dump(scenario), "scenario_name": scenario.name, "policy": policy,
-            "gridswarm_version": gridswarm_version(), "schema_version": SCHEMA_VERSION,
+            "scenario": scenarios.dump(scenario),
+            "scenario_name": scenario.name,
+            "policy": policy,
+            "gridswarm_version": gridswarm_version(),
+            "schema_version": SCHEMA_VERSION,
         }
         self._next_index = _next_free_index(self.directory)
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"episodes-writer-{writer_id}")
         self._pending: deque[Future[Any]] = deque()
 
-    def begin_episode(self, obstacles: np.ndarray, num_agents: int, seed: int | None = None,
-                      env_index: int = 0) -> OpenEpisode:
+    def begin_episode(
+        self, obstacles: np.ndarray, num_agents: int, seed: int | None = None, env_index: int = 0
+    ) -> OpenEpisode:
         """Start recording an episode on the (H, W) map `obstacles` (1 = obstacle) with `seed`."""
-        attributes = {**self._common_attrs, "seed": None if seed is None else int(seed),
-                      "env_index": int(env_index), "complete": False}
+        attributes = {
+            **self._common_attrs,
+            "seed": None if seed is None else int(seed),
+            "env_index": int(env_index),
+            "complete": False,
+        }
         episode = OpenEpisode(self, self._next_index, obstacles, num_agents, attributes)
         self._next_index += 1
         return episode
@@ -244,8 +280,9 @@ class EpisodeWriter:
     def _check(self, future: Future[Any]) -> None:
         error = future.exception()
         if error is not None:
-            raise EpisodeStoreError(f"{self.directory}: writing episodes failed: "
-                                    f"{type(error).__name__}: {error}") from error
+            raise EpisodeStoreError(
+                f"{self.directory}: writing episodes failed: {type(error).__name__}: {error}"
+            ) from error
 
     def wait(self) -> None:
         """Block until every queued write, rename and deletion is done; raise the first failure."""
@@ -268,8 +305,11 @@ class EpisodeWriter:
 
 def _next_free_index(directory: Path) -> int:
     """One past the highest episode index in the writer's directory (complete or not): never reuse one."""
-    indices = [int(name.split("_")[1]) for name in os.listdir(directory)
-               if _EPISODE_NAME.match(name) or name.startswith("incomplete_")]
+    indices = [
+        int(name.split("_")[1])
+        for name in os.listdir(directory)
+        if _EPISODE_NAME.match(name) or name.startswith("incomplete_")
+    ]
     return max(indices, default=-1) + 1
 
 
@@ -278,8 +318,9 @@ def _open_root(path: Path, *, create: bool) -> zarr.Group:
     if create and not (path / "zarr.json").exists():
         if path.exists() and any(path.iterdir()):
             raise EpisodeStoreError(f"{path}: exists and is not a GridSwarm episode store")
-        return zarr.open_group(path, mode="a", zarr_format=3,
-                               attributes={STORE_KEY: {"schema_version": SCHEMA_VERSION}})
+        return zarr.open_group(
+            path, mode="a", zarr_format=3, attributes={STORE_KEY: {"schema_version": SCHEMA_VERSION}}
+        )
     if not path.is_dir():
         raise EpisodeStoreError(f"{path}: no such episode store")
     if not (path / "zarr.json").is_file():
@@ -292,8 +333,10 @@ def _open_root(path: Path, *, create: bool) -> zarr.Group:
     if not isinstance(info, Mapping) or not isinstance(info.get("schema_version"), int):
         raise EpisodeStoreError(f"{path}: not a GridSwarm episode store (no root attribute '{STORE_KEY}')")
     if info["schema_version"] > SCHEMA_VERSION:
-        raise EpisodeStoreError(f"{path}: schema version {info['schema_version']} is newer than this "
-                                f"GridSwarm reads (<= {SCHEMA_VERSION}); upgrade gridswarm")
+        raise EpisodeStoreError(
+            f"{path}: schema version {info['schema_version']} is newer than this "
+            f"GridSwarm reads (<= {SCHEMA_VERSION}); upgrade gridswarm"
+        )
     return root
 
 
@@ -325,14 +368,18 @@ class Episode:
         try:
             array = self._group[name]
             if array.nchunks_initialized != array.nchunks:
-                raise EpisodeStoreError(f"{self._path / name}: {array.nchunks - array.nchunks_initialized} "
-                                        f"of {array.nchunks} chunks are missing; the store is damaged")
+                raise EpisodeStoreError(
+                    f"{self._path / name}: {array.nchunks - array.nchunks_initialized} "
+                    f"of {array.nchunks} chunks are missing; the store is damaged"
+                )
             return array[...]
         except EpisodeStoreError:
             raise
         except Exception as error:  # zarr and the codecs raise many types for damaged bytes
-            raise EpisodeStoreError(f"{self._path / name}: cannot read stored data "
-                                    f"({type(error).__name__}: {error}); the store is damaged") from None
+            raise EpisodeStoreError(
+                f"{self._path / name}: cannot read stored data "
+                f"({type(error).__name__}: {error}); the store is damaged"
+            ) from None
 
     @cached_property
     def positions(self) -> np.ndarray:
@@ -402,30 +449,43 @@ class EpisodeStore:
                     found[info.id] = (info, group)
         return found
 
-    def _load_info(self, writer_name: str, name: str, writer_id: int, index: int
-                   ) -> tuple[EpisodeInfo, zarr.Group]:
+    def _load_info(
+        self, writer_name: str, name: str, writer_id: int, index: int
+    ) -> tuple[EpisodeInfo, zarr.Group]:
         where = self.path / writer_name / name
         try:
             group = self._root[f"{writer_name}/{name}"]
             attrs = dict(group.attrs)
             info = EpisodeInfo(
-                id=f"{writer_id}/{index}", writer_id=writer_id, index=index,
-                scenario_name=str(attrs["scenario_name"]), agents=int(attrs["agents"]),
-                steps=int(attrs["steps"]), seed=attrs["seed"], policy=str(attrs["policy"]),
+                id=f"{writer_id}/{index}",
+                writer_id=writer_id,
+                index=index,
+                scenario_name=str(attrs["scenario_name"]),
+                agents=int(attrs["agents"]),
+                steps=int(attrs["steps"]),
+                seed=attrs["seed"],
+                policy=str(attrs["policy"]),
                 metrics=dict(attrs["metrics"]),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise EpisodeStoreError(f"{where}: episode attributes unreadable ({error})") from None
         if attrs.get("schema_version", 0) > SCHEMA_VERSION:
-            raise EpisodeStoreError(f"{where}: schema version {attrs['schema_version']} is newer than this "
-                                    f"GridSwarm reads (<= {SCHEMA_VERSION}); upgrade gridswarm")
+            raise EpisodeStoreError(
+                f"{where}: schema version {attrs['schema_version']} is newer than this "
+                f"GridSwarm reads (<= {SCHEMA_VERSION}); upgrade gridswarm"
+            )
         return info, group
 
     @property
     def incomplete(self) -> list[str]:
         """Paths (relative to the store) of episodes cut off before they were finished."""
-        return [f"{writer}/{name}" for writer in sorted(os.listdir(self.path)) if _WRITER_NAME.match(writer)
-                for name in sorted(os.listdir(self.path / writer)) if name.startswith("incomplete_")]
+        return [
+            f"{writer}/{name}"
+            for writer in sorted(os.listdir(self.path))
+            if _WRITER_NAME.match(writer)
+            for name in sorted(os.listdir(self.path / writer))
+            if name.startswith("incomplete_")
+        ]
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -457,8 +517,9 @@ def open(path: str | os.PathLike[str]) -> EpisodeStore:
     return EpisodeStore(path)
 
 
-def observe(obstacles: np.ndarray, positions: np.ndarray, goals: np.ndarray, active: np.ndarray,
-            radius: int) -> np.ndarray:
+def observe(
+    obstacles: np.ndarray, positions: np.ndarray, goals: np.ndarray, active: np.ndarray, radius: int
+) -> np.ndarray:
     """POGEMA's default observation rebuilt from stored state (numpy; equal to pogema's, tested).
 
     obstacles (H, W) uint8; positions, goals (N, 2) int; active (N,) bool -> (N, 3, F, F) float32 with
@@ -469,8 +530,8 @@ def observe(obstacles: np.ndarray, positions: np.ndarray, goals: np.ndarray, act
     height, width = obstacles.shape
     size = 2 * radius + 1
     padded = np.zeros((height + 2 * radius, width + 2 * radius), dtype=np.float32)
-    padded[radius - 1:height + radius + 1, radius - 1:width + radius + 1] = 1.0
-    padded[radius:height + radius, radius:width + radius] = obstacles
+    padded[radius - 1 : height + radius + 1, radius - 1 : width + radius + 1] = 1.0
+    padded[radius : height + radius, radius : width + radius] = obstacles
     occupancy = np.zeros_like(padded)
     shown = positions[active.astype(bool)]
     occupancy[shown[:, 0] + radius, shown[:, 1] + radius] = 1.0
@@ -497,17 +558,21 @@ class Mismatch:
 
     def __str__(self) -> str:
         who = "" if self.agent is None else f" agent {self.agent}"
-        return f"episode {self.episode} step {self.step}{who}: {self.field} stored {self.stored}, " \
-               f"replayed {self.replayed}"
+        return (
+            f"episode {self.episode} step {self.step}{who}: {self.field} stored {self.stored}, "
+            f"replayed {self.replayed}"
+        )
 
 
-def _compare(found: list[Mismatch], episode_id: str, step: int, field: str, stored: np.ndarray,
-             replayed: np.ndarray) -> None:
+def _compare(
+    found: list[Mismatch], episode_id: str, step: int, field: str, stored: np.ndarray, replayed: np.ndarray
+) -> None:
     """Append one Mismatch per agent whose stored and replayed rows differ. stored, replayed: (N, ...)."""
     differs = (stored != replayed).reshape(len(stored), -1).any(axis=1)
     for agent in np.flatnonzero(differs):
-        found.append(Mismatch(episode_id, step, int(agent), field, stored[agent].tolist(),
-                              replayed[agent].tolist()))
+        found.append(
+            Mismatch(episode_id, step, int(agent), field, stored[agent].tolist(), replayed[agent].tolist())
+        )
 
 
 def replay(episode: Episode) -> list[Mismatch]:
@@ -537,8 +602,9 @@ def replay(episode: Episode) -> list[Mismatch]:
         _compare(found, info.id, t, "rewards", episode.rewards[t], rewards[0])
     replayed_metrics = infos.get("metrics", [None])[0] if info.steps else None
     if info.metrics and _plain(replayed_metrics) != dict(info.metrics):
-        found.append(Mismatch(info.id, info.steps - 1, None, "metrics", dict(info.metrics),
-                              _plain(replayed_metrics)))
+        found.append(
+            Mismatch(info.id, info.steps - 1, None, "metrics", dict(info.metrics), _plain(replayed_metrics))
+        )
     return found
 
 
@@ -551,11 +617,20 @@ class Recorder:
     With `auto_reset=False` an environment is recorded until its episode ends, then again after `reset`.
     """
 
-    def __init__(self, env: Any, path: str | os.PathLike[str], writer_id: int = 0, *, policy: str = "",
-                 flush_every: int = DEFAULT_FLUSH_EVERY, durable: bool = True) -> None:
+    def __init__(
+        self,
+        env: Any,
+        path: str | os.PathLike[str],
+        writer_id: int = 0,
+        *,
+        policy: str = "",
+        flush_every: int = DEFAULT_FLUSH_EVERY,
+        durable: bool = True,
+    ) -> None:
         self.env = env
-        self.writer = EpisodeWriter(path, writer_id, scenario=env.scenario, policy=policy,
-                                    flush_every=flush_every, durable=durable)
+        self.writer = EpisodeWriter(
+            path, writer_id, scenario=env.scenario, policy=policy, flush_every=flush_every, durable=durable
+        )
         self.finished_ids: list[str] = []
         self._open: list[OpenEpisode | None] = [None] * env.num_envs
         shape = env.positions.shape  # (E, N, 2)
@@ -575,8 +650,11 @@ class Recorder:
             self._open[index].discard()
         height, width = (int(v) for v in self.env.map_shapes[index])
         self._open[index] = self.writer.begin_episode(
-            self.env.obstacles[index, :height, :width], self.env.num_agents,
-            seed=int(self.env.episode_seeds[index]), env_index=index)
+            self.env.obstacles[index, :height, :width],
+            self.env.num_agents,
+            seed=int(self.env.episode_seeds[index]),
+            env_index=index,
+        )
 
     def step(self, actions: np.ndarray) -> Any:
         """`env.step(actions)`, recording the step of every environment and finishing ended episodes."""
@@ -588,8 +666,13 @@ class Recorder:
         for index, episode in enumerate(self._open):
             if episode is None:
                 continue
-            episode.record_step(self._positions[index], self._goals[index], self._active[index],
-                                actions[index], rewards[index])
+            episode.record_step(
+                self._positions[index],
+                self._goals[index],
+                self._active[index],
+                actions[index],
+                rewards[index],
+            )
             metrics = info["metrics"][index]
             if metrics is not None:
                 self.finished_ids.append(episode.finish(metrics))

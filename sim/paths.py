@@ -39,6 +39,7 @@ from sim.distance import COL_STEPS, ROW_STEPS
 
 REACHED, PRUNED, EXHAUSTED = 0, 1, 2
 
+
 class Plans(NamedTuple):
     """The plans of every agent (module docstring); kernels take it whole."""
 

@@ -224,8 +224,9 @@ def save_png_frames(
 ) -> list[Path]:
     """One PNG per step: DIRECTORY/frame_00000.png, ..."""
     frames = render_frames(obstacles, positions, goals, active, cell=cell, paths=paths)
-    return _save_frames(directory, "png", [lambda temp, frame=frame: frame.save(temp, format="PNG")
-                                           for frame in frames])
+    return _save_frames(
+        directory, "png", [lambda temp, frame=frame: frame.save(temp, format="PNG") for frame in frames]
+    )
 
 
 def _save_frames(
@@ -294,11 +295,14 @@ def save_svg_frames(
 ) -> list[Path]:
     """One SVG per step: DIRECTORY/frame_00000.svg, ..."""
     active = _check_episode(obstacles, positions, goals, active)
-    texts = [frame_svg(obstacles, positions[t], goals[t], active[t], cell=cell)
-             for t in range(len(positions))]
-    return _save_frames(directory, "svg", [
-        lambda temp, text=text: Path(temp).write_text(text, encoding="utf-8") for text in texts
-    ])
+    texts = [
+        frame_svg(obstacles, positions[t], goals[t], active[t], cell=cell) for t in range(len(positions))
+    ]
+    return _save_frames(
+        directory,
+        "svg",
+        [lambda temp, text=text: Path(temp).write_text(text, encoding="utf-8") for text in texts],
+    )
 
 
 def save_mp4(

@@ -18,21 +18,32 @@ USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError)
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "eval", help="evaluate a trained policy: POGEMA's metrics per scenario variant",
+        "eval",
+        help="evaluate a trained policy: POGEMA's metrics per scenario variant",
         description="Plays K episodes per variant with the policy (sampled actions, batched over agents "
-        "and episodes) and prints the table; also writes it as CSV and JSON next to the checkpoint.")
-    parser.add_argument("target", type=Path,
-                        help="a run directory (its best, else newest checkpoint) or a .ckpt file")
+        "and episodes) and prints the table; also writes it as CSV and JSON next to the checkpoint.",
+    )
+    parser.add_argument(
+        "target", type=Path, help="a run directory (its best, else newest checkpoint) or a .ckpt file"
+    )
     parser.add_argument("--scenario", help="scenario to evaluate on (default: the one trained on)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per variant")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
-    parser.add_argument("--greedy", action="store_true",
-                        help="take the most probable action (default: sample)")
-    parser.add_argument("--record", type=Path, metavar="OUT.zarr",
-                        help="also write every evaluation episode to this episode store (sim.episodes)")
-    parser.add_argument("--in-pogema", action="store_true",
-                        help="play the same tasks in GridSwarm and inside real pogema_v0 environments and "
-                        "report both side by side (scenarios POGEMA can express: maps of '.' and '#')")
+    parser.add_argument(
+        "--greedy", action="store_true", help="take the most probable action (default: sample)"
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="OUT.zarr",
+        help="also write every evaluation episode to this episode store (sim.episodes)",
+    )
+    parser.add_argument(
+        "--in-pogema",
+        action="store_true",
+        help="play the same tasks in GridSwarm and inside real pogema_v0 environments and "
+        "report both side by side (scenarios POGEMA can express: maps of '.' and '#')",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.set_defaults(handler=run)
 
@@ -54,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
     # greedy actions, must not overwrite each other
     suffix = ("-pogema" if args.in_pogema else "") + ("-greedy" if args.greedy else "")
     which = "best" if checkpoint.parent.name == "best" else checkpoint.stem
-    stem = checkpoints.parent / f"eval-{scenario.name}-{which}{suffix}" if checkpoints \
+    stem = (
+        checkpoints.parent / f"eval-{scenario.name}-{which}{suffix}"
+        if checkpoints
         else checkpoint.with_name(f"{checkpoint.stem}-eval-{scenario.name}{suffix}")
+    )
     if args.in_pogema:
         _require_pogema()
         try:
@@ -64,8 +78,17 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--in-pogema: scenario {scenario.name!r}: {error}") from None
         _report(rows, stem)
         return 0
-    evaluate_and_report(scenario, policy, args.episodes, args.seed, device, stem, greedy=args.greedy,
-                        record=args.record, policy_name=policy_identity(meta))
+    evaluate_and_report(
+        scenario,
+        policy,
+        args.episodes,
+        args.seed,
+        device,
+        stem,
+        greedy=args.greedy,
+        record=args.record,
+        policy_name=policy_identity(meta),
+    )
     return 0
 
 
@@ -82,12 +105,29 @@ def policy_identity(meta: dict[str, Any]) -> str:
     return f"{kind} {meta.get('checkpoint', '')}".strip()
 
 
-def evaluate_and_report(scenario: Any, policy: Any, episodes: int, seed: int, device: Any, stem: Path,
-                        greedy: bool = False, record: Path | None = None, policy_name: str = "") -> None:
+def evaluate_and_report(
+    scenario: Any,
+    policy: Any,
+    episodes: int,
+    seed: int,
+    device: Any,
+    stem: Path,
+    greedy: bool = False,
+    record: Path | None = None,
+    policy_name: str = "",
+) -> None:
     """Evaluate on every variant, print the table, save it as CSV and JSON (and the episodes to `record`)."""
     # evaluation seeds are disjoint from training's (which start at the training seed)
-    rows = evaluate_scenario(scenario, policy, episodes, seed + 1_000_003, device, greedy=greedy,
-                             record=record, policy_name=policy_name)
+    rows = evaluate_scenario(
+        scenario,
+        policy,
+        episodes,
+        seed + 1_000_003,
+        device,
+        greedy=greedy,
+        record=record,
+        policy_name=policy_name,
+    )
     _report(rows, stem)
     if record is not None:
         print(f"episodes: {record}")

@@ -34,8 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--envs", type=_positive, default=1, help="environments stepped together (default 1)")
     parser.add_argument("--seed", type=int, default=None, help="base seed (default: the scenario's)")
     parser.add_argument("--render", metavar="OUT.gif", default=None, help="also draw env 0's first episode")
-    parser.add_argument("--record", metavar="OUT.zarr", default=None,
-                        help="also write every finished episode to this episode store (sim.episodes)")
+    parser.add_argument(
+        "--record",
+        metavar="OUT.zarr",
+        default=None,
+        help="also write every finished episode to this episode store (sim.episodes)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -56,8 +60,9 @@ def make_policy(name: str, env: GridEnv, seed: int | None) -> Callable[[], np.nd
     return lambda: random_actions(env, rng)
 
 
-def play(env: GridEnv, policy: Callable[[], np.ndarray], episodes: int,
-         recorder: Recorder | None = None) -> list[dict[str, float]]:
+def play(
+    env: GridEnv, policy: Callable[[], np.ndarray], episodes: int, recorder: Recorder | None = None
+) -> list[dict[str, float]]:
     """Step the auto-resetting env until `episodes` episodes have finished; their metrics in finishing order
     (ties by env index). `recorder` (a `sim.episodes.Recorder` around `env`) is stepped in its place."""
     io = env if recorder is None else recorder

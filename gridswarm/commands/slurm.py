@@ -68,8 +68,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partition")
     parser.add_argument("--account")
     parser.add_argument("--mem", help="memory per node, e.g. 32G")
-    parser.add_argument("--launcher", choices=slurm.LAUNCHERS,
-                        help="start the ranks with srun (default) or MPICH's mpiexec -bootstrap slurm")
+    parser.add_argument(
+        "--launcher",
+        choices=slurm.LAUNCHERS,
+        help="start the ranks with srun (default) or MPICH's mpiexec -bootstrap slurm",
+    )
     parser.add_argument("--mpi", help="srun --mpi plugin (pmi2 for MPICH, pmix for Open MPI)")
     parser.add_argument("--dry-run", action="store_true", help="print the script instead of submitting it")
 

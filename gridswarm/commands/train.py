@@ -23,25 +23,41 @@ USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError, hpc.HpcErr
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a swarm policy with MAPPO on a scenario (one process, mpiexec or srun)",
+        "train",
+        help="train a swarm policy with MAPPO on a scenario (one process, mpiexec or srun)",
         description="Hyperparameters come from marl.config.TrainConfig, then the scenario's train block, "
         "then --set key=value and the flags below. The run directory gets config.yaml, metrics.jsonl, "
         "checkpoints/step-*.ckpt (and best/), curves.png and the evaluation table (eval.csv, eval.json). "
         "Under mpiexec -n R or srun every rank runs its own environments; gradients are averaged and "
-        "only rank 0 writes.")
-    parser.add_argument("scenario", nargs="?",
-                        help="built-in scenario name or YAML file (default with --resume RUN_DIR: the run's)")
+        "only rank 0 writes.",
+    )
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        help="built-in scenario name or YAML file (default with --resume RUN_DIR: the run's)",
+    )
     parser.add_argument("--model", choices=MODEL_NAMES, help="policy architecture (default: srmt)")
     parser.add_argument("--steps", type=int, help="training length in agent-steps")
     parser.add_argument("--seed", type=int, help="seed of environments, initialization and sampling")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/SCENARIO-MODEL-sSEED)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the policy runs")
-    parser.add_argument("--resume", nargs="?", const="yes", metavar="RUN_DIR|auto",
-                        help="continue a run from its newest intact checkpoint: --resume RUN_DIR, or bare "
-                        "--resume for --out; 'auto' resumes --out when it holds checkpoints and starts it "
-                        "otherwise (what the SLURM templates use, so a requeued job continues)")
-    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                        help="any TrainConfig field, e.g. --set lr=3e-4 (repeatable)")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="yes",
+        metavar="RUN_DIR|auto",
+        help="continue a run from its newest intact checkpoint: --resume RUN_DIR, or bare "
+        "--resume for --out; 'auto' resumes --out when it holds checkpoints and starts it "
+        "otherwise (what the SLURM templates use, so a requeued job continues)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any TrainConfig field, e.g. --set lr=3e-4 (repeatable)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -88,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
     scenario = scenarios.load(scenario_name)
     scenario_ref = _scenario_reference(scenario_name)
     if scenario.observation.type != "default":
-        raise ConfigError(f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
-                          "training needs 'default'")
+        raise ConfigError(
+            f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
+            "training needs 'default'"
+        )
     flags = {"model": args.model, "total_agent_steps": args.steps, "seed": args.seed, "device": args.device}
     overrides = {**parse_assignments(args.assignments), **{k: v for k, v in flags.items() if v is not None}}
     base = saved["train_config"] if saved else scenario.train
@@ -103,11 +121,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(str(error)) from None
     say = print if comm.is_root else _quiet
     ranks = f" on each of {comm.size} ranks" if comm.size > 1 else ""
-    say(f"training {config.model} on {scenario.name} ({env.num_envs} envs x {env.num_agents} agents{ranks}, "
-        f"{config.total_agent_steps:,} agent-steps, {device}) -> {out}")
+    say(
+        f"training {config.model} on {scenario.name} ({env.num_envs} envs x {env.num_agents} agents{ranks}, "
+        f"{config.total_agent_steps:,} agent-steps, {device}) -> {out}"
+    )
     try:
-        train(env, config, out, resume=resume, echo=say, comm=comm,
-              extra_meta={"scenario": scenario_ref})
+        train(env, config, out, resume=resume, echo=say, comm=comm, extra_meta={"scenario": scenario_ref})
     except TrainingStopped as stopped:
         if comm.is_root:
             print(f"gridswarm train: {stopped}", file=sys.stderr)
@@ -116,11 +135,18 @@ def run(args: argparse.Namespace) -> int:
     if config.eval_episodes > 0 and comm.is_root:
         # the final policy, not best/: a saturating best_metric (CSR 1.0) freezes best/ at its first hit
         policy, meta = load_policy(latest_checkpoint(out)[2], device)
-        evaluate_and_report(scenario, policy, config.eval_episodes, config.seed, device, out / "eval",
-                            record=out / "episodes.zarr", policy_name=policy_identity(meta))
+        evaluate_and_report(
+            scenario,
+            policy,
+            config.eval_episodes,
+            config.seed,
+            device,
+            out / "eval",
+            record=out / "episodes.zarr",
+            policy_name=policy_identity(meta),
+        )
     return 0
 
 
 def _quiet(line: str) -> None:
     """Ranks other than 0 print nothing."""
-

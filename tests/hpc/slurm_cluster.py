@@ -254,8 +254,9 @@ def _mapped_shm_files() -> set[str]:
             maps = (entry / "maps").read_text(errors="replace")
         except OSError:
             continue
-        names.update(line.rsplit("/dev/shm/", 1)[1].split()[0] for line in maps.splitlines()
-                     if "/dev/shm/" in line)
+        names.update(
+            line.rsplit("/dev/shm/", 1)[1].split()[0] for line in maps.splitlines() if "/dev/shm/" in line
+        )
     return names
 
 

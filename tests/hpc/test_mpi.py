@@ -24,9 +24,24 @@ def run_ranks(program: str, *args: str, ranks: int = 2, timeout: float = 120) ->
 
 
 TINY = Path(__file__).parent / "tiny.yaml"
-TINY_TRAINING = ("--model", "gru", "--device", "cpu", "--set", "num_envs=2", "--set", "rollout_length=8",
-                 "--set", "chunk_length=4", "--set", "num_minibatches=2", "--set", "checkpoint_every=2",
-                 "--set", "eval_episodes=0")
+TINY_TRAINING = (
+    "--model",
+    "gru",
+    "--device",
+    "cpu",
+    "--set",
+    "num_envs=2",
+    "--set",
+    "rollout_length=8",
+    "--set",
+    "chunk_length=4",
+    "--set",
+    "num_minibatches=2",
+    "--set",
+    "checkpoint_every=2",
+    "--set",
+    "eval_episodes=0",
+)
 
 
 def assert_succeeded(result: subprocess.CompletedProcess) -> None:
@@ -77,8 +92,21 @@ def test_ranks_with_e_envs_update_like_one_process_with_all_envs_and_stay_equal(
 @pytest.mark.slow
 def test_gridswarm_train_on_two_ranks_writes_one_run_with_both_ranks_state(tmp_path):
     steps_per_update = 8 * 2 * 4 * 2  # rollout x envs x agents x ranks
-    command = [str(MPIEXEC), "-n", "2", sys.executable, "-m", "gridswarm.cli", "train", str(TINY),
-               *TINY_TRAINING, "--steps", str(4 * steps_per_update), "--out", str(tmp_path / "run")]
+    command = [
+        str(MPIEXEC),
+        "-n",
+        "2",
+        sys.executable,
+        "-m",
+        "gridswarm.cli",
+        "train",
+        str(TINY),
+        *TINY_TRAINING,
+        "--steps",
+        str(4 * steps_per_update),
+        "--out",
+        str(tmp_path / "run"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert_succeeded(result)
     assert "single process" not in result.stderr

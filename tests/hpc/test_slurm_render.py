@@ -118,8 +118,9 @@ def test_the_launcher_comes_from_the_site_file_or_the_command_line(capsys, tmp_p
     assert not any(line.startswith("srun") for line in from_site.splitlines())
     step_line = next(line for line in from_site.splitlines() if launch in line)
     assert step_line.split()[0].endswith("mpiexec") and step_line.endswith("&")
-    from_command_line = dry_run(capsys, "submit", "bottleneck", "--site", str(site), "--launcher", "srun",
-                                "--run-dir", str(tmp_path))
+    from_command_line = dry_run(
+        capsys, "submit", "bottleneck", "--site", str(site), "--launcher", "srun", "--run-dir", str(tmp_path)
+    )
     assert "srun --mpi=pmi2 --kill-on-bad-exit=1 " in from_command_line and launch not in from_command_line
 
 

@@ -24,10 +24,12 @@ TINY = Path(__file__).parent / "tiny.yaml"
 # long enough that the preemption signal lands mid-run even on an idle machine (~8k agent-steps/s)
 UPDATES = 120
 STEPS_PER_UPDATE = 8 * 2 * 4 * 2  # rollout x envs x agents x ranks
-TRAIN_ARGS = (f"--model gru --device cpu --steps {UPDATES * STEPS_PER_UPDATE} --set num_envs=2 "
-              "--set epochs=1 "
-              "--set num_minibatches=1 --set rollout_length=8 --set chunk_length=4 --set checkpoint_every=2 "
-              "--set eval_episodes=0")
+TRAIN_ARGS = (
+    f"--model gru --device cpu --steps {UPDATES * STEPS_PER_UPDATE} --set num_envs=2 "
+    "--set epochs=1 "
+    "--set num_minibatches=1 --set rollout_length=8 --set chunk_length=4 --set checkpoint_every=2 "
+    "--set eval_episodes=0"
+)
 # The pip mpich wheel's default UCX netmod fails its address exchange in about 1 of 5 starts under
 # srun --mpi=pmi2 (MPIDI_UCX_comm_addr_exchange); libfabric's tcp provider starts reliably
 # (benchmarks/bench_slurm_start.py, docs/scaling.md).
@@ -39,10 +41,33 @@ def submit(cluster, tmp_path: Path, name: str, request) -> tuple[str, Path]:
     site.write_text(yaml.safe_dump(SITE))
     run_dir = tmp_path / name
     result = subprocess.run(
-        [sys.executable, "-m", "gridswarm.cli", "slurm", "submit", str(TINY), "--ntasks-per-node", "2",
-         "--cpus-per-task", "1", "--time", "10", "--site", str(site), "--run-dir", str(run_dir),
-         "--seed", "5", f"--train-args={TRAIN_ARGS}"],
-        env=cluster.env, capture_output=True, text=True, timeout=60, check=False)
+        [
+            sys.executable,
+            "-m",
+            "gridswarm.cli",
+            "slurm",
+            "submit",
+            str(TINY),
+            "--ntasks-per-node",
+            "2",
+            "--cpus-per-task",
+            "1",
+            "--time",
+            "10",
+            "--site",
+            str(site),
+            "--run-dir",
+            str(run_dir),
+            "--seed",
+            "5",
+            f"--train-args={TRAIN_ARGS}",
+        ],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     job = result.stdout.split("submitted train job ")[1].split(";")[0]
     # stopping the cluster does not end a running step: cancel the job when the test ends
@@ -87,7 +112,8 @@ def test_a_two_task_training_job_writes_a_checkpoint_and_metrics_of_both_ranks(u
 
 
 def test_a_preempted_job_checkpoints_requeues_and_resumes_to_the_uninterrupted_parameters(
-        slurm_cluster, uninterrupted, tmp_path, request):
+    slurm_cluster, uninterrupted, tmp_path, request
+):
     job, run_dir = submit(slurm_cluster, tmp_path, "run", request)
     metrics = run_dir / "metrics.jsonl"
     wait_until(lambda: len(read_metrics(metrics)) >= 3, 240, "update 3", slurm_cluster, run_dir)

@@ -71,7 +71,10 @@ class CorridorEnv:
         if ended.any():
             info["final_obs"] = self._observe()
             for e in np.flatnonzero(ended):
-                info["metrics"][e] = {"CSR": float(terminated[e].all()), "ISR": float(terminated[e].mean()),
-                                      "ep_length": float(self.elapsed[e])}
+                info["metrics"][e] = {
+                    "CSR": float(terminated[e].all()),
+                    "ISR": float(terminated[e].mean()),
+                    "ep_length": float(self.elapsed[e]),
+                }
             self._restart(ended)
         return self._observe(), rewards, terminated, truncated & ~terminated, info

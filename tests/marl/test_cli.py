@@ -6,11 +6,14 @@ import torch
 from gridswarm.cli import main
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["train", "bottleneck", "--set", "learning_rate=1"], "unknown key 'learning_rate'"),
-    (["train", "bottleneck", "--set", "num_envs=lots"], "key 'num_envs': expected int"),
-    (["train", "no-such-scenario"], "no-such-scenario"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "bottleneck", "--set", "learning_rate=1"], "unknown key 'learning_rate'"),
+        (["train", "bottleneck", "--set", "num_envs=lots"], "key 'num_envs': expected int"),
+        (["train", "no-such-scenario"], "no-such-scenario"),
+    ],
+)
 def test_train_rejects_bad_input_in_one_line(argv, message, capsys, tmp_path):
     assert main([*argv, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
@@ -48,9 +51,33 @@ def test_a_run_finds_its_scenario_file_from_any_directory(tmp_path, monkeypatch,
     workdir.mkdir()
     shutil.copy(Path(__file__).parents[1] / "hpc" / "tiny.yaml", workdir / "tiny.yaml")
     monkeypatch.chdir(workdir)
-    assert main(["train", "tiny.yaml", "--model", "gru", "--device", "cpu", "--steps", "256", "--out", "run",
-                 "--set", "num_envs=2", "--set", "rollout_length=8", "--set", "chunk_length=4",
-                 "--set", "num_minibatches=1", "--set", "eval_episodes=0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "tiny.yaml",
+                "--model",
+                "gru",
+                "--device",
+                "cpu",
+                "--steps",
+                "256",
+                "--out",
+                "run",
+                "--set",
+                "num_envs=2",
+                "--set",
+                "rollout_length=8",
+                "--set",
+                "chunk_length=4",
+                "--set",
+                "num_minibatches=1",
+                "--set",
+                "eval_episodes=0",
+            ]
+        )
+        == 0
+    )
     recorded = yaml.safe_load((workdir / "run" / "config.yaml").read_text())["scenario"]
     assert recorded == str((workdir / "tiny.yaml").resolve())
     monkeypatch.chdir(tmp_path)

@@ -19,27 +19,38 @@ def test_unknown_key_names_the_closest_valid_one():
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("key", "text", "expected"), [
-    ("lr", "1e-3", 1e-3), ("num_envs", "32", 32), ("total_agent_steps", "1e6", 1_000_000),
-    ("value_norm", "false", False), ("target_kl", "none", None), ("target_kl", "0.02", 0.02),
-    ("lr_schedule", "linear", "linear"), ("model", "gru", "gru"),
-])
+@pytest.mark.parametrize(
+    ("key", "text", "expected"),
+    [
+        ("lr", "1e-3", 1e-3),
+        ("num_envs", "32", 32),
+        ("total_agent_steps", "1e6", 1_000_000),
+        ("value_norm", "false", False),
+        ("target_kl", "none", None),
+        ("target_kl", "0.02", 0.02),
+        ("lr_schedule", "linear", "linear"),
+        ("model", "gru", "gru"),
+    ],
+)
 def test_strings_from_the_command_line_are_coerced(key, text, expected):
     value = getattr(apply_overrides(TrainConfig(), parse_assignments([f"{key}={text}"])), key)
     assert value == expected and type(value) is type(expected)
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"num_envs": "many"}, "key 'num_envs': expected int, found 'many'"),
-    ({"num_envs": 2.5}, "expected int"),
-    ({"value_norm": "maybe"}, "expected bool"),
-    ({"lr_schedule": "cosine"}, "expected one of constant, linear, kl_adaptive"),
-    ({"model": "srmtt"}, "did you mean 'srmt'"),
-    ({"num_envs": 0}, "num_envs 0: expected a positive integer"),
-    ({"rollout_length": 10, "chunk_length": 4}, "multiple of chunk_length"),
-    ({"lr_schedule": "kl_adaptive"}, "needs target_kl"),
-    ({"gamma": 1.5}, "must lie in"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_envs": "many"}, "key 'num_envs': expected int, found 'many'"),
+        ({"num_envs": 2.5}, "expected int"),
+        ({"value_norm": "maybe"}, "expected bool"),
+        ({"lr_schedule": "cosine"}, "expected one of constant, linear, kl_adaptive"),
+        ({"model": "srmtt"}, "did you mean 'srmt'"),
+        ({"num_envs": 0}, "num_envs 0: expected a positive integer"),
+        ({"rollout_length": 10, "chunk_length": 4}, "multiple of chunk_length"),
+        ({"lr_schedule": "kl_adaptive"}, "needs target_kl"),
+        ({"gamma": 1.5}, "must lie in"),
+    ],
+)
 def test_bad_values_are_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
         apply_overrides(TrainConfig(), overrides)

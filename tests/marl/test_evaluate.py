@@ -34,8 +34,9 @@ def policy(name="srmt", seed=0):
 def test_recorded_evaluation_episodes_replay_with_zero_mismatches(tmp_path: Path, greedy: bool) -> None:
     scenario = scenarios.loads(CORRIDORS)
     store_path = tmp_path / "eval.zarr"
-    rows = evaluate_scenario(scenario, policy(), 3, seed=7, device=CPU, greedy=greedy, record=store_path,
-                             policy_name="srmt test")
+    rows = evaluate_scenario(
+        scenario, policy(), 3, seed=7, device=CPU, greedy=greedy, record=store_path, policy_name="srmt test"
+    )
     assert [row["variant"] for row in rows] == ["map.corridor_length=2", "map.corridor_length=4"]
     store = sim.episodes.open(store_path)
     assert len(store) == 2 * 3 and not store.incomplete

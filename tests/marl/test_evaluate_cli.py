@@ -34,9 +34,29 @@ def run_dir(tmp_path_factory) -> Path:
     scenario = root / "tiny-random.yaml"
     scenario.write_text(RANDOM)
     out = root / "run"
-    assert main(["train", str(scenario), "--out", str(out), "--steps", "768", "--device", "cpu",
-                 "--set", "num_envs=4", "--set", "rollout_length=16", "--set", "num_minibatches=2",
-                 "--set", "eval_episodes=3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(scenario),
+                "--out",
+                str(out),
+                "--steps",
+                "768",
+                "--device",
+                "cpu",
+                "--set",
+                "num_envs=4",
+                "--set",
+                "rollout_length=16",
+                "--set",
+                "num_minibatches=2",
+                "--set",
+                "eval_episodes=3",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -61,8 +81,11 @@ def test_reports_of_different_checkpoints_and_modes_do_not_overwrite_each_other(
     for target, extra in ((run_dir, []), (final, []), (final, ["--greedy"])):
         assert main(["eval", str(target), "--episodes", "2", "--device", "cpu", *extra]) == 0
     reports = {path.name for path in run_dir.glob("eval-*.json")}
-    assert {"eval-tiny-random-best.json", f"eval-tiny-random-{final.stem}.json",
-            f"eval-tiny-random-{final.stem}-greedy.json"} <= reports
+    assert {
+        "eval-tiny-random-best.json",
+        f"eval-tiny-random-{final.stem}.json",
+        f"eval-tiny-random-{final.stem}-greedy.json",
+    } <= reports
 
 
 @pytest.mark.slow  # shares one tiny training run (~15-45 s on the shared 2-core box)
@@ -75,10 +98,13 @@ def test_eval_in_pogema_reports_both_engines_and_they_agree(run_dir: Path, capsy
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--in-pogema", "--scenario", "warehouse"], "no POGEMA equivalent"),
-    (["--in-pogema", "--record", "x.zarr"], "without --in-pogema"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--in-pogema", "--scenario", "warehouse"], "no POGEMA equivalent"),
+        (["--in-pogema", "--record", "x.zarr"], "without --in-pogema"),
+    ],
+)
 def test_eval_refuses_what_it_cannot_do_in_one_line(run_dir: Path, extra, message, capsys) -> None:
     if "warehouse" in extra:
         pytest.importorskip("pogema")
@@ -91,8 +117,10 @@ def test_run_records_baseline_episodes_that_replay(tmp_path: Path, capsys) -> No
     scenario = tmp_path / "tiny-random.yaml"
     scenario.write_text(RANDOM)
     store = tmp_path / "greedy.zarr"
-    assert main(["run", str(scenario), "--episodes", "3", "--envs", "2", "--seed", "4",
-                 "--record", str(store)]) == 0
+    assert (
+        main(["run", str(scenario), "--episodes", "3", "--envs", "2", "--seed", "4", "--record", str(store)])
+        == 0
+    )
     stored = sim.episodes.open(store)
     assert len(stored) >= 3  # every finished episode, also one that ended alongside the third
     assert_replays(store, len(stored), "greedy")

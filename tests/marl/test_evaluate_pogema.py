@@ -32,15 +32,19 @@ def sharp_policy(name: str, seed: int) -> memory.SwarmPolicy:
     return policy
 
 
-@pytest.mark.parametrize(("name", "collisions", "on_target", "greedy"), [
-    ("srmt", "priority", "finish", True),
-    ("srmt", "block_both", "nothing", False),
-    ("gru", "soft", "restart", False),
-])
+@pytest.mark.parametrize(
+    ("name", "collisions", "on_target", "greedy"),
+    [
+        ("srmt", "priority", "finish", True),
+        ("srmt", "block_both", "nothing", False),
+        ("gru", "soft", "restart", False),
+    ],
+)
 def test_per_episode_metrics_in_pogema_equal_gridswarm(name, collisions, on_target, greedy) -> None:
     scenario = scenarios.loads(RANDOM.format(collisions=collisions, on_target=on_target))
-    ours, theirs = play_in_both(scenario, sharp_policy(name, 1), pogema_seeds(5, 0, 6), CPU,
-                                sampling_seed=2, greedy=greedy)
+    ours, theirs = play_in_both(
+        scenario, sharp_policy(name, 1), pogema_seeds(5, 0, 6), CPU, sampling_seed=2, greedy=greedy
+    )
     assert len(ours) == len(theirs) == 6
     assert ours == theirs
     # the episodes differ from each other: the comparison is not between six copies of a trivial episode
@@ -84,8 +88,9 @@ def test_observations_fed_wrongly_would_be_caught(monkeypatch) -> None:
 
     monkeypatch.setattr(envs.PogemaEnv, "step", blind_step)
     scenario = scenarios.loads(RANDOM.format(collisions="priority", on_target="finish"))
-    ours, theirs = play_in_both(scenario, sharp_policy("srmt", 1), pogema_seeds(5, 0, 6), CPU,
-                                sampling_seed=2, greedy=False)
+    ours, theirs = play_in_both(
+        scenario, sharp_policy("srmt", 1), pogema_seeds(5, 0, 6), CPU, sampling_seed=2, greedy=False
+    )
     assert ours != theirs
 
 

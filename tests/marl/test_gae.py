@@ -33,8 +33,12 @@ def run_vectorized(rewards, values, last_values, terminated, truncated, final_va
     return compute_gae(rewards, values, next_values, terminated | truncated, active, gamma, lam)
 
 
-@given(seed=st.integers(0, 2**32 - 1), steps=st.integers(1, 12), gamma=st.floats(0.0, 1.0),
-       lam=st.floats(0.0, 1.0))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    steps=st.integers(1, 12),
+    gamma=st.floats(0.0, 1.0),
+    lam=st.floats(0.0, 1.0),
+)
 def test_gae_matches_per_agent_loop(seed, steps, gamma, lam):
     rng = np.random.default_rng(seed)
     shape = (steps, 3, 4)
@@ -45,15 +49,25 @@ def test_gae_matches_per_agent_loop(seed, steps, gamma, lam):
     terminated = rng.random(shape) < 0.2
     truncated = rng.random(shape) < 0.2
     active = rng.random(shape) < 0.8
-    advantages, returns = run_vectorized(rewards, values, last_values, terminated, truncated, final_values,
-                                         active, gamma, lam)
+    advantages, returns = run_vectorized(
+        rewards, values, last_values, terminated, truncated, final_values, active, gamma, lam
+    )
     for e in range(shape[1]):
         for n in range(shape[2]):
-            expected = reference_gae(rewards[:, e, n], values[:, e, n], last_values[e, n],
-                                     terminated[:, e, n], truncated[:, e, n], final_values[:, e, n],
-                                     active[:, e, n], gamma, lam)
-            np.testing.assert_allclose(advantages[:, e, n], expected, rtol=1e-5, atol=1e-5,
-                                       err_msg=f"env {e} agent {n}")
+            expected = reference_gae(
+                rewards[:, e, n],
+                values[:, e, n],
+                last_values[e, n],
+                terminated[:, e, n],
+                truncated[:, e, n],
+                final_values[:, e, n],
+                active[:, e, n],
+                gamma,
+                lam,
+            )
+            np.testing.assert_allclose(
+                advantages[:, e, n], expected, rtol=1e-5, atol=1e-5, err_msg=f"env {e} agent {n}"
+            )
     np.testing.assert_allclose(returns, advantages + values, rtol=1e-6)
     assert not advantages[~active].any()
 
@@ -90,10 +104,12 @@ def test_hand_computed_finish_then_inactive():
     truncated = np.zeros_like(terminated)
     active = column([1, 1, 0, 1]).astype(bool)
     last = np.full((1, 1), 0.6, np.float32)
-    advantages, returns = run_vectorized(rewards, values, last, terminated, truncated, values, active,
-                                         gamma=0.5, lam=1.0)
+    advantages, returns = run_vectorized(
+        rewards, values, last, terminated, truncated, values, active, gamma=0.5, lam=1.0
+    )
     delta1 = 1.0 - 0.4
     delta0 = 0.0 + 0.5 * 0.4 - 0.2
-    np.testing.assert_allclose(advantages[:, 0, 0], [delta0 + 0.5 * delta1, delta1, 0.0, 0.5 * 0.6 - 0.3],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        advantages[:, 0, 0], [delta0 + 0.5 * delta1, delta1, 0.0, 0.5 * 0.6 - 0.3], rtol=1e-6
+    )
     np.testing.assert_allclose(returns[:2, 0, 0], [0.5, 1.0], rtol=1e-6)

@@ -21,9 +21,13 @@ def test_every_rank_restores_its_own_sampling_generator(world_size):
         for _ in range(rank + 1):  # each rank at a different point of its stream
             draws(learner.sampling)
     first = learners[0]
-    tensors = {"policy": first.policy.state_dict(), "optimizer": first.optimizer.state_dict(),
-               "value_norm": first.value_norm.state_dict(), "shuffle_rng": first.shuffle.get_state(),
-               "sampling_rng": torch.stack([learner.sampling.get_state() for learner in learners])}
+    tensors = {
+        "policy": first.policy.state_dict(),
+        "optimizer": first.optimizer.state_dict(),
+        "value_norm": first.value_norm.state_dict(),
+        "shuffle_rng": first.shuffle.get_state(),
+        "sampling_rng": torch.stack([learner.sampling.get_state() for learner in learners]),
+    }
     for rank, learner in enumerate(learners):
         restored = make_learner(CONFIG, (3, 5, 5), 5, torch.device("cpu"), rank=0)
         restored.restore(tensors, rank)

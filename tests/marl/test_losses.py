@@ -30,11 +30,14 @@ def random_batch(seed, shape=(4, 3, 2)):
 
 def test_policy_loss_matches_loop():
     b = random_batch(0)
-    loss, kl, clip_fraction = clipped_policy_loss(b["log_probs"], b["old_log_probs"], b["advantages"],
-                                                  b["active"], 0.2)
+    loss, kl, clip_fraction = clipped_policy_loss(
+        b["log_probs"], b["old_log_probs"], b["advantages"], b["active"], 0.2
+    )
     terms, kls, clipped = [], [], []
-    for lp, olp, adv, act in zip(*(b[k].flatten().tolist() for k in
-                                   ("log_probs", "old_log_probs", "advantages", "active")), strict=True):
+    for lp, olp, adv, act in zip(
+        *(b[k].flatten().tolist() for k in ("log_probs", "old_log_probs", "advantages", "active")),
+        strict=True,
+    ):
         if not act:
             continue
         ratio = math.exp(lp - olp)
@@ -73,9 +76,21 @@ def test_value_loss_matches_loop(clip, huber_delta):
 
 def total(b, **overrides):
     b = {**b, **overrides}
-    return mappo_loss(b["log_probs"], b["old_log_probs"], b["entropy"], b["advantages"], b["values"],
-                      b["old_values"], b["targets"], b["active"], clip=0.2, value_clip=0.2, huber_delta=None,
-                      value_coef=0.5, entropy_coef=0.01)
+    return mappo_loss(
+        b["log_probs"],
+        b["old_log_probs"],
+        b["entropy"],
+        b["advantages"],
+        b["values"],
+        b["old_values"],
+        b["targets"],
+        b["active"],
+        clip=0.2,
+        value_clip=0.2,
+        huber_delta=None,
+        value_coef=0.5,
+        entropy_coef=0.01,
+    )
 
 
 def test_inactive_steps_change_nothing_and_get_no_gradient():

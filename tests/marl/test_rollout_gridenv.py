@@ -47,9 +47,20 @@ reward: {scheme: directional}
 def test_a_few_seconds_of_training_on_gridenv_improve_the_corridor(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     scenario = scenarios.loads(CORRIDOR)
-    config = TrainConfig(model="gru", total_agent_steps=10_240, num_envs=16, rollout_length=16,
-                         chunk_length=8, epochs=2, num_minibatches=2, lr=3e-3, checkpoint_every=1_000,
-                         eval_episodes=0, device="cpu", seed=1)
+    config = TrainConfig(
+        model="gru",
+        total_agent_steps=10_240,
+        num_envs=16,
+        rollout_length=16,
+        chunk_length=8,
+        epochs=2,
+        num_minibatches=2,
+        lr=3e-3,
+        checkpoint_every=1_000,
+        eval_episodes=0,
+        device="cpu",
+        seed=1,
+    )
     untrained = evaluate_scenario(scenario, make_learner(config, (3, 5, 5), 5, CPU).policy, 100, 11, CPU)
     train(GridEnv(scenario, 16, seed=1, obs_dtype=np.uint8), config, tmp_path / "run", echo=lambda _: None)
     policy, _ = load_policy(latest_checkpoint(tmp_path / "run")[2])
@@ -76,8 +87,17 @@ class NeighbourLog:
 def test_local_scope_flows_through_collection_and_the_chunked_update() -> None:
     torch.set_num_threads(1)
     scenario = scenarios.loads(CROWD)
-    config = TrainConfig(model="srmt", scope="local", num_envs=4, rollout_length=16, chunk_length=8,
-                         epochs=1, num_minibatches=2, device="cpu", seed=2)
+    config = TrainConfig(
+        model="srmt",
+        scope="local",
+        num_envs=4,
+        rollout_length=16,
+        chunk_length=8,
+        epochs=1,
+        num_minibatches=2,
+        device="cpu",
+        seed=2,
+    )
     env = NeighbourLog(GridEnv(scenario, 4, seed=2, obs_dtype=np.uint8))
     learner = make_learner(config, env.obs_shape, env.num_actions, CPU)
     carry = start_rollouts(env, learner.policy, CPU, seed=2)
@@ -90,14 +110,17 @@ def test_local_scope_flows_through_collection_and_the_chunked_update() -> None:
 
     # unrolling every (chunk, env) from its stored state reproduces the collected log-probs and values
     chunks, envs = (a.ravel() for a in np.meshgrid(np.arange(2), np.arange(4), indexing="ij"))
-    pick = {name: torch.from_numpy(gather_chunks(getattr(buffer, name), 8, chunks, envs))
-            for name in ("obs", "reset_masks", "active", "actions", "log_probs", "raw_values", "neighbours")}
+    pick = {
+        name: torch.from_numpy(gather_chunks(getattr(buffer, name), 8, chunks, envs))
+        for name in ("obs", "reset_masks", "active", "actions", "log_probs", "raw_values", "neighbours")
+    }
     state0 = gather_states(buffer.chunk_states, torch.from_numpy(chunks), torch.from_numpy(envs))
 
     def unrolled(neighbours: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            logits, values, _ = learner.policy.unroll(pick["obs"], state0, pick["reset_masks"], neighbours,
-                                                      pick["active"])
+            logits, values, _ = learner.policy.unroll(
+                pick["obs"], state0, pick["reset_masks"], neighbours, pick["active"]
+            )
         return torch.log_softmax(logits, -1).gather(-1, pick["actions"].unsqueeze(-1)).squeeze(-1), values
 
     log_probs, values = unrolled(pick["neighbours"])
@@ -110,8 +133,9 @@ def test_local_scope_flows_through_collection_and_the_chunked_update() -> None:
 
     compute_advantages(buffer, config.gamma, config.gae_lambda)
     before = [p.detach().clone() for p in learner.policy.parameters()]
-    stats = update(learner.policy, learner.optimizer, learner.value_norm, buffer, config, learner.shuffle,
-                   CPU)
+    stats = update(
+        learner.policy, learner.optimizer, learner.value_norm, buffer, config, learner.shuffle, CPU
+    )
     assert stats["minibatch_steps"] == 2 and np.isfinite(stats["policy_loss"])
     changed = [not torch.equal(b, p) for b, p in zip(before, learner.policy.parameters(), strict=True)]
     assert all(changed), "every parameter, the memory cross-attention included, gets a gradient step"

@@ -30,8 +30,14 @@ CPU = torch.device("cpu")
 
 def collected(model, num_envs=3, steps=16, chunk=4, max_steps=5):
     torch.set_num_threads(1)
-    config = TrainConfig(model=model, num_envs=num_envs, rollout_length=steps, chunk_length=chunk,
-                         num_minibatches=1, device="cpu")
+    config = TrainConfig(
+        model=model,
+        num_envs=num_envs,
+        rollout_length=steps,
+        chunk_length=chunk,
+        num_minibatches=1,
+        device="cpu",
+    )
     env = CorridorEnv(num_envs, num_agents=3, length=4, max_steps=max_steps)
     learner = make_learner(config, env.obs_shape, env.num_actions, CPU)
     buffer = RolloutBuffer.allocate(steps, num_envs, 3, env.obs_shape, np.float32, chunk)
@@ -48,12 +54,15 @@ def test_chunks_unrolled_from_stored_memory_reproduce_the_rollout(model):
     assert buffer.reset_masks[1:].any(), "the rollout must cross episode boundaries inside chunks"
     chunks, envs = np.meshgrid(np.arange(4), np.arange(3), indexing="ij")
     chunk_index, env_index = chunks.ravel(), envs.ravel()
-    pick = {name: torch.from_numpy(gather_chunks(getattr(buffer, name), 4, chunk_index, env_index))
-            for name in ("obs", "reset_masks", "active", "actions", "log_probs", "raw_values")}
+    pick = {
+        name: torch.from_numpy(gather_chunks(getattr(buffer, name), 4, chunk_index, env_index))
+        for name in ("obs", "reset_masks", "active", "actions", "log_probs", "raw_values")
+    }
     state0 = gather_states(buffer.chunk_states, torch.from_numpy(chunk_index), torch.from_numpy(env_index))
     with torch.no_grad():
-        logits, values, _ = learner.policy.unroll(pick["obs"], state0, pick["reset_masks"],
-                                                  active_seq=pick["active"])
+        logits, values, _ = learner.policy.unroll(
+            pick["obs"], state0, pick["reset_masks"], active_seq=pick["active"]
+        )
     log_probs = torch.log_softmax(logits, -1).gather(-1, pick["actions"].unsqueeze(-1)).squeeze(-1)
     active = pick["active"]
     torch.testing.assert_close(log_probs[active], pick["log_probs"][active], rtol=1e-5, atol=1e-5)
@@ -75,9 +84,20 @@ def test_rollout_records_truncation_bootstrap_and_masks():
 
 
 def small_config(**overrides):
-    base = dict(model="gru", total_agent_steps=16 * 2 * 16 * 24, num_envs=16, rollout_length=16,
-                chunk_length=8, epochs=2, num_minibatches=2, lr=3e-3, checkpoint_every=4, eval_episodes=0,
-                device="cpu", seed=3)
+    base = dict(
+        model="gru",
+        total_agent_steps=16 * 2 * 16 * 24,
+        num_envs=16,
+        rollout_length=16,
+        chunk_length=8,
+        epochs=2,
+        num_minibatches=2,
+        lr=3e-3,
+        checkpoint_every=4,
+        eval_episodes=0,
+        device="cpu",
+        seed=3,
+    )
     return TrainConfig(**{**base, **overrides})
 
 
@@ -134,8 +154,13 @@ def test_resume_refuses_a_changed_config_and_new_runs_refuse_an_old_dir(tmp_path
     config = small_config(total_agent_steps=16 * 2 * 16 * 2, checkpoint_every=2)
     train(corridor(), config, tmp_path / "run", echo=lambda line: None)
     with pytest.raises(CheckpointError, match="changed: lr"):
-        train(corridor(), small_config(total_agent_steps=16 * 2 * 16 * 2, checkpoint_every=2, lr=1e-4),
-              tmp_path / "run", resume=True, echo=lambda line: None)
+        train(
+            corridor(),
+            small_config(total_agent_steps=16 * 2 * 16 * 2, checkpoint_every=2, lr=1e-4),
+            tmp_path / "run",
+            resume=True,
+            echo=lambda line: None,
+        )
     with pytest.raises(CheckpointError, match="already holds a run"):
         train(corridor(), config, tmp_path / "run", echo=lambda line: None)
 
@@ -158,11 +183,38 @@ TINY = Path(__file__).parents[1] / "hpc" / "tiny.yaml"
 
 
 def gridswarm_train(run_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "gridswarm.cli", "train", str(TINY), "--model", "gru", "--device", "cpu",
-            "--steps", str(8 * 8 * 2 * 4), "--out", str(run_dir), "--set", "num_envs=2", "--set", "epochs=1",
-            "--set", "num_minibatches=1", "--set", "rollout_length=8", "--set", "chunk_length=4",
-            "--set", "checkpoint_every=3",
-            "--set", "eval_episodes=0", "--set", "seed=5", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "gridswarm.cli",
+        "train",
+        str(TINY),
+        "--model",
+        "gru",
+        "--device",
+        "cpu",
+        "--steps",
+        str(8 * 8 * 2 * 4),
+        "--out",
+        str(run_dir),
+        "--set",
+        "num_envs=2",
+        "--set",
+        "epochs=1",
+        "--set",
+        "num_minibatches=1",
+        "--set",
+        "rollout_length=8",
+        "--set",
+        "chunk_length=4",
+        "--set",
+        "checkpoint_every=3",
+        "--set",
+        "eval_episodes=0",
+        "--set",
+        "seed=5",
+        *extra,
+    ]
 
 
 def wait_for_update(metrics: Path, update_index: int, process: subprocess.Popen) -> None:
@@ -186,14 +238,18 @@ def test_a_run_killed_at_random_moments_resumes_to_the_parameters_of_an_uninterr
     for _ in range(2):
         moment = (chooser.randint(0, 6), chooser.uniform(0.0, 0.5))
         moments.append(moment)
-        process = subprocess.Popen(gridswarm_train(tmp_path / "killed", "--resume", "auto"),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            gridswarm_train(tmp_path / "killed", "--resume", "auto"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_update(tmp_path / "killed" / "metrics.jsonl", moment[0], process)
         time.sleep(moment[1])
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-    finished = subprocess.run(gridswarm_train(tmp_path / "killed", "--resume", "auto"), capture_output=True,
-                              text=True, timeout=300)
+    finished = subprocess.run(
+        gridswarm_train(tmp_path / "killed", "--resume", "auto"), capture_output=True, text=True, timeout=300
+    )
     assert finished.returncode == 0, f"killed at {moments}: {finished.stderr}"
     straight, _, _ = latest_checkpoint(tmp_path / "straight")
     resumed, meta, _ = latest_checkpoint(tmp_path / "killed")

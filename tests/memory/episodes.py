@@ -19,8 +19,9 @@ class Episode:
     neighbours: torch.Tensor
 
 
-def random_neighbours(generator: torch.Generator, shape: tuple[int, ...], num_agents: int,
-                      k: int) -> torch.Tensor:
+def random_neighbours(
+    generator: torch.Generator, shape: tuple[int, ...], num_agents: int, k: int
+) -> torch.Tensor:
     """(*shape, N, K) lists of distinct other agents in random order, some slots -1 (no neighbour)."""
     scores = torch.rand(*shape, num_agents, num_agents, generator=generator)
     scores.diagonal(dim1=-2, dim2=-1).fill_(-1.0)  # never list yourself
@@ -30,8 +31,15 @@ def random_neighbours(generator: torch.Generator, shape: tuple[int, ...], num_ag
     return order.masked_fill(padding, -1)
 
 
-def random_episode(seed: int, steps: int, num_envs: int, num_agents: int, k: int = 3,
-                   reset_rate: float = 0.15, inactive_rate: float = 0.15) -> Episode:
+def random_episode(
+    seed: int,
+    steps: int,
+    num_envs: int,
+    num_agents: int,
+    k: int = 3,
+    reset_rate: float = 0.15,
+    inactive_rate: float = 0.15,
+) -> Episode:
     """Random inputs: every agent resets at t = 0; later resets and inactive agents at the given rates."""
     generator = torch.Generator().manual_seed(seed)
     batch = (steps, num_envs, num_agents)

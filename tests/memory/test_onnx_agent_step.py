@@ -16,10 +16,40 @@ ort = pytest.importorskip("onnxruntime")
 # conv, linear (Gemm/MatMul), ReLU, GELU-tanh (Tanh, Mul, Add), LayerNorm, softmax attention, GRU cell
 # (Sigmoid, Tanh, Sub), and the plumbing around them: masks, concatenation, reshapes
 ALLOWED_OPS = {
-    "Add", "And", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Equal", "Expand",
-    "Flatten", "Gather", "Gemm", "Greater", "Identity", "LayerNormalization", "MatMul", "Mul", "Not",
-    "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Sub", "Tanh",
-    "Tile", "Transpose", "Unsqueeze", "Where",
+    "Add",
+    "And",
+    "Cast",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "Div",
+    "Equal",
+    "Expand",
+    "Flatten",
+    "Gather",
+    "Gemm",
+    "Greater",
+    "Identity",
+    "LayerNormalization",
+    "MatMul",
+    "Mul",
+    "Not",
+    "ReduceSum",
+    "Relu",
+    "Reshape",
+    "Shape",
+    "Sigmoid",
+    "Slice",
+    "Softmax",
+    "Split",
+    "Sqrt",
+    "Sub",
+    "Tanh",
+    "Tile",
+    "Transpose",
+    "Unsqueeze",
+    "Where",
 }
 INPUTS = ("obs", "memory", "history", "neighbour_memories", "neighbour_mask")
 
@@ -30,8 +60,9 @@ class OneAgent(torch.nn.Module):
         self.policy = policy
 
     def forward(self, obs, own_memory, history, neighbour_memories, neighbour_mask):
-        logits, state = self.policy.agent_step(obs, memory.PolicyState(own_memory, history),
-                                               neighbour_memories, neighbour_mask)
+        logits, state = self.policy.agent_step(
+            obs, memory.PolicyState(own_memory, history), neighbour_memories, neighbour_mask
+        )
         return logits, state.memory, state.history
 
 
@@ -39,10 +70,13 @@ class OneAgent(torch.nn.Module):
 def test_agent_step_exports_to_whitelisted_onnx_ops_and_matches_torch(name: str, tmp_path) -> None:
     policy = memory.make_policy(name, (3, 5, 5), preset="drone", seed=0).eval()
     generator = torch.Generator().manual_seed(0)
-    args = (torch.rand(1, 3, 5, 5, generator=generator),
-            torch.randn(1, policy.memory_size, generator=generator),
-            torch.randn(1, policy.config.history_length, 16, generator=generator),
-            torch.randn(1, 3, 16, generator=generator), torch.tensor([[True, False, True]]))
+    args = (
+        torch.rand(1, 3, 5, 5, generator=generator),
+        torch.randn(1, policy.memory_size, generator=generator),
+        torch.randn(1, policy.config.history_length, 16, generator=generator),
+        torch.randn(1, 3, 16, generator=generator),
+        torch.tensor([[True, False, True]]),
+    )
     model = OneAgent(policy)
     path = tmp_path / "policy.onnx"
     with warnings.catch_warnings():

@@ -29,16 +29,23 @@ def make(name: str, scope: str = "global", seed: int = 0) -> memory.SwarmPolicy:
 
 def unroll(policy: memory.SwarmPolicy, episode: Episode, obs: torch.Tensor | None = None):
     E, N = episode.obs.shape[1:3]
-    return policy.unroll(episode.obs if obs is None else obs, policy.initial_state(E, N), episode.resets,
-                         episode.neighbours, episode.active)
+    return policy.unroll(
+        episode.obs if obs is None else obs,
+        policy.initial_state(E, N),
+        episode.resets,
+        episode.neighbours,
+        episode.active,
+    )
 
 
 def every_policy_and_scope(max_examples: int, **strategies):
     """Run a test for every policy name and scope, on `max_examples` drawn examples of `strategies`."""
+
     def wrap(test):
         test = given(seed=SEEDS, **strategies)(settings(max_examples=max_examples)(test))
         test = pytest.mark.parametrize("name", memory.POLICY_NAMES)(test)
         return pytest.mark.parametrize("scope", SCOPES)(test)
+
     return wrap
 
 
@@ -57,8 +64,9 @@ def test_unroll_equals_repeated_steps_and_is_finite(name: str, scope: str, seed:
     logits, values, final = unroll(policy, episode)
     state = policy.initial_state(2, 4)
     for t in range(4):
-        step_logits, step_value, state = policy.step(episode.obs[t], state, episode.resets[t],
-                                                     episode.neighbours[t], episode.active[t])
+        step_logits, step_value, state = policy.step(
+            episode.obs[t], state, episode.resets[t], episode.neighbours[t], episode.active[t]
+        )
         assert torch.equal(step_logits, logits[t]) and torch.equal(step_value, values[t])
     assert torch.equal(state.memory, final.memory) and torch.equal(state.history, final.history)
     assert torch.isfinite(logits).all() and torch.isfinite(values).all()
@@ -72,8 +80,9 @@ def test_permuting_agents_permutes_every_output(name: str, scope: str, seed: int
     new_index_of = perm.argsort()
     neighbours = episode.neighbours[:, :, perm]
     neighbours = torch.where(neighbours >= 0, new_index_of[neighbours.clamp(min=0)], -1)
-    permuted = Episode(episode.obs[:, :, perm], episode.resets[:, :, perm], episode.active[:, :, perm],
-                       neighbours)
+    permuted = Episode(
+        episode.obs[:, :, perm], episode.resets[:, :, perm], episode.active[:, :, perm], neighbours
+    )
     logits, values, state = unroll(policy, episode)
     p_logits, p_values, p_state = unroll(policy, permuted)
     torch.testing.assert_close(p_logits, logits[:, :, perm], **TOLERANCE)
@@ -86,8 +95,9 @@ def test_permuting_agents_permutes_every_output(name: str, scope: str, seed: int
 @pytest.mark.parametrize("name", NOT_SHARING)
 @settings(max_examples=3)
 @given(seed=SEEDS, agent=st.integers(0, 3))
-def test_policies_without_sharing_never_read_other_agents(name: str, scope: str, seed: int,
-                                                          agent: int) -> None:
+def test_policies_without_sharing_never_read_other_agents(
+    name: str, scope: str, seed: int, agent: int
+) -> None:
     episode = random_episode(seed, steps=4, num_envs=1, num_agents=4)
     grad = grad_wrt_obs(make(name, scope, seed), episode, lambda logits: logits[:, :, agent])
     others = [j for j in range(4) if j != agent]
@@ -100,8 +110,9 @@ def test_policies_without_sharing_never_read_other_agents(name: str, scope: str,
 @given(seed=SEEDS)
 def test_srmt_reads_other_agents_through_memory_from_the_second_step(scope: str, seed: int) -> None:
     episode = random_episode(seed, steps=2, num_envs=1, num_agents=3, reset_rate=0.0, inactive_rate=0.0)
-    episode = Episode(episode.obs, episode.resets, episode.active, torch.tensor([[1, 2], [2, 0], [0, 1]])
-                      .expand(2, 1, 3, 2))
+    episode = Episode(
+        episode.obs, episode.resets, episode.active, torch.tensor([[1, 2], [2, 0], [0, 1]]).expand(2, 1, 3, 2)
+    )
     policy = make("srmt", scope, seed)
     first_step = grad_wrt_obs(policy, episode, lambda logits: logits[0, :, 0])
     second_step = grad_wrt_obs(policy, episode, lambda logits: logits[1, :, 0])
@@ -133,15 +144,17 @@ def test_an_env_wide_reset_isolates_episodes(name: str, scope: str, seed: int, o
     other_neighbours[3:] = episode.neighbours[3:]
     other_resets[4:] = resets[4:]
     logits, values, state = unroll(policy, Episode(episode.obs, resets, active, episode.neighbours))
-    o_logits, o_values, o_state = unroll(policy, Episode(other_obs, other_resets, other_active,
-                                                         other_neighbours))
+    o_logits, o_values, o_state = unroll(
+        policy, Episode(other_obs, other_resets, other_active, other_neighbours)
+    )
     assert torch.equal(logits[3:], o_logits[3:]) and torch.equal(values[3:], o_values[3:])
     assert torch.equal(state.memory, o_state.memory) and torch.equal(state.history, o_state.history)
 
 
 @every_policy_and_scope(3, agent=st.integers(0, 3))
-def test_a_restarting_agent_acts_on_its_new_observation_alone(name: str, scope: str, seed: int,
-                                                              agent: int) -> None:
+def test_a_restarting_agent_acts_on_its_new_observation_alone(
+    name: str, scope: str, seed: int, agent: int
+) -> None:
     episode = random_episode(seed, steps=4, num_envs=1, num_agents=4)
     episode.resets[2, 0, agent] = True
     episode.active[2, 0, agent] = True
@@ -162,8 +175,9 @@ def test_at_a_reset_there_is_no_memory_token(name: str) -> None:
 
 
 @every_policy_and_scope(3, finished=st.integers(0, 3))
-def test_finished_agents_influence_nobody_and_keep_their_state(name: str, scope: str, seed: int,
-                                                               finished: int) -> None:
+def test_finished_agents_influence_nobody_and_keep_their_state(
+    name: str, scope: str, seed: int, finished: int
+) -> None:
     policy = make(name, scope, seed)
     episode = random_episode(seed, steps=4, num_envs=1, num_agents=4)
     episode.active[0, 0, finished] = True
@@ -177,8 +191,13 @@ def test_finished_agents_influence_nobody_and_keep_their_state(name: str, scope:
     outputs = outputs + values[1:, 0, others].sum() + state.memory[0, others].sum()
     (grad,) = torch.autograd.grad(outputs + state.history[0, others].sum(), obs, allow_unused=True)
     assert grad is None or torch.count_nonzero(grad[1:, 0, finished]) == 0
-    _, _, after_first = policy.step(episode.obs[0], policy.initial_state(1, 4), episode.resets[0],
-                                    episode.neighbours[0], episode.active[0])
+    _, _, after_first = policy.step(
+        episode.obs[0],
+        policy.initial_state(1, 4),
+        episode.resets[0],
+        episode.neighbours[0],
+        episode.active[0],
+    )
     assert torch.equal(state.memory[0, finished], after_first.memory[0, finished])
     assert torch.equal(state.history[0, finished], after_first.history[0, finished])
 
@@ -189,8 +208,9 @@ def test_a_batch_of_envs_equals_each_env_alone(name: str, scope: str, seed: int)
     episode = random_episode(seed, steps=3, num_envs=3, num_agents=4)
     logits, values, state = unroll(policy, episode)
     for e in range(3):
-        alone = Episode(*(x[:, e : e + 1] for x in (episode.obs, episode.resets, episode.active,
-                                                     episode.neighbours)))
+        alone = Episode(
+            *(x[:, e : e + 1] for x in (episode.obs, episode.resets, episode.active, episode.neighbours))
+        )
         e_logits, e_values, e_state = unroll(policy, alone)
         torch.testing.assert_close(e_logits, logits[:, e : e + 1], **TOLERANCE)
         torch.testing.assert_close(e_values, values[:, e : e + 1], **TOLERANCE)
@@ -200,8 +220,9 @@ def test_a_batch_of_envs_equals_each_env_alone(name: str, scope: str, seed: int)
 @pytest.mark.parametrize("name", memory.POLICY_NAMES)
 @settings(max_examples=6)
 @given(seed=SEEDS, listed_self=st.booleans(), padding=st.integers(0, 2))
-def test_local_scope_listing_everyone_equals_global_scope(name: str, seed: int, listed_self: bool,
-                                                          padding: int) -> None:
+def test_local_scope_listing_everyone_equals_global_scope(
+    name: str, seed: int, listed_self: bool, padding: int
+) -> None:
     episode = random_episode(seed, steps=4, num_envs=2, num_agents=4)
     generator = torch.Generator().manual_seed(seed)
     everyone = torch.rand(4, 2, 4, 4, generator=generator).argsort(dim=-1)  # all agents, random order
@@ -212,8 +233,9 @@ def test_local_scope_listing_everyone_equals_global_scope(name: str, seed: int, 
     global_policy = make(name, "global", seed)
     local_policy = memory.make_policy(name, OBS_SHAPE, scope="local")
     local_policy.load_state_dict(global_policy.state_dict())
-    for expected, found in zip(unroll(global_policy, episode)[:2], unroll(local_policy, episode)[:2],
-                               strict=True):
+    for expected, found in zip(
+        unroll(global_policy, episode)[:2], unroll(local_policy, episode)[:2], strict=True
+    ):
         torch.testing.assert_close(found, expected, **TOLERANCE)
 
 
@@ -239,12 +261,14 @@ def test_agent_step_equals_the_batched_local_step(name: str, seed: int) -> None:
         else:
             received, received_mask = received.flatten(0, 1), received_mask.flatten(0, 1)
         logits, _, state = policy.step(episode.obs[t], state, reset, neighbours, active)
-        drone_logits, stepped = policy.agent_step(episode.obs[t].flatten(0, 1), drone_state, received,
-                                                  received_mask, reset.flatten())
+        drone_logits, stepped = policy.agent_step(
+            episode.obs[t].flatten(0, 1), drone_state, received, received_mask, reset.flatten()
+        )
         flat_active = active.flatten()
         torch.testing.assert_close(drone_logits[flat_active], logits.flatten(0, 1)[flat_active], **TOLERANCE)
-        torch.testing.assert_close(stepped.memory[flat_active], state.memory.flatten(0, 1)[flat_active],
-                                   **TOLERANCE)
+        torch.testing.assert_close(
+            stepped.memory[flat_active], state.memory.flatten(0, 1)[flat_active], **TOLERANCE
+        )
         # the drone is the batched step's agent: it carries on from the batched state
         drone_state = state.map(lambda x: x.flatten(0, 1))
 
@@ -298,8 +322,9 @@ def test_action_mask_gives_large_finite_negative_logits(name: str) -> None:
     allowed = torch.rand(2, 3, 5, generator=torch.Generator().manual_seed(0)) < 0.5
     allowed[..., 0] = True
     plain, _, _ = policy.step(episode.obs[0], policy.initial_state(2, 3), episode.resets[0])
-    masked, _, _ = policy.step(episode.obs[0], policy.initial_state(2, 3), episode.resets[0],
-                               action_mask=allowed)
+    masked, _, _ = policy.step(
+        episode.obs[0], policy.initial_state(2, 3), episode.resets[0], action_mask=allowed
+    )
     assert torch.equal(masked[allowed], plain[allowed])
     assert torch.isfinite(masked).all() and (masked[~allowed] <= -1e8).all()
     assert (torch.softmax(masked, -1)[~allowed] == 0).all()
@@ -314,18 +339,30 @@ def test_uint8_observations_equal_float_observations() -> None:
     assert torch.equal(floats[0], bytes_[0])
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"obs": torch.zeros(1, 2, 3, 7, 7)}, r"obs: expected shape \(E, N, 3, 5, 5\), found \(1, 2, 3, 7, 7\)"),
-    ({"reset_mask": torch.ones(2, 1, dtype=torch.bool)}, r"reset_mask: expected shape \(1, 2\)"),
-    ({"neighbours": None}, "scope 'local' needs neighbours"),
-    ({"neighbours": torch.tensor([[[1], [2]]])}, r"agent indices in \[0, 2\) or -1"),
-    ({"neighbours": torch.tensor([[1, 0]])}, r"neighbours: expected shape \(1, 2, K\)"),
-    ({"state": memory.PolicyState(torch.zeros(1, 3, 16), torch.zeros(1, 3, 8, 16))},
-     r"state.memory: expected shape \(1, 2, 16\), found \(1, 3, 16\)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"obs": torch.zeros(1, 2, 3, 7, 7)},
+            r"obs: expected shape \(E, N, 3, 5, 5\), found \(1, 2, 3, 7, 7\)",
+        ),
+        ({"reset_mask": torch.ones(2, 1, dtype=torch.bool)}, r"reset_mask: expected shape \(1, 2\)"),
+        ({"neighbours": None}, "scope 'local' needs neighbours"),
+        ({"neighbours": torch.tensor([[[1], [2]]])}, r"agent indices in \[0, 2\) or -1"),
+        ({"neighbours": torch.tensor([[1, 0]])}, r"neighbours: expected shape \(1, 2, K\)"),
+        (
+            {"state": memory.PolicyState(torch.zeros(1, 3, 16), torch.zeros(1, 3, 8, 16))},
+            r"state.memory: expected shape \(1, 2, 16\), found \(1, 3, 16\)",
+        ),
+    ],
+)
 def test_bad_step_inputs_raise_a_clear_value_error(kwargs: dict, message: str) -> None:
     policy = make("srmt", "local")
-    call = {"obs": torch.zeros(1, 2, *OBS_SHAPE), "state": policy.initial_state(1, 2),
-            "reset_mask": torch.ones(1, 2, dtype=torch.bool), "neighbours": torch.tensor([[[1], [0]]])}
+    call = {
+        "obs": torch.zeros(1, 2, *OBS_SHAPE),
+        "state": policy.initial_state(1, 2),
+        "reset_mask": torch.ones(1, 2, dtype=torch.bool),
+        "neighbours": torch.tensor([[[1], [0]]]),
+    }
     with pytest.raises(ValueError, match=message):
         policy.step(**{**call, **kwargs})

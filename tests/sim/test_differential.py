@@ -233,8 +233,15 @@ def test_a_map_from_pogemas_grid_registry_replaces_the_map_as_in_pogema():
     name = "gridswarm-test-registry-map"
     if not in_registry(name):
         RegisteredGrid(name=name, grid_str="\n".join(["..#...", "......", ".##.#.", "......"]))
-    config = GridConfig(map_name=name, map="......\n......\n......\n......", num_agents=4, seed=3,
-                        on_target="finish", obs_radius=2, max_episode_steps=20)
+    config = GridConfig(
+        map_name=name,
+        map="......\n......\n......\n......",
+        num_agents=4,
+        seed=3,
+        on_target="finish",
+        obs_radius=2,
+        max_episode_steps=20,
+    )
     env = GridEnv.from_pogema(config)
     env.reset()
     assert env.obstacles[0, 0, 2] == 1 and env.obstacles[0, 2, 1] == 1

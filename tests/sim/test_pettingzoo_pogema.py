@@ -68,4 +68,3 @@ def test_passes_pettingzoos_parallel_api_test():
 def test_passes_pettingzoos_parallel_seed_test():
     config = GridConfig(num_agents=4, size=8, seed=9, on_target="restart", max_episode_steps=30)
     parallel_seed_test(lambda: parallel_env(config), num_cycles=40)
-

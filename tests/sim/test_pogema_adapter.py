@@ -43,7 +43,10 @@ def fixed_scenario(seed: int, on_target: str, single_goals: bool) -> scenarios.S
         map=scenarios.schema.MapSpec(generator="ascii", ascii=text),
         agents=dataclasses.replace(base.agents, count=count, placement="fixed", starts=starts, goals=goals),
         dynamics=dataclasses.replace(
-            base.dynamics, on_target=on_target, collision_system="soft", max_episode_steps=30,
+            base.dynamics,
+            on_target=on_target,
+            collision_system="soft",
+            max_episode_steps=30,
             pogema_bugs=True,
         ),
         observation=dataclasses.replace(base.observation, radius=2),

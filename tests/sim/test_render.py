@@ -46,8 +46,13 @@ def rgb_at(image: Image.Image, row: int, col: int, dy: int, dx: int) -> tuple[in
 
 
 @settings(max_examples=20)
-@given(seed=st.integers(0, 10**6), steps=st.integers(1, 4), agents=st.integers(1, 12),
-       height=st.integers(5, 12), width=st.integers(5, 12))
+@given(
+    seed=st.integers(0, 10**6),
+    steps=st.integers(1, 4),
+    agents=st.integers(1, 12),
+    height=st.integers(5, 12),
+    width=st.integers(5, 12),
+)
 def test_pixels_show_agents_goals_and_obstacles(seed, steps, agents, height, width):
     obstacles, positions, goals, active = random_episode(seed, steps, agents, height, width)
     frames = render_frames(obstacles, positions, goals, active, cell=CELL)

@@ -41,15 +41,30 @@ def outputs(env: GridEnv, actions: np.ndarray) -> list[tuple]:
     for step_actions in actions:
         obs, rewards, terminated, truncated, info = env.step(step_actions)
         final = info.get("final_obs")
-        result.append((obs.copy(), rewards.copy(), terminated.copy(), truncated.copy(), info["metrics"],
-                       info["active"], None if final is None else final.copy(), env.neighbours.copy(),
-                       env.episode_seeds.copy()))
+        result.append(
+            (
+                obs.copy(),
+                rewards.copy(),
+                terminated.copy(),
+                truncated.copy(),
+                info["metrics"],
+                info["active"],
+                None if final is None else final.copy(),
+                env.neighbours.copy(),
+                env.episode_seeds.copy(),
+            )
+        )
     return result
 
 
 @settings(max_examples=12, deadline=None)
-@given(kind=st.sampled_from(["lifelong", "curriculum", "bottleneck"]), seed=st.integers(0, 2**31),
-       before=st.integers(0, 40), after=st.integers(1, 40), num_envs=st.integers(1, 4))
+@given(
+    kind=st.sampled_from(["lifelong", "curriculum", "bottleneck"]),
+    seed=st.integers(0, 2**31),
+    before=st.integers(0, 40),
+    after=st.integers(1, 40),
+    num_envs=st.integers(1, 4),
+)
 def test_restored_batch_continues_exactly(
     kind: str, seed: int, before: int, after: int, num_envs: int
 ) -> None:

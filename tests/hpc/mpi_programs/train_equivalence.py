@@ -34,17 +34,28 @@ assert comm.size > 1, f"expected an MPI world, got size {comm.size}"
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
 SCENARIO = scenarios.load(Path(__file__).parents[1] / "tiny.yaml")
-CONFIG = TrainConfig(model="gru", num_envs=2, rollout_length=8, chunk_length=4, epochs=1, num_minibatches=1,
-                     device="cpu", seed=7, eval_episodes=0, checkpoint_every=2,
-                     total_agent_steps=3 * 8 * 2 * 4 * comm.size)
+CONFIG = TrainConfig(
+    model="gru",
+    num_envs=2,
+    rollout_length=8,
+    chunk_length=4,
+    epochs=1,
+    num_minibatches=1,
+    device="cpu",
+    seed=7,
+    eval_episodes=0,
+    checkpoint_every=2,
+    total_agent_steps=3 * 8 * 2 * 4 * comm.size,
+)
 
 
 def rank_rollout(rank: int) -> RolloutBuffer:
     """The buffer that `rank` collects in its first update (its env seeds and its sampling stream)."""
     env = GridEnv(SCENARIO, CONFIG.num_envs, seed=CONFIG.seed)
     learner = make_learner(CONFIG, env.obs_shape, env.num_actions, CPU, rank)
-    buffer = RolloutBuffer.allocate(CONFIG.rollout_length, CONFIG.num_envs, env.num_agents, env.obs_shape,
-                                    np.float32, CONFIG.chunk_length)
+    buffer = RolloutBuffer.allocate(
+        CONFIG.rollout_length, CONFIG.num_envs, env.num_agents, env.obs_shape, np.float32, CONFIG.chunk_length
+    )
     carry = start_rollouts(env, learner.policy, CPU, seed=env_seed(CONFIG.seed, rank))
     collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, CPU)
     compute_advantages(buffer, CONFIG.gamma, CONFIG.gae_lambda)
@@ -57,8 +68,9 @@ def joined(buffers: list[RolloutBuffer]) -> RolloutBuffer:
     for field in dataclasses.fields(RolloutBuffer):
         parts = [getattr(b, field.name) for b in buffers]
         if field.name == "chunk_states":
-            fields[field.name] = [map_state(lambda *leaves: torch.cat(leaves), *chunk)
-                                  for chunk in zip(*parts, strict=True)]
+            fields[field.name] = [
+                map_state(lambda *leaves: torch.cat(leaves), *chunk) for chunk in zip(*parts, strict=True)
+            ]
         elif field.name == "last_values":
             fields[field.name] = np.concatenate(parts, axis=0)
         elif isinstance(parts[0], np.ndarray):
@@ -72,12 +84,21 @@ buffers = [rank_rollout(rank) for rank in range(comm.size)]
 assert not np.array_equal(buffers[0].actions, buffers[1].actions), "ranks must draw their own rollouts"
 
 mine = make_learner(CONFIG, (3, 5, 5), 5, CPU, comm.rank)
-update(mine.policy, mine.optimizer, mine.value_norm, buffers[comm.rank], CONFIG, mine.shuffle, CPU,
-       Ranks.of(comm, mine.policy))
+update(
+    mine.policy,
+    mine.optimizer,
+    mine.value_norm,
+    buffers[comm.rank],
+    CONFIG,
+    mine.shuffle,
+    CPU,
+    Ranks.of(comm, mine.policy),
+)
 everything = dataclasses.replace(CONFIG, num_envs=CONFIG.num_envs * comm.size)
 one = make_learner(everything, (3, 5, 5), 5, CPU, 0)
-update(one.policy, one.optimizer, one.value_norm, joined(buffers), everything, one.shuffle, CPU,
-       SINGLE_PROCESS)
+update(
+    one.policy, one.optimizer, one.value_norm, joined(buffers), everything, one.shuffle, CPU, SINGLE_PROCESS
+)
 
 for (name, param), reference in zip(mine.policy.named_parameters(), one.policy.parameters(), strict=True):
     torch.testing.assert_close(param.grad, reference.grad, rtol=1e-4, atol=1e-6, msg=f"gradient {name}")
