@@ -170,7 +170,8 @@ def test_kill_9_at_random_moments_leaves_the_latest_complete_checkpoint_loadable
         assert meta["n"] == meta["step"] and torch.equal(
             tensors["w"], torch.full((1_000_000,), float(meta["step"]))
         )
-        assert len(hpc.list_checkpoints(tmp_path)) <= 2 + attempt  # a killed writer may not have pruned yet
+        # keep=2, plus one per killed writer that had renamed its newest checkpoint but not yet pruned
+        assert len(hpc.list_checkpoints(tmp_path)) <= 2 + (attempt + 1)
     print(f"{interrupted_writes} of 4 kills landed inside a write")
     # The next save removes temporary files that dead writers left behind.
     hpc.save_checkpoint(tmp_path, 10**6, {"w": torch.zeros(1)}, {})

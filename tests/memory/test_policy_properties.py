@@ -67,8 +67,12 @@ def test_unroll_equals_repeated_steps_and_is_finite(name: str, scope: str, seed:
         step_logits, step_value, state = policy.step(
             episode.obs[t], state, episode.resets[t], episode.neighbours[t], episode.active[t]
         )
-        assert torch.equal(step_logits, logits[t]) and torch.equal(step_value, values[t])
-    assert torch.equal(state.memory, final.memory) and torch.equal(state.history, final.history)
+        # Equal up to float rounding only: one step and the whole unroll run the same layers on batches of
+        # other shapes, and oneDNN's kernels (AVX-512 on Intel) sum in a shape-dependent order (~1e-7).
+        assert torch.allclose(step_logits, logits[t], **TOLERANCE)
+        assert torch.allclose(step_value, values[t], **TOLERANCE)
+    assert torch.allclose(state.memory, final.memory, **TOLERANCE)
+    assert torch.allclose(state.history, final.history, **TOLERANCE)
     assert torch.isfinite(logits).all() and torch.isfinite(values).all()
 
 
@@ -198,8 +202,9 @@ def test_finished_agents_influence_nobody_and_keep_their_state(
         episode.neighbours[0],
         episode.active[0],
     )
-    assert torch.equal(state.memory[0, finished], after_first.memory[0, finished])
-    assert torch.equal(state.history[0, finished], after_first.history[0, finished])
+    # kept, up to the shape-dependent float rounding of one step vs the unroll (see the test above)
+    assert torch.allclose(state.memory[0, finished], after_first.memory[0, finished], **TOLERANCE)
+    assert torch.allclose(state.history[0, finished], after_first.history[0, finished], **TOLERANCE)
 
 
 @every_policy_and_scope(3)
