@@ -11,9 +11,9 @@ from typing import Protocol
 import numpy as np
 from numba import njit
 
+from sim.actions import NUM_ACTIONS
 from sim.paths import compact_pool, forget_changed_maps, new_plans, new_search, plan_agent, still_on_plan
 
-NUM_ACTIONS = 5
 _MIN_POOL = 1 << 16
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE, DistanceCache, ensure_field
+from sim.actions import COL_STEPS, ROW_STEPS
+from sim.distance import UNREACHABLE, DistanceCache, ensure_field
 
 
 @njit(cache=True)

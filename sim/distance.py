@@ -28,15 +28,13 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from sim.actions import COL_STEPS, ROW_STEPS
+
 UNREACHABLE = np.int32(2**30)
 """Distance of obstacles and of cells not connected to the goal (large, and safe to add small numbers to)."""
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 """Bytes of distance fields a cache keeps by default (256 fields at 512x512, 16k at 128x128)."""
-
-ROW_STEPS = np.array([-1, 1, 0, 0], dtype=np.int64)
-COL_STEPS = np.array([0, 0, -1, 1], dtype=np.int64)
-"""The four moves in action order 1..4 (up, down, left, right) as (row, col) steps."""
 
 
 @njit(cache=True)

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from sim.distance import COL_STEPS, ROW_STEPS
+from sim.actions import COL_STEPS, ROW_STEPS
 
 REACHED, PRUNED, EXHAUSTED = 0, 1, 2
 

@@ -12,9 +12,9 @@ Buffers (one environment; grids padded by `pad` = obs radius, a ring of obstacle
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
+from sim.actions import MOVES
 from sim.kernels.tasks import (
     GOALS_FROM_COMPONENT,
     GOALS_FROM_LIST,
@@ -26,9 +26,6 @@ PRIORITY, BLOCK_BOTH, SOFT = 0, 1, 2
 FINISH, NOTHING, RESTART = 0, 1, 2
 COLLISION_SYSTEMS = {"priority": PRIORITY, "block_both": BLOCK_BOTH, "soft": SOFT}
 ON_TARGET = {"finish": FINISH, "nothing": NOTHING, "restart": RESTART}
-
-# Action a moves by MOVES[a] = (d_row, d_col): stay, up, down, left, right.
-MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int32)
 
 
 @njit(cache=True)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from numba import njit, prange
 
+from sim.actions import NUM_ACTIONS
 from sim.kernels.dynamics import (
     BLOCK_BOTH,
     FINISH,
-    MOVES,
     NOTHING,
     PRIORITY,
     copy_actions,
@@ -100,7 +100,7 @@ def step_envs(rules, state, actions):
     """Takes actions (E, N), any integer dtype, and advances every environment by one step, environments
     across numba's threads. Returns how many environments finished their episode (so the caller skips the
     search for them on most steps), or -(k + 1) with nothing stepped if flat action k is out of range."""
-    bad = copy_actions(state.actions, actions, len(MOVES))
+    bad = copy_actions(state.actions, actions, NUM_ACTIONS)
     if bad >= 0:
         return -(bad + 1)
     for e in prange(state.finished.shape[0]):
@@ -111,7 +111,7 @@ def step_envs(rules, state, actions):
 @njit(cache=True)
 def step_envs_serial(rules, state, actions):
     """`step_envs` on the calling thread: without the thread pool's launch cost, for one thread or env."""
-    bad = copy_actions(state.actions, actions, len(MOVES))
+    bad = copy_actions(state.actions, actions, NUM_ACTIONS)
     if bad >= 0:
         return -(bad + 1)
     num_finished = 0

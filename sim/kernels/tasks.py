@@ -13,13 +13,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sim.actions import COL_STEPS, ROW_STEPS
 from sim.kernels.rng import bounded_below
 
 GOALS_FROM_COMPONENT = 0
 GOALS_FROM_LIST = 1
 GOALS_FROM_SEQUENCE = 2
-
-_MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
 
 
 @njit(cache=True)
@@ -39,7 +38,7 @@ def label_components(obstacles, labels, queue):
             row, col = divmod(queue[head], width)
             head += 1
             for move in range(4):
-                nrow, ncol = row + _MOVES[move, 0], col + _MOVES[move, 1]
+                nrow, ncol = row + ROW_STEPS[move], col + COL_STEPS[move]
                 inside = 0 <= nrow < height and 0 <= ncol < width
                 if inside and obstacles[nrow, ncol] == 0 and labels[nrow, ncol] == -1:
                     labels[nrow, ncol] = count

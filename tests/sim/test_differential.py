@@ -11,7 +11,8 @@ pytest.importorskip("pogema")
 from pogema import GridConfig, pogema_v0
 
 from sim import GridEnv
-from sim.kernels.dynamics import MOVES, PRIORITY
+from sim.actions import MOVES
+from sim.kernels.dynamics import PRIORITY
 
 pytestmark = pytest.mark.pogema
 

@@ -1,0 +1,22 @@
+"""The action table of the grid world (POGEMA 1.4.0's): what every part of GridSwarm means by action a.
+
+Action a moves an agent by MOVES[a] = (d_row, d_col); rows grow downwards. The four moves 1..4 in this
+order are also the order in which searches visit a cell's neighbours and break ties between equally short
+paths (`sim.distance`, `sim.paths`, `sim.channels`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ACTION_NAMES = ("stay", "up", "down", "left", "right")
+"""The name of each action, by index."""
+
+MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int32)
+"""(NUM_ACTIONS, 2) int32: the (d_row, d_col) step of each action."""
+
+NUM_ACTIONS = len(ACTION_NAMES)
+
+ROW_STEPS = MOVES[1:, 0].astype(np.int64)
+COL_STEPS = MOVES[1:, 1].astype(np.int64)
+"""(4,) int64: the row and column steps of the moves 1..4 (k-th entry: action k + 1), for neighbour loops."""
