@@ -20,3 +20,15 @@ NUM_ACTIONS = len(ACTION_NAMES)
 ROW_STEPS = MOVES[1:, 0].astype(np.int64)
 COL_STEPS = MOVES[1:, 1].astype(np.int64)
 """(4,) int64: the row and column steps of the moves 1..4 (k-th entry: action k + 1), for neighbour loops."""
+
+
+def checked_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`actions` as an array, if it has `shape` and an integer dtype (the step kernels check the values:
+    they must be in 0..NUM_ACTIONS-1). Raises ValueError otherwise."""
+    if type(actions) is not np.ndarray:
+        actions = np.asarray(actions)
+    if actions.shape != shape:
+        raise ValueError(f"actions must have shape {shape} (envs, agents), got {actions.shape}")
+    if actions.dtype.kind not in "iu":
+        raise ValueError(f"actions must be an integer array, got dtype {actions.dtype}")
+    return actions

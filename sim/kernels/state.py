@@ -5,8 +5,8 @@ fresh MemInfo per array), ~55 ns each; the 33 step buffers cost ~1.8 us per `Gri
 a 64-agent step. A StructRef is unboxed by reading one pointer; its fields hold references to the very
 arrays the env owns (no copies), so kernels see and write the env's buffers.
 
-`step_state(buffers)` builds one from the buffers in `STATE_FIELDS` order (the step module's docstring
-lists their shapes and dtypes). Rebuild it whenever a buffer is reallocated.
+`step_state(named_buffers)` builds one with a field per (name, array) pair; `sim.state.EnvState` says
+which buffers the kernels take, and their shapes and dtypes. Rebuild it whenever a buffer is reallocated.
 """
 
 from __future__ import annotations
@@ -17,19 +17,10 @@ from numba.core.errors import TypingError
 from numba.experimental import structref
 from numba.extending import intrinsic
 
-STATE_FIELDS = (
-    "max_episode_steps", "channels", "obstacles", "occupancy", "scratch", "next_mover", "moving", "queue",
-    "positions", "goals", "actions", "active", "was_on_goal", "rewards", "terminated", "truncated", "elapsed",
-    "finished", "goal_mode", "streams", "labels", "comp_cells", "comp_offset", "goal_list", "num_listed",
-    "sequences", "sequence_length", "sequence_index", "solve_time", "counters", "metric_values", "obs",
-    "observed_at",
-)  # fmt: skip
-"""The step buffers, in the order `step_state` takes them."""
-
 
 @structref.register
 class StepStateType(types.StructRef):
-    """The numba type of a `StepState`: one field per name of `STATE_FIELDS`, typed by its array."""
+    """The numba type of a `StepState`: one field per buffer, typed by its array."""
 
     def preprocess_fields(self, fields):
         return tuple((name, types.unliteral(field_type)) for name, field_type in fields)
@@ -72,10 +63,8 @@ def _new_state(state_type, buffers):
     return state
 
 
-def step_state(buffers: tuple[np.ndarray, ...]) -> StepState:
-    """A `StepState` over `buffers` (in `STATE_FIELDS` order), holding them by reference."""
-    if len(buffers) != len(STATE_FIELDS):
-        raise ValueError(f"step_state: expected {len(STATE_FIELDS)} buffers, got {len(buffers)}")
-    fields = [(name, typeof(buffer)) for name, buffer in zip(STATE_FIELDS, buffers, strict=True)]
-    state_type = StepStateType(fields)
-    return _new_state(state_type, buffers)
+def step_state(named_buffers: tuple[tuple[str, np.ndarray], ...]) -> StepState:
+    """A `StepState` with field `name` = `buffer` for each pair, holding the buffers by reference."""
+    fields = [(name, typeof(buffer)) for name, buffer in named_buffers]
+    buffers = tuple(buffer for _, buffer in named_buffers)
+    return _new_state(StepStateType(fields), buffers)

@@ -2,18 +2,8 @@
 observations, environment by environment (threads across environments; every environment touches only
 its own slices, so results never depend on the thread count).
 
-Batched buffers (E environments, N agents, padded grids (Hp, Wp), unpadded map bounds (Hm, Wm)):
-    obstacles, occupancy (E, Hp, Wp) uint8
-    scratch   (2, E, Hp, Wp) int32: cell_agent and cell_head of `dynamics`, -1 between calls
-    positions, goals (E, N, 2) int32; actions (E, N) int64; active, was_on_goal, terminated, truncated,
-    moving (E, N) bool; rewards (E, N) float32; next_mover (E, N) int32; queue (E, 2N) int64
-    elapsed (E,) int64; finished (E,) bool
-    goal state: goal_mode (E,) int64; streams (E, N, STREAM_WORDS) uint64; labels (E, Hm, Wm) int32;
-    comp_cells (E, Hm*Wm) int64; comp_offset (E, Hm*Wm + 1) int64; goal_list (E, L, 2) int64;
-    num_listed (E,) int64; sequences (E, N, S, 2) int64; sequence_length (E, N) int64;
-    sequence_index (E, N) int64
-    metrics: solve_time (E, N) int64; counters (E, 2) int64; metric_values (E, 5) float64
-    obs (E, N, C, F, F) float32, or uint8 (every channel holds only 0 and 1); observed_at (E, N, 3) int32
+`state` is a `StepState` (`sim.kernels.state`) of the kernel fields of `sim.state.EnvState`, which lists
+their shapes and dtypes; `rules` (4,) int64 = [collision system, on_target, pad = obs radius, pogema_bugs].
 """
 
 from __future__ import annotations
@@ -40,20 +30,20 @@ from sim.kernels.observe import observe
 
 @njit(cache=True)
 def _move(e, rules, state):
-    """rules (4,) int64 = [collision system, on_target, pad, pogema_bugs]; state: a `StepState`."""
+    """Moves environment e's agents by the collision system rules[0]."""
     if rules[0] == PRIORITY:
         move_priority(
-            state.obstacles[e], state.occupancy[e], state.positions[e], state.actions[e], state.active[e],
-            rules[2],
+            state.padded_obstacles[e], state.occupancy[e], state.positions[e], state.actions[e],
+            state.active[e], rules[2],
         )  # fmt: skip
     elif rules[0] == BLOCK_BOTH:
         move_block_both(
-            state.obstacles[e], state.occupancy[e], state.scratch[0, e], state.positions[e], state.actions[e],
-            state.active[e], rules[2],
+            state.padded_obstacles[e], state.occupancy[e], state.scratch[0, e], state.positions[e],
+            state.actions[e], state.active[e], rules[2],
         )  # fmt: skip
     else:
         move_soft(
-            state.obstacles[e], state.occupancy[e], state.scratch[0, e], state.scratch[1, e],
+            state.padded_obstacles[e], state.occupancy[e], state.scratch[0, e], state.scratch[1, e],
             state.next_mover[e], state.moving[e], state.queue[e], state.positions[e], state.actions[e],
             state.active[e], rules[2], rules[3] != 0,
         )  # fmt: skip
@@ -61,9 +51,7 @@ def _move(e, rules, state):
 
 @njit(cache=True)
 def step_env(e, rules, state):
-    """Advances environment e by one step. rules (4,) int64; state: a `StepState` of the buffers above,
-    with max_episode_steps (E,) int64 and channels (3,) int64 (obs channel of obstacles, agents, goal,
-    -1 = absent)."""
+    """Advances environment e by one step (rules and state: the module docstring)."""
     pad = rules[2]
     _move(e, rules, state)
     positions, goals, was_on_goal = state.positions[e], state.goals[e], state.was_on_goal[e]
@@ -81,7 +69,7 @@ def step_env(e, rules, state):
             state.num_listed[e], state.sequences[e], state.sequence_length[e], state.sequence_index[e], pad,
         )  # fmt: skip
     state.elapsed[e] += 1
-    max_steps = state.max_episode_steps[e]
+    max_steps = state.max_steps[e]
     state.truncated[e, :] = state.elapsed[e] >= max_steps
     state.finished[e] = state.truncated[e, 0] or terminated.all()
     update_metrics(
@@ -90,8 +78,8 @@ def step_env(e, rules, state):
     )  # fmt: skip
     channels = state.channels
     observe(
-        state.obs[e], state.obstacles[e], state.occupancy[e], positions, goals, state.observed_at[e], pad,
-        channels[0], channels[1], channels[2],
+        state.obs[e], state.padded_obstacles[e], state.occupancy[e], positions, goals, state.observed_at[e],
+        pad, channels[0], channels[1], channels[2],
     )  # fmt: skip
 
 

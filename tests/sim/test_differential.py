@@ -52,7 +52,7 @@ def _state_mismatch(pogema_env, env: GridEnv, observation, reference_obs, radius
         "positions": (np.array(grid.positions_xy) - radius, env.positions[0]),
         "goals": (np.array(grid.finishes_xy) - radius, env.goals[0]),
         "is_active": (np.array([grid.is_active[i] for i in range(env.num_agents)]), env.active[0]),
-        "occupancy": (grid.positions, env._occupancy[0, : height + 2 * radius, : width + 2 * radius]),
+        "occupancy": (grid.positions, env._state.occupancy[0, : height + 2 * radius, : width + 2 * radius]),
     }
     if isinstance(observation, dict):
         for key, value in observation.items():
@@ -178,8 +178,8 @@ def test_soft_occupancy_bug_is_reproduced_only_on_request():
     for env in (buggy, correct):
         env.reset()
         env.step(np.array([[4, 4]]))
-    assert buggy._occupancy[0, 1].tolist() == [0, 0, 0, 1, 0, 0, 0]
-    assert correct._occupancy[0, 1].tolist() == [0, 0, 1, 1, 0, 0, 0]
+    assert buggy._state.occupancy[0, 1].tolist() == [0, 0, 0, 1, 0, 0, 0]
+    assert correct._state.occupancy[0, 1].tolist() == [0, 0, 1, 1, 0, 0, 0]
     assert first_mismatch(config, _fixed_actions([[4, 4]]), 2, env=correct) is not None
 
 
@@ -190,7 +190,7 @@ def test_harness_reports_a_wrong_collision_kernel():
     for _ in range(5):
         config = random_config(rng, "soft", "nothing", "default")
         env = GridEnv.from_pogema(config)
-        env._rules[0] = PRIORITY
+        env._state.rules[0] = PRIORITY
         caught += first_mismatch(config, adversarial_actions, 20, env=env) is not None
     assert caught >= 4
 

@@ -110,8 +110,8 @@ def test_windows_written_only_on_change_equal_windows_written_afresh(seed: int, 
         for e in range(3):
             for i, (row, col) in enumerate(env.positions[e]):
                 window = (slice(row, row + size), slice(col, col + size))
-                np.testing.assert_array_equal(obs[e, i, 0], env._padded_obstacles[e][window])
-                np.testing.assert_array_equal(obs[e, i, 1], env._occupancy[e][window])
+                np.testing.assert_array_equal(obs[e, i, 0], env._state.padded_obstacles[e][window])
+                np.testing.assert_array_equal(obs[e, i, 1], env._state.occupancy[e][window])
                 goal_row, goal_col = env.goals[e, i]
                 expected = np.zeros((size, size), np.float32)
                 r = env.radius

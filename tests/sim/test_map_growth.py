@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import scenarios
 from scenarios.schema import Variants
 from sim import GridEnv
-from sim.env import _scenario_layouts
+from sim.episode_start import scenario_layouts
 from sim.maps import largest_map_shape
 
 
@@ -83,7 +83,7 @@ def test_a_batch_over_maps_of_changing_size_plays_each_env_as_alone(
     limits = np.random.default_rng(limits_seed).integers(2, 9, size=len(sizes)).tolist()
     scenario = curriculum(sizes, limits, on_target)
     # `_layouts` given: the env cannot know the largest map up front and must grow its buffers on resets.
-    layouts = _scenario_layouts(scenario) if grow else None
+    layouts = scenario_layouts(scenario) if grow else None
     env = GridEnv(scenario, num_envs=3, seed=seed, _layouts=layouts)
     episodes = record_batch(env, steps=24, rng=np.random.default_rng(seed))
     assert_replays_alone(scenario, episodes)
@@ -92,7 +92,7 @@ def test_a_batch_over_maps_of_changing_size_plays_each_env_as_alone(
 def test_growing_keeps_the_other_envs_maps_and_agents():
     # variants: a short small episode, a long small one, a long large one (episode seed s plays s mod 3)
     scenario = curriculum([(4, 4), (4, 4), (12, 9)], [3, 50, 50], "restart")
-    env = GridEnv(scenario, num_envs=2, seed=0, _layouts=_scenario_layouts(scenario))
+    env = GridEnv(scenario, num_envs=2, seed=0, _layouts=scenario_layouts(scenario))
     env.reset(episode_seeds=np.array([0, 1]))
     assert env.obstacles.shape[1:] == (4, 4)
     stay = np.zeros((2, 2), dtype=np.int64)

@@ -5,6 +5,7 @@ included), so a training checkpoint can be taken at any step."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,10 @@ from hypothesis import strategies as st
 
 import scenarios
 from sim import GridEnv
+from sim.state import SNAPSHOT_FIELDS
 from tests.sim.test_map_growth import curriculum
+
+DATA = Path(__file__).parent / "data"
 
 
 def scenario_of(kind: str) -> scenarios.Scenario:
@@ -57,6 +61,15 @@ def outputs(env: GridEnv, actions: np.ndarray) -> list[tuple]:
     return result
 
 
+def assert_same_outputs(expected: list[tuple], got: list[tuple]) -> None:
+    for step, (want, have) in enumerate(zip(expected, got, strict=True)):
+        for part, (a, b) in enumerate(zip(want, have, strict=True)):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b, err_msg=f"step {step} output {part}")
+            else:
+                assert a == b, f"step {step} output {part}"
+
+
 @settings(max_examples=12, deadline=None)
 @given(
     kind=st.sampled_from(["lifelong", "curriculum", "bottleneck"]),
@@ -72,30 +85,25 @@ def test_restored_batch_continues_exactly(
     rng = np.random.default_rng(seed)
     actions = rng.integers(0, 5, size=(before + after, num_envs, scenario.agents.count))
     original = GridEnv(scenario, num_envs, seed=seed)
-    original.reset()
-    outputs(original, actions[:before])
+    obs = original.reset()
+    for step_actions in actions[:before]:
+        obs = original.step(step_actions)[0]
     snapshot = original.snapshot()
-    expected_obs = original._observation().copy()
+    expected_obs = obs.copy()
     expected = outputs(original, actions[before:])
 
     restored = GridEnv(scenario, num_envs, seed=12345)  # another seed: the snapshot's must win
     np.testing.assert_array_equal(restored.restore(snapshot), expected_obs)
-    got = outputs(restored, actions[before:])
-    for step, (want, have) in enumerate(zip(expected, got, strict=True)):
-        for part, (a, b) in enumerate(zip(want, have, strict=True)):
-            if isinstance(a, np.ndarray):
-                np.testing.assert_array_equal(a, b, err_msg=f"step {step} output {part}")
-            else:
-                assert a == b, f"step {step} output {part}"
+    assert_same_outputs(expected, outputs(restored, actions[before:]))
 
 
 def test_snapshot_is_a_copy() -> None:
     env = GridEnv(scenario_of("lifelong"), 2, seed=0)
     env.reset()
     snapshot = env.snapshot()
-    positions = snapshot["_positions"].copy()
+    positions = snapshot["positions"].copy()
     env.step(np.full((2, 6), 4))
-    np.testing.assert_array_equal(snapshot["_positions"], positions)
+    np.testing.assert_array_equal(snapshot["positions"], positions)
 
 
 def test_snapshot_of_another_batch_is_refused() -> None:
@@ -107,3 +115,49 @@ def test_snapshot_of_another_batch_is_refused() -> None:
     radius_3 = dataclasses.replace(radius_3, observation=dataclasses.replace(radius_3.observation, radius=3))
     with pytest.raises(ValueError, match="not of a GridEnv like this one"):
         GridEnv(radius_3, 2, seed=0).restore(small.snapshot())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s | {"format": np.array(3)}, r"snapshot format 3, expected 1 or 2"),
+        (
+            lambda s: s | {"positions": s["positions"].astype(np.int64)},
+            r"\(positions: \(2, 6, 2\) int64, expected",
+        ),
+        (lambda s: s | {"labels": s["labels"][:, :-1]}, r"\(labels: "),
+        (lambda s: {k: v for k, v in s.items() if k != "streams"}, r"entries differ: \['streams'\]"),
+        (lambda s: s | {"scratch": np.zeros(1)}, r"entries differ: \['scratch'\]"),
+    ],
+)
+def test_a_damaged_snapshot_is_refused_with_what_differs(change, message) -> None:
+    env = GridEnv(scenario_of("lifelong"), 2, seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match=message):
+        GridEnv(scenario_of("lifelong"), 2, seed=0).restore(change(env.snapshot()))
+
+
+@pytest.mark.parametrize("kind", ["lifelong", "curriculum", "bottleneck"])
+def test_format_1_snapshot_holds_the_same_state_and_continues_exactly(kind: str) -> None:
+    """tests/sim/data/snapshot_format1_<kind>.npz: the format-1 snapshot (`sim.state`) that GridEnv wrote
+    at commit 58ecd81 of GridEnv(scenario_of(kind), 2, seed=7) after 25 steps of the actions below."""
+    scenario = scenario_of(kind)
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 5, size=(25, 2, scenario.agents.count))
+    after = rng.integers(0, 5, size=(30, 2, scenario.agents.count))
+    original = GridEnv(scenario, 2, seed=7)
+    obs = original.reset()
+    for step_actions in before:
+        obs = original.step(step_actions)[0]
+    with np.load(DATA / f"snapshot_format1_{kind}.npz") as stored:
+        format_1 = dict(stored)
+    assert "_positions" in format_1 and "format" not in format_1
+    now = original.snapshot()
+    for name in SNAPSHOT_FIELDS:  # the same state, bit for bit (format 1: "_" + name, but "neighbours")
+        np.testing.assert_array_equal(now[name], format_1.get(f"_{name}", format_1.get(name)), err_msg=name)
+    expected_obs = obs.copy()
+    expected = outputs(original, after)
+
+    restored = GridEnv(scenario, 2, seed=12345)
+    np.testing.assert_array_equal(restored.restore(format_1), expected_obs)
+    assert_same_outputs(expected, outputs(restored, after))

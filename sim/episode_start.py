@@ -1,0 +1,164 @@
+"""A new episode in one environment of a batch: which scenario variant and map it plays, POGEMA 1.4.0's
+task placement, lifelong goal streams, counters and first observation, written into the batch's `EnvState`.
+
+Placement follows POGEMA's precedence: starts and goals the layout fixes, then its possible-position lists,
+then generation from the episode seed over the map's free-cell components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from scenarios.schema import Scenario
+from sim.kernels.dynamics import RESTART
+from sim.kernels.observe import observe
+from sim.kernels.rng import seed_streams
+from sim.kernels.tasks import GOALS_FROM_COMPONENT, GOALS_FROM_LIST, GOALS_FROM_SEQUENCE, place_agents
+from sim.layout import MapLayout
+from sim.seeds import goal_stream_seeds
+from sim.state import EnvState
+
+LayoutSource = Callable[[int], MapLayout]
+"""The layout of the episode with a given seed."""
+
+
+class TaskGenerationError(ValueError):
+    """The map has too few free cells (or possible positions) for the requested agents."""
+
+
+def start_episode(state: EnvState, env: int, seed: int, layout: MapLayout, scenario: Scenario) -> None:
+    """Writes environment `env`'s map, task, goal streams and counters for the episode of `seed` of
+    `scenario`, played on `layout`. The map buffers must hold the layout (`EnvState.grow_maps`)."""
+    height, width = layout.shape
+    radius = int(state.rules[2])
+    state.seeds[env] = seed
+    state.max_steps[env] = variant_of(scenario, seed).dynamics.max_episode_steps
+    state.map_shapes[env] = (height, width)
+    state.obstacles[env] = 1
+    state.obstacles[env, :height, :width] = layout.obstacles
+    padded = state.padded_obstacles[env]
+    padded[:] = 0
+    if layout.outside_density is not None:
+        outside = np.random.default_rng(layout.outside_seed).binomial(
+            1, layout.outside_density, (height + 2 * radius, width + 2 * radius)
+        )
+        padded[: height + 2 * radius, : width + 2 * radius] = outside
+    padded[radius - 1 : radius + height + 1, radius - 1 : radius + width + 1] = 1
+    padded[radius : radius + height, radius : radius + width] = layout.obstacles
+    state.global_obstacles[env] = padded
+    num_components = state.label_map(env)
+    starts, goals = _place_task(state, env, seed, layout, num_components)
+    state.starts[env] = starts
+    state.positions[env] = starts
+    state.goals[env] = goals
+    state.active[env] = True
+    state.occupancy[env] = 0
+    state.occupancy[env, starts[:, 0] + radius, starts[:, 1] + radius] = 1
+    state.elapsed[env] = 0
+    state.finished[env] = False
+    state.sequence_index[env] = 0
+    state.solve_time[env] = -1
+    state.counters[env] = 0
+    if state.rules[1] == RESTART:
+        seed_streams(state.streams[env], goal_stream_seeds(seed, len(starts)))
+    state.observed_at[env] = -1
+    observe(
+        state.obs[env], padded, state.occupancy[env], state.positions[env], state.goals[env],
+        state.observed_at[env], radius, *state.channels,
+    )  # fmt: skip
+
+
+def _place_task(
+    state: EnvState, env: int, seed: int, layout: MapLayout, num_components: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and first goals (N, 2), and the lifelong goal mode, by POGEMA's precedence."""
+    count = state.positions.shape[1]
+    state.goal_mode[env] = GOALS_FROM_COMPONENT
+    if layout.starts is not None and layout.goals is not None:
+        starts, goals = layout.starts[:count], layout.goals[:count]
+        if len(starts) < count or len(goals) < count:
+            raise TaskGenerationError(
+                f"map '{layout.name}' fixes {min(len(starts), len(goals))} starts/goals, "
+                f"{count} agents requested"
+            )
+        if goals.ndim == 3:
+            _set_sequences(state, env, goals)
+            goals = goals[:, 0]
+        return starts, goals
+    if layout.possible_starts is not None and layout.possible_goals is not None:
+        return _place_from_lists(state, env, seed, layout)
+    order = np.flatnonzero(state.labels[env] >= 0)
+    np.random.default_rng(seed).shuffle(order)
+    starts = np.zeros((count, 2), dtype=np.int64)
+    goals = np.zeros((count, 2), dtype=np.int64)
+    placed = place_agents(
+        order, state.labels[env], state.comp_offset[env, : num_components + 1], starts, goals
+    )
+    if placed < count:
+        raise TaskGenerationError(
+            f"map '{layout.name}' (seed {seed}) has room for {placed} agents, {count} requested"
+        )
+    return starts, goals
+
+
+def _place_from_lists(
+    state: EnvState, env: int, seed: int, layout: MapLayout
+) -> tuple[np.ndarray, np.ndarray]:
+    """POGEMA's possible-lists mode: one generator shuffles the starts, then the goals; the first N of
+    each are taken, and lifelong goals are drawn from the whole shuffled goal list."""
+    count = state.positions.shape[1]
+    possible_starts, possible_goals = layout.possible_starts, layout.possible_goals
+    if len(possible_starts) < count or len(possible_goals) < count:
+        raise TaskGenerationError(
+            f"map '{layout.name}' has {len(possible_starts)} possible starts and "
+            f"{len(possible_goals)} possible goals, {count} agents requested"
+        )
+    rng = np.random.default_rng(seed)
+    start_order = np.arange(len(possible_starts))
+    goal_order = np.arange(len(possible_goals))
+    rng.shuffle(start_order)
+    rng.shuffle(goal_order)
+    shuffled_goals = possible_goals[goal_order]
+    state.grow_goal_list(len(shuffled_goals))
+    state.goal_list[env, : len(shuffled_goals)] = shuffled_goals
+    state.num_listed[env] = len(shuffled_goals)
+    state.goal_mode[env] = GOALS_FROM_LIST
+    return possible_starts[start_order[:count]], shuffled_goals[:count]
+
+
+def _set_sequences(state: EnvState, env: int, sequences: np.ndarray) -> None:
+    """Per-agent goal sequences (N, L, 2), cycled on arrival; rows of -1 end a shorter sequence."""
+    length = sequences.shape[1]
+    state.grow_sequences(length)
+    state.sequences[env, :, :length] = sequences
+    valid = sequences[:, :, 0] >= 0
+    state.sequence_length[env] = np.where(valid.all(axis=1), length, valid.argmin(axis=1))
+    state.goal_mode[env] = GOALS_FROM_SEQUENCE
+
+
+def scenario_layouts(scenario: Scenario) -> LayoutSource:
+    """The scenario's episode layouts: `sim.maps.build_layout`; with variants (a curriculum), episode seed
+    s plays variant s mod V (`variant_of`)."""
+    from sim.maps import build_layout
+
+    return lambda seed: build_layout(variant_of(scenario, seed), seed)
+
+
+def variant_of(scenario: Scenario, seed: int) -> Scenario:
+    """The concrete scenario of the episode with `seed`. Variants may change the map and the episode
+    limit only: a batch shares its agents, observations and rewards."""
+    if scenario.variants is None:
+        return scenario
+    from scenarios.loader import expand_variants
+
+    variants = expand_variants(scenario)
+    for variant in variants:
+        for block in ("agents", "observation", "reward"):
+            if getattr(variant, block) != getattr(variants[0], block):
+                raise ValueError(
+                    f"scenario '{scenario.name}': variants of '{scenario.variants.key}' change the {block} "
+                    f"block; GridEnv batches only variants that change the map and the episode limit"
+                )
+    return variants[seed % len(variants)]
