@@ -213,15 +213,15 @@ class EnvState:
         return True
 
     def grow_goal_list(self, length: int) -> None:
-        """Room for `length` listed goals per environment."""
+        """Room for `length` listed goals per environment (every environment keeps its list)."""
         if length > self.goal_list.shape[1]:
-            self._reallocated(goal_list=np.zeros((len(self.seeds), length, 2), dtype=np.int64))
+            self._reallocated(goal_list=_grown(self.goal_list, (len(self.seeds), length, 2), fill=0))
 
     def grow_sequences(self, length: int) -> None:
-        """Room for goal sequences of `length`."""
+        """Room for goal sequences of `length` (every agent keeps its sequence)."""
         if length > self.sequences.shape[2]:
             num_envs, num_agents = self.positions.shape[:2]
-            self._reallocated(sequences=np.zeros((num_envs, num_agents, length, 2), dtype=np.int64))
+            self._reallocated(sequences=_grown(self.sequences, (num_envs, num_agents, length, 2), fill=0))
 
     def label_map(self, env: int) -> int:
         """Labels environment `env`'s free-cell components and groups its cells; returns their count."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scenarios
 from scenarios.schema import Variants
-from sim import GridEnv
+from sim import GridEnv, MapLayout
+from sim.baselines import GreedyPolicy
 from sim.episode_start import scenario_layouts
 from sim.maps import largest_map_shape
 
@@ -140,3 +142,40 @@ def test_pettingzoo_mapf_observations_fit_their_space_on_every_map_size():
         observations, *_ = env.step(dict.fromkeys(env.agents, 0))
         assert all(space.contains(obs) for obs in observations.values())
     assert len(heights) == 3  # every map size was played
+
+
+def listed_goal_layout(seed: int) -> MapLayout:
+    """An open 3 x (s + 2) map for seed s, every cell listed as a possible start and goal (POGEMA's lists)."""
+    width = seed + 2
+    cells = np.array([(row, col) for row in range(3) for col in range(width)], dtype=np.int64)
+    return MapLayout(np.zeros((3, width), dtype=np.uint8), possible_starts=cells, possible_goals=cells)
+
+
+def goal_sequence_layout(seed: int) -> MapLayout:
+    """An open 3 x (s + 2) map for seed s; its two agents cycle through s + 2 goals along rows 0 and 2."""
+    width = seed + 2
+    sequences = np.array([[(row, col) for col in range(width)] for row in (0, 2)], dtype=np.int64)
+    starts = np.array([(1, 0), (1, width - 1)], dtype=np.int64)
+    return MapLayout(np.zeros((3, width), dtype=np.uint8), starts=starts, goals=sequences[:, ::-1])
+
+
+@pytest.mark.parametrize("layouts", [listed_goal_layout, goal_sequence_layout])
+def test_environments_with_goal_lists_of_different_lengths_play_as_alone(layouts):
+    """Lifelong goals drawn from possible-goal lists or cycled through goal sequences: an environment whose
+    list is longer than any before it grows the batch's buffer, and the others keep their own lists."""
+    scenario = dataclasses.replace(curriculum([(3, 8)], [60], "restart"), variants=None)
+    seeds = (0, 4, 2)
+    batch = GridEnv(scenario, num_envs=3, seed=0, auto_reset=False, _layouts=layouts)
+    batch.reset(episode_seeds=np.array(seeds))
+    policy = GreedyPolicy(batch, seed=0)
+    goals, actions = [], []
+    for _ in range(40):
+        actions.append(policy().copy())
+        batch.step(actions[-1])
+        goals.append(batch.goals.copy())
+    for env, seed in enumerate(seeds):
+        alone = GridEnv(scenario, num_envs=1, seed=0, auto_reset=False, _layouts=layouts)
+        alone.reset(episode_seeds=np.array([seed]))
+        for step_actions, step_goals in zip(actions, goals, strict=True):
+            alone.step(step_actions[env][None])
+            np.testing.assert_array_equal(alone.goals[0], step_goals[env])
