@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import scenarios
 from sim import GridEnv
+from sim.baselines import GreedyPolicy
 from sim.state import SNAPSHOT_FIELDS
 from tests.sim.test_map_growth import curriculum
 
@@ -61,6 +62,17 @@ def outputs(env: GridEnv, actions: np.ndarray) -> list[tuple]:
     return result
 
 
+def greedy_outputs(env: GridEnv, steps: int, seed: int = 0) -> tuple[np.ndarray, list[tuple]]:
+    """The greedy baseline's actions for `steps` steps, and everything each step returns. Greedy agents
+    reach their goals, so lifelong goals are drawn from the goal streams before and after a snapshot."""
+    policy = GreedyPolicy(env, seed=seed)
+    actions, result = [], []
+    for _ in range(steps):
+        actions.append(policy().copy())
+        result += outputs(env, actions[-1][None])
+    return np.array(actions), result
+
+
 def assert_same_outputs(expected: list[tuple], got: list[tuple]) -> None:
     for step, (want, have) in enumerate(zip(expected, got, strict=True)):
         for part, (a, b) in enumerate(zip(want, have, strict=True)):
@@ -81,20 +93,18 @@ def assert_same_outputs(expected: list[tuple], got: list[tuple]) -> None:
 def test_restored_batch_continues_exactly(
     kind: str, seed: int, before: int, after: int, num_envs: int
 ) -> None:
-    scenario = scenario_of(kind)
-    rng = np.random.default_rng(seed)
-    actions = rng.integers(0, 5, size=(before + after, num_envs, scenario.agents.count))
-    original = GridEnv(scenario, num_envs, seed=seed)
+    original = GridEnv(scenario_of(kind), num_envs, seed=seed)
     obs = original.reset()
-    for step_actions in actions[:before]:
-        obs = original.step(step_actions)[0]
+    policy = GreedyPolicy(original, seed=seed)
+    for _ in range(before):
+        obs = original.step(policy())[0]
     snapshot = original.snapshot()
     expected_obs = obs.copy()
-    expected = outputs(original, actions[before:])
+    actions, expected = greedy_outputs(original, after)
 
-    restored = GridEnv(scenario, num_envs, seed=12345)  # another seed: the snapshot's must win
+    restored = GridEnv(scenario_of(kind), num_envs, seed=12345)  # another seed: the snapshot's must win
     np.testing.assert_array_equal(restored.restore(snapshot), expected_obs)
-    assert_same_outputs(expected, outputs(restored, actions[before:]))
+    assert_same_outputs(expected, outputs(restored, actions))
 
 
 def test_snapshot_is_a_copy() -> None:
@@ -140,15 +150,13 @@ def test_a_damaged_snapshot_is_refused_with_what_differs(change, message) -> Non
 @pytest.mark.parametrize("kind", ["lifelong", "curriculum", "bottleneck"])
 def test_format_1_snapshot_holds_the_same_state_and_continues_exactly(kind: str) -> None:
     """tests/sim/data/snapshot_format1_<kind>.npz: the format-1 snapshot (`sim.state`) that GridEnv wrote
-    at commit 58ecd81 of GridEnv(scenario_of(kind), 2, seed=7) after 25 steps of the actions below."""
+    at commit 58ecd81 of GridEnv(scenario_of(kind), 2, seed=7) after 25 steps of GreedyPolicy(env, seed=7)."""
     scenario = scenario_of(kind)
-    rng = np.random.default_rng(0)
-    before = rng.integers(0, 5, size=(25, 2, scenario.agents.count))
-    after = rng.integers(0, 5, size=(30, 2, scenario.agents.count))
     original = GridEnv(scenario, 2, seed=7)
     obs = original.reset()
-    for step_actions in before:
-        obs = original.step(step_actions)[0]
+    policy = GreedyPolicy(original, seed=7)
+    for _ in range(25):
+        obs = original.step(policy())[0]
     with np.load(DATA / f"snapshot_format1_{kind}.npz") as stored:
         format_1 = dict(stored)
     assert "_positions" in format_1 and "format" not in format_1
@@ -156,8 +164,8 @@ def test_format_1_snapshot_holds_the_same_state_and_continues_exactly(kind: str)
     for name in SNAPSHOT_FIELDS:  # the same state, bit for bit (format 1: "_" + name, but "neighbours")
         np.testing.assert_array_equal(now[name], format_1.get(f"_{name}", format_1.get(name)), err_msg=name)
     expected_obs = obs.copy()
-    expected = outputs(original, after)
+    actions, expected = greedy_outputs(original, 30)
 
     restored = GridEnv(scenario, 2, seed=12345)
     np.testing.assert_array_equal(restored.restore(format_1), expected_obs)
-    assert_same_outputs(expected, outputs(restored, after))
+    assert_same_outputs(expected, outputs(restored, actions))
