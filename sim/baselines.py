@@ -13,6 +13,7 @@ from numba import njit
 
 from sim.actions import NUM_ACTIONS
 from sim.paths import compact_pool, forget_changed_maps, new_plans, new_search, plan_agent, still_on_plan
+from sim.seeds import tie_break_state
 
 _MIN_POOL = 1 << 16
 
@@ -81,8 +82,7 @@ class GreedyPolicy:
 
     def __init__(self, env: BatchedState, seed: int | None = None) -> None:
         self.env = env
-        entropy = np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)
-        self._rng_state = np.array(entropy, dtype=np.uint64)
+        self._rng_state = tie_break_state(seed)
         self._actions = np.zeros((env.num_envs, env.num_agents), dtype=np.int64)
         self._known_obstacles = np.zeros((0, 0, 0), dtype=np.uint8)
         self._plans = new_plans(env.num_envs, env.num_agents, _MIN_POOL)

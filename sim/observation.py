@@ -112,7 +112,7 @@ def copy_observation(observation: Any) -> Any:
 
 
 def episode_metrics(values: np.ndarray, on_target: str) -> dict[str, float | int]:
-    """POGEMA's metrics dict from one environment's metric values (5,) float64."""
+    """POGEMA's metrics dict from one environment's metric values (METRIC_SLOTS,) float64."""
     keys = METRIC_KEYS[on_target]
     return {
         key: int(values[k])

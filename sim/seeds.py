@@ -1,6 +1,7 @@
-"""Every seed the simulator derives from another: the base seed of a batch, each episode's seed, and the
-seeds of an episode's lifelong goal streams. A recorded episode seed replays its episode
-(`GridEnv.reset(episode_seeds=...)`), so these derivations are part of what a stored seed means.
+"""Every seed the simulator derives from another: the base seed of a batch, each episode's seed, the
+seeds of an episode's lifelong goal streams, and the greedy baseline's tie-breaking stream. A recorded
+episode seed replays its episode (`GridEnv.reset(episode_seeds=...)`), so these derivations are part of
+what a stored seed means.
 """
 
 from __future__ import annotations
@@ -31,3 +32,9 @@ def goal_stream_seeds(seed: int, num_agents: int) -> np.ndarray:
     """(N,) int64: the seeds of the agents' lifelong goal streams in the episode of `seed`, as POGEMA 1.4.0
     draws them (`default_rng(seed).integers(int32 max, size=N)`)."""
     return np.random.default_rng(seed).integers(_INT32_MAX, size=num_agents)
+
+
+def tie_break_state(seed: int | None) -> np.ndarray:
+    """(1,) uint64: the state of the greedy baseline's SplitMix64 tie-breaking stream (`sim.paths`) for
+    `seed` (None: OS entropy): SeedSequence(seed)'s first 64-bit word."""
+    return np.array(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64), dtype=np.uint64)

@@ -26,6 +26,7 @@ import numpy as np
 
 from scenarios.schema import Scenario
 from sim.kernels.dynamics import COLLISION_SYSTEMS, ON_TARGET
+from sim.kernels.metrics import METRIC_SLOTS
 from sim.kernels.rng import STREAM_WORDS
 from sim.kernels.state import StepState, step_state
 from sim.kernels.tasks import group_cells, label_components
@@ -84,7 +85,7 @@ class EnvState:
     # metrics (sim.kernels.metrics)
     solve_time: np.ndarray = field(metadata=_KERNEL)  # (E, N) int64: step of first arrival, -1 none yet
     counters: np.ndarray = field(metadata=_KERNEL)  # (E, 2) int64: metric step, arrivals
-    metric_values: np.ndarray = field(metadata=_KERNEL)  # (E, 5) float64: the last finished episode's
+    metric_values: np.ndarray = field(metadata=_KERNEL)  # (E, METRIC_SLOTS) float64: last episode's
     # observations
     obs: np.ndarray = field(metadata=_KERNEL)  # (E, N, C, F, F) float32 or uint8
     observed_at: np.ndarray = field(metadata=_KERNEL)  # (E, N, 3) int32: what obs holds (kernels.observe)
@@ -153,7 +154,7 @@ class EnvState:
             sequence_index=np.zeros(shape, dtype=np.int64),
             solve_time=np.full(shape, -1, dtype=np.int64),
             counters=np.zeros((num_envs, 2), dtype=np.int64),
-            metric_values=np.zeros((num_envs, 5), dtype=np.float64),
+            metric_values=np.zeros((num_envs, METRIC_SLOTS), dtype=np.float64),
             obs=np.zeros((*shape, *obs_shape), dtype=obs_dtype),
             observed_at=np.full((*shape, 3), -1, dtype=np.int32),
             xy=np.zeros((*shape, 2), dtype=np.int64),

@@ -3,8 +3,8 @@
 POGEMA's wrappers keep their own 0-based step counter and emit on every step where the episode is
 "finished" (all truncated or all terminated), then restart their counters: so continuing after the end
 emits again at every step. Buffers (one environment): was_on_goal (N,) bool; solve_time (N,) int64, -1 for
-POGEMA's None; counters (2,) int64 = [metric step, arrivals]; values (4,) float64 out, in the order of
-METRIC_KEYS for the environment's on_target.
+POGEMA's None; counters (2,) int64 = [metric step, arrivals]; values (METRIC_SLOTS,) float64 out, in the
+order of METRIC_KEYS for the environment's on_target.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ METRIC_KEYS = {
     "nothing": ("ISR", "CSR", "ep_length", "SoC", "makespan"),
     "restart": ("avg_throughput",),
 }
+METRIC_SLOTS = max(len(keys) for keys in METRIC_KEYS.values())
+"""Length of an environment's metric values: room for the longest key tuple."""
 
 
 @njit(cache=True)
