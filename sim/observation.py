@@ -5,13 +5,19 @@ fields, extra channels, neighbour lists, reward shaping), the dict observations 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from scenarios.schema import DEFAULT_CHANNELS, Scenario
 from sim.kernels.metrics import METRIC_KEYS
 from sim.state import EnvState
+
+if TYPE_CHECKING:  # built only when a scenario asks for them
+    from sim.channels import ExtraChannels
+    from sim.distance import DistanceCache
+    from sim.neighbours import NeighbourFinder
+    from sim.rewards import RewardShaper
 
 KERNEL_CHANNELS = DEFAULT_CHANNELS
 """The channels the step kernels write (POGEMA's default observation); the others are `Extras`'."""
@@ -39,21 +45,21 @@ class Extras:
         self.obs_type = scenario.observation.type
         names = channel_names(scenario)
         self._obstacles = state.obstacles
-        self._distances: Any = None
+        self._distances: DistanceCache | None = None
         if "path" in names or scenario.reward.scheme in ("directional", "directional_negative"):
             self.distances()
-        self.channels: Any = None
+        self.channels: ExtraChannels | None = None
         if set(names) - set(KERNEL_CHANNELS):
             from sim.channels import ExtraChannels
 
             self.channels = ExtraChannels(names, self.distances())
-        self.shaper: Any = None
+        self.shaper: RewardShaper | None = None
         if scenario.reward.scheme != "pogema":
             from sim.rewards import RewardShaper
 
             num_envs, num_agents = state.positions.shape[:2]
             self.shaper = RewardShaper(scenario.reward, self._distances, num_envs, num_agents)
-        self.neighbour_finder: Any = None
+        self.neighbour_finder: NeighbourFinder | None = None
         if scenario.observation.neighbours > 0:
             from sim.neighbours import NeighbourFinder
 
@@ -67,7 +73,7 @@ class Extras:
         extras = (self.channels, self.neighbour_finder)
         self.needed = any(extra is not None for extra in extras) or self.obs_type != "default"
 
-    def distances(self) -> Any:
+    def distances(self) -> DistanceCache:
         """The batch's `sim.distance.DistanceCache` (made on first use)."""
         if self._distances is None:
             from sim.distance import DistanceCache
