@@ -7,10 +7,11 @@ File layout of `step-<12-digit step>.ckpt`:
     rest    the payload: torch.save({"tensors": ..., "meta_json": str})
 
 The payload is read back only with `torch.load(weights_only=True)`, which refuses any pickled object other
-than tensors and plain containers. A file is written to a temporary name in the same directory, fsynced,
-renamed over its final name, and the directory is fsynced, so a reader sees either the whole checkpoint or
-none; a truncated or corrupted file (disk full, bit rot, a copy cut short) fails the length or hash check
-and `load_latest` falls back to the previous one.
+than tensors and plain containers. A file is written atomically (`fsio.atomic_writer`), so a reader sees
+either the whole checkpoint or none; a truncated or corrupted file (disk full, bit rot, a copy cut short)
+fails the length or hash check and `load_latest` falls back to the previous one. A reader checks the header
+and the file's size before it reads the payload: a path that is no checkpoint (a device such as /dev/zero,
+a huge file) is refused without reading it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import io
 import json
 import os
 import re
-import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,12 +28,12 @@ from typing import Any
 
 import torch
 
+from fsio import abandoned_temporaries, atomic_writer, open_regular
 from hpc.errors import HpcError
 
 SCHEMA_VERSION = 1
 MAGIC = b"GRIDSWARM-CKPT"
 CHECKPOINT_NAME = re.compile(r"^step-(\d{12})\.ckpt$")
-TEMPORARY_NAME = re.compile(r"^\.step-\d{12}\.ckpt\.(?P<host>[^.]+)\.(?P<pid>\d+)\.tmp$")
 PLAIN_TYPES = (int, float, bool, str, type(None))
 
 
@@ -75,48 +75,42 @@ def save_checkpoint(
     header = b"%s %d\n%d %s\n" % (MAGIC, SCHEMA_VERSION, len(payload), digest)
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(directory, step)
-    temporary = directory / f".{final.name}.{socket.gethostname().split('.')[0]}.{os.getpid()}.tmp"
-    try:
-        with open(temporary, "wb") as file:
-            file.write(header)
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, final)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_directory(directory)
+    with atomic_writer(final, "wb") as file:
+        file.write(header)
+        file.write(payload)
     _prune(directory, keep)
     return final
 
 
 def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> tuple[dict[str, Any], dict]:
-    """Read one checkpoint: (tensors, meta). Raises `CheckpointError` if it fails any check."""
+    """Read one checkpoint: (tensors, meta). Raises `CheckpointError` if it fails any check.
+
+    The header is read and checked first, then the file's size against it: nothing but a checkpoint of the
+    size its header states is read into memory.
+    """
     path = Path(path)
     try:
-        with open(path, "rb") as file:
+        with open_regular(path) as file:
+            file_size = os.fstat(file.fileno()).st_size
             magic_line = file.readline(64)
             size_line = file.readline(128)
-            payload = file.read()
+            payload_size = _payload_size(path, magic_line, size_line)
+            stated = len(magic_line) + len(size_line) + payload_size
+            if file_size != stated:
+                found = "truncated" if file_size < stated else "longer than its header states"
+                raise CheckpointError(
+                    f"{path}: {found} ({file_size - len(magic_line) - len(size_line)} of "
+                    f"{payload_size} payload bytes)"
+                )
+            payload = file.read(payload_size)
     except OSError as error:
         raise CheckpointError(f"{path}: cannot read ({error.strerror})") from None
-    parts = magic_line.split()
-    if len(parts) != 2 or parts[0] != MAGIC:
-        raise CheckpointError(f"{path}: not a GridSwarm checkpoint (no {MAGIC.decode()} header)")
-    if parts[1] != str(SCHEMA_VERSION).encode():
-        version = parts[1].decode(errors="replace")
-        raise CheckpointError(f"{path}: schema version {version}, expected {SCHEMA_VERSION}")
-    size_and_hash = size_line.split()
-    if len(size_and_hash) != 2 or not size_and_hash[0].isdigit():
-        raise CheckpointError(f"{path}: damaged header")
-    if len(payload) != int(size_and_hash[0]):
-        raise CheckpointError(f"{path}: truncated ({len(payload)} of {int(size_and_hash[0])} payload bytes)")
-    if hashlib.sha256(payload).hexdigest().encode() != size_and_hash[1]:
+    if len(payload) != payload_size:
+        raise CheckpointError(f"{path}: truncated while reading ({len(payload)} of {payload_size} bytes)")
+    if hashlib.sha256(payload).hexdigest().encode() != size_line.split()[1]:
         raise CheckpointError(f"{path}: corrupted (SHA-256 of the payload does not match its header)")
     try:
         content = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
@@ -126,6 +120,21 @@ def load_checkpoint(
         # weights_only refuses any global outside torch's allow-list: arbitrary code never runs.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: refused to load ({first_line})") from None
+
+
+def _payload_size(path: Path, magic_line: bytes, size_line: bytes) -> int:
+    """The payload length the two header lines state; CheckpointError for anything but a valid header."""
+    parts = magic_line.split()
+    if len(parts) != 2 or parts[0] != MAGIC or not magic_line.endswith(b"\n"):
+        raise CheckpointError(f"{path}: not a GridSwarm checkpoint (no {MAGIC.decode()} header)")
+    if parts[1] != str(SCHEMA_VERSION).encode():
+        version = parts[1].decode(errors="replace")[:20]
+        raise CheckpointError(f"{path}: schema version {version!r}, expected {SCHEMA_VERSION}")
+    size_and_hash = size_line.split()
+    valid = len(size_and_hash) == 2 and size_and_hash[0].isdigit() and len(size_and_hash[1]) == 64
+    if not valid or not size_line.endswith(b"\n"):
+        raise CheckpointError(f"{path}: damaged header")
+    return int(size_and_hash[0])
 
 
 def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
@@ -179,30 +188,8 @@ def _require_loadable_types(value: Any, where: str) -> None:
     )
 
 
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _prune(directory: Path, keep: int) -> None:
     for _, path in list_checkpoints(directory)[:-keep]:
         path.unlink(missing_ok=True)
-    host = socket.gethostname().split(".")[0]
-    for entry in directory.iterdir():
-        match = TEMPORARY_NAME.match(entry.name)
-        # Leftovers of writers killed mid-write on this host; a live writer's file is left alone.
-        if match and match.group("host") == host and not _process_alive(int(match.group("pid"))):
-            entry.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    for leftover in abandoned_temporaries(directory):  # of writers killed mid-write on this host
+        leftover.unlink(missing_ok=True)

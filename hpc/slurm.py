@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
 import re
 import shlex
 import shutil
@@ -26,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from fsio import atomic_write_text
 from hpc.checkpoint import list_checkpoints
 from hpc.errors import HpcError
 
@@ -291,7 +291,7 @@ def submit(script: str, run_dir: Path, kind: str) -> str:
     slurm_dir = run_dir / "slurm"
     slurm_dir.mkdir(parents=True, exist_ok=True)
     script_path = slurm_dir / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
-    _write_atomically(script_path, script)
+    atomic_write_text(script_path, script)
     result = subprocess.run(
         ["sbatch", "--parsable", str(script_path)], capture_output=True, text=True, check=False
     )
@@ -303,15 +303,6 @@ def submit(script: str, run_dir: Path, kind: str) -> str:
     with open(slurm_dir / JOBS_FILE, "a") as jobs:
         jobs.write(json.dumps(record) + "\n")
     return job_id
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 def submitted_jobs(run_dir: Path) -> list[dict[str, Any]]:

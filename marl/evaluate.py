@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from fsio import atomic_writer
 from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
 from marl.rollout import Policy, sample_actions, step_keeping_torch_threads
-from marl.run_dir import atomic_writer
 
 if TYPE_CHECKING:
     from sim.episodes import Recorder

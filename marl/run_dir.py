@@ -10,24 +10,20 @@ RUN_DIR/eval.csv, eval.json    the final evaluation table
 ```
 Checkpoints are hpc.checkpoint files: a header with the payload's length and SHA-256, then tensors and
 plain types loaded with torch.load(weights_only=True), so loading never runs pickled code; a truncated or
-corrupted newest file is skipped for the previous one. Every write is atomic: a temporary file in the same
-directory, fsync, rename.
+corrupted newest file is skipped for the previous one. Every write is atomic (`fsio.atomic_writer`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
 import hpc
+from fsio import atomic_writer
 
 CHECKPOINT_FORMAT = "gridswarm-mappo-3"  # 3: environments and carries saved
 KEEP_CHECKPOINTS = 3
@@ -35,27 +31,6 @@ KEEP_CHECKPOINTS = 3
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupted, or belongs to another model or format (one-line message)."""
-
-
-@contextmanager
-def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """Write to a temporary file next to `path` and move it into place only when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 import scenarios
+from fsio import fsync_directory, fsync_tree
 from scenarios import Scenario
 
 SCHEMA_VERSION = 1
@@ -92,23 +93,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _fsync_tree(directory: Path) -> None:
-    """Flush every file under `directory` and the directories themselves to disk."""
-    for root, _, files in os.walk(directory):
-        for name in files:
-            _fsync_path(Path(root) / name)
-        _fsync_path(Path(root))
-
-
-def _fsync_path(path: Path) -> None:
-    """fsync one file or directory (a directory's fsync makes its renames durable)."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class OpenEpisode:
@@ -204,10 +188,10 @@ class OpenEpisode:
     def _finalize(self, attributes: dict[str, Any]) -> None:
         self._group.attrs.update(attributes)
         if self.writer.durable:
-            _fsync_tree(self._temp_dir)
+            fsync_tree(self._temp_dir)
         os.rename(self._temp_dir, self.writer.directory / f"episode_{self.index:06d}")
         if self.writer.durable:
-            _fsync_path(self.writer.directory)
+            fsync_directory(self.writer.directory)
 
     def discard(self) -> None:
         """Delete the unfinished episode (e.g. when an env is reset before its episode ended)."""

@@ -13,11 +13,14 @@ source stamp anyway).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
 
 import numba
+
+from fsio import atomic_write_text
 
 STAMP_NAME = "numba-sources.sha256"
 
@@ -47,11 +50,6 @@ def clear_stale_caches(package_dir: Path) -> bool:
     for pattern in ("*.nbi", "*.nbc"):
         for cached in package_dir.rglob(f"__pycache__/{pattern}"):
             cached.unlink(missing_ok=True)
-    try:
-        stamp.parent.mkdir(exist_ok=True)
-        partial = stamp.with_name(f"{STAMP_NAME}.{os.getpid()}.tmp")
-        partial.write_text(current)
-        os.replace(partial, stamp)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        atomic_write_text(stamp, current)
     return True

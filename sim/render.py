@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image
 
+from fsio import atomic_path
 from sim.render_player import PLAYER_TEMPLATE
 
 FREE_RGB = (250, 250, 250)
@@ -387,15 +388,6 @@ def save_html(
 
 
 def _atomic_write(target: Path, write: Callable[[str], object]) -> None:
-    """Call write(temporary path) next to `target`, fsync it, then rename it over `target`."""
-    temp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
-        write(str(temp))
-        descriptor = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+    """Call write(temporary path) next to `target`; the file replaces `target` only once it is complete."""
+    with atomic_path(target) as temporary:
+        write(str(temporary))

@@ -176,3 +176,47 @@ def test_kill_9_at_random_moments_leaves_the_latest_complete_checkpoint_loadable
     # The next save removes temporary files that dead writers left behind.
     hpc.save_checkpoint(tmp_path, 10**6, {"w": torch.zeros(1)}, {})
     assert [entry.name for entry in tmp_path.iterdir() if entry.name.endswith(".tmp")] == []
+
+
+BOUNDED_READER = textwrap.dedent(
+    """
+    import resource, sys
+    import hpc
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a reader that reads it all dies here
+    for path in sys.argv[1:]:
+        try:
+            hpc.load_checkpoint(path)
+        except hpc.CheckpointError as error:
+            print(str(error).replace(path, "PATH"))
+    """
+)
+
+
+def test_a_path_that_is_no_checkpoint_is_refused_before_its_payload_is_read(tmp_path):
+    header = b"%s %d\n" % (MAGIC, SCHEMA_VERSION)
+    digest = hashlib.sha256(b"").hexdigest().encode()
+    zero = tmp_path / "step-000000000001.ckpt"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "step-000000000002.ckpt"
+    os.mkfifo(fifo)  # opening a FIFO for reading blocks until a writer comes: never
+    sparse = tmp_path / "step-000000000003.ckpt"
+    sparse_header = header + b"%d %s\n" % (64 << 30, digest)
+    with open(sparse, "wb") as file:  # a valid header, then 64 GiB (sparse: no disk used)
+        file.write(sparse_header)
+        file.truncate(64 << 30)
+    small = tmp_path / "step-000000000004.ckpt"
+    small.write_bytes(header + b"%d %s\n" % (1 << 40, digest) + b"x" * 10)  # states 1 TiB, holds 10 bytes
+    result = subprocess.run(
+        [sys.executable, "-c", BOUNDED_READER, str(zero), str(fifo), str(sparse), str(small)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        "PATH: cannot read (expected a regular file, found a device, FIFO or socket)",
+        "PATH: cannot read (expected a regular file, found a device, FIFO or socket)",
+        f"PATH: truncated ({(64 << 30) - len(sparse_header)} of {64 << 30} payload bytes)",
+        f"PATH: truncated (10 of {1 << 40} payload bytes)",
+    ]
