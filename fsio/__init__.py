@@ -5,6 +5,7 @@ The bottom layer of GridSwarm: it imports nothing of ours, and every package may
     with fsio.atomic_writer(path) as handle: ...    # a reader sees the old file or the whole new one
     with fsio.atomic_path(path) as temporary: ...   # the same for writers that take a file name
     data = fsio.read_bounded(path, max_bytes)       # a regular file of at most max_bytes, else OSError
+    fsio.control_character(name)                    # a newline or escape in a name a user typed
 """
 
 from fsio.atomic import (
@@ -17,6 +18,7 @@ from fsio.atomic import (
     fsync_tree,
 )
 from fsio.bounded import open_regular, read_bounded, read_text_bounded
+from fsio.names import control_character
 
 __all__ = [
     "abandoned_temporaries",
@@ -24,6 +26,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_writer",
+    "control_character",
     "fsync_directory",
     "fsync_tree",
     "open_regular",

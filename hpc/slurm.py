@@ -4,6 +4,11 @@ Nothing cluster-specific lives here: partition, account, resources, modules and 
 come from `SlurmSettings`, filled from a site file (YAML, keys = the field names) and then the command
 line. Templates use `{{name}}` placeholders (bash keeps `$`); a placeholder without a value, or a value
 without a placeholder, is an error, and every value is validated before it reaches a script.
+
+What a user typed never runs as shell code: every argument of the job's command is `shlex.quote`d, and no
+value may hold a control character (a newline would end its line and start another). `#SBATCH` lines are
+read by sbatch, not by bash, which splits them at spaces, reads quotes and backslashes, stops at `#` and
+expands `%j`-style patterns in file names: a path there (the log directory) must be plain characters.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -25,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from fsio import atomic_write_text
+from fsio import atomic_write_text, control_character
 from hpc.checkpoint import list_checkpoints
 from hpc.errors import HpcError
 
@@ -39,11 +45,14 @@ def _template_dir() -> Path:
 TEMPLATE_DIR = _template_dir()
 JOBS_FILE = "jobs.jsonl"
 
-NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
-NAME_LIST = re.compile(r"^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$")
-TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$")  # minutes, m:s, h:m:s, d-h, d-h:m, d-h:m:s (sbatch --time)
-MEMORY = re.compile(r"^\d+[KMGT]?$")
-ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
+# Patterns are used with fullmatch: `$` would also accept a value that ends in a newline.
+NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+NAME_LIST = re.compile(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*")
+TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}")  # minutes, m:s, h:m:s, d-h, d-h:m, d-h:m:s (sbatch --time)
+MEMORY = re.compile(r"\d+[KMGT]?")
+ARRAY = re.compile(r"\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%[1-9]\d*)?")
+SBATCH_PATH = re.compile(r"[A-Za-z0-9_./+,:@=~-]+")
+"""What a path in an #SBATCH line may hold: nothing sbatch splits, unquotes, cuts as a comment or expands."""
 
 
 @dataclass(frozen=True)
@@ -83,18 +92,24 @@ class SlurmSettings:
 
 def _validate(key: str, value: Any) -> None:
     rules: dict[str, tuple[bool, str]] = {
-        "job_name": (isinstance(value, str) and bool(NAME.match(value)), "letters, digits and _.+-"),
+        "job_name": (isinstance(value, str) and bool(NAME.fullmatch(value)), "letters, digits and _.+-"),
         "nodes": (_is_int(value) and value >= 1, "an integer >= 1"),
         "ntasks_per_node": (_is_int(value) and value >= 1, "an integer >= 1"),
         "cpus_per_task": (_is_int(value) and value >= 1, "an integer >= 1"),
         "gpus_per_node": (_is_int(value) and value >= 0, "an integer >= 0"),
-        "time": (isinstance(value, str) and bool(TIME.match(value)), "minutes, HH:MM:SS or D-HH:MM:SS"),
-        "partition": (value is None or (isinstance(value, str) and bool(NAME_LIST.match(value))), "a name"),
-        "account": (value is None or (isinstance(value, str) and bool(NAME.match(value))), "a name"),
-        "mem": (value is None or (isinstance(value, str) and bool(MEMORY.match(value))), "e.g. 16G or 4000M"),
+        "time": (isinstance(value, str) and bool(TIME.fullmatch(value)), "minutes, HH:MM:SS or D-HH:MM:SS"),
+        "partition": (
+            value is None or (isinstance(value, str) and bool(NAME_LIST.fullmatch(value))),
+            "a name",
+        ),
+        "account": (value is None or (isinstance(value, str) and bool(NAME.fullmatch(value))), "a name"),
+        "mem": (
+            value is None or (isinstance(value, str) and bool(MEMORY.fullmatch(value))),
+            "e.g. 16G or 4000M",
+        ),
         "launcher": (value in LAUNCHERS, f"one of {', '.join(LAUNCHERS)}"),
         "mpi": (
-            isinstance(value, str) and bool(NAME.match(value)),
+            isinstance(value, str) and bool(NAME.fullmatch(value)),
             "an srun --mpi plugin such as pmi2 or pmix",
         ),
         "signal_seconds": (_is_int(value) and 0 <= value <= 65535, "seconds in 0..65535"),
@@ -104,14 +119,14 @@ def _validate(key: str, value: Any) -> None:
             _all_lines(value) and all(item.startswith("--") for item in value),
             "a list of sbatch options starting with --",
         ),
-        "python": (isinstance(value, str) and _one_line(value) and value != "", "a path to python"),
+        "python": (isinstance(value, str) and _printable(value) and value != "", "a path to python"),
     }
     valid, expected = rules[key]
     if not valid:
         raise HpcError(f"slurm setting {key}={value!r}: expected {expected}")
 
 
-NAME_PATH = re.compile(r"^[A-Za-z0-9_.+/-]+$")
+NAME_PATH = re.compile(r"[A-Za-z0-9_.+/-]+")
 LAUNCHERS = ("srun", "mpiexec")
 
 
@@ -119,16 +134,35 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _one_line(value: str) -> bool:
-    return "\n" not in value and "\r" not in value
+def _printable(value: str) -> bool:
+    return control_character(value) is None
 
 
 def _all_lines(value: Any) -> bool:
-    return isinstance(value, tuple) and all(isinstance(item, str) and _one_line(item) for item in value)
+    return isinstance(value, tuple) and all(isinstance(item, str) and _printable(item) for item in value)
 
 
 def _all_match(value: Any, pattern: re.Pattern) -> bool:
-    return isinstance(value, tuple) and all(isinstance(item, str) and pattern.match(item) for item in value)
+    return isinstance(value, tuple) and all(
+        isinstance(item, str) and pattern.fullmatch(item) for item in value
+    )
+
+
+def sbatch_path(path: str | os.PathLike[str], what: str) -> str:
+    """`path` as text for an #SBATCH line; HpcError if sbatch would read it differently."""
+    text = os.fspath(path)
+    if not SBATCH_PATH.fullmatch(text):
+        raise HpcError(
+            f"{what} {text!r}: expected a path of letters, digits and _ . / + , : @ = ~ - "
+            "(sbatch reads it in an #SBATCH line, where spaces, quotes, #, % and control characters "
+            "change its meaning)"
+        )
+    return text
+
+
+def safe_name(text: str) -> str:
+    """`text` with every character outside letters, digits and _.+- replaced by _ (for default names)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", text) or "_"
 
 
 SETTING_NAMES = tuple(field.name for field in dataclasses.fields(SlurmSettings))
@@ -249,7 +283,10 @@ def launch_prefix(settings: SlurmSettings) -> str:
 
 
 def shell_command(arguments: Sequence[str]) -> str:
-    """One shell-quoted command line."""
+    """One shell-quoted command line; HpcError for an argument with a control character."""
+    for argument in arguments:
+        if not _printable(str(argument)):
+            raise HpcError(f"argument {str(argument)!r} holds a control character; it cannot reach a job")
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
 
 
@@ -261,7 +298,7 @@ def render_job(
         "directives": directives(settings),
         "setup": setup_lines(settings),
         "command": shell_command(command),
-        "log_dir": str(log_dir),
+        "log_dir": sbatch_path(log_dir, "run directory"),
     }
     if kind != "eval":
         values |= {"launch": launch_prefix(settings), "signal_seconds": str(settings.signal_seconds)}
@@ -277,9 +314,16 @@ def sweep_task_arguments(tasks: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def array_task_arguments(run_dir: Path) -> str:
+    """A bash line that sets `task_arguments` for an --array job: task i trains into RUN_DIR/task-i with
+    seed i."""
+    out = f'{shlex.quote(str(run_dir))}/task-"$SLURM_ARRAY_TASK_ID"'
+    return f'task_arguments=(--out {out} --seed "$SLURM_ARRAY_TASK_ID")'
+
+
 def validate_array(spec: str) -> str:
     """An sbatch --array specification such as 0-15, 0,6,16-32, 0-15:4 or 0-15%4."""
-    if not ARRAY.match(spec):
+    if not ARRAY.fullmatch(spec):
         raise HpcError(f"--array {spec!r}: expected indices like 0-15, 0,6,16-32, 0-15:4 or 0-15%4")
     return spec
 

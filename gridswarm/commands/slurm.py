@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import shlex
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from hpc import slurm
 from hpc.errors import HpcError
 
 USER_ERRORS = (HpcError,)
+MAX_ARRAY_TASKS = 10_000
+"""At most this many array tasks per job (SLURM's own default MaxArraySize is 1001)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=V1,V2",
         help="array over the product of values (repeatable); seed -> --seed, others -> --set KEY=V",
     )
-    submit.add_argument("--max-parallel", type=int, help="at most this many sweep tasks at once")
+    submit.add_argument("--max-parallel", type=int, help="at most this many sweep tasks at once (>= 1)")
     _add_common(submit)
     submit.add_argument(
         "--train-args", default="", metavar="'ARGS'", help="for gridswarm train: --train-args='--model gru'"
@@ -98,6 +101,9 @@ def _sweep_tasks(sweeps: list[str], run_dir: Path) -> list[list[str]]:
         if not separator or not key or not values or "" in values.split(","):
             raise HpcError(f"--sweep {sweep!r}: expected KEY=V1,V2,... (e.g. seed=0,1,2 or lr=1e-4,3e-4)")
         axes.append([(key, value) for value in values.split(",")])
+    count = math.prod(len(axis) for axis in axes)
+    if count > MAX_ARRAY_TASKS:
+        raise HpcError(f"--sweep: {count} combinations, more than the limit of {MAX_ARRAY_TASKS} array tasks")
     tasks = []
     for index, combination in enumerate(itertools.product(*axes)):
         arguments = ["--out", str(run_dir / f"task-{index}")]
@@ -119,7 +125,7 @@ def _emit(script: str, run_dir: Path, kind: str, dry_run: bool) -> int:
 def run_submit(args: argparse.Namespace) -> int:
     settings = _settings(args)
     scenario = str(Path(args.scenario).resolve()) if Path(args.scenario).is_file() else args.scenario
-    stem = Path(args.scenario).stem
+    stem = slurm.safe_name(Path(args.scenario).stem)
     run_dir = (args.run_dir or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     train = [
         settings.python,
@@ -135,6 +141,8 @@ def run_submit(args: argparse.Namespace) -> int:
     log_dir = run_dir / "slurm"
     if args.sweep and args.array:
         raise HpcError("--sweep and --array both choose the array tasks: give one of them")
+    if args.max_parallel is not None and not 1 <= args.max_parallel <= MAX_ARRAY_TASKS:
+        raise HpcError(f"--max-parallel {args.max_parallel}: expected an integer in [1, {MAX_ARRAY_TASKS}]")
     if args.sweep:
         tasks = _sweep_tasks(args.sweep, run_dir)
         limit = f"%{args.max_parallel}" if args.max_parallel else ""
@@ -148,14 +156,13 @@ def run_submit(args: argparse.Namespace) -> int:
         )
         return _emit(script, run_dir, "sweep", args.dry_run)
     if args.array:
-        task = 'task_arguments=(--out "{}/task-$SLURM_ARRAY_TASK_ID" --seed "$SLURM_ARRAY_TASK_ID")'
         script = slurm.render_job(
             "sweep",
             settings,
             train,
             log_dir,
             array=slurm.validate_array(args.array),
-            task_arguments=task.format(run_dir),
+            task_arguments=slurm.array_task_arguments(run_dir),
         )
         return _emit(script, run_dir, "sweep", args.dry_run)
     script = slurm.render_job(
