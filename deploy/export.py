@@ -30,6 +30,7 @@ from deploy.errors import BudgetError, ExportError
 from deploy.radio import message_format
 from deploy.verify import Agreement, compare, recurrent_drift, sample_inputs, torch_runner
 from deploy.waypoints import WaypointPlan, plan_files
+from fsio import fsync_directory, read_bounded
 from memory import SwarmPolicy
 
 FORMATS = ("onnx", "c", "waypoints")
@@ -71,6 +72,7 @@ class ExportOptions:
     embedded_golden: int = 2
     seed: int = 0
     overwrite: bool = False
+    protected: tuple[str, ...] = ()  # paths an overwrite must never delete (the source checkpoint)
     fp32_tolerance: float = 1e-5
     drift_tolerance: float = 1e-4
     int8_min_agreement: float = 0.99
@@ -262,16 +264,75 @@ def _write_files(directory: Path, files: dict[str, bytes]) -> None:
             os.fsync(handle.fileno())
 
 
-def _install(staging: Path, destination: Path, overwrite: bool) -> None:
-    """Rename the finished staging directory to `destination`; an old one is replaced only with overwrite."""
-    directory_fd = os.open(staging.parent, os.O_RDONLY)
+EXPORT_FORMAT_PREFIX = "gridswarm-export-"
+MAX_MANIFEST_BYTES = 16 << 20
+
+
+def prepare_destination(
+    destination: Path, overwrite: bool, protected: Sequence[str | os.PathLike] = ()
+) -> None:
+    """Check that an export may be installed at `destination`; ExportError (one line) if not.
+
+    A path that does not exist is fine. An existing one is replaced only with `overwrite`, and only if it
+    is an earlier export: a directory (not a symbolic link) whose manifest.json is an export manifest and
+    which holds nothing but the files that manifest lists. Never a directory that holds a `protected` path
+    (the source checkpoint) or the working directory.
+    """
+    if destination.is_symlink():
+        raise ExportError(f"{destination} is a symbolic link; name the export directory itself")
+    if not destination.exists():
+        return
+    if not overwrite:
+        raise ExportError(f"{destination} already exists (--force replaces an earlier export directory)")
+    if not destination.is_dir():
+        raise ExportError(
+            f"{destination} is not a directory; --force replaces only an earlier export directory"
+        )
+    resolved = destination.resolve()
+    for path, what in [
+        *((Path(p), "the source checkpoint") for p in protected),
+        (Path.cwd(), "the working directory"),
+    ]:
+        if path.resolve() == resolved or resolved in path.resolve().parents:
+            raise ExportError(f"{destination} holds {what} ({path}); --force never replaces it")
+    listed = _exported_files(destination)
+    for root, directories, names in os.walk(destination):
+        for name in [*directories, *names]:
+            relative = (Path(root) / name).relative_to(destination).as_posix()
+            owned = relative in listed or any(file.startswith(relative + "/") for file in listed)
+            if not owned:
+                raise ExportError(
+                    f"{destination} holds {relative!r}, which no export wrote; --force replaces only a "
+                    "directory with nothing but an earlier export's files"
+                )
+
+
+def _exported_files(directory: Path) -> set[str]:
+    """The files (relative, POSIX) an earlier export's manifest lists, manifest.json included."""
+    manifest_path = directory / "manifest.json"
     try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
+        manifest = json.loads(read_bounded(manifest_path, MAX_MANIFEST_BYTES))
+    except (OSError, ValueError):
+        manifest = None
+    valid = (
+        isinstance(manifest, dict)
+        and str(manifest.get("format", "")).startswith(EXPORT_FORMAT_PREFIX)
+        and isinstance(manifest.get("files"), dict)
+    )
+    if not valid:
+        raise ExportError(
+            f"{directory} holds no manifest.json of an earlier export; "
+            "--force replaces only export directories"
+        )
+    return {*manifest["files"], "manifest.json"}
+
+
+def _install(staging: Path, destination: Path, options: ExportOptions) -> None:
+    """Rename the finished staging directory to `destination`, replacing an earlier export (see
+    `prepare_destination`)."""
+    fsync_directory(staging.parent)
+    prepare_destination(destination, options.overwrite, options.protected)
     if destination.exists():
-        if not overwrite:
-            raise ExportError(f"{destination} already exists (use --force to replace it)")
         old = destination.with_name(f".{destination.name}.old.{os.getpid()}")
         os.rename(destination, old)
         os.rename(staging, destination)
@@ -300,8 +361,7 @@ def export_policy(
     if "waypoints" in options.formats and plan is None:
         raise ExportError("format 'waypoints' needs an episode, positions file or rollout to plan from")
     destination = Path(out_dir).absolute()
-    if destination.exists() and not options.overwrite:
-        raise ExportError(f"{destination} already exists (use --force to replace it)")
+    prepare_destination(destination, options.overwrite, options.protected)
     step = AgentStep(policy, options.max_neighbours)
     generator = torch.Generator().manual_seed(options.seed)
     example = step.example_inputs(generator)
@@ -358,7 +418,7 @@ def export_policy(
         }
         files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
         _write_files(staging, files)
-        _install(staging, destination, options.overwrite)
+        _install(staging, destination, options)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -379,7 +439,7 @@ def _manifest(
     if channels is None and config.obs_shape[0] == len(POGEMA_CHANNELS):
         channels = POGEMA_CHANNELS
     return {
-        "format": "gridswarm-export-1",
+        "format": f"{EXPORT_FORMAT_PREFIX}1",
         "policy": config.to_dict(),
         "parameters": sum(p.numel() for p in step.policy.parameters()),
         "observation": {

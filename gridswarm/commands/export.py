@@ -40,7 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="scenario whose rollouts give verification observations, channel names and --rollout waypoints",
     )
     parser.add_argument("--verify-samples", type=int, default=1000, help="observations checked (1000)")
-    parser.add_argument("--force", action="store_true", help="replace an existing export directory")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier export directory (one holding only an export's files and manifest.json)",
+    )
     fresh = parser.add_argument_group("new:NAME policies")
     fresh.add_argument("--obs-shape", default="3,11,11", help="C,F,F (default 3,11,11)")
     fresh.add_argument("--preset", default="drone", help="size preset (default drone)")
@@ -161,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         verify_samples=args.verify_samples,
         seed=args.seed,
         overwrite=args.force,
+        protected=(source["checkpoint"],) if source.get("checkpoint") else (),
         extra={"source": source | {"scenario": args.scenario}, "grid_to_world": transform.to_dict() | timing},
     )
     manifest = export_policy(policy, args.out, options, observations, plan, summary, channels)
