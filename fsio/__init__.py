@@ -10,6 +10,7 @@ The bottom layer of GridSwarm: it imports nothing of ours, and every package may
 
 from fsio.atomic import (
     abandoned_temporaries,
+    atomic_directory,
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
@@ -22,6 +23,7 @@ from fsio.names import control_character
 
 __all__ = [
     "abandoned_temporaries",
+    "atomic_directory",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",

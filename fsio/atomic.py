@@ -13,9 +13,11 @@ system, and telling which process wrote them.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
+import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,6 +112,31 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
     """Replace `target` with `text` (UTF-8) atomically."""
     with atomic_writer(target, "w") as handle:
         handle.write(text)
+
+
+@contextmanager
+def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new, empty staging directory next to `target`; when the block ends without an exception,
+    everything in it is fsynced and the directory is renamed to `target`, so `target` appears complete or
+    not at all. If `target` exists by then (and is not empty), FileExistsError is raised: another writer
+    made it first. The staging directory is removed on every failure."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = temporary_path(target)
+    staging.mkdir(mode=0o777)  # the umask applies, as for a plain mkdir
+    try:
+        yield staging
+        fsync_tree(staging)
+        try:
+            os.rename(staging, target)
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            raise FileExistsError(errno.EEXIST, "made by another writer first", os.fspath(target)) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_directory(target.parent)
 
 
 def abandoned_temporaries(directory: str | os.PathLike[str]) -> list[Path]:

@@ -52,7 +52,8 @@ class EpisodeWindows(Dataset):
     Item: a dict of tensors, W = window, N = agents of that episode, F = 2 * radius + 1:
     observations (W, N, 3, F, F) float32, actions (W, N) int64, rewards (W, N) float32,
     returns_to_go (W, N) float32, active (W, N) bool. Episodes shorter than the window are left out
-    (`skipped` lists them); batch episodes of equal agent counts together (default collate stacks).
+    (`skipped` lists them), and so are episodes the store cannot read (`store.skipped` says why, and each is
+    reported on stderr); batch episodes of equal agent counts together (default collate stacks).
     """
 
     def __init__(
@@ -67,15 +68,14 @@ class EpisodeWindows(Dataset):
                 f"window and stride must be >= 1, got {self.config.window}, {self.config.stride}"
             )
         self.store = store if isinstance(store, EpisodeStore) else episodes.open(store)
-        ids = episode_ids if episode_ids is not None else self.store.ids()
         self.index: list[tuple[str, int]] = []
         self.skipped: list[str] = []
-        for episode_id in ids:
-            steps = self.store[episode_id].info.steps
+        for episode in self.store.episodes(episode_ids):
+            steps = episode.info.steps
             if steps < self.config.window:
-                self.skipped.append(episode_id)
+                self.skipped.append(episode.id)
             starts = range(0, steps - self.config.window + 1, self.config.stride)
-            self.index.extend((episode_id, start) for start in starts)
+            self.index.extend((episode.id, start) for start in starts)
         self._cache: OrderedDict[str, tuple[Episode, np.ndarray, int]] = OrderedDict()
 
     def __len__(self) -> int:

@@ -3,8 +3,8 @@
 Layout of a store (a directory; Zarr v3 on the local file system)::
 
     STORE/                     root group, attrs {"gridswarm_episodes": {"schema_version": 1}}
-      writer_000/              one group per writer (an MPI rank writes only its own: concurrent writes
-        episode_000000/        into one chunk lose data, research/training.md §5)
+      writer_000/              one group per writer, claimed with an atomic mkdir (concurrent writes into
+        episode_000000/        one chunk lose data: two processes, or two MPI ranks, never share a group)
           positions (T, N, 2) int16    (row, col) of every agent *before* the step's action
           goals     (T, N, 2) int16    the current goal before the step
           active    (T, N)    bool     pogema's is_active before the step
@@ -19,7 +19,11 @@ detects truncated chunks). Each open episode owns a step buffer of `flush_every`
 written as one whole chunk per array (one metadata rewrite per array per flush, never one per step), on
 the writer's background I/O thread. An episode is written under `incomplete_K`, every file is fsynced,
 and then the directory is renamed to `episode_K`: a reader sees an episode only when it is complete.
-Only local file systems are supported (the rename is what makes an episode appear).
+Only local file systems are supported (the rename is what makes an episode appear). The store itself is
+created in a staging directory and renamed into place, so writers that start together agree on one root.
+
+Readers skip an episode they cannot read (damaged attributes or arrays, arrays that disagree with the
+attributes) and report it with one line on stderr, instead of stopping at it: `EpisodeStore.skipped`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,7 +46,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 import scenarios
-from fsio import fsync_directory, fsync_tree
+from fsio import atomic_directory, fsync_directory, fsync_tree
 from scenarios import Scenario
 
 SCHEMA_VERSION = 1
@@ -199,19 +204,21 @@ class OpenEpisode:
 
 
 class EpisodeWriter:
-    """Writes episodes into the group of one writer (e.g. one MPI rank) of a store, creating it if needed.
+    """Writes episodes into a writer group of its own in a store, creating the store if needed.
 
-    `scenario`, `policy` and the GridSwarm version go into every episode's attributes. Several episodes may
-    be open at once (one per environment of a batch). All Zarr and file work runs, in order, on one
-    background thread so that recording costs the caller little more than copying into the step buffers;
-    `wait()` blocks until everything queued is on disk, `close()` also stops the thread (a `with` block
-    closes). `durable=False` skips fsync (safe against a killed process, not against power loss).
+    Each writer claims a new group `writer_W` (the lowest free W, claimed with an atomic mkdir), so any
+    number of processes and MPI ranks can record into one store at once; its episodes are numbered 0, 1,
+    ... within the group and their ids are "W/K". `scenario`, `policy` and the GridSwarm version go into
+    every episode's attributes. Several episodes may be open at once (one per environment of a batch). All
+    Zarr and file work runs, in order, on one background thread so that recording costs the caller little
+    more than copying into the step buffers; `wait()` blocks until everything queued is on disk, `close()`
+    also stops the thread (a `with` block closes). `durable=False` skips fsync (safe against a killed
+    process, not against power loss).
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        writer_id: int = 0,
         *,
         scenario: Scenario,
         policy: str = "",
@@ -220,16 +227,13 @@ class EpisodeWriter:
     ) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
-        if writer_id < 0:
-            raise ValueError(f"writer_id must be >= 0, got {writer_id}")
         self.path = Path(path)
-        self.writer_id = writer_id
         self.flush_every = flush_every
         self.durable = durable
         root = _open_root(self.path, create=True)
-        self.group = root.require_group(f"writer_{writer_id:03d}")
-        self.group.attrs["writer_id"] = writer_id
-        self.directory = self.path / f"writer_{writer_id:03d}"
+        self.writer_id = _claim_writer_group(self.path)
+        self.directory = self.path / f"writer_{self.writer_id:03d}"
+        self.group = root.create_group(self.directory.name, attributes={"writer_id": self.writer_id})
         self._common_attrs = {
             "scenario": scenarios.dump(scenario),
             "scenario_name": scenario.name,
@@ -237,8 +241,8 @@ class EpisodeWriter:
             "gridswarm_version": gridswarm_version(),
             "schema_version": SCHEMA_VERSION,
         }
-        self._next_index = _next_free_index(self.directory)
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"episodes-writer-{writer_id}")
+        self._next_index = 0
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"episodes-writer-{self.writer_id}")
         self._pending: deque[Future[Any]] = deque()
 
     def begin_episode(
@@ -287,30 +291,38 @@ class EpisodeWriter:
         self.close()
 
 
-def _next_free_index(directory: Path) -> int:
-    """One past the highest episode index in the writer's directory (complete or not): never reuse one."""
-    indices = [
-        int(name.split("_")[1])
-        for name in os.listdir(directory)
-        if _EPISODE_NAME.match(name) or name.startswith("incomplete_")
-    ]
-    return max(indices, default=-1) + 1
+def _claim_writer_group(path: Path) -> int:
+    """Claim the lowest free writer number W of the store at `path` by creating `writer_W` (mkdir is atomic:
+    of several writers trying one number, exactly one gets it)."""
+    taken = [int(match[1]) for name in os.listdir(path) if (match := _WRITER_NAME.match(name))]
+    writer_id = 0 if not taken else min(set(range(max(taken) + 2)) - set(taken))
+    while True:
+        try:
+            os.mkdir(path / f"writer_{writer_id:03d}")
+            return writer_id
+        except FileExistsError:
+            writer_id += 1
 
 
 def _open_root(path: Path, *, create: bool) -> zarr.Group:
     """The store's root group, checked to be a GridSwarm episode store of a version we can read."""
     if create and not (path / "zarr.json").exists():
-        if path.exists() and any(path.iterdir()):
-            raise EpisodeStoreError(f"{path}: exists and is not a GridSwarm episode store")
-        return zarr.open_group(
-            path, mode="a", zarr_format=3, attributes={STORE_KEY: {"schema_version": SCHEMA_VERSION}}
-        )
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            if not (path / "zarr.json").exists():  # not a store made by a writer that started with us
+                raise EpisodeStoreError(f"{path}: exists and is not a GridSwarm episode store")
+        else:
+            try:
+                with atomic_directory(path) as staging:
+                    attributes = {STORE_KEY: {"schema_version": SCHEMA_VERSION}}
+                    zarr.open_group(staging, mode="w-", zarr_format=3, attributes=attributes)
+            except FileExistsError:
+                pass  # another writer created the store first: open theirs
     if not path.is_dir():
         raise EpisodeStoreError(f"{path}: no such episode store")
     if not (path / "zarr.json").is_file():
         raise EpisodeStoreError(f"{path}: not a Zarr v3 store (no zarr.json)")
     try:
-        root = zarr.open_group(path, mode="r" if not create else "a", zarr_format=3)
+        root = zarr.open_group(path, mode="r+" if create else "r", zarr_format=3)
         info = root.attrs.get(STORE_KEY)
     except (ValueError, TypeError, KeyError, OSError) as error:
         raise EpisodeStoreError(f"{path}: not a readable Zarr v3 group ({error})") from None
@@ -340,7 +352,7 @@ class EpisodeInfo:
 
 
 class Episode:
-    """One stored episode; the arrays are read on first access."""
+    """One stored episode; the arrays are read on first access, each checked against the attributes."""
 
     def __init__(self, store_path: Path, info: EpisodeInfo, group: zarr.Group) -> None:
         self.info = info
@@ -348,9 +360,40 @@ class Episode:
         self._path = store_path / f"writer_{info.writer_id:03d}" / f"episode_{info.index:06d}"
         self._group = group
 
-    def _read(self, name: str) -> np.ndarray:
+    def _array(self, name: str) -> zarr.Array:
+        """The stored array `name`, its shape and dtype checked against the schema and the attributes."""
         try:
             array = self._group[name]
+        except Exception as error:  # zarr raises several types for missing or damaged metadata
+            raise EpisodeStoreError(
+                f"{self._path / name}: missing or unreadable ({type(error).__name__}); the store is damaged"
+            ) from None
+        if not isinstance(array, zarr.Array):
+            raise EpisodeStoreError(f"{self._path / name}: not an array; the store is damaged")
+        steps, agents = self.info.steps, self.info.agents
+        fields = {f.name: f for f in EPISODE_SCHEMA}
+        if name in fields:
+            field = fields[name]
+            expected, dtype = (steps, agents, *field.per_agent), field.dtype
+            shape_ok = tuple(array.shape) == expected
+        else:  # obstacles: any (H, W) map
+            expected, dtype = "(H, W)", np.dtype(np.uint8)
+            shape_ok = len(array.shape) == 2 and min(array.shape) >= 1
+        if not shape_ok or array.dtype != dtype:
+            raise EpisodeStoreError(
+                f"{self._path / name}: shape {tuple(array.shape)} {array.dtype}, expected {expected} {dtype} "
+                f"({steps} steps, {agents} agents in the attributes); the store is damaged"
+            )
+        return array
+
+    def validate(self) -> None:
+        """Check every array's presence, shape and dtype (metadata only; chunks are checked when read)."""
+        for name in (*(f.name for f in EPISODE_SCHEMA), "obstacles"):
+            self._array(name)
+
+    def _read(self, name: str) -> np.ndarray:
+        array = self._array(name)
+        try:
             if array.nchunks_initialized != array.nchunks:
                 raise EpisodeStoreError(
                     f"{self._path / name}: {array.nchunks - array.nchunks_initialized} "
@@ -397,7 +440,10 @@ class Episode:
 
     @property
     def scenario_yaml(self) -> str:
-        return str(self._group.attrs["scenario"])
+        text = self._group.attrs.get("scenario")
+        if not isinstance(text, str):
+            raise EpisodeStoreError(f"{self._path}: no stored scenario (attribute 'scenario' is not text)")
+        return text
 
     @property
     def gridswarm_version(self) -> str:
@@ -412,24 +458,69 @@ class Episode:
             raise EpisodeStoreError(f"{self._path}: stored scenario does not load: {error}") from None
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# What a complete episode's attributes hold: name -> (accepts, what was expected).
+_ATTRIBUTE_CHECKS: dict[str, tuple[Any, str]] = {
+    "scenario_name": (lambda v: isinstance(v, str), "text"),
+    "agents": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "seed": (lambda v: v is None or (_is_int(v) and 0 <= v < 2**63), "null or an integer in [0, 2**63)"),
+    "policy": (lambda v: isinstance(v, str), "text"),
+    "metrics": (lambda v: isinstance(v, Mapping), "a mapping"),
+    "complete": (lambda v: v is True, "true"),
+    "schema_version": (lambda v: _is_int(v) and v <= SCHEMA_VERSION, f"an integer <= {SCHEMA_VERSION}"),
+}
+
+
 class EpisodeStore:
-    """A read-only view of a store: `len(store)`, iteration over `EpisodeInfo`, `store[id] -> Episode`."""
+    """A read-only view of a store: `len(store)`, iteration over `EpisodeInfo`, `store[id] -> Episode`.
+
+    An episode whose attributes cannot be read, or a writer entry that is not a group, is left out and
+    reported: one line on stderr and one entry in `skipped`.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._root = _open_root(self.path, create=False)
+        self.skipped: list[str] = []
+
+    def _skip(self, error: EpisodeStoreError) -> None:
+        print(f"gridswarm.episodes: skipping {error}", file=sys.stderr)
+        self.skipped.append(str(error))
 
     @cached_property
-    def _groups(self) -> dict[str, tuple[EpisodeInfo, zarr.Group]]:
-        found: dict[str, tuple[EpisodeInfo, zarr.Group]] = {}
+    def _writer_entries(self) -> list[tuple[str, int, list[str]]]:
+        """(group name, writer id, sorted entries) of every readable writer group."""
+        found = []
         for writer_name in sorted(os.listdir(self.path)):
             writer_match = _WRITER_NAME.match(writer_name)
             if not writer_match:
                 continue
-            for name in sorted(os.listdir(self.path / writer_name)):
+            try:
+                entries = sorted(os.listdir(self.path / writer_name))
+            except OSError as error:
+                self._skip(
+                    EpisodeStoreError(f"{self.path / writer_name}: not a writer group ({error.strerror})")
+                )
+                continue
+            found.append((writer_name, int(writer_match[1]), entries))
+        return found
+
+    @cached_property
+    def _groups(self) -> dict[str, tuple[EpisodeInfo, zarr.Group]]:
+        found: dict[str, tuple[EpisodeInfo, zarr.Group]] = {}
+        for writer_name, writer_id, entries in self._writer_entries:
+            for name in entries:
                 match = _EPISODE_NAME.match(name)
                 if match:
-                    info, group = self._load_info(writer_name, name, int(writer_match[1]), int(match[1]))
+                    try:
+                        info, group = self._load_info(writer_name, name, writer_id, int(match[1]))
+                    except EpisodeStoreError as error:
+                        self._skip(error)
+                        continue
                     found[info.id] = (info, group)
         return found
 
@@ -440,24 +531,25 @@ class EpisodeStore:
         try:
             group = self._root[f"{writer_name}/{name}"]
             attrs = dict(group.attrs)
-            info = EpisodeInfo(
-                id=f"{writer_id}/{index}",
-                writer_id=writer_id,
-                index=index,
-                scenario_name=str(attrs["scenario_name"]),
-                agents=int(attrs["agents"]),
-                steps=int(attrs["steps"]),
-                seed=attrs["seed"],
-                policy=str(attrs["policy"]),
-                metrics=dict(attrs["metrics"]),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise EpisodeStoreError(f"{where}: episode attributes unreadable ({error})") from None
-        if attrs.get("schema_version", 0) > SCHEMA_VERSION:
+        except Exception as error:  # zarr raises several types for missing or damaged metadata
             raise EpisodeStoreError(
-                f"{where}: schema version {attrs['schema_version']} is newer than this "
-                f"GridSwarm reads (<= {SCHEMA_VERSION}); upgrade gridswarm"
-            )
+                f"{where}: episode attributes unreadable ({type(error).__name__})"
+            ) from None
+        for key, (accepts, expected) in _ATTRIBUTE_CHECKS.items():
+            if key not in attrs or not accepts(attrs[key]):
+                found = repr(attrs[key])[:40] if key in attrs else "none"
+                raise EpisodeStoreError(f"{where}: attribute '{key}': expected {expected}, found {found}")
+        info = EpisodeInfo(
+            id=f"{writer_id}/{index}",
+            writer_id=writer_id,
+            index=index,
+            scenario_name=attrs["scenario_name"],
+            agents=attrs["agents"],
+            steps=attrs["steps"],
+            seed=attrs["seed"],
+            policy=attrs["policy"],
+            metrics=dict(attrs["metrics"]),
+        )
         return info, group
 
     @property
@@ -465,9 +557,8 @@ class EpisodeStore:
         """Paths (relative to the store) of episodes cut off before they were finished."""
         return [
             f"{writer}/{name}"
-            for writer in sorted(os.listdir(self.path))
-            if _WRITER_NAME.match(writer)
-            for name in sorted(os.listdir(self.path / writer))
+            for writer, _, entries in self._writer_entries
+            for name in entries
             if name.startswith("incomplete_")
         ]
 
@@ -485,6 +576,18 @@ class EpisodeStore:
         info, group = self._groups[key]
         return Episode(self.path, info, group)
 
+    def episodes(self, ids: list[str] | None = None) -> Iterator[Episode]:
+        """Every episode (or those of `ids`) whose arrays match its attributes (`Episode.validate`); one
+        that does not is reported and skipped."""
+        for episode_id in self.ids() if ids is None else ids:
+            episode = self[episode_id]
+            try:
+                episode.validate()
+            except EpisodeStoreError as error:
+                self._skip(error)
+                continue
+            yield episode
+
     def _resolve(self, episode_id: str) -> str:
         if episode_id in self._groups:
             return episode_id
@@ -493,7 +596,7 @@ class EpisodeStore:
             return matches[0]
         known = ", ".join(list(self._groups)[:5]) + (" ..." if len(self._groups) > 5 else "")
         why = f"is ambiguous ({', '.join(matches)})" if matches else f"not found (ids: {known or 'none'})"
-        raise EpisodeStoreError(f"{self.path}: episode '{episode_id}' {why}")
+        raise EpisodeStoreError(f"{self.path}: episode {episode_id[:40]!r} {why}")
 
 
 def open(path: str | os.PathLike[str]) -> EpisodeStore:
@@ -567,7 +670,19 @@ def replay(episode: Episode) -> list[Mismatch]:
     info = episode.info
     if info.seed is None:
         raise EpisodeStoreError(f"{episode._path}: no episode seed stored; it cannot be replayed")
-    env = GridEnv(episode.scenario, num_envs=1, auto_reset=False)
+    scenario = episode.scenario
+    if scenario.agents.count != info.agents:
+        raise EpisodeStoreError(
+            f"{episode._path}: {info.agents} agents stored, its scenario has {scenario.agents.count}"
+        )
+    try:
+        return _replay(episode, GridEnv(scenario, num_envs=1, auto_reset=False))
+    except ValueError as error:  # the simulator refuses what was stored (an action out of range, ...)
+        raise EpisodeStoreError(f"{episode._path}: cannot be replayed ({error})") from None
+
+
+def _replay(episode: Episode, env: Any) -> list[Mismatch]:
+    info = episode.info
     env.reset(episode_seeds=np.array([info.seed], dtype=np.int64))
     found: list[Mismatch] = []
     height, width = (int(v) for v in env.map_shapes[0])
@@ -594,7 +709,7 @@ def replay(episode: Episode) -> list[Mismatch]:
 
 class Recorder:
     """Wraps a `sim.GridEnv`: `reset` and `step` pass through, and every episode of every environment that
-    ends is written to the store (one writer group, `writer_id`, e.g. the MPI rank).
+    ends is written to the store (into a writer group of its own, `EpisodeWriter`).
 
     The state before each step (positions, goals, active) is copied from the env's arrays into the step
     buffers, so recording costs a few array copies per step plus one chunk write every `flush_every` steps.
@@ -605,7 +720,6 @@ class Recorder:
         self,
         env: Any,
         path: str | os.PathLike[str],
-        writer_id: int = 0,
         *,
         policy: str = "",
         flush_every: int = DEFAULT_FLUSH_EVERY,
@@ -613,7 +727,7 @@ class Recorder:
     ) -> None:
         self.env = env
         self.writer = EpisodeWriter(
-            path, writer_id, scenario=env.scenario, policy=policy, flush_every=flush_every, durable=durable
+            path, scenario=env.scenario, policy=policy, flush_every=flush_every, durable=durable
         )
         self.finished_ids: list[str] = []
         self._open: list[OpenEpisode | None] = [None] * env.num_envs

@@ -55,11 +55,13 @@ def list_episodes(args: argparse.Namespace) -> int:
             info.policy or "-",
             format_metrics(info.metrics),
         )
-        for info in store
+        for info in (episode.info for episode in store.episodes())
     ]
     print(format_table(("episode", "scenario", "agents", "steps", "policy", "metrics"), rows))
     incomplete = store.incomplete
-    print(f"{len(rows)} episodes" + (f", {len(incomplete)} incomplete (not listed)" if incomplete else ""))
+    notes = [f"{len(incomplete)} incomplete"] if incomplete else []
+    notes += [f"{len(store.skipped)} unreadable"] if store.skipped else []
+    print(f"{len(rows)} episodes" + (f", {' and '.join(notes)} (not listed)" if notes else ""))
     return 0
 
 

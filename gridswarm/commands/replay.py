@@ -24,18 +24,28 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--verify",
         action="store_true",
-        help="list every difference (episode, step, agent) and exit 1 if there is any",
+        help="list every difference (episode, step, agent); exit 1 if there is any or an episode is "
+        "unreadable",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     store = episodes.open(args.store)
-    ids = [args.id] if args.id is not None else store.ids()
-    differing = 0
-    for episode_id in ids:
-        episode = store[episode_id]
-        mismatches = episodes.replay(episode)
+    if args.id is not None:  # one episode asked for by name: an unreadable one is an error
+        store[args.id].validate()
+    chosen = store.episodes(None if args.id is None else [args.id])
+    differing = replayed = 0
+    for episode in chosen:
+        try:
+            mismatches = episodes.replay(episode)
+        except EpisodeStoreError as error:
+            if args.id is not None:
+                raise
+            print(f"episode {episode.id}: skipped, {error}")
+            store.skipped.append(str(error))
+            continue
+        replayed += 1
         info = episode.info
         if not mismatches:
             print(f"episode {info.id}: identical ({info.steps} steps, {info.agents} agents)")
@@ -47,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {mismatch}")
             if len(mismatches) > SHOWN_MISMATCHES:
                 print(f"  ... and {len(mismatches) - SHOWN_MISMATCHES} more")
-    print(f"{len(ids) - differing} of {len(ids)} episodes replay identically")
-    return 1 if args.verify and differing else 0
+    unreadable = f"; {len(store.skipped)} unreadable, skipped" if store.skipped else ""
+    print(f"{replayed - differing} of {replayed} episodes replay identically{unreadable}")
+    return 1 if args.verify and (differing or store.skipped) else 0

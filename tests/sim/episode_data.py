@@ -58,7 +58,7 @@ def crash_episode_shape(index: int) -> tuple[int, int]:
 
 def run_crash_writer(path: str) -> None:
     """Write episodes forever, announcing each finished id on stdout (the parent kills us with SIGKILL)."""
-    writer = EpisodeWriter(path, 0, scenario=SCENARIO, policy="crash-test", flush_every=4)
+    writer = EpisodeWriter(path, scenario=SCENARIO, policy="crash-test", flush_every=4)
     index = 0
     while True:
         steps, agents = crash_episode_shape(index)

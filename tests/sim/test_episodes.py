@@ -61,7 +61,7 @@ def assert_episode_equal(stored: episodes.Episode, expected, seed: int) -> None:
 )
 def test_round_trip_keeps_every_value(tmp_path_factory, steps, agents, flush_every, seed):
     path = tmp_path_factory.mktemp("store") / "episodes.zarr"
-    writer = EpisodeWriter(path, 0, scenario=SCENARIO, policy="random", flush_every=flush_every)
+    writer = EpisodeWriter(path, scenario=SCENARIO, policy="random", flush_every=flush_every)
     expected = synthetic_episode(seed, steps, agents)
     episode_id = write_episode(writer, expected, seed)
     store = episodes.open(path)
@@ -81,7 +81,7 @@ def test_stored_scenario_loads_back_equal(tmp_path):
 
 def test_interleaved_episodes_and_writers_keep_their_data(tmp_path):
     path = tmp_path / "store.zarr"
-    writers = [EpisodeWriter(path, rank, scenario=SCENARIO, flush_every=3) for rank in range(2)]
+    writers = [EpisodeWriter(path, scenario=SCENARIO, flush_every=3) for rank in range(2)]
     data = {(rank, k): synthetic_episode(10 * rank + k, 7 + k, 3) for rank in range(2) for k in range(3)}
     open_episodes = {
         key: writers[key[0]].begin_episode(ep.obstacles, 3, seed=key[1]) for key, ep in data.items()
@@ -103,7 +103,7 @@ def test_interleaved_episodes_and_writers_keep_their_data(tmp_path):
     assert ids[(1, 2)] == "1/2"
 
 
-def test_a_new_writer_never_reuses_an_episode_index(tmp_path):
+def test_every_writer_claims_a_group_of_its_own_and_never_reuses_an_episode_id(tmp_path):
     path = tmp_path / "store.zarr"
     first = write_episode(EpisodeWriter(path, scenario=SCENARIO), synthetic_episode(0, 4, 2), 0)
     with EpisodeWriter(path, scenario=SCENARIO) as crashed:
@@ -111,10 +111,10 @@ def test_a_new_writer_never_reuses_an_episode_index(tmp_path):
         abandoned.record_step(np.zeros((2, 2)), np.zeros((2, 2)), np.ones(2, bool), np.zeros(2), np.zeros(2))
     second = write_episode(EpisodeWriter(path, scenario=SCENARIO), synthetic_episode(1, 4, 2), 1)
     store = episodes.open(path)
-    assert (first, second) == ("0/0", "0/2")
-    assert store.ids() == ["0/0", "0/2"]
-    assert store.incomplete == ["writer_000/incomplete_000001"]
-    assert store["2"].info.seed == 1  # a bare index resolves when one writer has it
+    assert (first, second) == ("0/0", "2/0")
+    assert store.ids() == ["0/0", "2/0"]
+    assert store.incomplete == ["writer_001/incomplete_000000"]
+    assert store["2/0"].info.seed == 1
 
 
 def test_discarded_episode_leaves_nothing(tmp_path):

@@ -17,7 +17,7 @@ from tests.sim.episode_data import SCENARIO, synthetic_episode, write_episode
 @pytest.fixture
 def store(tmp_path) -> Path:
     path = tmp_path / "store.zarr"
-    writer = EpisodeWriter(path, 1, scenario=SCENARIO, policy="greedy", flush_every=4)
+    writer = EpisodeWriter(path, scenario=SCENARIO, policy="greedy", flush_every=4)
     for seed in range(3):
         write_episode(writer, synthetic_episode(seed, 6 + seed, 3), seed)
     return path
@@ -37,13 +37,13 @@ def test_ls_lists_every_episode_with_its_numbers(store, capsys):
     for index, line in enumerate(lines[1:4]):
         fields = line.split()
         metrics = synthetic_episode(index, 6 + index, 3).metrics
-        assert fields[:5] == [f"1/{index}", "synthetic", "3", str(6 + index), "greedy"]
+        assert fields[:5] == [f"0/{index}", "synthetic", "3", str(6 + index), "greedy"]
         assert f"CSR={metrics['CSR']:.4g}" in fields
     assert lines[-1] == "3 episodes"
 
 
 def test_show_reports_the_episode_and_its_scenario(store, capsys):
-    code, out, _ = run_cli(capsys, "episodes", "show", store, "1/2", "--scenario")
+    code, out, _ = run_cli(capsys, "episodes", "show", store, "0/2", "--scenario")
     assert code == 0
     fields = dict(line.split(None, 1) for line in out.split("\n\n")[0].splitlines())
     expected = synthetic_episode(2, 8, 3)
@@ -54,7 +54,7 @@ def test_show_reports_the_episode_and_its_scenario(store, capsys):
 
 
 def test_render_gif_and_html_from_the_store(store, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "render", store, "1/0", "--out", tmp_path / "e.gif", "--cell", 8)
+    code, out, _ = run_cli(capsys, "render", store, "0/0", "--out", tmp_path / "e.gif", "--cell", 8)
     assert code == 0 and "6 steps" in out
     expected = synthetic_episode(0, 6, 3)
     with Image.open(tmp_path / "e.gif") as gif:
@@ -64,16 +64,16 @@ def test_render_gif_and_html_from_the_store(store, tmp_path, capsys):
     for agent in np.flatnonzero(expected.active[5]):
         r, c = expected.positions[5, agent]
         assert frame.getpixel((int(c) * 8 + 4, int(r) * 8 + 4)) == tuple(agent_colours(3)[agent])
-    assert run_cli(capsys, "render", store, "1/0", "--out", tmp_path / "e.html")[0] == 0
+    assert run_cli(capsys, "render", store, "0/0", "--out", tmp_path / "e.html")[0] == 0
     assert "const DATA" in (tmp_path / "e.html").read_text()
-    assert run_cli(capsys, "render", store, "1/0", "--out", tmp_path / "f.svg")[0] == 0
+    assert run_cli(capsys, "render", store, "0/0", "--out", tmp_path / "f.svg")[0] == 0
     assert len(list((tmp_path / "f").glob("frame_*.svg"))) == 6
 
 
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (("episodes", "show", "{store}", "1/9"), "episode '1/9' not found"),
+        (("episodes", "show", "{store}", "0/9"), "episode '0/9' not found"),
         (("episodes", "ls", "{tmp}/missing.zarr"), "missing.zarr: no such episode store"),
         (("render", "{store}", "1/0", "--out", "{tmp}/x.avi"), "unknown format '.avi'"),
         (("replay", "{tmp}", "--verify"), "no zarr.json"),

@@ -28,7 +28,7 @@ def record(
     scenario = scenarios.loads(SCENARIO_YAML.format(steps=16, collisions=collisions, on_target=on_target))
     env = GridEnv(scenario, num_envs=num_envs, seed=seed)
     rng = np.random.default_rng(seed)
-    with Recorder(env, path, writer_id=2, policy="random", flush_every=5) as recorder:
+    with Recorder(env, path, policy="random", flush_every=5) as recorder:
         recorder.reset()
         for _ in range(steps):
             recorder.step(rng.integers(0, 5, (num_envs, 5)))
