@@ -15,7 +15,7 @@ from pathlib import Path
 
 import memory
 from deploy.errors import ExportError
-from hpc.checkpoint import load_checkpoint, load_latest
+from hpc.checkpoint import first_non_finite, load_checkpoint, load_latest
 from hpc.errors import HpcError
 from memory import SwarmPolicy
 
@@ -42,6 +42,11 @@ def _read(source: Path) -> tuple[dict, dict, Path]:
 def load_policy(source: str | Path) -> tuple[SwarmPolicy, dict]:
     """(policy in eval mode, {"checkpoint": file, "format", "step", "scenario"} of its metadata)."""
     tensors, meta, path = _read(Path(source))
+    diverged = first_non_finite(tensors.get("policy", {}), "policy")
+    if diverged is not None:
+        raise ExportError(
+            f"{path}: non-finite weights in {diverged} (the run diverged); export another checkpoint"
+        )
     found = meta.get("format")
     if not isinstance(found, str) or not found.startswith(FORMAT_PREFIX):
         raise ExportError(

@@ -169,6 +169,25 @@ def load_latest(
     raise NoCheckpointError(f"{directory}: no loadable checkpoint ({reason})")
 
 
+def first_non_finite(value: Any, where: str = "") -> str | None:
+    """The name (e.g. "['encoder.weight']") of the first floating tensor in `value` (a tensor or nested
+    dicts and lists of them) that holds a NaN or an infinity; None when every one is finite."""
+    if isinstance(value, torch.Tensor):
+        return where if value.is_floating_point() and not bool(torch.isfinite(value).all()) else None
+    items = (
+        value.items()
+        if isinstance(value, Mapping)
+        else enumerate(value)
+        if isinstance(value, list | tuple)
+        else ()
+    )
+    for key, item in items:
+        found = first_non_finite(item, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
 def _require_loadable_types(value: Any, where: str) -> None:
     # Checked at save time so that a run never writes a checkpoint that weights_only loading refuses.
     if isinstance(value, (torch.Tensor, *PLAIN_TYPES)):

@@ -84,7 +84,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         tensors, meta = hpc.load_checkpoint(path)
     except hpc.CheckpointError as error:
         raise CheckpointError(str(error)) from None
-    return tensors, _require_format(path, meta)
+    return _require_finite(path, tensors), _require_format(path, meta)
 
 
 def has_checkpoints(run_dir: Path) -> bool:
@@ -99,7 +99,7 @@ def latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Pa
         tensors, meta, path = hpc.load_latest(run_dir / "checkpoints")
     except hpc.HpcError as error:
         raise CheckpointError(str(error)) from None
-    return tensors, _require_format(path, meta), path
+    return _require_finite(path, tensors), _require_format(path, meta), path
 
 
 def latest_update(run_dir: Path) -> int:
@@ -120,6 +120,16 @@ def resolve_checkpoint(target: Path) -> Path:
     raise CheckpointError(
         f"{target}: a directory without checkpoints (expected {target}/checkpoints/step-*.ckpt)"
     )
+
+
+def _require_finite(path: Path, tensors: dict[str, Any]) -> dict[str, Any]:
+    found = hpc.first_non_finite(tensors.get("policy", {}), "policy")
+    if found is not None:
+        raise CheckpointError(
+            f"{path}: non-finite weights in {found} (the run diverged); use a checkpoint written before "
+            "it did, e.g. from checkpoints/best/"
+        )
+    return tensors
 
 
 def _require_format(path: Path, meta: dict[str, Any]) -> dict[str, Any]:

@@ -69,18 +69,20 @@ def pick_device(requested: str) -> torch.device:
 
 def compute_advantages(buffer: RolloutBuffer, gamma: float, gae_lambda: float) -> None:
     """Write buffer.advantages and buffer.returns from the collected rollout (GAE, truncation-aware)."""
-    next_values = next_state_values(
-        buffer.values, buffer.last_values, buffer.terminated, buffer.truncated, buffer.final_values
-    )
-    buffer.advantages[:], buffer.returns[:] = compute_gae(
-        buffer.rewards,
-        buffer.values,
-        next_values,
-        buffer.terminated | buffer.truncated,
-        buffer.active,
-        gamma,
-        gae_lambda,
-    )
+    # values that overflowed (a diverging run) become NaN quietly here: the update's loss check reports them
+    with np.errstate(invalid="ignore", over="ignore"):
+        next_values = next_state_values(
+            buffer.values, buffer.last_values, buffer.terminated, buffer.truncated, buffer.final_values
+        )
+        buffer.advantages[:], buffer.returns[:] = compute_gae(
+            buffer.rewards,
+            buffer.values,
+            next_values,
+            buffer.terminated | buffer.truncated,
+            buffer.active,
+            gamma,
+            gae_lambda,
+        )
 
 
 def learning_rate(config: TrainConfig, progress: float, current: float) -> float:
@@ -231,6 +233,7 @@ def update(
             local = [terms.policy, terms.value, terms.entropy, terms.approx_kl, terms.clip_fraction]
             reduced = _global_sums(comm, [count, *(count * term.item() for term in local)])
             stats = dict(zip(LOSS_STATS, reduced[1:] / max(reduced[0], 1.0), strict=True))
+            _require_finite(stats, "loss")
             loss = terms.total
             if comm.size > 1:  # this rank's share of the active steps of the union minibatch
                 loss = loss * (count * comm.size / max(reduced[0], 1.0))
@@ -239,6 +242,7 @@ def update(
             if ranks.averager is not None:
                 ranks.averager.average_()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            _require_finite({"gradient norm": grad_norm.item()}, "gradient")  # the same on every rank
             optimizer.step()
             if config.lr_schedule == "kl_adaptive":
                 _adapt_lr_to_kl(config, optimizer, stats["approx_kl"])
@@ -251,6 +255,17 @@ def update(
         if stop_early and float(np.mean(epoch_kl)) > config.target_kl:
             break  # KL early stop: the policy already moved far enough on this rollout
     return {name: total / steps for name, total in sums.items()} | {"minibatch_steps": float(steps)}
+
+
+class TrainingDiverged(ValueError):
+    """A loss, gradient or weight became NaN or infinite; training stopped before it reached a checkpoint."""
+
+
+def _require_finite(values: dict[str, float], what: str) -> None:
+    """TrainingDiverged naming the non-finite entries of `values` (reduced over ranks: every rank agrees)."""
+    bad = [f"{name} {value}" for name, value in values.items() if not np.isfinite(value)]
+    if bad:
+        raise TrainingDiverged(f"non-finite {what} ({', '.join(bad)})")
 
 
 def env_seed(seed: int, rank: int = 0) -> int:
@@ -510,16 +525,24 @@ def train(
             # advantages
             compute_advantages(buffer, config.gamma, config.gae_lambda)
             # update
-            stats = update(
-                learner.policy,
-                learner.optimizer,
-                learner.value_norm,
-                buffer,
-                config,
-                learner.shuffle,
-                device,
-                ranks,
-            )
+            try:
+                stats = update(
+                    learner.policy,
+                    learner.optimizer,
+                    learner.value_norm,
+                    buffer,
+                    config,
+                    learner.shuffle,
+                    device,
+                    ranks,
+                )
+                if hpc.first_non_finite(learner.policy.state_dict()) is not None:
+                    raise TrainingDiverged("non-finite weights after the optimizer step")
+            except TrainingDiverged as error:
+                raise TrainingDiverged(
+                    f"update {update_index + 1}: {error}; training stopped, the newest checkpoint holds the "
+                    "last finite weights (try a lower lr or max_grad_norm)"
+                ) from None
             # log
             episodes = recent.add_across(comm, finished)
             done = update_index + 1

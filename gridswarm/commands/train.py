@@ -16,9 +16,9 @@ from gridswarm.commands.eval import evaluate_and_report, policy_identity
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
 from marl.run_dir import CheckpointError, latest_checkpoint
-from marl.train import TrainingStopped, load_policy, train
+from marl.train import TrainingDiverged, TrainingStopped, load_policy, train
 
-USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError, hpc.HpcError)
+USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, hpc.HpcError)
 
 
 def add_parser(subparsers: Any) -> None:
