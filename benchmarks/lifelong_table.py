@@ -42,7 +42,7 @@ PUBLISHED = {
 def benchmark_scenario(maps: Path, agents: int, channels: tuple[str, ...]) -> Scenario:
     return Scenario(
         name=f"pogema-benchmark-random-{agents}",
-        map=MapSpec(generator="benchmark", path=str(maps), name="validation-random-seed-.*"),
+        map=MapSpec(generator="benchmark", path=str(maps), name="validation-random-seed-*"),
         agents=AgentsSpec(count=agents),
         dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=256),
         observation=ObservationSpec(radius=5, channels=channels),

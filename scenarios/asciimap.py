@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scenarios.limits import MAX_CELLS, MAX_SIDE
+
 SPECIAL_CHARACTERS = frozenset("@$!")
 
 
@@ -59,7 +61,18 @@ def parse_ascii_map(text: str) -> AsciiMap:
     for row, line in enumerate(rows):
         if len(line) != width:
             raise ValueError(f"expected rows of equal length {width}, found row {row} with {len(line)} cells")
-    characters = np.asarray([[ord(char) for char in line] for line in rows], dtype=np.int64)
+    if max(len(rows), width) > MAX_SIDE or len(rows) * width > MAX_CELLS:
+        raise ValueError(
+            f"expected at most {MAX_SIDE} rows and columns and {MAX_CELLS} cells, found {len(rows)}x{width}"
+        )
+    joined = "".join(rows)
+    if not joined.isascii():
+        index = next(i for i, char in enumerate(joined) if not char.isascii())
+        found = joined[index]
+        raise ValueError(f"expected one of . # @ $ ! or a letter, found {found!r} at row {index // width}")
+    characters = (
+        np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(len(rows), width).astype(np.int64)
+    )
     lower = (characters >= ord("a")) & (characters <= ord("z"))
     upper = (characters >= ord("A")) & (characters <= ord("Z"))
     letters = lower | upper

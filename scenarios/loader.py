@@ -11,9 +11,11 @@ Variants (curricula) are written as
       values: [3, 4, {from: 10, to: 20, step: 2}]    # items, or inclusive ranges spliced in
       linked:                                        # optional: other fields, one value per variant,
         dynamics.max_episode_steps: {scale: 2, offset: 100}   # as the rule scale * value + offset
-        observation.radius: [2, 2, 3, 3, 3, 3, 3, 3]          # or as an explicit list
+        agents.placement: [rooms, rooms, random, random, random, random, random, random]  # or a list
 
-and stored explicitly (`Variants.linked` holds one value per variant for each linked key).
+and stored explicitly (`Variants.linked` holds one value per variant for each linked key). Keys that every
+environment of a batch shares (`agents.count`, `observation.*`, `reward.*`, the collision and on-target
+rules; `BATCH_SHARED`) cannot vary: one batched `GridEnv` plays every variant.
 """
 
 from __future__ import annotations
@@ -32,8 +34,20 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from fsio import control_character, read_text_bounded
 from scenarios.asciimap import parse_ascii_map
 from scenarios.errors import ScenarioError, scenario_error, shown
+from scenarios.limits import (
+    MAX_CELLS,
+    MAX_EPISODE_STEPS,
+    MAX_FILE_BYTES,
+    MAX_NEIGHBOUR_RADIUS,
+    MAX_NEIGHBOURS,
+    MAX_PATTERN_CHARACTERS,
+    MAX_SIDE,
+    MAX_VARIANTS,
+    MAX_YAML_NODES,
+)
 from scenarios.schema import AgentsSpec, MapSpec, Scenario, Variants, _frozen
 
 LIBRARY = Path(__file__).resolve().parent / "library"
@@ -50,7 +64,8 @@ GENERATOR_KEYS: dict[str, tuple[str, ...]] = {
 }
 BOTTLENECK_WIDTH = 9
 BOTTLENECK_ROOM_ROWS = 2
-MAX_SIDE = 16384
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+"""A scenario's name: it names run directories (`runs/<name>-...`), so no path separators or dot-dot."""
 
 # Range checks on converted values: dotted key -> (accepts, what was expected).
 LIMITS: dict[str, tuple[Any, str]] = {
@@ -59,21 +74,30 @@ LIMITS: dict[str, tuple[Any, str]] = {
     "map.density": (lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]"),
     "map.loops": (lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]"),
     "map.corridor_length": (lambda v: 1 <= v <= MAX_SIDE, f"an integer in [1, {MAX_SIDE}]"),
-    "map.shelf_rows": (lambda v: 1 <= v <= 1024, "an integer in [1, 1024]"),
-    "map.shelf_columns": (lambda v: 1 <= v <= 1024, "an integer in [1, 1024]"),
-    "map.shelf_length": (lambda v: 1 <= v <= 1024, "an integer in [1, 1024]"),
+    "map.shelf_rows": (lambda v: 1 <= v <= 4096, "an integer in [1, 4096]"),
+    "map.shelf_columns": (lambda v: 1 <= v <= 4096, "an integer in [1, 4096]"),
+    "map.shelf_length": (lambda v: 1 <= v <= 4096, "an integer in [1, 4096]"),
     "map.station_columns": (lambda v: 0 <= v <= 64, "an integer in [0, 64]"),
     "agents.count": (lambda v: v >= 1, "an integer >= 1"),
-    "dynamics.max_episode_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "dynamics.max_episode_steps": (
+        lambda v: 1 <= v <= MAX_EPISODE_STEPS,
+        f"an integer in [1, {MAX_EPISODE_STEPS}]",
+    ),
     "observation.radius": (lambda v: 1 <= v <= 128, "an integer in [1, 128]"),
     "observation.channels": (lambda v: 0 < len(v) == len(set(v)), "a non-empty list without repeats"),
-    "observation.neighbours": (lambda v: v >= 0, "an integer >= 0"),
-    "observation.neighbour_radius": (lambda v: v > 0, "a number > 0"),
+    "observation.neighbours": (lambda v: 0 <= v <= MAX_NEIGHBOURS, f"an integer in [0, {MAX_NEIGHBOURS}]"),
+    "observation.neighbour_radius": (
+        lambda v: 0 < v <= MAX_NEIGHBOUR_RADIUS,
+        f"a number in (0, {MAX_NEIGHBOUR_RADIUS:g}]",
+    ),
     "reward.step_cost": (lambda v: v >= 0, "a number >= 0"),
     "seed": (lambda v: v is None or 0 <= v < 2**63, "null or an integer in [0, 2**63)"),
 }
 PATH_KEYS = ("map.path", "agents.scen")
 VARIANT_BLOCKED = ("name", "description", "variants", "train", "eval", "seed")
+BATCH_SHARED = ("agents.count", "dynamics.collision_system", "dynamics.on_target", "dynamics.pogema_bugs")
+"""Keys every environment of one batch shares (with all of `observation.*` and `reward.*`): the batch's
+buffers, kernels and reward shaping are built once from them, so a variant may not change them."""
 
 
 @dataclass(frozen=True)
@@ -121,9 +145,9 @@ def load(source: str | os.PathLike[str] | Scenario) -> Scenario:
             f"{source}: no such file or built-in scenario (built-ins: {', '.join(names)}){hint}"
         )
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{path}: cannot read the file: {error}") from None
+        text = read_text_bounded(path, MAX_FILE_BYTES)
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read the file: {error.strerror}") from None
     return loads(text, source=str(path), base=path.resolve().parent)
 
 
@@ -132,12 +156,16 @@ def loads(text: str, source: str = "<string>", base: Path | None = None) -> Scen
     context = _Context(source=source, base=base or Path.cwd(), lines={})
     root = _parse(text, context)
     if not isinstance(root.value, dict):
-        raise context.error(
-            "", f"expected a mapping of scenario keys, found {shown(_plain(root))}", root.line
-        )
+        # the kind only, not the text: a path named by mistake (/proc/self/environ) must not be echoed
+        kind = "a list" if isinstance(root.value, list) else "a single value"
+        raise context.error("", f"expected a mapping of scenario keys, found {kind}", root.line)
     scenario = _convert_dataclass(root, Scenario, "", context)
+    if "name" in root.value and (not NAME.fullmatch(scenario.name) or ".." in scenario.name):
+        expected = "1-128 letters, digits and _.+- starting with a letter or digit, without '..'"
+        raise context.error("name", f"expected {expected}, found {shown(scenario.name)}")
     if "name" not in root.value and source != "<string>":
-        scenario = dataclasses.replace(scenario, name=Path(source).stem)
+        stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(source).stem).lstrip("._-")[:128]
+        scenario = dataclasses.replace(scenario, name=stem.replace("..", "_") or "unnamed")
     scenario = _resolve_paths(dataclasses.replace(scenario, source=source), context.base)
     variant_context = _variant_context(context, scenario.variants)
     for variant in expand_variants(scenario):
@@ -231,6 +259,7 @@ def _parse(text: str, context: _Context) -> _Node:
         node = loader.get_single_node()
         if node is None:
             raise context.error("", "expected a mapping of scenario keys, found an empty document", 1)
+        _require_bounded_expansion(node, context)
         return _locate(node, loader, context, node.start_mark.line + 1, frozenset())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -244,10 +273,50 @@ def _parse(text: str, context: _Context) -> _Node:
         loader.dispose()
 
 
+def _require_bounded_expansion(root: yaml.Node, context: _Context) -> None:
+    """Refuse YAML whose aliases expand to more than MAX_YAML_NODES values ("billion laughs"), counted over
+    the composed graph in time linear in its distinct nodes, before anything expands it."""
+    sizes: dict[int, int] = {}
+    pending: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in pending:
+            raise context.error("", "expected plain data, found a recursive alias", node.start_mark.line + 1)
+        pending.add(id(node))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_NODES:
+                raise context.error(
+                    "",
+                    f"expected at most {MAX_YAML_NODES} values, found more once YAML aliases are expanded",
+                    node.start_mark.line + 1,
+                )
+        pending.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+_PLAIN_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+
+
 def _locate(node: yaml.Node, loader: yaml.SafeLoader, context: _Context, line: int, path: frozenset) -> _Node:
     if id(node) in path:
         raise context.error("", "expected plain data, found a recursive alias", line)
     path = path | {id(node)}
+    plain_tag = _PLAIN_TAGS.get(type(node))
+    if plain_tag is not None and node.tag != plain_tag:
+        kind = "mapping" if isinstance(node, yaml.MappingNode) else "list"
+        raise context.error("", f"expected plain data, found the YAML tag {node.tag!r} on a {kind}", line)
     if isinstance(node, yaml.MappingNode):
         children: dict[str, _Node] = {}
         for key_node, value_node in node.value:
@@ -404,7 +473,7 @@ def _convert_variants(node: _Node, context: _Context) -> Variants:
         if required not in node.value:
             raise context.error(f"variants.{required}", "expected this key, found it missing", node.line)
     key_node = node.value["key"]
-    target_hint = _variant_hint(key_node, context)
+    target_hint = _variant_hint(key_node, context, "variants.key")
     context.lines["variants.values"] = node.value["values"].line
     values = _variant_values(node.value["values"], target_hint, key_node.value, context)
     linked: dict[str, tuple[Any, ...]] = {}
@@ -412,14 +481,14 @@ def _convert_variants(node: _Node, context: _Context) -> Variants:
     if not isinstance(linked_node.value, dict):
         raise context.error("variants.linked", f"expected a mapping, found {shown(_plain(linked_node))}")
     for linked_key, rule in linked_node.value.items():
-        hint = _variant_hint(_Node(linked_key, rule.line), context)
+        hint = _variant_hint(_Node(linked_key, rule.line), context, f"variants.linked.{linked_key}")
         if linked_key == key_node.value:
             raise context.error("variants.linked", f"expected keys other than '{linked_key}'", rule.line)
         linked[linked_key] = _linked_values(rule, hint, linked_key, values, context)
     return Variants(key=key_node.value, values=values, linked=_frozen(linked))
 
 
-def _variant_hint(key_node: _Node, context: _Context) -> Any:
+def _variant_hint(key_node: _Node, context: _Context, where: str) -> Any:
     dotted = key_node.value
     cls: Any = Scenario
     parts = dotted.split(".") if isinstance(dotted, str) else []
@@ -427,14 +496,19 @@ def _variant_hint(key_node: _Node, context: _Context) -> Any:
         names = [field.name for field in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
         if part not in names or part in VARIANT_BLOCKED:
             raise context.error(
-                "variants.key",
+                where,
                 f"expected a dotted key of a scenario field, found {shown(dotted)}",
                 key_node.line,
             )
         cls = _hints(cls)[part]
     if dataclasses.is_dataclass(cls) or not parts:
+        raise context.error(where, f"expected a key of a single value, found {shown(dotted)}", key_node.line)
+    if dotted in BATCH_SHARED or parts[0] in ("observation", "reward"):
         raise context.error(
-            "variants.key", f"expected a key of a single value, found {shown(dotted)}", key_node.line
+            where,
+            f"expected a key that may differ between the environments of one batch (map.*, agents "
+            f"placement, starts, goals, scen, dynamics.max_episode_steps), found {shown(dotted)}",
+            key_node.line,
         )
     return cls
 
@@ -447,9 +521,11 @@ def _variant_values(node: _Node, hint: Any, key: str, context: _Context) -> tupl
     values: list[Any] = []
     for item in node.value:
         if isinstance(item.value, dict):
-            values.extend(_range(item, context))
+            values.extend(_range(item, context, MAX_VARIANTS - len(values)))
         else:
             values.append(item)
+        if len(values) > MAX_VARIANTS:
+            raise context.error("variants.values", f"expected at most {MAX_VARIANTS} variants", item.line)
     return tuple(
         _convert(
             item if isinstance(item, _Node) else _Node(item, node.line),
@@ -461,7 +537,7 @@ def _variant_values(node: _Node, hint: Any, key: str, context: _Context) -> tupl
     )
 
 
-def _range(node: _Node, context: _Context) -> range:
+def _range(node: _Node, context: _Context, room: int) -> range:
     parts = node.value
     if set(parts) - {"from", "to", "step"} or not {"from", "to"} <= set(parts):
         raise context.error(
@@ -473,9 +549,16 @@ def _range(node: _Node, context: _Context) -> range:
             "variants.values", f"expected integer range bounds and step >= 1, found {bounds}", node.line
         )
     start, stop, step = bounds
-    if not 0 < (stop - start) // step + 1 <= 100_000:
+    count = (stop - start) // step + 1
+    if count < 1:
         raise context.error(
-            "variants.values", f"expected a range of 1 to 100000 values, found {bounds}", node.line
+            "variants.values", f"expected a range of at least 1 value, found {bounds}", node.line
+        )
+    if count > room:
+        raise context.error(
+            "variants.values",
+            f"expected at most {MAX_VARIANTS} variants in all, found a range of {count} values",
+            node.line,
         )
     return range(start, stop + 1, step)
 
@@ -527,6 +610,7 @@ def _check(scenario: Scenario, root: _Node, context: _Context) -> None:
         if not accepts(value):
             raise context.error(key, f"expected {expected}, found {shown(value)}{variant}")
     _check_map(scenario.map, root.value.get("map"), context)
+    _check_map_size(scenario.map, context, variant)
     _check_agents(scenario, root.value.get("agents"), context, variant)
 
 
@@ -547,14 +631,14 @@ def _check_map(spec: MapSpec, node: _Node | None, context: _Context) -> None:
     if spec.generator == "benchmark":
         if spec.name is None:
             raise context.error(
-                "map", "expected 'map.name' (a regular expression over map names), found none"
+                "map", "expected 'map.name' (a glob over map names, e.g. 'puzzle-*'), found none"
             )
-        try:
-            re.compile(spec.name)
-        except re.error as error:
+        if len(spec.name) > MAX_PATTERN_CHARACTERS or control_character(spec.name) is not None:
             raise context.error(
-                "map.name", f"expected a regular expression, found {shown(spec.name)}: {error}"
-            ) from None
+                "map.name",
+                f"expected a glob of at most {MAX_PATTERN_CHARACTERS} printable characters, "
+                f"found {shown(spec.name)}",
+            )
 
 
 def _map_shape(spec: MapSpec) -> tuple[int, int] | None:
@@ -563,7 +647,24 @@ def _map_shape(spec: MapSpec) -> tuple[int, int] | None:
         return spec.height, spec.width
     if spec.generator == "bottleneck":
         return spec.corridor_length + 2 * BOTTLENECK_ROOM_ROWS, BOTTLENECK_WIDTH
+    if spec.generator == "warehouse":  # sim.maps.warehouse_ascii's layout
+        height = 1 + 4 * spec.shelf_rows
+        width = 1 + 6 * spec.station_columns + (spec.shelf_length + 1) * spec.shelf_columns
+        return height, width
     return None
+
+
+def _check_map_size(spec: MapSpec, context: _Context, variant: str) -> None:
+    shape = _map_shape(spec)
+    if shape is None:
+        return
+    height, width = shape
+    if max(height, width) > MAX_SIDE or height * width > MAX_CELLS:
+        raise context.error(
+            "map",
+            f"expected a map of at most {MAX_SIDE} rows and columns and {MAX_CELLS} cells, found "
+            f"{height}x{width} from generator '{spec.generator}'{variant}",
+        )
 
 
 def _check_agents(scenario: Scenario, node: _Node | None, context: _Context, variant: str) -> None:

@@ -34,7 +34,8 @@ class MapSpec:
     `random`: POGEMA's i.i.d. obstacles (`width` x `height`, `density`); `maze`, `warehouse`, `bottleneck`:
     procedural generators; `ascii`: an inline map in POGEMA's characters (`. # @ $ !` and agent letters);
     `movingai`: a MovingAI `.map` file at `path`; `benchmark`: a POGEMA-benchmark `maps.yaml` at `path`, with
-    `name` a regular expression over its map names (one matching map is drawn per episode).
+    `name` a glob over its map names (`fnmatch`, case-sensitive, e.g. `validation-random-seed-*`; quote a
+    glob that starts with `*` in YAML), one matching map drawn per episode.
 
     Generator parameters: `maze` uses `width`, `height` and `loops` (the fraction of the walls left by a
     perfect maze that are knocked out, adding cycles so agents can pass each other); `warehouse` uses

@@ -32,6 +32,7 @@ import numpy as np
 
 from scenarios.schema import Scenario
 from sim.actions import NUM_ACTIONS, checked_actions
+from sim.budget import require_memory
 from sim.episode_start import LayoutSource, TaskGenerationError, scenario_layouts, start_episode
 from sim.kernels.step import step_envs, step_envs_serial
 from sim.maps import largest_map_shape
@@ -95,14 +96,15 @@ class GridEnv:
         self._step_kernel = step_envs_serial if num_threads == 1 or num_envs == 1 else step_envs
         self._layouts = _layouts if _layouts is not None else scenario_layouts(scenario)
         self._fixed_seed = _fixed_seed
+        # Sized for the largest map up front when the scenario says what it is (no growing mid-batch).
+        self._largest_map = largest_map_shape(scenario) if _layouts is None else (0, 0)
+        require_memory(scenario, self.num_envs, self._largest_map, self.obs_dtype)
         max_steps = np.full(self.num_envs, scenario.dynamics.max_episode_steps)
         self._state = EnvState.allocate(
             scenario_rules(scenario), kernel_channels(channel_names(scenario)), max_steps, self.num_agents,
             self.obs_shape, self.obs_dtype, max(scenario.observation.neighbours, 0),
         )  # fmt: skip
         self._state.base_seed[()] = base_seed(scenario.seed if seed is None else seed)
-        # Sized for the largest map up front when the scenario says what it is (no growing mid-batch).
-        self._largest_map = largest_map_shape(scenario) if _layouts is None else (0, 0)
         self._extras: Extras | None = None  # built at reset, over the map buffers
 
     @classmethod

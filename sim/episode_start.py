@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from scenarios.errors import ScenarioError
 from scenarios.schema import Scenario
 from sim.kernels.dynamics import RESTART
 from sim.kernels.observe import observe
@@ -24,8 +25,9 @@ LayoutSource = Callable[[int], MapLayout]
 """The layout of the episode with a given seed."""
 
 
-class TaskGenerationError(ValueError):
-    """The map has too few free cells (or possible positions) for the requested agents."""
+class TaskGenerationError(ScenarioError):
+    """The map has too few free cells (or possible positions) for the requested agents (`build_layout`
+    refuses such maps first; this is the simulator's own guard)."""
 
 
 def start_episode(state: EnvState, env: int, seed: int, layout: MapLayout, scenario: Scenario) -> None:

@@ -8,7 +8,8 @@ height, start x, start y, goal x, goal y, optimal length, where x is the column 
 POGEMA-benchmark `maps.yaml`: a mapping `name: |-` to an ASCII map in POGEMA's characters.
 
 Files are parsed once per (path, modification time, size) and the arrays returned read-only. Problems
-raise `ScenarioError` naming the file and line.
+raise `ScenarioError` naming the file and line, never quoting the file's text (a path named by mistake,
+such as /proc/self/environ, must not be echoed). Sizes are checked before anything is allocated.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from functools import lru_cache
 import numpy as np
 import yaml
 
+from fsio import read_text_bounded
 from scenarios.asciimap import AsciiMap, parse_ascii_map
-from scenarios.errors import ScenarioError, scenario_error, shown
+from scenarios.errors import ScenarioError, scenario_error
+from scenarios.limits import MAX_CELLS, MAX_FILE_BYTES, MAX_SIDE
 
 PASSABLE = frozenset(".GS")
 BLOCKED = frozenset("@OTW")
@@ -47,10 +50,9 @@ def _file_key(path: str) -> tuple[str, int, int]:
 
 def _read_lines(path: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{path}: cannot read the file: {error}") from None
+        return read_text_bounded(path, MAX_FILE_BYTES).splitlines()
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read the file: {error.strerror}") from None
 
 
 def read_movingai_map(path: str) -> np.ndarray:
@@ -68,7 +70,7 @@ def _read_movingai_map(path: str, _mtime: int, _size: int) -> np.ndarray:
             return _map_rows(path, lines[number:], number, header)
         if len(words) != 2 or words[0] not in ("type", "height", "width"):
             raise scenario_error(
-                path, number, "", f"expected a header line type/height/width, found {shown(line)}"
+                path, number, "", "expected a MovingAI header line: type octile, height H, width W or map"
             )
         header[words[0]] = words[1]
     raise scenario_error(path, len(lines), "", "expected a 'map' line after the header, found none")
@@ -81,6 +83,11 @@ def _map_rows(path: str, rows: list[str], map_line: int, header: dict[str, str])
             raise scenario_error(path, map_line, "", f"expected a positive '{name}' in the header")
         size[name] = int(header[name])
     height, width = size["height"], size["width"]
+    if max(height, width) > MAX_SIDE or height * width > MAX_CELLS:
+        raise scenario_error(
+            path, map_line, "", f"expected at most {MAX_SIDE} rows and columns and {MAX_CELLS} cells, "
+            f"found height {height} and width {width}",
+        )  # fmt: skip
     rows = [row.rstrip() for row in rows]
     while rows and not rows[-1]:
         rows.pop()
@@ -143,9 +150,15 @@ def _read_benchmark_maps(path: str, _mtime: int, _size: int) -> dict[str, tuple[
         raise scenario_error(path, 1, "", "expected a mapping of map names to ASCII maps")
     maps: dict[str, tuple[int, str]] = {}
     for key, value in root.value:
+        line = key.start_mark.line + 1
         if not isinstance(key, yaml.ScalarNode) or not isinstance(value, yaml.ScalarNode):
-            raise scenario_error(path, key.start_mark.line + 1, "", "expected `name: ASCII map` entries")
-        maps[str(key.value)] = (key.start_mark.line + 1, value.value)
+            raise scenario_error(path, line, "", "expected `name: ASCII map` entries")
+        if str(key.value) in maps:
+            first = maps[str(key.value)][0]
+            raise scenario_error(
+                path, line, "", f"expected each map name once, found the name of line {first} again"
+            )
+        maps[str(key.value)] = (line, value.value)
     return maps
 
 

@@ -7,20 +7,25 @@ Generators (and what the seed draws):
   columns on both sides, as POGEMA-benchmark's `wfi_warehouse` (the defaults give that map; no seed);
 - `bottleneck`: SRMT's map, 2 room rows, `corridor_length` rows of `####.####`, 2 room rows (no seed);
 - `ascii`: POGEMA's ASCII characters (`scenarios.asciimap`); `movingai`: a MovingAI `.map` file (no seed);
-- `benchmark`: one map of a POGEMA-benchmark `maps.yaml`, drawn as pogema-toolbox's MultiMapWrapper does:
-  the sorted names that fully match the regex `map.name`, index `default_rng(seed).integers(0, count)`.
+- `benchmark`: one map of a POGEMA-benchmark `maps.yaml`, drawn as pogema-toolbox's MultiMapWrapper does,
+  index `default_rng(seed).integers(0, count)` into the sorted names that match `map.name`; the pattern is
+  a glob (`fnmatch`, case-sensitive: `validation-random-seed-*`), where pogema-toolbox takes a regular
+  expression: a glob matches in linear time, whatever a scenario file holds.
 
 Placement: `random` leaves starts and goals to the simulator (POGEMA's placement, or the `@ $` lists);
 `fixed` takes `agents.starts` / `agents.goals` (or the map's letters) and, as POGEMA does, clears obstacles
 under them; `scen` takes the first `agents.count` problems of a MovingAI `.scen` file; `rooms` is SRMT's
-bottleneck placement (see `room_placement`). A scenario with variants must be expanded first
-(`scenarios.expand_variants`): which variant an episode uses is the environment's choice.
+bottleneck placement (see `room_placement`). `build_layout` checks that the agents fit as the simulator
+will place them (POGEMA's placement puts a start and its goal in one connected component, so a component
+of s free cells holds s // 2 agents), so a map without room is a `ScenarioError` before an episode starts.
+A scenario with variants must be expanded first (`scenarios.expand_variants`): which variant an episode
+uses is the environment's choice.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +34,7 @@ import numpy as np
 from scenarios.asciimap import AsciiMap, parse_ascii_map
 from scenarios.errors import ScenarioError, scenario_error
 from scenarios.schema import MapSpec, Scenario
+from sim.kernels.tasks import label_components
 from sim.layout import MapLayout
 from sim.mapfiles import benchmark_map, read_benchmark_maps, read_movingai_map, read_scen
 
@@ -225,11 +231,11 @@ def _benchmark_layout(spec: MapSpec, seed: int | None) -> MapLayout:
 
 
 def _benchmark_names(spec: MapSpec) -> list[str]:
-    """The sorted names of a benchmark map file that fully match the regex `spec.name`."""
+    """The sorted names of a benchmark map file that match the glob `spec.name`."""
     path, pattern = str(spec.path), str(spec.name)
-    names = sorted(name for name in read_benchmark_maps(path) if re.fullmatch(pattern, name))
+    names = sorted(name for name in read_benchmark_maps(path) if fnmatchcase(name, pattern))
     if not names:
-        raise scenario_error(path, None, "", f"no map name fully matches the regex {pattern!r}")
+        raise scenario_error(path, None, "", f"no map name matches the glob {pattern!r}")
     return names
 
 
@@ -246,7 +252,7 @@ GENERATORS: dict[str, Callable[[MapSpec, int | None], MapLayout]] = {
 
 def largest_map_shape(scenario: Scenario) -> tuple[int, int]:
     """The (height, width) that bounds every map `scenario`'s episodes can draw: every variant, every
-    benchmark map its regex matches. A batch of environments sizes its grid buffers with it once."""
+    benchmark map its glob matches. A batch of environments sizes its grid buffers with it once."""
     from scenarios.loader import expand_variants
 
     shapes = [shape for variant in expand_variants(scenario) for shape in _possible_shapes(variant.map)]
@@ -335,6 +341,14 @@ def _scen_cells(layout: MapLayout, scenario: Scenario) -> tuple[np.ndarray, np.n
                 raise scenario_error(
                     path, entry.line, "", f"expected free cells, found (row {cell[0]}, col {cell[1]})"
                 )
+    first_at: dict[tuple[int, int], int] = {}
+    for entry in entries[:count]:
+        if entry.start in first_at:
+            raise scenario_error(
+                path, entry.line, "", f"expected distinct start cells, found (row {entry.start[0]}, col "
+                f"{entry.start[1]}) again (line {first_at[entry.start]})",
+            )  # fmt: skip
+        first_at[entry.start] = entry.line
     starts = np.asarray([entry.start for entry in entries[:count]], dtype=np.int64)
     goals = np.asarray([entry.goal for entry in entries[:count]], dtype=np.int64)
     return starts, goals
@@ -356,8 +370,8 @@ def _check_capacity(layout: MapLayout, scenario: Scenario) -> None:
         capacity = min(len(layout.possible_starts), len(layout.possible_goals))
         what = "its possible start and goal cells"
     else:
-        capacity = int((layout.obstacles == 0).sum()) // 2
-        what = "two free cells per agent"
+        capacity = placement_capacity(layout.obstacles)
+        what = "a start and a goal in one connected region per agent"
     if count > capacity:
         raise scenario_error(
             _source(scenario),
@@ -365,6 +379,17 @@ def _check_capacity(layout: MapLayout, scenario: Scenario) -> None:
             "agents.count",
             f"expected at most {capacity} agents on map '{layout.name}' ({what}), found {count}",
         )
+
+
+def placement_capacity(obstacles: np.ndarray) -> int:
+    """How many agents POGEMA's placement fits on the (H, W) map: each connected component of s free
+    cells holds s // 2 (a start and its goal), whatever the order the cells are drawn in."""
+    labels = np.empty(obstacles.shape, dtype=np.int32)
+    count = label_components(
+        np.ascontiguousarray(obstacles, dtype=np.uint8), labels, np.empty(labels.size, np.int64)
+    )
+    sizes = np.bincount(labels[labels >= 0], minlength=count)
+    return int((sizes // 2).sum())
 
 
 def _source(scenario: Scenario) -> str:

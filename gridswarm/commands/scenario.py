@@ -1,7 +1,9 @@
 """`gridswarm scenario check FILE_OR_NAME` and `gridswarm scenario list`.
 
-`check` validates a scenario file (or a built-in), builds the map of every variant once (with the scenario's
-seed, 0 if it has none) so map files, `.scen` files and agent counts are checked too, and prints a
+`check` validates a scenario file (or a built-in) and then does, for every variant, what `run` does before
+its first step: it checks that one environment's buffers fit in memory, and it builds the variant's map and
+places its agents as the simulator will, with `CHECK_SEEDS` episode seeds (from the scenario's seed, 0 if it
+has none), so map files, `.scen` files and maps without room for the agents are found too. It prints a
 one-paragraph summary. A bad scenario prints its one-line error and exits with status 2.
 """
 
@@ -11,10 +13,13 @@ import argparse
 
 import scenarios
 from scenarios import Scenario, ScenarioError
+from sim.budget import require_memory
 from sim.layout import MapLayout
-from sim.maps import build_layout
+from sim.maps import build_layout, largest_map_shape
 
 USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError,)
+CHECK_SEEDS = 4
+"""Episode seeds each variant is built with (a random map differs per seed; the others do not)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +35,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     scenario = scenarios.load(args.scenario)
     variants = scenarios.expand_variants(scenario)
-    layouts = [build_layout(variant, scenario.seed or 0) for variant in variants]
-    print(summary(scenario, variants, layouts))
+    print(summary(scenario, variants, [check_variant(variant, scenario.seed or 0) for variant in variants]))
     return 0
+
+
+def check_variant(variant: Scenario, seed: int) -> MapLayout:
+    """What `run` needs of one variant: its buffers fit in memory and its agents fit on its maps (built
+    and placed with seeds seed, seed + 1, ...); the layout of the first seed."""
+    require_memory(variant, 1, largest_map_shape(variant))
+    layouts = [build_layout(variant, seed + offset) for offset in range(CHECK_SEEDS)]
+    return layouts[0]
 
 
 def run_list(args: argparse.Namespace) -> int:

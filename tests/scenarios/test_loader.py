@@ -28,7 +28,7 @@ variants:
   values: [3, {from: 10, to: 14, step: 2}]
   linked:
     dynamics.max_episode_steps: {scale: 2, offset: 100}
-    observation.radius: [2, 3, 3, 4]
+    agents.placement: [rooms, rooms, random, random]
 train: {lr: 0.001, nested: {a: [1, 2]}}
 """
 
@@ -59,7 +59,7 @@ def test_variants_splice_ranges_and_expand_linked_rules_and_lists():
     concrete = scenarios.expand_variants(scenario)
     assert [v.map.corridor_length for v in concrete] == [3, 10, 12, 14]
     assert [v.dynamics.max_episode_steps for v in concrete] == [106, 120, 124, 128]
-    assert [v.observation.radius for v in concrete] == [2, 3, 3, 4]
+    assert [v.agents.placement for v in concrete] == ["rooms", "rooms", "random", "random"]
     assert all(v.variants is None for v in concrete)
     assert scenarios.expand_variants(dataclasses.replace(scenario, variants=None)) == [
         dataclasses.replace(scenario, variants=None)

@@ -15,6 +15,7 @@ import scenarios
 from scenarios import ScenarioError
 from sim.mapfiles import read_benchmark_maps, read_movingai_map, read_scen
 from sim.maps import (
+    _benchmark_names,
     bottleneck_obstacles,
     build_layout,
     maze_obstacles,
@@ -236,10 +237,10 @@ def test_bad_map_files_name_file_and_line(tmp_path, map_rows, scen_line, message
         build_layout(scenario(text, tmp_path), 0)
 
 
-def test_benchmark_draw_is_toolboxs_sorted_fullmatch_and_integers(tmp_path):
-    maps = {"m-b": "..\n..", "m-a": "#.\n..", "m-c-extra": "...\n...", "x-m-a": ".#\n.."}
+def test_benchmark_draw_is_toolboxs_sorted_whole_name_match_and_integers(tmp_path):
+    maps = {"m-b": "..\n..", "m-a": "#.\n..", "m-c-extra": "...\n...", "x-m-a": ".#\n..", "m-.": "."}
     (tmp_path / "maps.yaml").write_text(yaml.safe_dump(maps))
-    puzzle = scenario("map: {generator: benchmark, path: maps.yaml, name: 'm-.'}", tmp_path)
+    puzzle = scenario("map: {generator: benchmark, path: maps.yaml, name: 'm-[ab]'}", tmp_path)
     for seed in range(20):
         layout = build_layout(puzzle, seed)
         expected = ["m-a", "m-b"][np.random.default_rng(seed).integers(0, 2)]
@@ -248,8 +249,12 @@ def test_benchmark_draw_is_toolboxs_sorted_fullmatch_and_integers(tmp_path):
             layout.obstacles, [[1, 0], [0, 0]] if expected == "m-a" else [[0, 0], [0, 0]]
         )
     nothing = scenario("map: {generator: benchmark, path: maps.yaml, name: 'zzz'}", tmp_path)
-    with pytest.raises(ScenarioError, match="no map name fully matches"):
+    with pytest.raises(ScenarioError, match="no map name matches the glob 'zzz'"):
         build_layout(nothing, 0)
+    # a glob, not a regular expression: '.' is a dot, '?' one character, '*' any run of them
+    for pattern, names in [("m-.", ["m-."]), ("m-?", ["m-.", "m-a", "m-b"]), ("*m-a", ["m-a", "x-m-a"])]:
+        spec = scenario(f"map: {{generator: benchmark, path: maps.yaml, name: '{pattern}'}}", tmp_path).map
+        assert _benchmark_names(spec) == names
 
 
 @pytest.mark.parametrize(
