@@ -7,6 +7,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+MAX_ENVS = 1 << 16
+"""Environments of one batch (the machine's memory is checked as well, from the scenario's sizes)."""
 SEED_LIMIT = 2**63
 """Seeds are in [0, 2**63): numpy's SeedSequence refuses negative ones, and seeds are stored as int64."""
 

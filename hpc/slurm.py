@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from fsio import atomic_write_text, control_character
+from fsio import atomic_write_text, control_character, read_text_bounded
 from hpc.checkpoint import list_checkpoints
 from hpc.errors import HpcError
 
@@ -44,10 +44,11 @@ def _template_dir() -> Path:
 
 TEMPLATE_DIR = _template_dir()
 JOBS_FILE = "jobs.jsonl"
+MAX_SITE_FILE_BYTES = 1 << 20
 
 # Patterns are used with fullmatch: `$` would also accept a value that ends in a newline.
-NAME = re.compile(r"[A-Za-z0-9_.+-]+")
-NAME_LIST = re.compile(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*")
+NAME = re.compile(r"[A-Za-z0-9_.+-]{1,128}")
+NAME_LIST = re.compile(r"(?=.{1,1024}$)[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*", re.DOTALL)
 TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}")  # minutes, m:s, h:m:s, d-h, d-h:m, d-h:m:s (sbatch --time)
 MEMORY = re.compile(r"\d+[KMGT]?")
 ARRAY = re.compile(r"\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%[1-9]\d*)?")
@@ -93,10 +94,10 @@ class SlurmSettings:
 def _validate(key: str, value: Any) -> None:
     rules: dict[str, tuple[bool, str]] = {
         "job_name": (isinstance(value, str) and bool(NAME.fullmatch(value)), "letters, digits and _.+-"),
-        "nodes": (_is_int(value) and value >= 1, "an integer >= 1"),
-        "ntasks_per_node": (_is_int(value) and value >= 1, "an integer >= 1"),
-        "cpus_per_task": (_is_int(value) and value >= 1, "an integer >= 1"),
-        "gpus_per_node": (_is_int(value) and value >= 0, "an integer >= 0"),
+        "nodes": (_is_int(value) and 1 <= value <= 100_000, "an integer in [1, 100000]"),
+        "ntasks_per_node": (_is_int(value) and 1 <= value <= 10_000, "an integer in [1, 10000]"),
+        "cpus_per_task": (_is_int(value) and 1 <= value <= 10_000, "an integer in [1, 10000]"),
+        "gpus_per_node": (_is_int(value) and 0 <= value <= 1024, "an integer in [0, 1024]"),
         "time": (isinstance(value, str) and bool(TIME.fullmatch(value)), "minutes, HH:MM:SS or D-HH:MM:SS"),
         "partition": (
             value is None or (isinstance(value, str) and bool(NAME_LIST.fullmatch(value))),
@@ -126,7 +127,7 @@ def _validate(key: str, value: Any) -> None:
         raise HpcError(f"slurm setting {key}={value!r}: expected {expected}")
 
 
-NAME_PATH = re.compile(r"[A-Za-z0-9_.+/-]+")
+NAME_PATH = re.compile(r"[A-Za-z0-9_.+/-]{1,1024}")
 LAUNCHERS = ("srun", "mpiexec")
 
 
@@ -173,7 +174,7 @@ def load_site_file(path: str | Path) -> dict[str, Any]:
     """Read a site file: a YAML mapping from setting names to values. Errors name the file, line and key."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_text_bounded(path, MAX_SITE_FILE_BYTES)
         root = yaml.compose(text)
     except OSError as error:
         raise HpcError(f"site file {path}: cannot read ({error.strerror})") from None

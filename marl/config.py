@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -93,20 +94,18 @@ class TrainConfig:
     """the episode metric (higher is better) that selects the best checkpoint"""
 
     def __post_init__(self) -> None:
-        _check_positive(
-            self,
-            (
-                "total_agent_steps",
-                "num_envs",
-                "rollout_length",
-                "chunk_length",
-                "epochs",
-                "num_minibatches",
-                "torch_threads",
-                "log_every",
-                "checkpoint_every",
-            ),
-        )
+        for name, high in UPPER_BOUNDS.items():
+            value = getattr(self, name)
+            if not 1 <= value <= high:
+                raise ConfigError(f"{name} {value}: expected an integer in [1, {high}]")
+        if not 0 <= self.seed < 2**63 or not 0 <= self.eval_episodes <= 1 << 16:
+            raise ConfigError(
+                f"seed {self.seed} and eval_episodes {self.eval_episodes}: expected [0, 2**63) and [0, 65536]"
+            )
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{field.name} {value}: expected a finite number")
         if self.model not in MODEL_NAMES:
             raise ConfigError(
                 f"model {self.model!r}: expected one of {', '.join(MODEL_NAMES)}"
@@ -123,8 +122,15 @@ class TrainConfig:
             )
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ConfigError(f"gamma {self.gamma} and gae_lambda {self.gae_lambda} must lie in [0, 1]")
-        if self.lr <= 0 or self.clip <= 0:
-            raise ConfigError(f"lr {self.lr} and clip {self.clip} must be positive")
+        if self.lr <= 0 or self.clip <= 0 or self.adam_eps <= 0 or self.max_grad_norm <= 0:
+            raise ConfigError(
+                f"lr {self.lr}, clip {self.clip}, adam_eps {self.adam_eps} and max_grad_norm "
+                f"{self.max_grad_norm} must be positive"
+            )
+        if min(self.entropy_coef, self.value_coef) < 0:
+            raise ConfigError(
+                f"entropy_coef {self.entropy_coef} and value_coef {self.value_coef} must be >= 0"
+            )
         if self.lr_schedule == "kl_adaptive" and self.target_kl is None:
             raise ConfigError("lr_schedule 'kl_adaptive' needs target_kl (e.g. --set target_kl=0.008)")
 
@@ -143,11 +149,18 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _check_positive(config: TrainConfig, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if value < 1:
-            raise ConfigError(f"{name} {value}: expected a positive integer")
+UPPER_BOUNDS = {
+    "total_agent_steps": 2**62,
+    "num_envs": 1 << 16,
+    "rollout_length": 1 << 16,
+    "chunk_length": 1 << 16,
+    "epochs": 1000,
+    "num_minibatches": 1 << 20,
+    "torch_threads": 1024,
+    "log_every": 2**31,
+    "checkpoint_every": 2**31,
+}
+"""Counts must lie in [1, bound] (the simulator checks memory for num_envs on top)."""
 
 
 def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:

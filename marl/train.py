@@ -382,7 +382,11 @@ def _restore_run(
             f"{run_dir}: ranks found different latest checkpoints (is the run directory on "
             "a file system that every node sees?)"
         )
-    learner.restore(tensors, comm.rank)
+    try:
+        learner.restore(tensors, comm.rank)
+    except (KeyError, RuntimeError, ValueError) as error:  # another model or scenario's observations
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: does not fit this run's policy ({reason})") from None
     hpc.restore_rng(tensors["rng"], meta["rng"])
     if comm.is_root:
         truncate_metrics(run_dir / "metrics.jsonl", meta["update"])

@@ -22,6 +22,25 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
+MAX_CHANNELS = 64
+MAX_WINDOW = 257  # observation radius 128, the scenarios' limit
+SIZE_LIMITS = {
+    "num_actions": (1, 64),
+    "width": (1, 4096),
+    "heads": (1, 64),
+    "layers": (1, 64),
+    "filters": (1, 1024),
+    "mlp_ratio": (1, 64),
+    "history": (0, 1024),
+    "res_blocks": (0, 64),
+}
+"""Every size of a policy as [low, high]: far above any preset, far below what would exhaust memory."""
+
+
+def _int_in(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Architecture of one policy: which core, the observation it reads and every size."""
@@ -55,15 +74,17 @@ class PolicyConfig:
         if self.scope not in SCOPES:
             raise ValueError(f"scope {self.scope!r}: expected one of {', '.join(SCOPES)}")
         shape = tuple(self.obs_shape) if isinstance(self.obs_shape, list | tuple) else ()
-        if len(shape) != 3 or not all(isinstance(n, int) and n > 0 for n in shape):
-            raise ValueError(f"obs_shape {self.obs_shape!r}: expected three positive ints (C, F, F)")
+        limits = ((1, MAX_CHANNELS), (1, MAX_WINDOW), (1, MAX_WINDOW))
+        if len(shape) != 3 or not all(_int_in(n, *bounds) for n, bounds in zip(shape, limits, strict=True)):
+            raise ValueError(
+                f"obs_shape {self.obs_shape!r}: expected (C, F, F) with C in [1, {MAX_CHANNELS}] and F in "
+                f"[1, {MAX_WINDOW}]"
+            )
         object.__setattr__(self, "obs_shape", shape)
-        for field in ("num_actions", "width", "heads", "layers", "filters", "mlp_ratio"):
-            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
-                raise ValueError(f"{field} {getattr(self, field)!r}: expected a positive int")
-        for field in ("history", "res_blocks"):
-            if not isinstance(getattr(self, field), int) or getattr(self, field) < 0:
-                raise ValueError(f"{field} {getattr(self, field)!r}: expected a non-negative int")
+        # bounded before any layer is built: a checkpoint's config says how much memory the policy takes
+        for field, (low, high) in SIZE_LIMITS.items():
+            if not _int_in(getattr(self, field), low, high):
+                raise ValueError(f"{field} {getattr(self, field)!r}: expected an int in [{low}, {high}]")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
 

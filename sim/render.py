@@ -32,8 +32,20 @@ AGENT_PALETTE_SIZE = 253
 _FIRST_AGENT_INDEX = 3
 
 
+MAX_FRAME_PIXELS = 1 << 26
+"""Pixels of one raster frame (8192 x 8192)."""
+MAX_EPISODE_PIXELS = 1 << 30
+"""Pixels of all raster frames of an episode together (they are held in memory, a byte each)."""
+
+
 class RenderError(ValueError):
     """The episode cannot be drawn as asked (bad shapes, unknown format, missing encoder)."""
+
+
+def _check_fps(fps: float) -> float:
+    if not 0 < fps <= 1000:  # also refuses NaN
+        raise RenderError(f"fps {fps}: expected a number in (0, 1000]")
+    return fps
 
 
 def agent_colours(num_agents: int) -> np.ndarray:
@@ -157,6 +169,13 @@ def render_frames(
 ) -> list[Image.Image]:
     """Every step of an episode as a Pillow palette image."""
     active = _check_episode(obstacles, positions, goals, active)
+    pixels = obstacles.shape[0] * obstacles.shape[1] * cell * cell
+    if pixels > MAX_FRAME_PIXELS or pixels * len(positions) > MAX_EPISODE_PIXELS:
+        raise RenderError(
+            f"{len(positions)} frames of {obstacles.shape[0] * cell}x{obstacles.shape[1] * cell} pixels "
+            f"(cell {cell}) are more than the limits of {MAX_FRAME_PIXELS} pixels per frame and "
+            f"{MAX_EPISODE_PIXELS} in all; use a smaller --cell or the .html player"
+        )
     painter = FramePainter(obstacles, positions.shape[1], cell, paths)
     return [painter.image(painter.paint(positions[t], goals[t], active[t])) for t in range(len(positions))]
 
@@ -174,6 +193,7 @@ def save_gif(
 ) -> Path:
     """An animated GIF of the episode, one frame per step, looping, with a step-progress bar below the map
     (`PROGRESS_ROWS` pixels)."""
+    _check_fps(fps)
     frames = render_frames(obstacles, positions, goals, active, cell=cell, paths=paths)
     frames = [_with_progress_bar(frame, step, len(frames)) for step, frame in enumerate(frames)]
     target = Path(path)
@@ -323,6 +343,7 @@ def save_mp4(
         raise RenderError(
             "mp4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif or .html instead"
         ) from None
+    _check_fps(fps)
     frames = render_frames(obstacles, positions, goals, active, cell=cell)
     width, height = frames[0].size
     size = (width + width % 2, height + height % 2)  # yuv420p needs even sides
@@ -366,6 +387,7 @@ def save_html(
     """One self-contained page (no network) with a canvas player: play, pause, step, speed, agent trails,
     and click an agent to follow it."""
     active = _check_episode(obstacles, positions, goals, active)
+    _check_fps(fps)
     steps, agents = positions.shape[:2]
     data = {
         "height": int(obstacles.shape[0]),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import scenarios
+from gridswarm.arguments import MAX_ENVS, integer, seed
 from marl.config import ConfigError
 from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, write_report
 from marl.run_dir import CheckpointError, resolve_checkpoint
@@ -27,8 +28,8 @@ def add_parser(subparsers: Any) -> None:
         "target", type=Path, help="a run directory (its best, else newest checkpoint) or a .ckpt file"
     )
     parser.add_argument("--scenario", help="scenario to evaluate on (default: the one trained on)")
-    parser.add_argument("--episodes", type=int, default=20, help="episodes per variant")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    parser.add_argument("--episodes", type=integer(1, MAX_ENVS), default=20, help="episodes per variant")
+    parser.add_argument("--seed", type=seed, default=0, help="evaluation seed")
     parser.add_argument(
         "--greedy", action="store_true", help="take the most probable action (default: sample)"
     )
@@ -50,13 +51,14 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.target)
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes {args.episodes}: expected a positive integer")
     if args.in_pogema and args.record is not None:
         raise ConfigError("--record writes GridSwarm's own evaluation; run it without --in-pogema")
-    device = pick_device(args.device)
+    try:
+        device = pick_device(args.device)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     policy, meta = load_policy(checkpoint, device)
-    name = args.scenario or meta.get("scenario")
+    name = args.scenario if args.scenario is not None else meta.get("scenario")
     if name is None:
         raise ConfigError(f"{checkpoint}: no scenario recorded; pass --scenario")
     scenario = scenarios.load(name)
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--in-pogema: scenario {scenario.name!r}: {error}") from None
         _report(rows, stem)
         return 0
+    _require_policy_fits(scenario, policy, checkpoint)
     evaluate_and_report(
         scenario,
         policy,
@@ -90,6 +93,18 @@ def run(args: argparse.Namespace) -> int:
         policy_name=policy_identity(meta),
     )
     return 0
+
+
+def _require_policy_fits(scenario: Any, policy: Any, checkpoint: Path) -> None:
+    """ConfigError when the scenario's observations are not what the policy was trained to read."""
+    from sim.env import GridEnv
+
+    shape = tuple(GridEnv(scenario, num_envs=1, seed=0).obs_shape)
+    if shape != tuple(policy.config.obs_shape):
+        raise ConfigError(
+            f"scenario {scenario.name!r} gives observations of shape {shape}, the policy of {checkpoint} "
+            f"reads {tuple(policy.config.obs_shape)} (evaluate it on scenarios like the one it learned)"
+        )
 
 
 def _require_pogema() -> None:

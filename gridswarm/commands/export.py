@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from deploy.errors import ExportError
+from fsio import open_regular
+from gridswarm.arguments import integer, number, seed
 from scenarios.errors import ScenarioError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ExportError, ScenarioError)
+plan_value = number(0, 1000, low_open=True)  # a flight plan's length, speed or duration: positive, finite
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--format", default="onnx,c", help="comma list of onnx, c, waypoints (default onnx,c)"
     )
     parser.add_argument("--int8", action="store_true", help="int8 weights with one scale per output row")
-    parser.add_argument("--neighbours", type=int, default=8, help="message slots K (default 8)")
+    parser.add_argument("--neighbours", type=integer(1, 1024), default=8, help="message slots K (default 8)")
     parser.add_argument(
         "--target",
         choices=("crazyflie", "host"),
@@ -39,7 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--scenario",
         help="scenario whose rollouts give verification observations, channel names and --rollout waypoints",
     )
-    parser.add_argument("--verify-samples", type=int, default=1000, help="observations checked (1000)")
+    parser.add_argument(
+        "--verify-samples", type=integer(1, 10**6), default=1000, help="observations checked (1000)"
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -49,20 +55,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fresh.add_argument("--obs-shape", default="3,11,11", help="C,F,F (default 3,11,11)")
     fresh.add_argument("--preset", default="drone", help="size preset (default drone)")
     fresh.add_argument("--scope", default="local", help="memory scope (default local)")
-    fresh.add_argument("--seed", type=int, default=0, help="weight and verification seed (default 0)")
+    fresh.add_argument("--seed", type=seed, default=0, help="weight and verification seed (default 0)")
     plans = parser.add_argument_group("waypoints (with --format ...,waypoints): one source")
     plans.add_argument("--positions", type=Path, help=".npy of (steps+1, drones, 2) grid cells (row, col)")
     plans.add_argument("--episodes", type=Path, help="episode store (sim.episodes) with --episode ID")
     plans.add_argument("--episode", help="episode id in --episodes")
     plans.add_argument("--rollout", action="store_true", help="a live rollout of the policy in --scenario")
-    plans.add_argument("--cell-size", type=float, default=0.5, help="metres per cell (default 0.5)")
+    plans.add_argument("--cell-size", type=plan_value, default=0.5, help="metres per cell (default 0.5)")
     plans.add_argument("--origin", default="0,0", help="x,y of the grid's top-left corner in metres")
-    plans.add_argument("--altitude", type=float, default=1.0, help="flight altitude in metres (default 1.0)")
-    plans.add_argument("--max-speed", type=float, default=0.5, help="m/s (default 0.5)")
     plans.add_argument(
-        "--step-duration", type=float, default=None, help="seconds per step (default cell/speed)"
+        "--altitude", type=plan_value, default=1.0, help="flight altitude in metres (default 1.0)"
     )
-    plans.add_argument("--safety-distance", type=float, default=0.25, help="metres (default 0.25)")
+    plans.add_argument("--max-speed", type=plan_value, default=0.5, help="m/s (default 0.5)")
+    plans.add_argument(
+        "--step-duration", type=plan_value, default=None, help="seconds per step (default cell/speed)"
+    )
+    plans.add_argument("--safety-distance", type=number(0, 1000), default=0.25, help="metres (default 0.25)")
     parser.set_defaults(handler=run)
 
 
@@ -71,8 +79,8 @@ def _numbers(option: str, text: str, count: int, kind: type) -> tuple:
         values = tuple(kind(part) for part in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != count:
-        raise ExportError(f"{option} {text!r}: expected {count} comma-separated {kind.__name__}s")
+    if len(values) != count or not all(math.isfinite(value) and abs(value) < 1e9 for value in values):
+        raise ExportError(f"{option} {text!r}: expected {count} comma-separated finite {kind.__name__}s")
     return values
 
 
@@ -102,7 +110,8 @@ def _plan_cells(args: argparse.Namespace, rollout_positions: np.ndarray | None) 
         )
     if args.positions is not None:
         try:
-            return np.load(args.positions, allow_pickle=False)
+            with open_regular(args.positions) as file:
+                return np.load(file, allow_pickle=False)
         except (OSError, ValueError) as error:
             raise ExportError(f"{args.positions}: cannot read positions ({error})") from None
     if args.episodes is not None:
@@ -126,9 +135,6 @@ def run(args: argparse.Namespace) -> int:
     from deploy.verify import torch_runner
     from deploy.waypoints import GridToWorld, make_plan, plan_summary
 
-    for option, value in (("--neighbours", args.neighbours), ("--verify-samples", args.verify_samples)):
-        if value < 1:
-            raise ExportError(f"{option} {value}: expected a positive integer")
     formats = tuple(part.strip() for part in args.format.split(",") if part.strip())
     if not formats or set(formats) - set(FORMATS):
         raise ExportError(f"--format {args.format!r}: expected a comma list of {', '.join(FORMATS)}")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from gridswarm.arguments import integer, number
 from sim import episodes, render
 from sim.episodes import EpisodeStoreError
 from sim.render import RenderError
@@ -24,8 +25,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("store", help="path of the episode store")
     parser.add_argument("id", help="episode id, WRITER/INDEX or INDEX")
     parser.add_argument("--out", required=True, type=Path, help="output file: " + ", ".join(FORMATS))
-    parser.add_argument("--cell", type=int, default=12, help="pixels per grid cell (raster formats)")
-    parser.add_argument("--fps", type=float, default=8.0, help="steps per second (animations)")
+    parser.add_argument(
+        "--cell", type=integer(4, 64), default=12, help="pixels per grid cell, 4-64 (raster formats)"
+    )
+    parser.add_argument(
+        "--fps", type=number(0, 1000, low_open=True), default=8.0, help="steps per second (animations)"
+    )
     parser.set_defaults(handler=run)
 
 

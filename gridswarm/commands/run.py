@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gridswarm.arguments import MAX_ENVS, integer, seed
 from scenarios.errors import ScenarioError
 from scenarios.schema import Scenario
 
@@ -30,9 +31,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("scenario", help="built-in scenario name or YAML path")
     policies = ", ".join(POLICIES)
     parser.add_argument("--policy", default="greedy", help=f"baseline: {policies} (default greedy)")
-    parser.add_argument("--episodes", type=_positive, default=4, help="episodes to play (default 4)")
-    parser.add_argument("--envs", type=_positive, default=1, help="environments stepped together (default 1)")
-    parser.add_argument("--seed", type=int, default=None, help="base seed (default: the scenario's)")
+    parser.add_argument("--episodes", type=integer(1, 10**6), default=4, help="episodes to play (default 4)")
+    parser.add_argument(
+        "--envs", type=integer(1, MAX_ENVS), default=1, help="environments stepped together (default 1)"
+    )
+    parser.add_argument("--seed", type=seed, default=None, help="base seed (default: the scenario's)")
     parser.add_argument("--render", metavar="OUT.gif", default=None, help="also draw env 0's first episode")
     parser.add_argument(
         "--record",
@@ -41,13 +44,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also write every finished episode to this episode store (sim.episodes)",
     )
     parser.set_defaults(handler=run)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def make_policy(name: str, env: GridEnv, seed: int | None) -> Callable[[], np.ndarray]:

@@ -16,8 +16,11 @@ import shlex
 import time
 from pathlib import Path
 
+import scenarios
+from gridswarm.arguments import seed
 from hpc import slurm
 from hpc.errors import HpcError
+from marl.config import ConfigError, TrainConfig, apply_overrides
 
 USER_ERRORS = (HpcError,)
 MAX_ARRAY_TASKS = 10_000
@@ -30,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     submit = commands.add_parser("submit", help="train a scenario as a (multi-node MPI) batch job or a sweep")
     submit.add_argument("scenario", help="built-in scenario name or YAML file")
-    submit.add_argument("--seed", type=int, default=0, help="training seed (without --sweep/--array)")
+    submit.add_argument("--seed", type=seed, default=0, help="training seed (without --sweep/--array)")
     submit.add_argument("--array", help="array indices (e.g. 0-7%%4): one task per index, seed = index")
     submit.add_argument(
         "--sweep",
@@ -100,6 +103,11 @@ def _sweep_tasks(sweeps: list[str], run_dir: Path) -> list[list[str]]:
         key, separator, values = sweep.partition("=")
         if not separator or not key or not values or "" in values.split(","):
             raise HpcError(f"--sweep {sweep!r}: expected KEY=V1,V2,... (e.g. seed=0,1,2 or lr=1e-4,3e-4)")
+        for value in values.split(","):  # refused here, not by a job that waited in the queue
+            try:
+                apply_overrides(TrainConfig(), {key: value}, f"--sweep {key}={value}: ")
+            except ConfigError as error:
+                raise HpcError(str(error)) from None
         axes.append([(key, value) for value in values.split(",")])
     count = math.prod(len(axis) for axis in axes)
     if count > MAX_ARRAY_TASKS:
@@ -122,8 +130,31 @@ def _emit(script: str, run_dir: Path, kind: str, dry_run: bool) -> int:
     return 0
 
 
+def _require_checkpoint(target: Path) -> None:
+    """HpcError unless `target` is a checkpoint file or a run directory with one: refused here, not by a
+    job that waited in the queue."""
+    from marl.run_dir import CheckpointError, load_checkpoint, resolve_checkpoint
+
+    if not (target.is_dir() or target.is_file()):
+        raise HpcError(f"{target}: no such run directory or checkpoint file")
+    try:
+        load_checkpoint(resolve_checkpoint(target))
+    except CheckpointError as error:
+        raise HpcError(str(error)) from None
+
+
+def _require_run_dir(run_dir: Path | None) -> None:
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+        raise HpcError(f"--run-dir {run_dir}: exists and is not a directory")
+
+
 def run_submit(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _require_run_dir(args.run_dir)
+    try:
+        scenarios.load(args.scenario)  # refused here, not by a job that waited in the queue
+    except scenarios.ScenarioError as error:
+        raise HpcError(str(error)) from None
     scenario = str(Path(args.scenario).resolve()) if Path(args.scenario).is_file() else args.scenario
     stem = slurm.safe_name(Path(args.scenario).stem)
     run_dir = (args.run_dir or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
@@ -139,7 +170,7 @@ def run_submit(args: argparse.Namespace) -> int:
         "auto",
     ]
     log_dir = run_dir / "slurm"
-    if args.sweep and args.array:
+    if args.sweep and args.array is not None:
         raise HpcError("--sweep and --array both choose the array tasks: give one of them")
     if args.max_parallel is not None and not 1 <= args.max_parallel <= MAX_ARRAY_TASKS:
         raise HpcError(f"--max-parallel {args.max_parallel}: expected an integer in [1, {MAX_ARRAY_TASKS}]")
@@ -155,7 +186,7 @@ def run_submit(args: argparse.Namespace) -> int:
             task_arguments=slurm.sweep_task_arguments(tasks),
         )
         return _emit(script, run_dir, "sweep", args.dry_run)
-    if args.array:
+    if args.array is not None:
         script = slurm.render_job(
             "sweep",
             settings,
@@ -173,6 +204,8 @@ def run_submit(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _require_run_dir(args.run_dir)
+    _require_checkpoint(args.target)
     target = args.target.resolve()
     run_dir = (args.run_dir or (target if target.is_dir() else target.parent)).resolve()
     command = [

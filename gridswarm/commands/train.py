@@ -12,6 +12,8 @@ import yaml
 
 import hpc
 import scenarios
+from fsio import read_text_bounded
+from gridswarm.arguments import integer, seed
 from gridswarm.commands.eval import evaluate_and_report, policy_identity
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
@@ -19,6 +21,7 @@ from marl.run_dir import CheckpointError, latest_checkpoint
 from marl.train import TrainingDiverged, TrainingStopped, load_policy, train
 
 USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, hpc.HpcError)
+MAX_CONFIG_BYTES = 16 << 20
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,8 +40,8 @@ def add_parser(subparsers: Any) -> None:
         help="built-in scenario name or YAML file (default with --resume RUN_DIR: the run's)",
     )
     parser.add_argument("--model", choices=MODEL_NAMES, help="policy architecture (default: srmt)")
-    parser.add_argument("--steps", type=int, help="training length in agent-steps")
-    parser.add_argument("--seed", type=int, help="seed of environments, initialization and sampling")
+    parser.add_argument("--steps", type=integer(1, 2**62), help="training length in agent-steps")
+    parser.add_argument("--seed", type=seed, help="seed of environments, initialization and sampling")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/SCENARIO-MODEL-sSEED)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the policy runs")
     parser.add_argument(
@@ -89,9 +92,15 @@ def _saved_run(run_dir: Path) -> dict[str, Any]:
     config = run_dir / "config.yaml"
     if not config.is_file():
         raise CheckpointError(f"{run_dir}: no config.yaml (not a GridSwarm run directory)")
-    saved = yaml.safe_load(config.read_text())
-    if not isinstance(saved, dict) or "train_config" not in saved or "scenario" not in saved:
-        raise CheckpointError(f"{config}: expected the keys train_config and scenario")
+    try:
+        saved = yaml.safe_load(read_text_bounded(config, MAX_CONFIG_BYTES))
+    except (OSError, yaml.YAMLError) as error:
+        raise CheckpointError(
+            f"{config}: not a readable run configuration ({type(error).__name__})"
+        ) from None
+    valid = isinstance(saved, dict) and isinstance(saved.get("train_config"), dict)
+    if not valid or not isinstance(saved.get("scenario"), str):
+        raise CheckpointError(f"{config}: expected the keys train_config (a mapping) and scenario (a name)")
     return saved
 
 
@@ -103,6 +112,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("name a scenario (or resume a run directory with --resume RUN_DIR)")
     scenario = scenarios.load(scenario_name)
     scenario_ref = _scenario_reference(scenario_name)
+    resumed = resume_dir or (args.out if resume and args.out is not None else None)
+    if resumed is not None and (resumed / "config.yaml").is_file():
+        trained_on = _saved_run(resumed)["scenario"]
+        if trained_on != scenario_ref:
+            raise ConfigError(
+                f"--resume {resumed}: the run trains on {trained_on!r}, not {scenario_ref!r} "
+                "(leave the scenario out to continue it, or train into another --out)"
+            )
     if scenario.observation.type != "default":
         raise ConfigError(
             f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "

@@ -117,12 +117,12 @@ def test_hostile_values_arrive_as_one_intact_argument(capsys, workspace, payload
     # sweep: a swept value carries it, launched by mpiexec
     status, script, err = render(
         capsys, "submit", "bottleneck", "--run-dir", str(run_dir), "--site", site, "--launcher", "mpiexec",
-        "--sweep", f"lr=1e-4,{payload.replace(',', ';')}",
+        "--sweep", f"preset=drone,{payload.replace(',', ';')}",
     )  # fmt: skip
     assert status == 0, err
     (call,) = run_script(script, root, bin_dir)
     assert call[:4] == ["-bootstrap", "slurm", "-n", "2"]
-    assert option_value(call, "--set") == f"lr={payload.replace(',', ';')}"
+    assert option_value(call, "--set") == f"preset={payload.replace(',', ';')}"
     assert option_value(call, "--out") == f"{run_dir}/task-1"
     # eval: the target's path and --eval-args carry it
     target = root / f"t{payload.replace('/', '_')}"
@@ -213,14 +213,14 @@ def test_any_value_either_arrives_intact_or_is_refused(capsys, workspace, value)
         "--site",
         site,
         "--sweep",
-        f"seed=0,{value}",
+        f"preset=a,{value}",
     )
     if status != 0:
         assert_refused(status, script, err)
         assert any(ord(character) < 32 or 127 <= ord(character) < 160 for character in value)
         return
     (call,) = run_script(script, root, bin_dir)
-    assert option_value(call, "--seed") == value
+    assert option_value(call, "--set") == f"preset={value}"
     assert nothing_executed(root)
 
 

@@ -128,7 +128,7 @@ def test_the_launcher_comes_from_the_site_file_or_the_command_line(capsys, tmp_p
     ("content", "message"),
     [
         ("partition: gpu\nacount: lab\n", r"line 2: unknown key 'acount' \(did you mean 'account'\?\)"),
-        ("nodes: two\n", r"line 1: slurm setting nodes='two': expected an integer >= 1"),
+        ("nodes: two\n", r"line 1: slurm setting nodes='two': expected an integer in \[1, 100000\]"),
         ("time: '1 day'\n", "line 1: slurm setting time='1 day'"),
         ("setup: 'source x'\n", "expected a list of single shell lines"),
         ("partition: [\n", "not valid YAML"),
@@ -149,7 +149,7 @@ def test_a_bad_site_file_is_one_line_naming_file_line_and_key(capsys, tmp_path, 
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--nodes", "0"], "nodes=0: expected an integer >= 1"),
+        (["--nodes", "0"], "nodes=0: expected an integer in [1, 100000]"),
         (["--partition", "gpu\n#SBATCH --qos=high"], "control character U+000A"),
         (["--partition", "gpu --qos=high"], "partition="),
         (["--time", "soon"], "time='soon'"),
@@ -191,6 +191,9 @@ def test_every_shipped_template_renders_to_valid_bash(kind, tmp_path):
 
 
 def test_eval_renders_the_eval_command_for_a_run_directory(capsys, tmp_path):
+    from marl.run_dir import save_run_checkpoint
+
+    save_run_checkpoint(tmp_path, 1, {"policy": {}}, {}, best=False)
     script = dry_run(capsys, "eval", str(tmp_path), "--eval-args=--episodes 50")
     assert f"-m gridswarm.cli eval {tmp_path} --episodes 50" in script
     assert "--requeue" not in script
@@ -210,6 +213,12 @@ def test_status_reports_progress_from_metrics_and_checkpoints(capsys, tmp_path):
     assert "no SLURM jobs were submitted" in out
     assert "metrics: 2 records; last: update=2, agent_steps=4096, loss=0.1235" in out
     assert "checkpoints: 1, newest step 2" in out
+
+
+def test_eval_refuses_a_target_without_a_checkpoint_before_any_job_exists(capsys, tmp_path):
+    assert main(["slurm", "eval", str(tmp_path), "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "a directory without checkpoints" in captured.err and captured.out == ""
 
 
 def test_submit_without_slurm_is_a_clear_error(capsys, tmp_path, monkeypatch):

@@ -199,3 +199,27 @@ def test_asking_for_one_damaged_episode_is_a_one_line_error(store, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "episode_000001/obstacles: missing or unreadable" in err
     assert not (store.parent / "e.gif").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [("actions", 9, "actions must be in 0..4, got 9"), ("positions", [99, 99], "positions fall outside")],
+)
+def test_edited_array_values_are_one_line_in_replay_and_render(store, capsys, name, value, expected):
+    import zarr
+
+    array = zarr.open_array(store / "writer_000" / "episode_000001" / name, mode="r+")
+    array[0, 0] = value
+    assert main(["replay", str(store), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "2 of 2 episodes replay identically; 1 unreadable, skipped" in out or (
+        name == "positions" and "differences" in out
+    )
+    if name == "positions":
+        assert main(["render", str(store), "0/1", "--out", str(store.parent / "e.gif")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err
+    else:
+        assert main(["replay", str(store), "0/1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err
