@@ -15,8 +15,9 @@ import scenarios
 from scenarios.schema import Variants
 from sim import GridEnv, MapLayout
 from sim.baselines import GreedyPolicy
-from sim.episode_start import scenario_layouts
-from sim.maps import largest_map_shape
+from sim.episode_start import scenario_layouts, variant_of
+from sim.maps import build_layout, largest_map_shape
+from sim.seeds import episode_seed
 
 
 def curriculum(sizes: list[tuple[int, int]], limits: list[int], on_target: str) -> scenarios.Scenario:
@@ -68,27 +69,44 @@ def assert_replays_alone(scenario: scenarios.Scenario, episodes: list[list[dict]
                 np.testing.assert_array_equal(got[3][0], truncated)
 
 
-# at least 5 x 5: smaller maps of density 0.2 can lack room for two agents (3 x 3: 1 in 50, 4 x 4: 1 in 1000)
-map_sizes = st.lists(st.tuples(st.integers(5, 14), st.integers(5, 14)), min_size=2, max_size=4)
+map_sizes = st.lists(st.tuples(st.integers(3, 14), st.integers(3, 14)), min_size=2, max_size=4)
+STEPS, ENVS = 24, 3
+
+
+def every_episode_fits(scenario: scenarios.Scenario, seed: int) -> bool:
+    """Whether every episode the batch can start in STEPS steps (at most one per step and env, from the
+    episode seeds GridEnv derives from `seed`) has room for its agents: random maps of a few cells
+    sometimes have none (3 x 3 at density 0.2: 1 in 50), and a case the simulator must refuse is not a case
+    of this test."""
+    for env in range(ENVS):
+        for episode in range(STEPS + 1):
+            seed_of_episode = episode_seed(seed, env, episode)
+            try:
+                build_layout(variant_of(scenario, seed_of_episode), seed_of_episode)
+            except scenarios.ScenarioError:
+                return False
+    return True
+
+
+@st.composite
+def growth_cases(draw: st.DrawFn) -> tuple[scenarios.Scenario, int]:
+    """A curriculum of map sizes (each with its own episode limit) and a batch seed whose every episode
+    fits its agents."""
+    sizes = draw(map_sizes)
+    limits = draw(st.lists(st.integers(2, 8), min_size=len(sizes), max_size=len(sizes)))
+    scenario = curriculum(sizes, limits, draw(st.sampled_from(["finish", "restart", "nothing"])))
+    seed = draw(st.integers(0, 2**16).filter(lambda s: every_episode_fits(scenario, s)))
+    return scenario, seed
 
 
 @settings(max_examples=15, deadline=None)
-@given(
-    sizes=map_sizes,
-    limits_seed=st.integers(0, 2**16),
-    on_target=st.sampled_from(["finish", "restart", "nothing"]),
-    grow=st.booleans(),
-    seed=st.integers(0, 2**16),
-)
-def test_a_batch_over_maps_of_changing_size_plays_each_env_as_alone(
-    sizes, limits_seed, on_target, grow, seed
-):
-    limits = np.random.default_rng(limits_seed).integers(2, 9, size=len(sizes)).tolist()
-    scenario = curriculum(sizes, limits, on_target)
+@given(case=growth_cases(), grow=st.booleans())
+def test_a_batch_over_maps_of_changing_size_plays_each_env_as_alone(case, grow):
+    scenario, seed = case
     # `_layouts` given: the env cannot know the largest map up front and must grow its buffers on resets.
     layouts = scenario_layouts(scenario) if grow else None
-    env = GridEnv(scenario, num_envs=3, seed=seed, _layouts=layouts)
-    episodes = record_batch(env, steps=24, rng=np.random.default_rng(seed))
+    env = GridEnv(scenario, num_envs=ENVS, seed=seed, _layouts=layouts)
+    episodes = record_batch(env, steps=STEPS, rng=np.random.default_rng(seed))
     assert_replays_alone(scenario, episodes)
 
 
