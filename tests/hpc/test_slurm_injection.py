@@ -97,42 +97,39 @@ def option_value(argv: list[str], option: str) -> str:
     return argv[argv.index(option) + 1]
 
 
+def render_and_run(capsys, root: Path, bin_dir: Path, *argv: str) -> list[str]:
+    """Render `gridswarm slurm argv --dry-run`, run the script; the argv of its one launched command."""
+    status, script, err = render(capsys, *argv)
+    assert status == 0, err
+    (call,) = run_script(script, root, bin_dir)
+    return call
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_hostile_values_arrive_as_one_intact_argument(capsys, workspace, payload):
+    from marl.run_dir import save_run_checkpoint
+
     root, bin_dir = workspace
     scenario = root / f"sc{payload.replace('/', '_')}.yaml"
     shutil.copy(LIBRARY / "bottleneck.yaml", scenario)
-    site = str(root / "site.yaml")
-    run_dir = root / "run"
+    common = ["--run-dir", str(root / "run"), "--site", str(root / "site.yaml")]
     # train: the scenario file's path and --train-args carry the payload
-    status, script, err = render(
-        capsys, "submit", str(scenario), "--run-dir", str(run_dir), "--site", site,
-        f"--train-args=--set {shlex.quote('name=' + payload)}",
-    )  # fmt: skip
-    assert status == 0, err
-    (call,) = run_script(script, root, bin_dir)
+    train_args = f"--train-args=--set {shlex.quote('name=' + payload)}"
+    call = render_and_run(capsys, root, bin_dir, "submit", str(scenario), *common, train_args)
     assert call[call.index("train") + 1] == str(scenario)
     assert option_value(call, "--set") == f"name={payload}"
-    assert option_value(call, "--out") == str(run_dir)
+    assert option_value(call, "--out") == str(root / "run")
     # sweep: a swept value carries it, launched by mpiexec
-    status, script, err = render(
-        capsys, "submit", "bottleneck", "--run-dir", str(run_dir), "--site", site, "--launcher", "mpiexec",
-        "--sweep", f"preset=drone,{payload.replace(',', ';')}",
-    )  # fmt: skip
-    assert status == 0, err
-    (call,) = run_script(script, root, bin_dir)
+    sweep = ["--launcher", "mpiexec", "--sweep", f"preset=drone,{payload.replace(',', ';')}"]
+    call = render_and_run(capsys, root, bin_dir, "submit", "bottleneck", *common, *sweep)
     assert call[:4] == ["-bootstrap", "slurm", "-n", "2"]
     assert option_value(call, "--set") == f"preset={payload.replace(',', ';')}"
-    assert option_value(call, "--out") == f"{run_dir}/task-1"
+    assert option_value(call, "--out") == f"{root / 'run'}/task-1"
     # eval: the target's path and --eval-args carry it
     target = root / f"t{payload.replace('/', '_')}"
-    target.mkdir()
-    status, script, err = render(
-        capsys, "eval", str(target), "--run-dir", str(run_dir), "--site", site,
-        f"--eval-args=--scenario {shlex.quote(payload)}",
-    )  # fmt: skip
-    assert status == 0, err
-    (call,) = run_script(script, root, bin_dir)
+    save_run_checkpoint(target, 1, {"policy": {}}, {}, best=False)
+    eval_args = f"--eval-args=--scenario {shlex.quote(payload)}"
+    call = render_and_run(capsys, root, bin_dir, "eval", str(target), *common, eval_args)
     assert call[call.index("eval") + 1] == str(target)
     assert option_value(call, "--scenario") == payload
     assert nothing_executed(root)
@@ -157,12 +154,17 @@ def test_an_array_run_directory_is_quoted_in_the_task_arguments(capsys, workspac
 )
 @pytest.mark.parametrize("command", ["submit-train", "submit-array", "submit-sweep", "eval"])
 def test_a_run_directory_that_sbatch_would_misread_is_refused(capsys, workspace, run_dir, command):
+    from marl.run_dir import save_run_checkpoint
+
     root, _ = workspace
+    save_run_checkpoint(root / "target", 1, {"policy": {}}, {}, best=False)  # what slurm eval needs
     kind, _, mode = command.partition("-")
-    target = ["bottleneck"] if kind == "submit" else [str(root)]
+    target = ["bottleneck"] if kind == "submit" else [str(root / "target")]
     extra = {"array": ["--array", "0-1"], "sweep": ["--sweep", "seed=0,1"]}.get(mode, [])
-    assert_refused(*render(capsys, kind, *target, "--run-dir", run_dir, *extra))
-    assert sorted(path.name for path in root.iterdir()) == ["bin", "site.yaml"]
+    status, out, err = render(capsys, kind, *target, "--run-dir", run_dir, *extra)
+    assert_refused(status, out, err)
+    assert "control character" in err or "expected a path of letters" in err, err
+    assert sorted(path.name for path in root.iterdir()) == ["bin", "site.yaml", "target"]
 
 
 def test_a_hostile_scenario_file_name_gives_a_safe_default_run_directory(capsys, workspace):
