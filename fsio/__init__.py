@@ -6,6 +6,7 @@ The bottom layer of GridSwarm: it imports nothing of ours, and every package may
     with fsio.atomic_path(path) as temporary: ...   # the same for writers that take a file name
     data = fsio.read_bounded(path, max_bytes)       # a regular file of at most max_bytes, else OSError
     fsio.control_character(name)                    # a newline or escape in a name a user typed
+    fsio.path_component(name)                       # a name as one safe file name
 """
 
 from fsio.atomic import (
@@ -19,7 +20,7 @@ from fsio.atomic import (
     fsync_tree,
 )
 from fsio.bounded import open_regular, read_bounded, read_text_bounded
-from fsio.names import control_character
+from fsio.names import control_character, path_component
 
 __all__ = [
     "abandoned_temporaries",
@@ -32,6 +33,7 @@ __all__ = [
     "fsync_directory",
     "fsync_tree",
     "open_regular",
+    "path_component",
     "read_bounded",
     "read_text_bounded",
 ]

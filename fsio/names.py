@@ -3,6 +3,7 @@ line of a script or a log; an escape sequence rewrites the terminal that shows a
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -12,3 +13,10 @@ def control_character(text: str) -> str | None:
         if unicodedata.category(character) in ("Cc", "Zl", "Zp"):
             return f"U+{ord(character):04X}"
     return None
+
+
+def path_component(text: str) -> str:
+    """`text` as one safe file name: every character outside letters, digits and _.+- becomes _ (so no
+    path separator, no control character); "", "." and ".." become "_" (used for default run names)."""
+    safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
+    return "_" if safe in ("", ".", "..") else safe

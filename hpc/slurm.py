@@ -161,11 +161,6 @@ def sbatch_path(path: str | os.PathLike[str], what: str) -> str:
     return text
 
 
-def safe_name(text: str) -> str:
-    """`text` with every character outside letters, digits and _.+- replaced by _ (for default names)."""
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", text) or "_"
-
-
 SETTING_NAMES = tuple(field.name for field in dataclasses.fields(SlurmSettings))
 LIST_SETTINGS = ("modules", "setup", "extra_directives")
 

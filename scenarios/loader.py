@@ -11,11 +11,11 @@ Variants (curricula) are written as
       values: [3, 4, {from: 10, to: 20, step: 2}]    # items, or inclusive ranges spliced in
       linked:                                        # optional: other fields, one value per variant,
         dynamics.max_episode_steps: {scale: 2, offset: 100}   # as the rule scale * value + offset
-        agents.placement: [rooms, rooms, random, random, random, random, random, random]  # or a list
+        map.width: [9, 9, 9, 11, 11, 11, 13, 13]              # or as an explicit list
 
-and stored explicitly (`Variants.linked` holds one value per variant for each linked key). Keys that every
-environment of a batch shares (`agents.count`, `observation.*`, `reward.*`, the collision and on-target
-rules; `BATCH_SHARED`) cannot vary: one batched `GridEnv` plays every variant.
+and stored explicitly (`Variants.linked` holds one value per variant for each linked key). Only the map
+(`map.*`) and the episode limit (`dynamics.max_episode_steps`) may vary: one batched `GridEnv` plays every
+variant, and its agents, observations, rewards and rules are the same in all of them.
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ GENERATOR_KEYS: dict[str, tuple[str, ...]] = {
 }
 BOTTLENECK_WIDTH = 9
 BOTTLENECK_ROOM_ROWS = 2
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
-"""A scenario's name: it names run directories (`runs/<name>-...`), so no path separators or dot-dot."""
+NAME = re.compile(r"(?P<base>[A-Za-z0-9][A-Za-z0-9_.+-]{0,127})(\[[A-Za-z_.]+=[^\[\]]{1,512}\])?")
+"""A scenario's name, and a variant's (`base[key=value]`, as `expand_variants` names them): the base has no
+path separators or dot-dot, since it names run directories (`runs/<name>-...`)."""
 
 # Range checks on converted values: dotted key -> (accepts, what was expected).
 LIMITS: dict[str, tuple[Any, str]] = {
@@ -95,9 +96,9 @@ LIMITS: dict[str, tuple[Any, str]] = {
 }
 PATH_KEYS = ("map.path", "agents.scen")
 VARIANT_BLOCKED = ("name", "description", "variants", "train", "eval", "seed")
-BATCH_SHARED = ("agents.count", "dynamics.collision_system", "dynamics.on_target", "dynamics.pogema_bugs")
-"""Keys every environment of one batch shares (with all of `observation.*` and `reward.*`): the batch's
-buffers, kernels and reward shaping are built once from them, so a variant may not change them."""
+VARIANT_KEYS = ("map.", "dynamics.max_episode_steps")
+"""What variants may change (prefixes): a batch of environments builds its agents, observations, rewards
+and rules once (`sim.env` refuses variants that change them)."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ def loads(text: str, source: str = "<string>", base: Path | None = None) -> Scen
         kind = "a list" if isinstance(root.value, list) else "a single value"
         raise context.error("", f"expected a mapping of scenario keys, found {kind}", root.line)
     scenario = _convert_dataclass(root, Scenario, "", context)
-    if "name" in root.value and (not NAME.fullmatch(scenario.name) or ".." in scenario.name):
+    named = NAME.fullmatch(scenario.name)
+    if "name" in root.value and (not named or ".." in named["base"] or control_character(scenario.name)):
         expected = "1-128 letters, digits and _.+- starting with a letter or digit, without '..'"
         raise context.error("name", f"expected {expected}, found {shown(scenario.name)}")
     if "name" not in root.value and source != "<string>":
@@ -503,11 +505,11 @@ def _variant_hint(key_node: _Node, context: _Context, where: str) -> Any:
         cls = _hints(cls)[part]
     if dataclasses.is_dataclass(cls) or not parts:
         raise context.error(where, f"expected a key of a single value, found {shown(dotted)}", key_node.line)
-    if dotted in BATCH_SHARED or parts[0] in ("observation", "reward"):
+    if not dotted.startswith(VARIANT_KEYS):
         raise context.error(
             where,
-            f"expected a key that may differ between the environments of one batch (map.*, agents "
-            f"placement, starts, goals, scen, dynamics.max_episode_steps), found {shown(dotted)}",
+            f"expected a key that may differ between the environments of one batch (map.* or "
+            f"dynamics.max_episode_steps), found {shown(dotted)}",
             key_node.line,
         )
     return cls

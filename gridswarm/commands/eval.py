@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import scenarios
+from fsio import path_component
 from gridswarm.arguments import MAX_ENVS, integer, seed
 from marl.config import ConfigError
 from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, write_report
@@ -68,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
     suffix = ("-pogema" if args.in_pogema else "") + ("-greedy" if args.greedy else "")
     which = "best" if checkpoint.parent.name == "best" else checkpoint.stem
     stem = (
-        checkpoints.parent / f"eval-{scenario.name}-{which}{suffix}"
+        checkpoints.parent / path_component(f"eval-{scenario.name}-{which}{suffix}")
         if checkpoints
-        else checkpoint.with_name(f"{checkpoint.stem}-eval-{scenario.name}{suffix}")
+        else checkpoint.with_name(path_component(f"{checkpoint.stem}-eval-{scenario.name}{suffix}"))
     )
     if args.in_pogema:
         _require_pogema()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import scenarios
+from fsio import path_component
 from gridswarm.arguments import seed
 from hpc import slurm
 from hpc.errors import HpcError
@@ -156,7 +157,7 @@ def run_submit(args: argparse.Namespace) -> int:
     except scenarios.ScenarioError as error:
         raise HpcError(str(error)) from None
     scenario = str(Path(args.scenario).resolve()) if Path(args.scenario).is_file() else args.scenario
-    stem = slurm.safe_name(Path(args.scenario).stem)
+    stem = path_component(Path(args.scenario).stem)
     run_dir = (args.run_dir or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     train = [
         settings.python,

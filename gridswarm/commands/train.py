@@ -12,7 +12,7 @@ import yaml
 
 import hpc
 import scenarios
-from fsio import read_text_bounded
+from fsio import path_component, read_text_bounded
 from gridswarm.arguments import integer, seed
 from gridswarm.commands.eval import evaluate_and_report, policy_identity
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {**parse_assignments(args.assignments), **{k: v for k, v in flags.items() if v is not None}}
     base = saved["train_config"] if saved else scenario.train
     config = resolve_config(base, overrides, scenario.source or scenario.name)
-    out = resume_dir or args.out or Path("runs") / f"{scenario.name}-{config.model}-s{config.seed}"
+    default_out = Path("runs") / path_component(f"{scenario.name}-{config.model}-s{config.seed}")
+    out = resume_dir or args.out or default_out
     comm = hpc.get_comm()
     device = hpc.device_for_rank(config.device, comm.local_rank)
     try:

@@ -103,6 +103,7 @@ CASES = {
     "episode steps": ("dynamics: {max_episode_steps: 9223372036854775808}\n", "'dynamics.max_episode_steps'"),
     "name outside runs/": ("name: ../../x\n", "key 'name'"),
     "name with a slash": ("name: a/b\n", "key 'name'"),
+    "name with a dot-dot variant part": ("name: '..[map.path=x]'\n", "key 'name'"),
     "tag on a mapping": ("map: !!set {generator: random}\n", "YAML tag 'tag:yaml.org,2002:set' on a mapping"),
     "tag on a list": ("agents: {count: 2, placement: fixed, starts: !!omap [[0, 0], [1, 1]]}\n", "on a list"),
     "custom tag": ("map: !mine {generator: random}\n", "YAML tag '!mine'"),
@@ -112,6 +113,14 @@ CASES = {
         "observation.channels",
     ),
     "variant over agents": ("variants: {key: agents.count, values: [1, 2]}\n", "variants.key"),
+    "variant over placement": (
+        "variants: {key: agents.placement, values: [random, rooms]}\n",
+        "variants.key",
+    ),
+    "variant over collisions": (
+        "variants: {key: dynamics.collision_system, values: [soft, priority]}\n",
+        "variants.key",
+    ),
     "linked variant over reward": (
         "variants:\n  key: map.width\n  values: [8, 9]\n  linked: {reward.scheme: [sparse, dense]}\n",
         "variants.linked.reward.scheme",

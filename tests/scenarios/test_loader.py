@@ -28,7 +28,6 @@ variants:
   values: [3, {from: 10, to: 14, step: 2}]
   linked:
     dynamics.max_episode_steps: {scale: 2, offset: 100}
-    agents.placement: [rooms, rooms, random, random]
 train: {lr: 0.001, nested: {a: [1, 2]}}
 """
 
@@ -59,7 +58,10 @@ def test_variants_splice_ranges_and_expand_linked_rules_and_lists():
     concrete = scenarios.expand_variants(scenario)
     assert [v.map.corridor_length for v in concrete] == [3, 10, 12, 14]
     assert [v.dynamics.max_episode_steps for v in concrete] == [106, 120, 124, 128]
-    assert [v.agents.placement for v in concrete] == ["rooms", "rooms", "random", "random"]
+    widths = scenarios.loads(
+        "variants: {key: map.height, values: [4, 5, 6], linked: {map.width: [7, 8, 9]}}\n"
+    ).variants.linked["map.width"]
+    assert widths == (7, 8, 9)
     assert all(v.variants is None for v in concrete)
     assert scenarios.expand_variants(dataclasses.replace(scenario, variants=None)) == [
         dataclasses.replace(scenario, variants=None)
