@@ -110,6 +110,28 @@ def test_a_batch_over_maps_of_changing_size_plays_each_env_as_alone(case, grow):
     assert_replays_alone(scenario, episodes)
 
 
+def test_the_map_growth_cases_are_batches_the_simulator_can_play():
+    scenario = curriculum([(3, 3), (3, 4)], [2, 2], "finish")
+    verdicts = {seed: every_episode_fits(scenario, seed) for seed in range(40)}
+    assert not all(verdicts.values()), "tiny maps are sometimes full: the filter must have work to do"
+    for seed, fits in list(verdicts.items())[:12]:
+        if fits:  # the batch plays STEPS steps (every episode ends after 2: at most STEPS + 1 start)
+            env = GridEnv(scenario, num_envs=ENVS, seed=seed)
+            env.reset()
+            for _ in range(STEPS):
+                env.step(np.zeros((ENVS, 2), dtype=np.int64))
+        else:  # one of the episodes the filter looked at is one the simulator refuses
+            alone = GridEnv(scenario, num_envs=1, auto_reset=False)
+            refused = 0
+            for env_index in range(ENVS):
+                for episode in range(STEPS + 1):
+                    try:
+                        alone.reset(episode_seeds=np.array([episode_seed(seed, env_index, episode)]))
+                    except scenarios.ScenarioError:
+                        refused += 1
+            assert refused, seed
+
+
 def test_growing_keeps_the_other_envs_maps_and_agents():
     # variants: a short small episode, a long small one, a long large one (episode seed s plays s mod 3)
     scenario = curriculum([(4, 4), (4, 4), (12, 9)], [3, 50, 50], "restart")
