@@ -8,7 +8,16 @@ draws new examples each run and remembers failing ones in .hypothesis/. HYPOTHES
 import os
 
 from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, database=None)
-settings.register_profile("dev", max_examples=25, deadline=None)
+# Explicit, because hypothesis itself switches its defaults to derandomized and database-free whenever CI is
+# set, and a profile inherits those defaults.
+settings.register_profile(
+    "dev",
+    max_examples=25,
+    deadline=None,
+    derandomize=False,
+    database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
