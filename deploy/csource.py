@@ -15,6 +15,7 @@ import numpy as np
 
 from deploy import radio
 from deploy.agent import AgentStep
+from deploy.c_runtime import runtime_source
 from deploy.ccompile import CProgram, _array_literal, float_literal, link
 
 GUARD = "GRIDSWARM_POLICY_H"
@@ -137,7 +138,7 @@ def render_source(
     program = programs[0]
     lines = [f"/* {line} */" if line else "" for line in banner.splitlines()]
     lines += ["#include <math.h>", "#include <stdint.h>", "#include <string.h>", '#include "policy.h"', ""]
-    lines += [link(programs), radio.C_SOURCE if step.message_size else ""]
+    lines += [link(programs), runtime_source("radio") if step.message_size else ""]
     lines += [
         "int gs_policy_step(const float *obs, const float *state, const float *neighbour_messages,",
         "                   int neighbour_count, int reset, float *action_logits, float *new_state)",
