@@ -1,7 +1,8 @@
-"""Export a trained swarm policy: policy.onnx, policy.c/.h, golden.npz, manifest.json and waypoint plans.
+"""Export a trained swarm policy: policy.onnx, policy.c/.h, golden.npz, manifest.json, firmware, waypoints.
 
 Everything is written into a temporary directory next to the destination, verified (torch vs ONNX Runtime
-vs the compiled C), hashed, fsynced and only then renamed into place: a failed export leaves nothing behind.
+vs the compiled C on the host, then the C on the emulated STM32F405 when its tools are installed), hashed,
+fsynced and only then renamed into place: a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import platform
 import shutil
 import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,49 +22,39 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deploy import mcu
 from deploy.agent import AgentStep, MessageEncoder
-from deploy.cbuild import CFunction, build
-from deploy.ccompile import CProgram, compile_module, weight_bytes
+from deploy.budget import CRAZYFLIE, Budget, check, check_weights, estimate, step_time
+from deploy.cbuild import CFunction, build, selftest_error
+from deploy.ccompile import CProgram, compile_module
 from deploy.csource import render_header, render_source
-from deploy.errors import BudgetError, ExportError
+from deploy.errors import ExportError
+from deploy.onnx_export import ONNX_OPSET, onnx_bytes, onnx_runner, require_onnx
 from deploy.radio import message_format
-from deploy.verify import Agreement, compare, recurrent_drift, sample_inputs, torch_runner
+from deploy.verify import Agreement, Runner, compare, recurrent_drift, sample_inputs, torch_runner
 from deploy.waypoints import WaypointPlan, plan_files
 from memory import SwarmPolicy
 
 FORMATS = ("onnx", "c", "waypoints")
-ONNX_OPSET = 17
+MCU_MODES = ("auto", "on", "off")
 ACTIONS = [["stay", 0, 0], ["up", -1, 0], ["down", 1, 0], ["left", 0, -1], ["right", 0, 1]]
 POGEMA_CHANNELS = ("obstacles", "agents", "goal")
 
 
 @dataclass(frozen=True)
-class Budget:
-    """Limits of a target and the cost model of its time estimate (research/export.md §5-6)."""
-
-    target: str
-    max_weight_bytes: int
-    max_weight_bytes_int8: int
-    max_ram_bytes: int
-    min_rate_hz: float
-    clock_hz: float = 168e6
-    cycles_per_mac: float = 7.5  # naive fp32 C at -O2 on a Cortex-M4F, emulated upper estimate
-    cycles_per_mac_int8: float = 9.5
-    cycles_per_elementwise: float = 5.0
-    cycles_per_transcendental: float = 60.0
-
-
-CRAZYFLIE = Budget("crazyflie-stm32f405", 64 * 1024, 16 * 1024, 16 * 1024, 10.0)
-
-
-@dataclass(frozen=True)
 class ExportOptions:
-    """What to export and how to check it."""
+    """What to export and how to check it.
+
+    mcu: "auto" builds and runs the self-test firmware on the emulated STM32F405 when arm-none-eabi-gcc,
+    newlib and qemu-system-arm are installed (budgets are then checked against what it measures, else
+    against the estimate), "on" requires them, "off" skips it.
+    """
 
     formats: tuple[str, ...] = ("onnx", "c")
     int8: bool = False
     max_neighbours: int = 8
     budget: Budget | None = CRAZYFLIE
+    mcu: str = "auto"
     verify_samples: int = 1000
     drift_steps: int = 50
     golden_vectors: int = 8
@@ -75,55 +65,6 @@ class ExportOptions:
     drift_tolerance: float = 1e-4
     int8_min_agreement: float = 0.99
     extra: dict = field(default_factory=dict)  # merged into the manifest (source, scenario, ...)
-
-
-def measure(programs: Sequence[CProgram], int8: bool, budget: Budget) -> dict:
-    """Sizes and the estimated time of one decision (every compiled function once) on the budget's target."""
-    io_floats = sum(spec.numel for p in programs for spec in p.inputs + p.outputs)
-    arena = sum(p.arena_floats for p in programs)
-    macs = sum(p.macs for p in programs)
-    elementwise = sum(p.elementwise_ops for p in programs)
-    transcendental = sum(p.transcendental_ops for p in programs)
-    cycles = (
-        macs * (budget.cycles_per_mac_int8 if int8 else budget.cycles_per_mac)
-        + elementwise * budget.cycles_per_elementwise
-        + transcendental * budget.cycles_per_transcendental
-    )
-    seconds = cycles / budget.clock_hz
-    return {
-        "weight_bytes": weight_bytes(programs),
-        "activation_bytes": 4 * arena,
-        "io_bytes": 4 * io_floats,
-        "ram_bytes": 4 * (arena + io_floats),
-        "macs": macs,
-        "elementwise_ops": elementwise,
-        "transcendental_ops": transcendental,
-        "estimated_cycles": int(cycles),
-        "estimated_ms": 1e3 * seconds,
-        "estimated_rate_hz": 1.0 / seconds if seconds else float("inf"),
-    }
-
-
-def check_budget(measured: dict, budget: Budget, int8: bool, max_neighbours: int) -> None:
-    weight_limit = budget.max_weight_bytes_int8 if int8 else budget.max_weight_bytes
-    kind = "int8" if int8 else "float"
-    if measured["weight_bytes"] > weight_limit:
-        hint = "" if int8 else "; try --int8"
-        raise BudgetError(
-            f"{kind} weights take {measured['weight_bytes']} B, over the {budget.target} budget "
-            f"of {weight_limit} B{hint}"
-        )
-    if measured["ram_bytes"] > budget.max_ram_bytes:
-        raise BudgetError(
-            f"activations and state take {measured['ram_bytes']} B of RAM, over the "
-            f"{budget.target} budget of {budget.max_ram_bytes} B"
-        )
-    if measured["estimated_rate_hz"] < budget.min_rate_hz:
-        raise BudgetError(
-            f"estimated {measured['estimated_rate_hz']:.1f} Hz ({measured['macs']} MACs with "
-            f"{max_neighbours} neighbours) on {budget.target}, under the budget of "
-            f"{budget.min_rate_hz} Hz"
-        )
 
 
 def golden_inputs(step: AgentStep, count: int, seed: int, observations: np.ndarray | None) -> list[dict]:
@@ -143,50 +84,21 @@ def golden_inputs(step: AgentStep, count: int, seed: int, observations: np.ndarr
     return samples[:count]
 
 
-def _with_outputs(step: AgentStep, samples: list[dict]) -> list[dict[str, np.ndarray]]:
-    run = torch_runner(step)
+def _with_outputs(step: AgentStep, run: Runner, samples: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Each input set with the outputs of `run` added under the step's output names."""
     return [{**inputs, **dict(zip(step.output_names, run(inputs), strict=True))} for inputs in samples]
 
 
-def _onnx_bytes(step: AgentStep, inputs: dict[str, torch.Tensor]) -> bytes:
-    import onnx
-
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the tracer's notes on shape checks in Python are expected here
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            step,
-            (),
-            buffer,
-            kwargs=inputs,
-            input_names=list(inputs),
-            output_names=step.output_names,
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-    model = onnx.load_from_string(buffer.getvalue())
-    onnx.checker.check_model(model, full_check=True)
-    return buffer.getvalue()
-
-
-def _onnx_runner(model: bytes, output_names: Sequence[str]):
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    return lambda inputs: session.run(list(output_names), {n: np.asarray(inputs[n]) for n in names})
-
-
-def _c_runner(function: CFunction):
+def _c_runner(function: CFunction) -> Runner:
     return lambda inputs: function(*[inputs[spec.name] for spec in function.inputs])
 
 
-def _banner(step: AgentStep, measured: dict, int8: bool) -> str:
+def _banner(step: AgentStep, estimated: dict, int8: bool) -> str:
     config = step.policy.config
     return (
         f"GridSwarm policy export: {config.name}, obs {config.obs_shape}, width {config.width}\n"
-        f"weights {'int8 per-row' if int8 else 'float32'}: {measured['weight_bytes']} B, "
-        f"RAM {measured['ram_bytes']} B, {measured['macs']} MACs per step\n"
+        f"weights {'int8 per-row' if int8 else 'float32'}: {estimated['weight_bytes']} B, "
+        f"{estimated['macs']} MACs per step\n"
         f"generated {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')} "
         f"by torch {torch.__version__}; C99, float only, no malloc\n"
     )
@@ -208,7 +120,7 @@ def _verify(
         "c": compare(step, c_run, samples).to_dict(),
     }
     if onnx_model is not None:
-        onnx_run = _onnx_runner(onnx_model, step.output_names)
+        onnx_run = onnx_runner(onnx_model, step.output_names)
         report["onnx"] = compare(step, onnx_run, samples).to_dict()
         if report["onnx"]["max_abs_error"] > options.fp32_tolerance:
             raise ExportError(
@@ -280,6 +192,114 @@ def _install(staging: Path, destination: Path, overwrite: bool) -> None:
         os.rename(staging, destination)
 
 
+@dataclass
+class _Sources:
+    """policy.c / policy.h of one build and the host library compiled from them."""
+
+    header: str
+    source: str
+    library: Path
+
+
+def _render_and_build(
+    directory: Path,
+    programs: list[CProgram],
+    step: AgentStep,
+    embedded: list[dict],
+    banner: str,
+    options: ExportOptions,
+    reference: str,
+) -> _Sources:
+    header = render_header(programs, step, banner, options.fp32_tolerance, reference)
+    source = render_source(programs, step, embedded, banner)
+    (directory / "policy.h").write_text(header)
+    (directory / "policy.c").write_text(source)
+    name = f"policy-{len(list(directory.glob('policy-*.so')))}.so"  # each build loads under its own name
+    return _Sources(header, source, build([directory / "policy.c"], directory / name))
+
+
+def _check_selftest(library: Path, options: ExportOptions) -> float:
+    error = selftest_error(library)
+    if not error <= options.fp32_tolerance:
+        raise ExportError(
+            f"gs_policy_selftest() of the host build returns {error:.3g}, over {options.fp32_tolerance:.0e}"
+        )
+    return error
+
+
+def _on_mcu(
+    directory: Path,
+    step: AgentStep,
+    reference: Runner,
+    golden: list[dict],
+    options: ExportOptions,
+    observations: np.ndarray | None,
+    budget: Budget,
+) -> tuple[dict, bytes]:
+    """Cross-compile, run the self-test firmware in QEMU, check its errors; (manifest section, ELF bytes)."""
+    recurrence = sample_inputs(step, options.drift_steps, options.seed + 4, observations)
+    (directory / "selftest_data.h").write_text(mcu.selftest_data(step, reference, recurrence, golden[1]))
+    policy_object, elf = mcu.build_firmware(directory)
+    doubles = mcu.double_precision_calls(policy_object)
+    if doubles:
+        raise ExportError(f"the policy's C calls double-precision helpers on the MCU: {', '.join(doubles)}")
+    run = mcu.run_firmware(elf)
+    bounds = {
+        "golden": options.fp32_tolerance,
+        "all_slots": options.fp32_tolerance,
+        "recurrence": options.drift_tolerance,
+    }
+    for name, bound in bounds.items():
+        if not getattr(run, name) <= bound:
+            raise ExportError(
+                f"on the emulated STM32F405 the {name} outputs differ from the reference by "
+                f"{getattr(run, name):.3g}, over {bound:.0e}"
+            )
+    policy_sizes = mcu.sizes(policy_object)
+    section = {
+        "measured": True,
+        "target": mcu.TARGET,
+        "compiler_flags": [*mcu.CPU_FLAGS, *mcu.C_FLAGS],
+        "policy_object": policy_sizes.to_dict(),
+        "firmware": {"file": "firmware/policy_selftest.elf", **mcu.sizes(elf).to_dict()},
+        "flash_bytes": policy_sizes.flash_bytes,
+        "stack_bytes": run.stack_bytes,
+        "ram_bytes": policy_sizes.static_ram_bytes + run.stack_bytes,
+        "instructions_per_step": run.instructions_per_step,
+        "instructions_counted": "every neighbour slot filled; QEMU -icount shift=0 and TIM2 at 1 GHz of "
+        "virtual time around the call, less the call's own overhead",
+        **step_time(run.instructions_per_step, budget),
+        "selftest": {
+            "max_abs_error": run.max_abs_error,
+            "golden": run.golden,
+            "recurrence": run.recurrence,
+            "recurrence_steps": len(recurrence),
+            "all_slots": run.all_slots,
+            "bounds": bounds,
+        },
+        "double_precision_calls": doubles,
+        "run": " ".join(mcu.qemu_command(Path("firmware/policy_selftest.elf"), "-icount", "shift=0")),
+    }
+    return section, elf.read_bytes()
+
+
+def describe_sizes(manifest: dict) -> str:
+    """One line: the policy's size and time, measured on the emulated MCU or else estimated (and why)."""
+    section, estimated = manifest["mcu"], manifest["estimate"]
+    if not section["measured"]:
+        return (
+            f"weights {estimated['weight_bytes']} B, RAM {estimated['ram_bytes']} B, "
+            f"{estimated['macs']} MACs, ~{estimated['estimated_ms']:.2f} ms estimated; "
+            f"MCU check skipped: {section['reason']}"
+        )
+    return (
+        f"on the emulated STM32F405: {section['flash_bytes']} B flash, {section['ram_bytes']} B RAM (stack "
+        f"{section['stack_bytes']} B), {section['instructions_per_step']} instructions per step, "
+        f"~{section['estimated_step_ms']:.2f} ms at 168 MHz ({section['cycles_per_instruction_assumed']} "
+        f"cycles per instruction assumed), self-test error {section['selftest']['max_abs_error']:.2g}"
+    )
+
+
 def export_policy(
     policy: SwarmPolicy,
     out_dir: str | os.PathLike,
@@ -297,14 +317,21 @@ def export_policy(
     unknown = set(options.formats) - set(FORMATS)
     if unknown:
         raise ExportError(f"unknown format {sorted(unknown)[0]!r}: expected some of {', '.join(FORMATS)}")
+    if options.mcu not in MCU_MODES:
+        raise ExportError(f"mcu {options.mcu!r}: expected one of {', '.join(MCU_MODES)}")
     if "waypoints" in options.formats and plan is None:
         raise ExportError("format 'waypoints' needs an episode, positions file or rollout to plan from")
+    if "onnx" in options.formats:
+        require_onnx()
+    missing = mcu.missing_tools() if options.mcu != "off" else []
+    if options.mcu == "on" and missing:
+        raise ExportError(f"the MCU check needs {', '.join(missing)}: {mcu.INSTALL}")
+    on_mcu = options.mcu != "off" and not missing
     destination = Path(out_dir).absolute()
     if destination.exists() and not options.overwrite:
         raise ExportError(f"{destination} already exists (use --force to replace it)")
     step = AgentStep(policy, options.max_neighbours)
-    generator = torch.Generator().manual_seed(options.seed)
-    example = step.example_inputs(generator)
+    example = step.example_inputs(torch.Generator().manual_seed(options.seed))
     programs = [compile_module(step, example, step.output_names, int8=options.int8)]
     encoder = MessageEncoder(policy) if step.message_source == "encoding" else None
     if encoder is not None:
@@ -315,18 +342,25 @@ def export_policy(
         )
     program = programs[0]
     budget = options.budget or replace(CRAZYFLIE, target="none (host)")
-    measured = measure(programs, options.int8, budget)
+    estimated = estimate(programs, options.int8, budget)
     if options.budget is not None:
-        check_budget(measured, options.budget, options.int8, options.max_neighbours)
-    golden = _with_outputs(step, golden_inputs(step, options.golden_vectors, options.seed, observations))
-    banner = _banner(step, measured, options.int8)
-    files = {
-        "policy.h": render_header(programs, step, banner).encode(),
-        "policy.c": render_source(programs, step, golden[: options.embedded_golden], banner).encode(),
-    }
+        check_weights(estimated["weight_bytes"], budget, options.int8)
+    if options.budget is not None and not on_mcu:
+        check(
+            estimated["weight_bytes"],
+            estimated["ram_bytes"],
+            estimated["estimated_rate_hz"],
+            budget,
+            options.int8,
+            "estimated from the compiled graph",
+        )
+    golden_in = golden_inputs(step, options.golden_vectors, options.seed, observations)
+    golden = _with_outputs(step, torch_runner(step), golden_in)
+    banner = _banner(step, estimated, options.int8)
+    files: dict[str, bytes] = {}
     onnx_model = None
     if "onnx" in options.formats:
-        onnx_model = _onnx_bytes(
+        onnx_model = onnx_bytes(
             step,
             {k: torch.from_numpy(np.asarray(v)) for k, v in golden[0].items() if k not in step.output_names},
         )
@@ -340,18 +374,71 @@ def export_policy(
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would make the export private to its writer
     try:
-        with tempfile.TemporaryDirectory(prefix="gridswarm-cbuild-") as build_dir:
-            for name in ("policy.c", "policy.h"):
-                (Path(build_dir) / name).write_bytes(files[name])
-            shared = build([Path(build_dir) / "policy.c"], Path(build_dir) / "policy.so")
-            library = CFunction(shared, program.function, program.inputs, program.outputs)
+        with tempfile.TemporaryDirectory(prefix="gridswarm-cbuild-") as build_name:
+            build_dir = Path(build_name)
+            embedded = golden[: options.embedded_golden]
+            built = _render_and_build(
+                build_dir, programs, step, embedded, banner, options, "the float32 torch policy's outputs"
+            )
+            library = CFunction(built.library, program.function, program.inputs, program.outputs)
             verification = _verify(step, library, onnx_model, options, observations, golden)
             if encoder is not None:
-                message = CFunction(shared, programs[1].function, programs[1].inputs, programs[1].outputs)
+                message = CFunction(
+                    built.library, programs[1].function, programs[1].inputs, programs[1].outputs
+                )
                 verification["c_message"] = _verify_message(encoder, message, golden, options)
+            reference = torch_runner(step)
+            if options.int8:  # the self-tests check a build against the int8 outputs verified here
+                reference = _c_runner(library)
+                deviation = verification["c_golden"]["max_abs_error"]
+                built = _render_and_build(
+                    build_dir,
+                    programs,
+                    step,
+                    _with_outputs(step, reference, golden_in[: options.embedded_golden]),
+                    banner,
+                    options,
+                    "the int8 outputs this export verified on the host (int8 weights move the outputs of the "
+                    f"float32 policy by up to {deviation:.2g} on these vectors)",
+                )
+            verification["c_selftest"] = {
+                "host": _check_selftest(built.library, options),
+                "reference": "int8 host build" if options.int8 else "float32 torch",
+            }
+            files["policy.h"], files["policy.c"] = built.header.encode(), built.source.encode()
+            mcu_section: dict = {
+                "measured": False,
+                "reason": "off"
+                if options.mcu == "off"
+                else (f"{', '.join(missing)} not found ({mcu.INSTALL})"),
+            }
+            if on_mcu:
+                mcu_section, elf = _on_mcu(
+                    build_dir,
+                    step,
+                    reference,
+                    _with_outputs(step, reference, golden_in),
+                    options,
+                    observations,
+                    budget,
+                )
+                files["firmware/policy_selftest.elf"] = elf
+                for name in (*mcu.FIRMWARE_FILES, "selftest_data.h"):
+                    files[f"firmware/{name}"] = (build_dir / name).read_bytes()
+                if options.budget is not None:
+                    check(
+                        mcu_section["flash_bytes"],
+                        mcu_section["ram_bytes"],
+                        mcu_section["estimated_rate_hz"],
+                        budget,
+                        options.int8,
+                        "measured on the emulated STM32F405",
+                    )
         if "c" not in options.formats:
             del files["policy.c"], files["policy.h"]
-        manifest = _manifest(step, programs, measured, budget, options, verification, channels, plan_summary)
+        manifest = _manifest(
+            step, programs, estimated, mcu_section, budget, options, verification, channels, plan_summary
+        )
         manifest["files"] = {
             name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             for name, data in sorted(files.items())
@@ -368,7 +455,8 @@ def export_policy(
 def _manifest(
     step: AgentStep,
     programs: list[CProgram],
-    measured: dict,
+    estimated: dict,
+    mcu_section: dict,
     budget: Budget,
     options: ExportOptions,
     verification: dict,
@@ -407,7 +495,7 @@ def _manifest(
                 "max": options.max_neighbours if step.message_source else 0,
                 "message_size": step.message_size,
                 "message_source": step.message_source,
-                "padding": "rows past neighbour_count are ignored (message_mask 0)",
+                "padding": "rows past neighbour_count are never read (gs_policy_step passes zeros)",
                 "order": "any: attention over messages is permutation invariant",
             },
         },
@@ -417,11 +505,13 @@ def _manifest(
             "api": "gs_policy_step(obs, state, neighbour_messages, neighbour_count, reset, logits, "
             "new_state)",
             "embedded_golden_vectors": min(options.embedded_golden, options.golden_vectors),
+            "selftest_bound": options.fp32_tolerance,
         },
         "onnx": {"opset": ONNX_OPSET, "batch": 1} if "onnx" in options.formats else None,
         "rates": {"decision_hz_min": budget.min_rate_hz, "note": "one decision per grid step"},
         "budget": {**asdict(budget), "enforced": options.budget is not None},
-        "measured": measured,
+        "estimate": estimated,
+        "mcu": mcu_section,
         "verification": verification,
         "tolerances": {
             "fp32_abs": options.fp32_tolerance,

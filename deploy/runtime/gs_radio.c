@@ -5,6 +5,8 @@
 
 #include "policy.h"
 
+/* The radio message of deploy/radio.py (layout in manifest.json "radio"). Little-endian targets only
+   (Cortex-M4 and x86): the scale is copied as its in-memory bytes. */
 static uint16_t gs_crc16(const unsigned char *data, int size)
 {
     uint16_t crc = 0xFFFF;
@@ -22,34 +24,56 @@ static int gs_radio_count(int fragment)
     return left < GS_RADIO_VALUES_PER_PACKET ? left : GS_RADIO_VALUES_PER_PACKET;
 }
 
+/* int8 * scale is a finite float for every int8 in [-127, 127]: scale finite, positive, 127 * scale finite */
+static int gs_radio_scale_ok(float scale)
+{
+    return scale > 0.0f && isfinite(scale * 127.0f);
+}
+
+static void gs_put16(unsigned char *at, int value)
+{
+    at[0] = (unsigned char)(value & 0xFF);
+    at[1] = (unsigned char)((value >> 8) & 0xFF);
+}
+
+static int gs_get16(const unsigned char *at)
+{
+    return at[0] | (at[1] << 8);
+}
+
 int gs_radio_pack(int sender, int step, int row, int col, int valid, const float *message,
                   unsigned char packets[GS_RADIO_PACKETS][GS_RADIO_PACKET_MAX], int *lengths)
 {
     float peak = 0.0f;
-    int total = 0;
-    for (int i = 0; i < GS_MESSAGE_SIZE; ++i)
+    int total = 0, fragment;
+    for (fragment = 0; fragment < GS_RADIO_PACKETS; ++fragment) lengths[fragment] = 0;
+    if (sender < 0 || sender > GS_RADIO_FIELD_MAX || row < 0 || row > GS_RADIO_FIELD_MAX || col < 0 ||
+        col > GS_RADIO_FIELD_MAX)
+        return -1;
+    for (int i = 0; i < GS_MESSAGE_SIZE; ++i) {
+        if (!isfinite(message[i])) return -1;
         if (fabsf(message[i]) > peak) peak = fabsf(message[i]);
+    }
     const float scale = peak > 0.0f ? peak / 127.0f : 1.0f;
-    for (int fragment = 0; fragment < GS_RADIO_PACKETS; ++fragment) {
+    if (!gs_radio_scale_ok(scale)) return -1;
+    for (fragment = 0; fragment < GS_RADIO_PACKETS; ++fragment) {
         unsigned char *packet = packets[fragment];
         const int start = fragment * GS_RADIO_VALUES_PER_PACKET, count = gs_radio_count(fragment);
-        packet[0] = 1;
-        packet[1] = (unsigned char)sender;
-        packet[2] = (unsigned char)(step & 0xFF);
-        packet[3] = (unsigned char)((step >> 8) & 0xFF);
-        packet[4] = (unsigned char)row;
-        packet[5] = (unsigned char)col;
-        packet[6] = (unsigned char)((valid ? 1 : 0) | (fragment << 4));
-        memcpy(packet + 7, &scale, 4);
+        packet[0] = GS_RADIO_VERSION;
+        gs_put16(packet + 1, sender);
+        gs_put16(packet + 3, step & 0xFFFF);
+        gs_put16(packet + 5, row);
+        gs_put16(packet + 7, col);
+        packet[9] = (unsigned char)((valid ? 1 : 0) | (fragment << 4));
+        memcpy(packet + 10, &scale, 4);
         for (int k = 0; k < count; ++k) {
             float q = rintf(message[start + k] / scale);
             q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
-            packet[11 + k] = (unsigned char)(signed char)(int)q;
+            packet[GS_RADIO_HEADER + k] = (unsigned char)(signed char)(int)q;
         }
-        const uint16_t crc = gs_crc16(packet, 11 + count);
-        packet[11 + count] = (unsigned char)(crc & 0xFF);
-        packet[12 + count] = (unsigned char)(crc >> 8);
-        lengths[fragment] = 13 + count;
+        const uint16_t crc = gs_crc16(packet, GS_RADIO_HEADER + count);
+        gs_put16(packet + GS_RADIO_HEADER + count, crc);
+        lengths[fragment] = GS_RADIO_HEADER + count + 2;
         total += lengths[fragment];
     }
     return total;
@@ -59,20 +83,30 @@ int gs_radio_unpack(const unsigned char packets[GS_RADIO_PACKETS][GS_RADIO_PACKE
                     const int *lengths, int *sender, int *step, int *row, int *col, int *valid,
                     float *message)
 {
-    for (int fragment = 0; fragment < GS_RADIO_PACKETS; ++fragment) {
+    int fragment;
+    for (fragment = 0; fragment < GS_RADIO_PACKETS; ++fragment) {
+        const unsigned char *packet = packets[fragment];
+        const int count = gs_radio_count(fragment);
+        float scale;
+        if (lengths[fragment] != GS_RADIO_HEADER + count + 2 || packet[0] != GS_RADIO_VERSION ||
+            (packet[9] >> 4) != fragment)
+            return -1;
+        if (gs_get16(packet + GS_RADIO_HEADER + count) != gs_crc16(packet, GS_RADIO_HEADER + count)) return -1;
+        memcpy(&scale, packet + 10, 4);
+        if (!gs_radio_scale_ok(scale)) return -1;
+    }
+    for (fragment = 0; fragment < GS_RADIO_PACKETS; ++fragment) {
         const unsigned char *packet = packets[fragment];
         const int start = fragment * GS_RADIO_VALUES_PER_PACKET, count = gs_radio_count(fragment);
         float scale;
-        if (lengths[fragment] != 13 + count || packet[0] != 1 || (packet[6] >> 4) != fragment) return -1;
-        if ((packet[11 + count] | (packet[12 + count] << 8)) != gs_crc16(packet, 11 + count)) return -1;
-        memcpy(&scale, packet + 7, 4);
+        memcpy(&scale, packet + 10, 4);
         for (int k = 0; k < count; ++k)
-            message[start + k] = (float)(signed char)packet[11 + k] * scale;
+            message[start + k] = (float)(signed char)packet[GS_RADIO_HEADER + k] * scale;
     }
-    *sender = packets[0][1];
-    *step = packets[0][2] | (packets[0][3] << 8);
-    *row = packets[0][4];
-    *col = packets[0][5];
-    *valid = packets[0][6] & 1;
+    *sender = gs_get16(packets[0] + 1);
+    *step = gs_get16(packets[0] + 3);
+    *row = gs_get16(packets[0] + 5);
+    *col = gs_get16(packets[0] + 7);
+    *valid = packets[0][9] & 1;
     return 0;
 }

@@ -37,7 +37,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--scenario",
-        help="scenario whose rollouts give verification observations, channel names and --rollout waypoints",
+        help="scenario whose rollouts give verification observations, channel names and --rollout waypoints "
+        "(default: the run's own scenario)",
+    )
+    parser.add_argument(
+        "--mcu",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="build and run the self-test firmware on an emulated STM32F405: auto (default) when "
+        "arm-none-eabi-gcc, newlib and qemu-system-arm are installed, on (required), off",
     )
     parser.add_argument("--verify-samples", type=int, default=1000, help="observations checked (1000)")
     parser.add_argument("--force", action="store_true", help="replace an existing export directory")
@@ -117,10 +125,12 @@ def _plan_cells(args: argparse.Namespace, rollout_positions: np.ndarray | None) 
 
 def run(args: argparse.Namespace) -> int:
     from deploy.agent import AgentStep
-    from deploy.export import CRAZYFLIE, FORMATS, ExportOptions, export_policy
-    from deploy.rollout import decentralized_rollout
+    from deploy.export import CRAZYFLIE, FORMATS, ExportOptions, describe_sizes, export_policy
+    from deploy.radio import check_addressable
+    from deploy.rollout import ROLLOUT_ENVS, decentralized_rollout, load_scenario
     from deploy.verify import torch_runner
     from deploy.waypoints import GridToWorld, make_plan, plan_summary
+    from sim.maps import largest_map_shape
 
     for option, value in (("--neighbours", args.neighbours), ("--verify-samples", args.verify_samples)):
         if value < 1:
@@ -130,13 +140,13 @@ def run(args: argparse.Namespace) -> int:
         raise ExportError(f"--format {args.format!r}: expected a comma list of {', '.join(FORMATS)}")
     policy, source = _policy(args)
     observations = channels = positions = None
-    if args.scenario is not None:
-        from scenarios.loader import load
-
-        scenario = load(args.scenario)
+    scenario_name = args.scenario or source.get("scenario")
+    if scenario_name is not None:
+        scenario = load_scenario(scenario_name, explicit=args.scenario is not None)
         channels = scenario.observation.channels
+        check_addressable(scenario.agents.count, largest_map_shape(scenario))
         step = AgentStep(policy, args.neighbours)
-        rollout = decentralized_rollout(step, torch_runner(step), scenario, num_envs=1, seed=args.seed)
+        rollout = decentralized_rollout(step, torch_runner(step), scenario, ROLLOUT_ENVS, seed=args.seed)
         observations, positions = rollout.observations, rollout.positions
     plan = summary = None
     transform = GridToWorld(args.cell_size, _numbers("--origin", args.origin, 2, float), args.altitude)
@@ -161,15 +171,13 @@ def run(args: argparse.Namespace) -> int:
         verify_samples=args.verify_samples,
         seed=args.seed,
         overwrite=args.force,
-        extra={"source": source | {"scenario": args.scenario}, "grid_to_world": transform.to_dict() | timing},
+        mcu=args.mcu,
+        extra={"source": source | {"scenario": scenario_name}, "grid_to_world": transform.to_dict() | timing},
     )
     manifest = export_policy(policy, args.out, options, observations, plan, summary, channels)
-    measured, checks = manifest["measured"], manifest["verification"]
+    checks = manifest["verification"]
     print(f"exported {', '.join(formats)} to {args.out}")
-    print(
-        f"  weights {measured['weight_bytes']} B, RAM {measured['ram_bytes']} B, {measured['macs']} MACs, "
-        f"~{measured['estimated_ms']:.2f} ms on {manifest['budget']['target']}"
-    )
+    print(f"  {describe_sizes(manifest)}")
     print(
         f"  C vs torch: max |error| {checks['c']['max_abs_error']:.2e}, same action "
         f"{100 * checks['c']['same_action']:.2f}% of {checks['c']['samples']}"

@@ -11,8 +11,9 @@ from torch import nn
 import memory
 from deploy import c_runtime
 from deploy.agent import AgentStep
-from deploy.ccompile import compile_module, float_literal, quantize_rows
+from deploy.ccompile import compile_module, float_literal
 from deploy.errors import UnsupportedOpError
+from deploy.quantize import quantize_rows
 from deploy.verify import compare, sample_inputs
 from tests.deploy.conftest import max_error
 
