@@ -64,7 +64,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     plans.add_argument("--altitude", type=float, default=1.0, help="flight altitude in metres (default 1.0)")
     plans.add_argument("--max-speed", type=float, default=0.5, help="m/s (default 0.5)")
     plans.add_argument(
-        "--step-duration", type=float, default=None, help="seconds per step (default cell/speed)"
+        "--max-accel", type=float, default=2.0, help="m/s^2 of the smooth trajectories (default 2.0)"
+    )
+    plans.add_argument(
+        "--step-duration",
+        type=float,
+        default=None,
+        help="seconds per step (default: the shortest that keeps --max-speed and --max-accel)",
     )
     plans.add_argument("--safety-distance", type=float, default=0.25, help="metres (default 0.25)")
     parser.set_defaults(handler=run)
@@ -150,19 +156,18 @@ def run(args: argparse.Namespace) -> int:
         observations, positions = rollout.observations, rollout.positions
     plan = summary = None
     transform = GridToWorld(args.cell_size, _numbers("--origin", args.origin, 2, float), args.altitude)
-    timing = {
-        "max_speed_mps": args.max_speed,
-        "step_duration_s": args.step_duration or args.cell_size / args.max_speed,
-    }
+    timing = {"max_speed_mps": args.max_speed, "max_accel_mps2": args.max_accel}
     if "waypoints" in formats:
         plan = make_plan(
             _plan_cells(args, positions),
             transform,
             max_speed_mps=args.max_speed,
+            max_accel_mps2=args.max_accel,
             step_duration_s=args.step_duration,
             safety_distance_m=args.safety_distance,
         )
-        summary = plan_summary(plan, args.safety_distance, args.max_speed)
+        summary = plan_summary(plan, args.safety_distance)
+        timing["step_duration_s"] = plan.step_duration_s
     options = ExportOptions(
         formats=formats,
         int8=args.int8,
@@ -185,5 +190,6 @@ def run(args: argparse.Namespace) -> int:
     if "onnx" in checks:
         print(f"  ONNX vs torch: max |error| {checks['onnx']['max_abs_error']:.2e}")
     if summary is not None:
-        print(f"  waypoints: {json.dumps({k: summary[k] for k in ('num_drones', 'num_steps')})}")
+        shown = ("num_drones", "num_steps", "step_duration_s")
+        print(f"  waypoints: {json.dumps({k: summary[k] for k in shown})}")
     return 0
