@@ -12,11 +12,10 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +28,15 @@ from deploy.cbuild import CFunction, build, selftest_error
 from deploy.ccompile import CProgram, compile_module
 from deploy.csource import render_header, render_source
 from deploy.errors import ExportError
-from deploy.onnx_export import ONNX_OPSET, onnx_bytes, onnx_runner, require_onnx
-from deploy.radio import message_format
+from deploy.manifest import build_manifest
+from deploy.onnx_export import onnx_bytes, onnx_runner, require_onnx
+from deploy.quantize import Int8Plan, plan_int8
 from deploy.verify import Agreement, Runner, compare, recurrent_drift, sample_inputs, torch_runner
 from deploy.waypoints import WaypointPlan, plan_files
 from memory import SwarmPolicy
 
 FORMATS = ("onnx", "c", "waypoints")
 MCU_MODES = ("auto", "on", "off")
-ACTIONS = [["stay", 0, 0], ["up", -1, 0], ["down", 1, 0], ["left", 0, -1], ["right", 0, 1]]
-POGEMA_CHANNELS = ("obstacles", "agents", "goal")
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,8 @@ class ExportOptions:
     fp32_tolerance: float = 1e-5
     drift_tolerance: float = 1e-4
     int8_min_agreement: float = 0.99
+    int8_plan_agreement: float = 0.995  # what the layer choice aims for on its own samples (headroom)
+    int8_calibration_samples: int = 512
     extra: dict = field(default_factory=dict)  # merged into the manifest (source, scenario, ...)
 
 
@@ -130,9 +130,11 @@ def _verify(
     c = Agreement(**report["c"])
     if options.int8:
         if c.same_action < options.int8_min_agreement:
+            mine = "" if observations is not None else "--scenario NAME (the policy's own observations), "
             raise ExportError(
-                f"int8 C picks the torch action in {100 * c.same_action:.2f}% of samples, under "
-                f"{100 * options.int8_min_agreement:.0f}%"
+                f"int8 C picks the torch action in {100 * c.same_action:.2f}% of {c.samples} samples, under "
+                f"{100 * options.int8_min_agreement:.0f}%; try {mine}more --verify-samples (a choice between "
+                "nearly tied actions flips under any rounding), or float32 weights (without --int8)"
             )
     else:
         if c.max_abs_error > options.fp32_tolerance:
@@ -283,21 +285,11 @@ def _on_mcu(
     return section, elf.read_bytes()
 
 
-def describe_sizes(manifest: dict) -> str:
-    """One line: the policy's size and time, measured on the emulated MCU or else estimated (and why)."""
-    section, estimated = manifest["mcu"], manifest["estimate"]
-    if not section["measured"]:
-        return (
-            f"weights {estimated['weight_bytes']} B, RAM {estimated['ram_bytes']} B, "
-            f"{estimated['macs']} MACs, ~{estimated['estimated_ms']:.2f} ms estimated; "
-            f"MCU check skipped: {section['reason']}"
-        )
-    return (
-        f"on the emulated STM32F405: {section['flash_bytes']} B flash, {section['ram_bytes']} B RAM (stack "
-        f"{section['stack_bytes']} B), {section['instructions_per_step']} instructions per step, "
-        f"~{section['estimated_step_ms']:.2f} ms at 168 MHz ({section['cycles_per_instruction_assumed']} "
-        f"cycles per instruction assumed), self-test error {section['selftest']['max_abs_error']:.2g}"
-    )
+def _plan_int8(step: AgentStep, options: ExportOptions, observations: np.ndarray | None) -> Int8Plan:
+    """GPTQ moments and the layers kept in float32, from samples of the verification's kind (other seeds)."""
+    calibration = sample_inputs(step, options.int8_calibration_samples, options.seed + 5, observations)
+    selection = sample_inputs(step, options.verify_samples, options.seed + 6, observations)
+    return plan_int8(step, calibration, selection, options.int8_plan_agreement)
 
 
 def export_policy(
@@ -332,12 +324,18 @@ def export_policy(
         raise ExportError(f"{destination} already exists (use --force to replace it)")
     step = AgentStep(policy, options.max_neighbours)
     example = step.example_inputs(torch.Generator().manual_seed(options.seed))
-    programs = [compile_module(step, example, step.output_names, int8=options.int8)]
+    int8_plan = _plan_int8(step, options, observations) if options.int8 else None
+    rounding = {
+        "int8": options.int8,
+        "float_modules": int8_plan.float_modules if int8_plan else (),
+        "hessians": int8_plan.hessians if int8_plan else None,
+    }
+    programs = [compile_module(step, example, step.output_names, **rounding)]
     encoder = MessageEncoder(policy) if step.message_source == "encoding" else None
     if encoder is not None:
         programs.append(
             compile_module(
-                encoder, {"obs": example["obs"]}, ["message"], function="gs_policy_message", int8=options.int8
+                encoder, {"obs": example["obs"]}, ["message"], function="gs_policy_message", **rounding
             )
         )
     program = programs[0]
@@ -436,8 +434,17 @@ def export_policy(
                     )
         if "c" not in options.formats:
             del files["policy.c"], files["policy.h"]
-        manifest = _manifest(
-            step, programs, estimated, mcu_section, budget, options, verification, channels, plan_summary
+        manifest = build_manifest(
+            step,
+            programs,
+            estimated,
+            mcu_section,
+            budget,
+            options,
+            verification,
+            channels,
+            plan_summary,
+            int8_plan,
         )
         manifest["files"] = {
             name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -450,75 +457,3 @@ def export_policy(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
-
-
-def _manifest(
-    step: AgentStep,
-    programs: list[CProgram],
-    estimated: dict,
-    mcu_section: dict,
-    budget: Budget,
-    options: ExportOptions,
-    verification: dict,
-    channels: Sequence[str] | None,
-    plan_summary: dict | None,
-) -> dict:
-    config = step.policy.config
-    if channels is None and config.obs_shape[0] == len(POGEMA_CHANNELS):
-        channels = POGEMA_CHANNELS
-    return {
-        "format": "gridswarm-export-1",
-        "policy": config.to_dict(),
-        "parameters": sum(p.numel() for p in step.policy.parameters()),
-        "observation": {
-            "shape": list(config.obs_shape),
-            "dtype": "float32",
-            "layout": "C, F, F (row-major)",
-            "channels": list(channels) if channels else None,
-            "window": "cell (a, b) shows map cell (row - r + a, col - r + b); off-map cells are 0",
-            "values": "0 or 1 per cell",
-        },
-        "actions": [
-            {"index": i, "name": n, "d_row": dr, "d_col": dc} for i, (n, dr, dc) in enumerate(ACTIONS)
-        ],
-        "interface": {
-            "inputs": [{"name": s.name, "shape": list(s.shape)} for s in programs[0].inputs],
-            "outputs": [{"name": s.name, "shape": list(s.shape)} for s in programs[0].outputs],
-            "functions": [p.signature() for p in programs],
-            "state": {
-                "layout": "[memory (M) | history (h*D)]",
-                "memory": step.memory_size,
-                "history": list(step.history_shape),
-                "reset": "at an episode's first step (or a restarted agent): state is discarded, reset=1",
-            },
-            "neighbours": {
-                "max": options.max_neighbours if step.message_source else 0,
-                "message_size": step.message_size,
-                "message_source": step.message_source,
-                "padding": "rows past neighbour_count are never read (gs_policy_step passes zeros)",
-                "order": "any: attention over messages is permutation invariant",
-            },
-        },
-        "radio": message_format(step.message_size, step.message_source) if step.message_source else None,
-        "c": {
-            "weights": "int8 per output row + float32 scale" if options.int8 else "float32",
-            "api": "gs_policy_step(obs, state, neighbour_messages, neighbour_count, reset, logits, "
-            "new_state)",
-            "embedded_golden_vectors": min(options.embedded_golden, options.golden_vectors),
-            "selftest_bound": options.fp32_tolerance,
-        },
-        "onnx": {"opset": ONNX_OPSET, "batch": 1} if "onnx" in options.formats else None,
-        "rates": {"decision_hz_min": budget.min_rate_hz, "note": "one decision per grid step"},
-        "budget": {**asdict(budget), "enforced": options.budget is not None},
-        "estimate": estimated,
-        "mcu": mcu_section,
-        "verification": verification,
-        "tolerances": {
-            "fp32_abs": options.fp32_tolerance,
-            "drift_abs": options.drift_tolerance,
-            "int8_min_agreement": options.int8_min_agreement,
-        },
-        "waypoints": plan_summary,
-        "tools": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
-        **options.extra,
-    }

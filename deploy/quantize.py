@@ -5,12 +5,14 @@ Quantization for Generative Pre-trained Transformers", ICLR 2023) rounds the inp
 a time and moves each column's rounding error onto the columns not yet rounded, weighted by the inverse of
 H = X^T X, the second moment of the layer's inputs X over calibration data: the layer's outputs on inputs
 like X change as little as the int8 grid allows. The calibration inputs are the observations a policy meets
-in its scenario (a rollout) and the memories its own recurrence produces.
+in its scenario (a rollout) and the memories its own recurrence produces. Where int8 weights still change the
+policy's choices too often, the layers that cost the most agreement per byte stay in float32.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,10 +45,13 @@ def _gptq(weights: np.ndarray, hessian: np.ndarray, scale: np.ndarray) -> np.nda
     inverse = np.linalg.cholesky(np.linalg.inv(hessian)).T
     weights = weights.copy()
     q = np.empty(weights.shape, np.int8)
+    scales = np.broadcast_to(
+        scale.reshape(len(scale), -1), weights.shape
+    )  # one per row, or per row and column
     for k in range(weights.shape[1]):
-        column = np.clip(np.rint(weights[:, k] / scale), -127, 127)
+        column = np.clip(np.rint(weights[:, k] / scales[:, k]), -127, 127)
         q[:, k] = column
-        error = (weights[:, k] - column * scale) / inverse[k, k]  # (R,)
+        error = (weights[:, k] - column * scales[:, k]) / inverse[k, k]  # (R,)
         weights[:, k + 1 :] -= np.outer(error, inverse[k, k + 1 :])
     return q
 
@@ -84,3 +89,67 @@ def layer_hessians(step: AgentStep, samples: Sequence[dict[str, np.ndarray]]) ->
         for handle in handles:
             handle.remove()
     return moments
+
+
+@dataclass(frozen=True)
+class Int8Plan:
+    """How the int8 weights are made: GPTQ moments per layer, and the layers kept in float32."""
+
+    hessians: dict[str, np.ndarray]
+    float_modules: tuple[str, ...]
+    agreement: float  # argmax agreement with the float32 policy on the selection samples, as planned
+    calibration_samples: int
+    selection_samples: int
+
+
+def plan_int8(
+    step: AgentStep,
+    calibration: Sequence[dict[str, np.ndarray]],
+    selection: Sequence[dict[str, np.ndarray]],
+    target: float,
+) -> Int8Plan:
+    """GPTQ-round every Linear and Conv2d on `calibration`; while the int8 policy picks the float policy's
+    action in fewer than `target` of the `selection` samples, keep in float32 the layer whose int8 error moves
+    the logits most per byte it adds (a layer's error measured with it alone in int8)."""
+    hessians = layer_hessians(step, calibration)
+    layers = {
+        path: module
+        for path, module in step.named_modules()
+        if isinstance(module, nn.Linear | nn.Conv2d) and path in hessians
+    }
+    original = {path: module.weight.detach().clone() for path, module in layers.items()}
+    rounded = {}
+    for path in layers:
+        matrix = original[path].reshape(len(original[path]), -1).numpy()
+        q, scale = quantize_rows(matrix, hessians[path])
+        rounded[path] = torch.from_numpy(q.astype(np.float32) * scale[:, None]).reshape(original[path].shape)
+    batch = {k: torch.from_numpy(np.concatenate([np.asarray(s[k]) for s in selection])) for k in selection[0]}
+    inputs = {k: v for k, v in batch.items() if k not in step.output_names}
+
+    def logits(int8_layers: set[str]) -> torch.Tensor:
+        try:
+            with torch.no_grad():
+                for path, module in layers.items():
+                    module.weight.copy_(rounded[path] if path in int8_layers else original[path])
+                return step(**inputs)[0]
+        finally:
+            with torch.no_grad():
+                for path, module in layers.items():
+                    module.weight.copy_(original[path])
+
+    expected = logits(set())
+    chosen = expected.argmax(dim=1)
+
+    def agreement(int8_layers: set[str]) -> float:
+        return float((logits(int8_layers).argmax(dim=1) == chosen).float().mean())
+
+    kept: list[str] = []
+    current = agreement(set(layers))
+    if current < target:
+        damage = {path: float((logits({path}) - expected).abs().mean()) for path in layers}
+        for path in sorted(layers, key=lambda p: damage[p] / original[p].numel(), reverse=True):
+            kept.append(path)
+            current = agreement(set(layers) - set(kept))
+            if current >= target:
+                break
+    return Int8Plan(hessians, tuple(kept), current, len(calibration), len(selection))

@@ -131,7 +131,8 @@ def _plan_cells(args: argparse.Namespace, rollout_positions: np.ndarray | None) 
 
 def run(args: argparse.Namespace) -> int:
     from deploy.agent import AgentStep
-    from deploy.export import CRAZYFLIE, FORMATS, ExportOptions, describe_sizes, export_policy
+    from deploy.export import CRAZYFLIE, FORMATS, ExportOptions, export_policy
+    from deploy.manifest import describe_sizes
     from deploy.radio import check_addressable
     from deploy.rollout import ROLLOUT_ENVS, decentralized_rollout, load_scenario
     from deploy.verify import torch_runner

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-import memory
 from deploy.cbuild import SANITIZE_FLAGS, build, selftest_error
 from deploy.export import ExportOptions, export_policy
+from tests.deploy.helpers import decisive_policy
 
 OBS_SHAPE = (3, 7, 7)
 HARNESS = r"""
@@ -139,18 +138,12 @@ int main(void)
 """
 
 
-def decisive(name: str, seed: int) -> memory.SwarmPolicy:
-    policy = memory.make_policy(name, OBS_SHAPE, preset="drone", scope="local", seed=seed)
-    torch.nn.init.orthogonal_(policy.policy_head.weight, gain=2.0)  # decisive logits, as after training
-    return policy
-
-
 @pytest.fixture(scope="module", params=[("srmt", False), ("srmt", True), ("neighbour_attention", False)])
 def export(request, tmp_path_factory) -> tuple[Path, bool]:
     name, int8 = request.param
     out = tmp_path_factory.mktemp("inputs") / f"{name}-{'int8' if int8 else 'fp32'}"
     options = ExportOptions(formats=("c",), int8=int8, verify_samples=200, mcu="off")
-    export_policy(decisive(name, 5), out, options)
+    export_policy(decisive_policy(name, OBS_SHAPE, 5), out, options)
     return out, int8
 
 

@@ -19,6 +19,7 @@ from deploy.errors import BudgetError, ExportError, UnsupportedOpError
 from deploy.export import ExportOptions, export_policy
 from deploy.mcu import FIRMWARE_FILES, missing_tools
 from deploy.verify import compare, sample_inputs
+from tests.deploy.helpers import decisive_policy
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -146,8 +147,7 @@ def test_c_builds_clean_and_selftest_passes_under_sanitizers(exported, tmp_path)
 
 
 def test_int8_export_keeps_actions(tmp_path):
-    policy = memory.make_policy("gru", OBS_SHAPE, preset="drone", seed=5)
-    torch.nn.init.orthogonal_(policy.policy_head.weight, gain=1.0)  # decisive logits, as after training
+    policy = decisive_policy("gru", OBS_SHAPE, 5)
     manifest = export_policy(policy, tmp_path / "gru8", ExportOptions(int8=True, formats=("c",)))
     assert manifest["estimate"]["weight_bytes"] <= 16 * 1024
     step = AgentStep(policy, 8)
