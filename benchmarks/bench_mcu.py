@@ -16,8 +16,11 @@ import datetime
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for tests.deploy
 
 from deploy.checkpoint import load_policy
 from deploy.export import ExportOptions, export_policy
@@ -30,8 +33,8 @@ def row(label: str, int8: bool, manifest: dict) -> str:
     return (
         f"| {label} | {'int8' if int8 else 'fp32'} | {manifest['parameters']:,} | "
         f"{section['flash_bytes']:,} | {section['ram_bytes']:,} | {section['stack_bytes']:,} | "
-        f"{section['instructions_per_step']:,} | "
-        f"{section['estimated_step_ms']:.1f} | {section['estimated_rate_hz']:.0f} | "
+        f"{section['instructions_per_step']:,} | {section['instructions_per_message']:,} | "
+        f"{section['estimated_decision_ms']:.1f} | {section['estimated_rate_hz']:.0f} | "
         f"{estimate['estimated_ms']:.1f} | {section['selftest']['max_abs_error']:.1e} |"
     )
 
@@ -41,7 +44,7 @@ def main() -> None:
     parser.add_argument("--models", default="srmt,rmt,gru,neighbour_attention")
     parser.add_argument("--obs-shape", default="3,11,11")
     parser.add_argument("--checkpoint", action="append", default=[], help="a trained run or checkpoint too")
-    parser.add_argument("--verify-samples", type=int, default=300)
+    parser.add_argument("--verify-samples", type=int, default=1000)
     args = parser.parse_args()
     obs_shape = tuple(int(v) for v in args.obs_shape.split(","))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
@@ -50,10 +53,10 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}; {TARGET}"
     )
     print(
-        "| policy | weights | params | flash B | RAM B | of which stack B | instructions per step | ms at "
-        "168 MHz | Hz | MAC estimate ms | self-test max error |"
+        "| policy | weights | params | flash B | RAM B | of which stack B | instructions per step | "
+        "+ message encoder | ms at 168 MHz | Hz | MAC estimate ms | self-test max error |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     policies = [
         (f"{name} (drone, {args.obs_shape})", decisive_policy(name, obs_shape, 4, perturb=0.02))
         for name in args.models.split(",")

@@ -71,12 +71,12 @@ def estimate(programs: Sequence[CProgram], int8: bool, budget: Budget) -> dict:
 
 
 def step_time(instructions: int, budget: Budget) -> dict:
-    """The time of one step at the budget's clock from a measured instruction count."""
+    """The time of one decision at the budget's clock from its measured instruction count."""
     seconds = instructions * budget.cycles_per_instruction / budget.clock_hz
     return {
         "cycles_per_instruction_assumed": budget.cycles_per_instruction,
         "clock_hz": budget.clock_hz,
-        "estimated_step_ms": 1e3 * seconds,
+        "estimated_decision_ms": 1e3 * seconds,
         "estimated_rate_hz": 1.0 / seconds if seconds else float("inf"),
     }
 

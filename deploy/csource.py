@@ -54,6 +54,7 @@ def render_header(
         *(
             [
                 "/* neighbour_attention: this step's broadcast, from the drone's own observation. */",
+                "#define GS_MESSAGE_ENCODER 1",
                 programs[1].signature() + ";",
             ]
             if len(programs) > 1

@@ -64,6 +64,7 @@ class ExportOptions:
     int8_min_agreement: float = 0.99
     int8_plan_agreement: float = 0.995  # what the layer choice aims for on its own samples (headroom)
     int8_calibration_samples: int = 512
+    int8_selection_samples: int = 1000  # at least; more when --verify-samples asks for more
     extra: dict = field(default_factory=dict)  # merged into the manifest (source, scenario, ...)
 
 
@@ -229,18 +230,30 @@ def _check_selftest(library: Path, options: ExportOptions) -> float:
     return error
 
 
+def _encoder_runner(encoder: MessageEncoder) -> Runner:
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [encoder(torch.from_numpy(np.asarray(inputs["obs"])))[0].numpy()]
+
+    return run
+
+
 def _on_mcu(
     directory: Path,
     step: AgentStep,
-    reference: Runner,
-    golden: list[dict],
+    references: tuple[Runner, Runner | None],
+    all_slots: dict[str, np.ndarray],
     options: ExportOptions,
     observations: np.ndarray | None,
     budget: Budget,
 ) -> tuple[dict, bytes]:
-    """Cross-compile, run the self-test firmware in QEMU, check its errors; (manifest section, ELF bytes)."""
+    """Cross-compile, run the self-test firmware in QEMU, check its errors; (manifest section, ELF bytes).
+    references: what the step's and the message encoder's outputs should be (torch, or the int8 host
+    build)."""
+    reference, encode = references
     recurrence = sample_inputs(step, options.drift_steps, options.seed + 4, observations)
-    (directory / "selftest_data.h").write_text(mcu.selftest_data(step, reference, recurrence, golden[1]))
+    data = mcu.selftest_data(step, reference, recurrence, all_slots, encode)
+    (directory / "selftest_data.h").write_text(data)
     policy_object, elf = mcu.build_firmware(directory)
     doubles = mcu.double_precision_calls(policy_object)
     if doubles:
@@ -268,9 +281,11 @@ def _on_mcu(
         "stack_bytes": run.stack_bytes,
         "ram_bytes": policy_sizes.static_ram_bytes + run.stack_bytes,
         "instructions_per_step": run.instructions_per_step,
-        "instructions_counted": "every neighbour slot filled; QEMU -icount shift=0 and TIM2 at 1 GHz of "
-        "virtual time around the call, less the call's own overhead",
-        **step_time(run.instructions_per_step, budget),
+        "instructions_per_message": run.instructions_per_message,
+        "instructions_per_decision": run.instructions_per_step + run.instructions_per_message,
+        "instructions_counted": "gs_policy_step with every neighbour slot filled (and gs_policy_message); "
+        "QEMU -icount shift=0 and TIM2 at 1 GHz of virtual time around the call, less the call's overhead",
+        **step_time(run.instructions_per_step + run.instructions_per_message, budget),
         "selftest": {
             "max_abs_error": run.max_abs_error,
             "golden": run.golden,
@@ -288,7 +303,8 @@ def _on_mcu(
 def _plan_int8(step: AgentStep, options: ExportOptions, observations: np.ndarray | None) -> Int8Plan:
     """GPTQ moments and the layers kept in float32, from samples of the verification's kind (other seeds)."""
     calibration = sample_inputs(step, options.int8_calibration_samples, options.seed + 5, observations)
-    selection = sample_inputs(step, options.verify_samples, options.seed + 6, observations)
+    count = max(options.int8_selection_samples, options.verify_samples)
+    selection = sample_inputs(step, count, options.seed + 6, observations)
     return plan_int8(step, calibration, selection, options.int8_plan_agreement)
 
 
@@ -380,12 +396,13 @@ def export_policy(
             )
             library = CFunction(built.library, program.function, program.inputs, program.outputs)
             verification = _verify(step, library, onnx_model, options, observations, golden)
+            reference, encode = torch_runner(step), None
             if encoder is not None:
                 message = CFunction(
                     built.library, programs[1].function, programs[1].inputs, programs[1].outputs
                 )
                 verification["c_message"] = _verify_message(encoder, message, golden, options)
-            reference = torch_runner(step)
+                encode = _c_runner(message) if options.int8 else _encoder_runner(encoder)
             if options.int8:  # the self-tests check a build against the int8 outputs verified here
                 reference = _c_runner(library)
                 deviation = verification["c_golden"]["max_abs_error"]
@@ -406,19 +423,13 @@ def export_policy(
             files["policy.h"], files["policy.c"] = built.header.encode(), built.source.encode()
             mcu_section: dict = {
                 "measured": False,
-                "reason": "off"
+                "reason": "--mcu off"
                 if options.mcu == "off"
-                else (f"{', '.join(missing)} not found ({mcu.INSTALL})"),
+                else f"{', '.join(missing)} not found ({mcu.INSTALL})",
             }
             if on_mcu:
                 mcu_section, elf = _on_mcu(
-                    build_dir,
-                    step,
-                    reference,
-                    _with_outputs(step, reference, golden_in),
-                    options,
-                    observations,
-                    budget,
+                    build_dir, step, (reference, encode), golden_in[1], options, observations, budget
                 )
                 files["firmware/policy_selftest.elf"] = elf
                 for name in (*mcu.FIRMWARE_FILES, "selftest_data.h"):

@@ -35,8 +35,8 @@ def describe_sizes(manifest: dict) -> str:
         )
     return (
         f"on the emulated STM32F405: {section['flash_bytes']} B flash, {section['ram_bytes']} B RAM (stack "
-        f"{section['stack_bytes']} B), {section['instructions_per_step']} instructions per step, "
-        f"~{section['estimated_step_ms']:.2f} ms at 168 MHz ({section['cycles_per_instruction_assumed']} "
+        f"{section['stack_bytes']} B), {section['instructions_per_decision']} instructions per decision, "
+        f"~{section['estimated_decision_ms']:.2f} ms at 168 MHz ({section['cycles_per_instruction_assumed']} "
         f"cycles per instruction assumed), self-test error {section['selftest']['max_abs_error']:.2g}"
     )
 
@@ -71,7 +71,9 @@ def build_manifest(
     return {
         "format": "gridswarm-export-1",
         "policy": config.to_dict(),
-        "parameters": sum(p.numel() for p in step.policy.parameters()),
+        # the actor's: the critic's value head is not exported
+        "parameters": sum(p.numel() for p in step.policy.parameters())
+        - sum(p.numel() for p in step.policy.value_head.parameters()),
         "observation": {
             "shape": list(config.obs_shape),
             "dtype": "float32",

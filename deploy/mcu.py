@@ -94,6 +94,7 @@ class FirmwareRun:
     recurrence: float
     all_slots: float
     instructions_per_step: int
+    instructions_per_message: int  # the message encoder's (neighbour_attention), else 0
     stack_bytes: int
 
 
@@ -111,10 +112,15 @@ def _state_vector(step: AgentStep, values: dict[str, np.ndarray], names: Sequenc
 
 
 def selftest_data(
-    step: AgentStep, reference: Runner, recurrence: list[dict[str, np.ndarray]], full: dict[str, np.ndarray]
+    step: AgentStep,
+    reference: Runner,
+    recurrence: list[dict[str, np.ndarray]],
+    full: dict[str, np.ndarray],
+    encode: Runner | None = None,
 ) -> str:
     """selftest_data.h: the recurrence inputs (own state fed back; slots past the count hold NaN) with the
-    `reference` runner's outputs, and the every-slot case `full` with its outputs."""
+    `reference` runner's outputs, and the every-slot case `full` with its outputs (and, given the message
+    encoder's reference `encode`, the message of its observation)."""
     inputs_of = [name for name, _ in step.state_names]
     outputs_of = [name for _, name in step.state_names]
     messages_per_step = step.max_neighbours * step.message_size if step.message_source else 0
@@ -161,6 +167,7 @@ def selftest_data(
         f"static const int gs_full_reset = {int(full['reset'][0])};",
         _c_array("gs_full_logits", [np.asarray(full_outputs["logits"])]),
         _c_array("gs_full_new_state", [_state_vector(step, full_outputs, outputs_of)]),
+        *([_c_array("gs_full_message", [encode({"obs": full["obs"]})[0]])] if encode else []),
         "",
     ]
     return "\n".join(lines)
@@ -246,7 +253,7 @@ def qemu_command(elf: Path, *extra: str) -> list[str]:
 
 _LINE = re.compile(
     r"max_abs_error=(\S+) golden=(\S+) recurrence=(\S+) all_slots=(\S+) "
-    r"instructions_per_step=(\d+) stack_bytes=(\d+)"
+    r"instructions_per_step=(\d+) instructions_per_message=(\d+) stack_bytes=(\d+)"
 )
 
 
@@ -259,7 +266,7 @@ def run_firmware(elf: Path, timeout: float = RUN_TIMEOUT_S) -> FirmwareRun:
     if found is None:
         raise ExportError(f"the self-test firmware printed no result line: {output.strip()[:120]!r}")
     errors = [float(v) for v in found.groups()[:4]]
-    return FirmwareRun(*errors, int(found.group(5)), int(found.group(6)))
+    return FirmwareRun(*errors, *(int(v) for v in found.groups()[4:]))
 
 
 def symbol_address(elf: Path, name: str) -> int:

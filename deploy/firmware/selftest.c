@@ -2,10 +2,11 @@
 
    Runs the golden vectors embedded in policy.c (gs_policy_selftest), a recurrence of GS_TEST_STEPS
    gs_policy_step calls feeding back its own state (message slots past neighbour_count hold NaN, which must
-   not reach any output), and one step with every neighbour slot filled; measures the instructions of that
-   step and its stack use, and prints one line:
+   not reach any output), and one step with every neighbour slot filled (with a message encoder, also its
+   message); measures the instructions of that step (and of the encoder) and the step's stack use, and prints
+   one line:
        max_abs_error=<float> golden=<float> recurrence=<float> all_slots=<float> instructions_per_step=<int>
-       stack_bytes=<int>
+       instructions_per_message=<int> stack_bytes=<int>
    Expected outputs come with the export (selftest_data.h). Instructions: QEMU's TIM2 counts at 1 GHz of
    virtual time and -icount shift=0 advances virtual time 1 ns per instruction, so the counter difference
    across a call is its instruction count plus the call's fixed overhead, which a call of gs_empty_step (two
@@ -29,11 +30,14 @@ extern uint32_t _stack_limit[];
 
 typedef int (*gs_step_function)(const float *, const float *, const float *, int, int, float *, float *);
 
-/* returns 0 in exactly two instructions: the yardstick of the timed call's own overhead */
+/* return in exactly two instructions: the yardsticks of the timed calls' own overhead */
 int gs_empty_step(const float *, const float *, const float *, int, int, float *, float *);
+void gs_empty_message(const float *, float *);
 __asm__(".text\n\t.align 1\n\t.global gs_empty_step\n\t.type gs_empty_step, %function\n\t.thumb_func\n"
-        "gs_empty_step:\n\tmovs r0, #0\n\tbx lr\n\t.size gs_empty_step, .-gs_empty_step\n");
-#define GS_EMPTY_STEP_INSTRUCTIONS 2u
+        "gs_empty_step:\n\tmovs r0, #0\n\tbx lr\n\t.size gs_empty_step, .-gs_empty_step\n"
+        "\t.align 1\n\t.global gs_empty_message\n\t.type gs_empty_message, %function\n\t.thumb_func\n"
+        "gs_empty_message:\n\tnop\n\tbx lr\n\t.size gs_empty_message, .-gs_empty_message\n");
+#define GS_EMPTY_INSTRUCTIONS 2u
 
 static float gs_logits[GS_NUM_ACTIONS];
 static float gs_state[GS_STATE_SIZE > 0 ? GS_STATE_SIZE : 1];
@@ -54,6 +58,16 @@ __attribute__((noipa)) static uint32_t gs_timed_step(gs_step_function step)
 {
     const uint32_t start = GS_TIM2_CNT;
     step(gs_full_obs, gs_full_state, gs_full_messages, GS_MAX_NEIGHBOURS, gs_full_reset, gs_logits, gs_next);
+    return GS_TIM2_CNT - start;
+}
+
+typedef void (*gs_message_function)(const float *, float *);
+static float gs_message[GS_MESSAGE_SIZE > 0 ? GS_MESSAGE_SIZE : 1];
+
+__attribute__((noipa)) static uint32_t gs_timed_message(gs_message_function encode)
+{
+    const uint32_t start = GS_TIM2_CNT;
+    encode(gs_full_obs, gs_message);
     return GS_TIM2_CNT - start;
 }
 
@@ -101,11 +115,19 @@ int main(void)
     const uint32_t elapsed = gs_timed_step(gs_policy_step);
     float all_slots = gs_max_error(gs_logits, gs_full_logits, GS_NUM_ACTIONS, 0.0f);
     all_slots = gs_max_error(gs_next, gs_full_new_state, GS_STATE_SIZE, all_slots);
+    unsigned long message_instructions = 0;
+#ifdef GS_MESSAGE_ENCODER
+    const uint32_t message_overhead = gs_timed_message(gs_empty_message);
+    message_instructions = gs_timed_message(gs_policy_message) - message_overhead + GS_EMPTY_INSTRUCTIONS;
+    all_slots = gs_max_error(gs_message, gs_full_message, GS_MESSAGE_SIZE, all_slots);
+#else
+    (void)gs_timed_message;
+#endif
     const unsigned long stack = GS_SELFTEST_COUNT_ONLY ? 0ul : gs_step_stack_bytes();
     const float worst = fmaxf(fmaxf(golden, recurrence), all_slots); /* each is infinite for a NaN */
     printf("max_abs_error=%.9g golden=%.9g recurrence=%.9g all_slots=%.9g instructions_per_step=%lu "
-           "stack_bytes=%lu\n",
+           "instructions_per_message=%lu stack_bytes=%lu\n",
            (double)worst, (double)golden, (double)recurrence, (double)all_slots,
-           (unsigned long)(elapsed - overhead + GS_EMPTY_STEP_INSTRUCTIONS), stack);
+           (unsigned long)(elapsed - overhead + GS_EMPTY_INSTRUCTIONS), message_instructions, stack);
     return 0;
 }

@@ -19,15 +19,15 @@ MISSING = mcu.missing_tools()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}: {mcu.INSTALL}")
 
 
+def small(name: str, directory: Path) -> Path:
+    options = ExportOptions(formats=("c",), verify_samples=100, mcu="on")
+    export_policy(decisive_policy(name, (3, 5, 5), 1, perturb=0.02), directory / name, options)
+    return directory / name
+
+
 @pytest.fixture(scope="module")
 def small_export(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mcu") / "gru"
-    export_policy(
-        decisive_policy("gru", (3, 5, 5), 1, perturb=0.02),
-        out,
-        ExportOptions(formats=("c",), verify_samples=100, mcu="on"),
-    )
-    return out
+    return small("gru", tmp_path_factory.mktemp("mcu"))
 
 
 def rebuild(export: Path, directory: Path, *flags: str) -> Path:
@@ -45,6 +45,16 @@ def test_the_firmware_counts_exactly_what_a_trace_counts(small_export, tmp_path)
     assert mcu.traced_instructions(elf, "gs_policy_step", tmp_path) == [counted]
     assert counted == manifest["mcu"]["instructions_per_step"]
     assert counted > manifest["estimate"]["macs"]  # at least one instruction per multiply-accumulate
+
+
+def test_the_message_encoder_is_counted_exactly_too(tmp_path):
+    export = small("neighbour_attention", tmp_path)
+    elf = rebuild(export, tmp_path, "-DGS_SELFTEST_COUNT_ONLY=1")
+    run = mcu.run_firmware(elf)
+    assert mcu.traced_instructions(elf, "gs_policy_message", tmp_path) == [run.instructions_per_message]
+    assert mcu.traced_instructions(elf, "gs_policy_step", tmp_path) == [run.instructions_per_step]
+    section = json.loads((export / "manifest.json").read_text())["mcu"]
+    assert section["instructions_per_decision"] == run.instructions_per_step + run.instructions_per_message
 
 
 def test_the_firmware_reports_a_wrong_expected_output(small_export, tmp_path):
@@ -75,8 +85,9 @@ def test_the_manifest_carries_the_measured_firmware(small_export):
     assert section["flash_bytes"] > manifest["estimate"]["weight_bytes"]  # weights plus code
     assert 0 < section["stack_bytes"] < 16 * 1024
     assert section["ram_bytes"] == section["policy_object"]["static_ram_bytes"] + section["stack_bytes"]
-    ms = section["instructions_per_step"] * section["cycles_per_instruction_assumed"] / 168e3
-    assert section["estimated_step_ms"] == pytest.approx(ms)
+    assert section["instructions_per_message"] == 0  # gru has no message encoder
+    ms = section["instructions_per_decision"] * section["cycles_per_instruction_assumed"] / 168e3
+    assert section["estimated_decision_ms"] == pytest.approx(ms)
     assert section["selftest"]["max_abs_error"] <= 1e-5 and section["double_precision_calls"] == []
 
 
