@@ -94,7 +94,7 @@ def _peak_norm(polys: np.ndarray) -> float:
         slope = P.polytrim(P.polyder(square), 1e-12)
         if slope.size > 1:
             candidates += [r.real for r in P.polyroots(slope) if abs(r.imag) < 1e-9 and 0 < r.real < 1]
-        best = max(best, float(np.sqrt(max(P.polyval(np.array(candidates), square).max(), 0.0))))
+        best = max(best, float(np.linalg.norm(P.polyval(np.array(candidates), poly.T), axis=0).max()))
     return best
 
 
@@ -173,9 +173,10 @@ def _min_norm(poly: np.ndarray, duration: float) -> tuple[float, float]:
     slope = P.polytrim(P.polyder(square), 1e-15)
     if slope.size > 1 and np.any(slope):
         candidates += [r.real for r in P.polyroots(slope) if abs(r.imag) < 1e-7 and 0 < r.real < duration]
-    values = P.polyval(np.array(candidates), square)
-    best = int(np.argmin(values))
-    return float(np.sqrt(max(values[best], 0.0))), float(candidates[best])
+    # the norm of the evaluated vector: the square's own value near 0 loses half its digits to the sqrt
+    norms = np.linalg.norm(P.polyval(np.array(candidates), poly.T), axis=0)
+    best = int(np.argmin(norms))
+    return float(norms[best]), float(candidates[best])
 
 
 def tracked_approach(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -35,6 +35,7 @@ def dense(pieces: np.ndarray, step: float, order: int = 0) -> tuple[np.ndarray, 
 
 @settings(deadline=None, max_examples=30)
 @given(walks(), st.floats(0.8, 3.0))
+@example(np.array([[[1, 1], [0, 1]], [[1, 1], [1, 1]]]), 3.0)  # they meet at the end: 0 m, not 5e-7
 def test_closest_approach_is_the_minimum_of_dense_sampling(cells, step):
     pieces = pieces_of(cells, step)
     exact = trajectory.closest_approach(pieces, step)
