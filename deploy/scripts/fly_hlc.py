@@ -1,15 +1,15 @@
 """Fly a GridSwarm plan's smooth trajectories: upload them to every Crazyflie's high-level commander, start
 them together, land.
 
-Written by `gridswarm export` next to plan.json and crazyswarm2/cf<i>.csv (one 7th-order polynomial piece per
-row: duration, then 8 coefficients for each of x, y, z, yaw). Usage:
+Written by `gridswarm export` next to plan.json, fly_cflib.py (whose take-off and landing it shares) and
+crazyswarm2/cf<i>.csv (one 7th-order polynomial piece per row: duration, then 8 coefficients for each of x, y,
+z, yaw). Usage:
     python fly_hlc.py URI0 URI1 ...   (one radio URI per drone, in drone order)
 A trajectory that does not fit a drone's trajectory memory (4096 bytes, 132 per piece, in the firmware's
 default build) is refused before take-off; fly_cflib.py flies the same plan with go_to instead.
 """
 
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,13 +17,10 @@ from pathlib import Path
 import cflib.crtp
 from cflib.crazyflie.mem import MemoryElement, Poly4D
 from cflib.crazyflie.swarm import CachedCfFactory, Swarm
+from fly_cflib import HERE, NUM_DRONES, land, take_off
 
-HERE = Path(__file__).resolve().parent
-PLAN = json.loads((HERE / "plan.json").read_text())
-NUM_DRONES = PLAN["num_drones"]
 TRAJECTORY_ID = 1
 BYTES_PER_PIECE = 132
-TAKEOFF_DURATION_S = 3.0
 
 
 def load_pieces(path: Path) -> list[list[float]]:
@@ -55,22 +52,8 @@ def upload(scf, pieces):
     scf.cf.high_level_commander.define_trajectory(TRAJECTORY_ID, 0, len(pieces))
 
 
-def take_off(scf, start):
-    commander = scf.cf.high_level_commander
-    commander.takeoff(start[2], TAKEOFF_DURATION_S)
-    time.sleep(TAKEOFF_DURATION_S)
-    commander.go_to(*start, 0.0, TAKEOFF_DURATION_S, relative=False, linear=False)
-    time.sleep(TAKEOFF_DURATION_S)
-
-
 def start_trajectory(scf):
     scf.cf.high_level_commander.start_trajectory(TRAJECTORY_ID, 1.0, relative=False)
-
-
-def land(scf):
-    scf.cf.high_level_commander.land(0.0, TAKEOFF_DURATION_S)
-    time.sleep(TAKEOFF_DURATION_S)
-    scf.cf.high_level_commander.stop()
 
 
 def main(uris: list[str]) -> None:

@@ -263,7 +263,10 @@ class FakeCflib:
         monkeypatch.setattr("time.sleep", lambda s: self.calls.append(("clock", "sleep", (s,), {})))
 
     def run(self, script, monkeypatch, uris: list[str]) -> None:
+        """As `python script URI...`: the script's folder first on the import path."""
         monkeypatch.setattr(sys, "argv", [script.name, *uris])
+        monkeypatch.syspath_prepend(str(script.parent))
+        monkeypatch.delitem(sys.modules, "fly_cflib", raising=False)
         runpy.run_path(str(script), run_name="__main__")
 
 
