@@ -16,7 +16,11 @@ from deploy.errors import ExportError
 # The flags the issue asks the generated code to build cleanly with; -ffp-contract=off keeps gcc from fusing
 # multiply-adds, so host results do not depend on the CPU's FMA support.
 STRICT_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-ffp-contract=off")
-SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
+SANITIZE_FLAGS = (
+    "-fsanitize=address,undefined,float-cast-overflow",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+)
 
 
 def compiler() -> str:
@@ -35,8 +39,14 @@ def build(
     command = [compiler(), *STRICT_FLAGS, *extra_flags, *kind, *map(str, sources), "-o", str(output), "-lm"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise ExportError(f"gcc failed on the generated C: {result.stderr.strip().splitlines()[0]}")
+        raise ExportError(f"gcc failed on the generated C: {first_error(result.stderr)}")
     return output
+
+
+def first_error(output: str) -> str:
+    """The first line of a compiler's or tool's output that reports an error (else its first line)."""
+    lines = output.strip().splitlines() or ["no output"]
+    return next((line.strip() for line in lines if "error" in line.lower()), lines[0].strip())
 
 
 class CFunction:
@@ -58,3 +68,10 @@ class CFunction:
         pointer = ctypes.POINTER(ctypes.c_float)
         self._function(*[a.ctypes.data_as(pointer) for a in ins + outs])
         return outs
+
+
+def selftest_error(library: Path) -> float:
+    """What `gs_policy_selftest()` of a built policy library returns (infinite for a NaN)."""
+    function = ctypes.CDLL(str(library)).gs_policy_selftest
+    function.argtypes, function.restype = [], ctypes.c_float
+    return float(function())

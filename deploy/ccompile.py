@@ -23,6 +23,7 @@ from torch import nn
 
 from deploy.c_runtime import KERNELS
 from deploy.errors import UnsupportedOpError
+from deploy.quantize import quantize_rows
 
 aten = torch.ops.aten
 FLOAT_TYPES = (torch.float32, torch.bool)
@@ -125,14 +126,6 @@ def float_literal(value: float) -> str:
     return f"{text}f" if value >= 0 else f"({text}f)"
 
 
-def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-row int8: (R, K) float -> int8 (R, K) in [-127, 127], scale (R,) float32."""
-    peak = np.abs(matrix).max(axis=1)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(matrix / scale[:, None]), -127, 127).astype(np.int8)
-    return q, scale
-
-
 def _array_literal(values: np.ndarray, fmt: Callable[[float], str]) -> str:
     items = [fmt(v) for v in values.ravel().tolist()] or ["0"]  # C99 has no empty initializer
     lines = [", ".join(items[i : i + 8]) for i in range(0, len(items), 8)]
@@ -142,8 +135,12 @@ def _array_literal(values: np.ndarray, fmt: Callable[[float], str]) -> str:
 class _Compiler:
     """Lowers an exported graph to C statements; one instance per compilation."""
 
-    def __init__(self, int8: bool) -> None:
+    def __init__(
+        self, int8: bool, float_modules: Sequence[str] = (), hessians: dict[str, np.ndarray] | None = None
+    ) -> None:
         self.int8 = int8
+        self.float_modules = tuple(float_modules)
+        self.hessians = hessians or {}
         self.lines: list[str] = []
         self.constants: dict[str, tuple[str, int]] = {}
         self.kernels: set[str] = set()
@@ -175,9 +172,14 @@ class _Compiler:
         name = self._define("f", data, float_literal)
         return View(name, -1, tuple(data.shape), contiguous_strides(data.shape))
 
-    def quantized_rows(self, matrix: np.ndarray) -> tuple[str, str]:
-        q, scale = quantize_rows(matrix.reshape(matrix.shape[0], -1))
+    def quantized_rows(self, matrix: np.ndarray, node: torch.fx.Node) -> tuple[str, str]:
+        q, scale = quantize_rows(matrix.reshape(matrix.shape[0], -1), self.hessians.get(module_path(node)))
         return self._define("q", q, str), self._define("s", scale, float_literal)
+
+    def quantizes(self, node: torch.fx.Node) -> bool:
+        """Whether this node's fixed weights are stored as int8: int8 mode, outside `float_modules`."""
+        path = module_path(node)
+        return self.int8 and not any(path == m or path.startswith(m + ".") for m in self.float_modules)
 
     def as_view(self, value: object) -> View:
         if isinstance(value, View):
@@ -258,6 +260,12 @@ def _collapse(shape: list[int], strides: list[list[int]]) -> tuple[list[int], li
 
 def _ptr(view: View) -> str:
     return f"{view.base} + {view.offset}" if view.offset else view.base
+
+
+def module_path(node: torch.fx.Node) -> str:
+    """The dotted path of the innermost module a graph node comes from ("" for the top level)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0] if stack else ""
 
 
 def _module_of(node: torch.fx.Node) -> str:
@@ -475,8 +483,8 @@ def lower_matmul(c: _Compiler, node: torch.fx.Node, args: list, kwargs: dict) ->
         bias_view = c.as_view(bias)
         bias_args = (_ptr(bias_view), *_broadcast_strides(bias_view, (M, N)))
     scalars = (float_literal(beta), float_literal(alpha))
-    if isinstance(w, torch.Tensor) and not batched and c.int8:
-        q, scale = c.quantized_rows(w.detach().t().contiguous().numpy())  # (N, K): one scale per output
+    if isinstance(w, torch.Tensor) and not batched and c.quantizes(node):
+        q, scale = c.quantized_rows(w.detach().t().contiguous().numpy(), node)  # (N, K): a scale per output
         c.call("matmul_q8", M, K, N, _ptr(a), a_m, a_k, q, scale, *bias_args, *scalars, out.base)
         return out
     if isinstance(w, torch.Tensor):  # stored (N, K) so the inner loop walks a weight row
@@ -499,8 +507,8 @@ def lower_convolution(c: _Compiler, node: torch.fx.Node, args: list, kwargs: dic
     B, C, H, W = x.shape
     O, _, KH, KW = weight.shape
     c.macs += math.prod(shape) * (C // groups) * KH * KW
-    if c.int8:
-        q, scale = c.quantized_rows(weight.detach().numpy())
+    if c.quantizes(node):
+        q, scale = c.quantized_rows(weight.detach().numpy(), node)
         weights = ("0", q, scale)
     else:
         weights = (c.constant(weight).base, "0", "0")
@@ -680,12 +688,17 @@ def compile_module(
     *,
     function: str = "gs_policy_forward",
     int8: bool = False,
+    float_modules: Sequence[str] = (),
+    hessians: dict[str, np.ndarray] | None = None,
 ) -> CProgram:
     """Trace `module(**example_inputs)` and lower it to one C function `function(in_..., out_...)`.
 
     Inputs are float32 or bool (passed to C as 0/1 floats), batch 1, static shapes; the outputs are the
     module's returned tensors in order, named by `output_names`. Raises UnsupportedOpError naming the op and
-    the module it belongs to for anything the C runtime does not implement.
+    the module it belongs to for anything the C runtime does not implement. With `int8`, the fixed weights
+    of matmuls and convolutions are int8 with one scale per output row, except in the modules whose dotted
+    paths (or their parents') are listed in `float_modules`, rounded by GPTQ for the modules whose input
+    moments `hessians` has (deploy.quantize.layer_hessians), else to nearest.
     """
     module = module.eval()
     with torch.no_grad(), warnings.catch_warnings():
@@ -698,7 +711,7 @@ def compile_module(
         **signature.inputs_to_buffers,
         **signature.inputs_to_lifted_tensor_constants,
     }
-    c = _Compiler(int8)
+    c = _Compiler(int8, float_modules, hessians)
     env: dict[torch.fx.Node, object] = {}
     inputs = []
     for node in program.graph.nodes:

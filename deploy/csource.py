@@ -15,12 +15,16 @@ import numpy as np
 
 from deploy import radio
 from deploy.agent import AgentStep
+from deploy.c_runtime import runtime_source
 from deploy.ccompile import CProgram, _array_literal, float_literal, link
 
 GUARD = "GRIDSWARM_POLICY_H"
 
 
-def render_header(programs: list[CProgram], step: AgentStep, banner: str) -> str:
+def render_header(
+    programs: list[CProgram], step: AgentStep, banner: str, selftest_bound: float, selftest_reference: str
+) -> str:
+    """policy.h: sizes, the drone API, the self-test and its bound, the radio (for policies that talk)."""
     config = step.policy.config
     state_size = step.memory_size + int(np.prod(step.history_shape))
     defines = {
@@ -41,13 +45,16 @@ def render_header(programs: list[CProgram], step: AgentStep, banner: str) -> str
         "/* One decision of one drone; returns the argmax action (0 stay, 1 up, 2 down, 3 left, 4 right). */",
         "int gs_policy_step(const float *obs, const float *state, const float *neighbour_messages,",
         "                   int neighbour_count, int reset, float *action_logits, float *new_state);",
-        "/* Runs the embedded golden vectors; returns the largest absolute output error (expect < 1e-4). */",
+        "/* Runs the embedded golden vectors; returns the largest absolute output error against",
+        f"   {selftest_reference}: at most GS_SELFTEST_BOUND on a correct build (infinite for a NaN). */",
+        f"#define GS_SELFTEST_BOUND {float_literal(selftest_bound)}",
         "float gs_policy_selftest(void);",
         "/* The compiled graph with every input and output explicit (booleans as 0.0f / 1.0f). */",
         programs[0].signature() + ";",
         *(
             [
                 "/* neighbour_attention: this step's broadcast, from the drone's own observation. */",
+                "#define GS_MESSAGE_ENCODER 1",
                 programs[1].signature() + ";",
             ]
             if len(programs) > 1
@@ -65,9 +72,16 @@ def _step_body(program: CProgram, step: AgentStep) -> list[str]:
     names = {spec.name for spec in program.inputs}
     body = ["    int k, best = 0;"]
     if "message_mask" in names:
+        # Only the first neighbour_count rows are read; the rest of the graph's input is zeros, so nothing
+        # in an unused slot (NaN, infinity, another buffer) can reach the attention's value products.
         body += [
+            "    static float messages[GS_MAX_NEIGHBOURS * GS_MESSAGE_SIZE];",
             "    float mask[GS_MAX_NEIGHBOURS];",
-            "    for (k = 0; k < GS_MAX_NEIGHBOURS; ++k) mask[k] = k < neighbour_count ? 1.0f : 0.0f;",
+            "    const int count = neighbour_count < 0 ? 0",
+            "        : (neighbour_count > GS_MAX_NEIGHBOURS ? GS_MAX_NEIGHBOURS : neighbour_count);",
+            "    for (k = 0; k < GS_MAX_NEIGHBOURS; ++k) mask[k] = k < count ? 1.0f : 0.0f;",
+            "    for (k = 0; k < GS_MAX_NEIGHBOURS * GS_MESSAGE_SIZE; ++k)",
+            "        messages[k] = k < count * GS_MESSAGE_SIZE ? neighbour_messages[k] : 0.0f;",
         ]
     else:
         body += ["    (void)neighbour_messages;", "    (void)neighbour_count;"]
@@ -79,7 +93,7 @@ def _step_body(program: CProgram, step: AgentStep) -> list[str]:
         "obs": "obs",
         "memory": "state",
         "history": f"state + {history_offset}",
-        "messages": "neighbour_messages",
+        "messages": "messages",
         "message_mask": "mask",
         "reset": "&reset_flag",
         "logits": "action_logits",
@@ -123,7 +137,7 @@ def _selftest(program: CProgram, golden: list[dict[str, np.ndarray]]) -> list[st
             f"        for (int i = 0; i < {spec.numel}; ++i) {{",
             f"            const float error = fabsf(gs_result_{spec.name}[i] - "
             f"gs_golden_{spec.name}[g * {spec.numel} + i]);",
-            "            if (!(error <= worst)) worst = error;  /* NaN counts as the worst */",
+            "            if (!(error <= worst)) worst = isnan(error) ? INFINITY : error;",
             "        }",
         ]
     lines += ["    }", "    return worst;", "}"]
@@ -137,7 +151,7 @@ def render_source(
     program = programs[0]
     lines = [f"/* {line} */" if line else "" for line in banner.splitlines()]
     lines += ["#include <math.h>", "#include <stdint.h>", "#include <string.h>", '#include "policy.h"', ""]
-    lines += [link(programs), radio.C_SOURCE if step.message_size else ""]
+    lines += [link(programs), runtime_source("radio") if step.message_size else ""]
     lines += [
         "int gs_policy_step(const float *obs, const float *state, const float *neighbour_messages,",
         "                   int neighbour_count, int reset, float *action_logits, float *new_state)",

@@ -1,7 +1,8 @@
-"""Export a trained swarm policy: policy.onnx, policy.c/.h, golden.npz, manifest.json and waypoint plans.
+"""Export a trained swarm policy: policy.onnx, policy.c/.h, golden.npz, manifest.json, firmware, waypoints.
 
 Everything is written into a temporary directory next to the destination, verified (torch vs ONNX Runtime
-vs the compiled C), hashed, fsynced and only then renamed into place: a failed export leaves nothing behind.
+vs the compiled C on the host, then the C on the emulated STM32F405 when its tools are installed), hashed,
+fsynced and only then renamed into place: a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -11,61 +12,48 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shutil
 import tempfile
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from deploy import mcu
 from deploy.agent import AgentStep, MessageEncoder
-from deploy.cbuild import CFunction, build
-from deploy.ccompile import CProgram, compile_module, weight_bytes
+from deploy.budget import CRAZYFLIE, Budget, check, check_weights, estimate, step_time
+from deploy.cbuild import CFunction, build, selftest_error
+from deploy.ccompile import CProgram, compile_module
 from deploy.csource import render_header, render_source
-from deploy.errors import BudgetError, ExportError
-from deploy.radio import message_format
-from deploy.verify import Agreement, compare, recurrent_drift, sample_inputs, torch_runner
+from deploy.errors import ExportError
+from deploy.manifest import build_manifest
+from deploy.onnx_export import onnx_bytes, onnx_runner, require_onnx
+from deploy.quantize import Int8Plan, plan_int8
+from deploy.verify import Agreement, Runner, compare, recurrent_drift, sample_inputs, torch_runner
 from deploy.waypoints import WaypointPlan, plan_files
 from fsio import fsync_directory, read_bounded
 from memory import SwarmPolicy
 
 FORMATS = ("onnx", "c", "waypoints")
-ONNX_OPSET = 17
-ACTIONS = [["stay", 0, 0], ["up", -1, 0], ["down", 1, 0], ["left", 0, -1], ["right", 0, 1]]
-POGEMA_CHANNELS = ("obstacles", "agents", "goal")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Limits of a target and the cost model of its time estimate (research/export.md §5-6)."""
-
-    target: str
-    max_weight_bytes: int
-    max_weight_bytes_int8: int
-    max_ram_bytes: int
-    min_rate_hz: float
-    clock_hz: float = 168e6
-    cycles_per_mac: float = 7.5  # naive fp32 C at -O2 on a Cortex-M4F, emulated upper estimate
-    cycles_per_mac_int8: float = 9.5
-    cycles_per_elementwise: float = 5.0
-    cycles_per_transcendental: float = 60.0
-
-
-CRAZYFLIE = Budget("crazyflie-stm32f405", 64 * 1024, 16 * 1024, 16 * 1024, 10.0)
+MCU_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What to export and how to check it."""
+    """What to export and how to check it.
+
+    mcu: "auto" builds and runs the self-test firmware on the emulated STM32F405 when arm-none-eabi-gcc,
+    newlib and qemu-system-arm are installed (budgets are then checked against what it measures, else
+    against the estimate), "on" requires them, "off" skips it.
+    """
 
     formats: tuple[str, ...] = ("onnx", "c")
     int8: bool = False
     max_neighbours: int = 8
     budget: Budget | None = CRAZYFLIE
+    mcu: str = "auto"
     verify_samples: int = 1000
     drift_steps: int = 50
     golden_vectors: int = 8
@@ -76,56 +64,10 @@ class ExportOptions:
     fp32_tolerance: float = 1e-5
     drift_tolerance: float = 1e-4
     int8_min_agreement: float = 0.99
+    int8_plan_agreement: float = 0.995  # what the layer choice aims for on its own samples (headroom)
+    int8_calibration_samples: int = 512
+    int8_selection_samples: int = 1000  # at least; more when --verify-samples asks for more
     extra: dict = field(default_factory=dict)  # merged into the manifest (source, scenario, ...)
-
-
-def measure(programs: Sequence[CProgram], int8: bool, budget: Budget) -> dict:
-    """Sizes and the estimated time of one decision (every compiled function once) on the budget's target."""
-    io_floats = sum(spec.numel for p in programs for spec in p.inputs + p.outputs)
-    arena = sum(p.arena_floats for p in programs)
-    macs = sum(p.macs for p in programs)
-    elementwise = sum(p.elementwise_ops for p in programs)
-    transcendental = sum(p.transcendental_ops for p in programs)
-    cycles = (
-        macs * (budget.cycles_per_mac_int8 if int8 else budget.cycles_per_mac)
-        + elementwise * budget.cycles_per_elementwise
-        + transcendental * budget.cycles_per_transcendental
-    )
-    seconds = cycles / budget.clock_hz
-    return {
-        "weight_bytes": weight_bytes(programs),
-        "activation_bytes": 4 * arena,
-        "io_bytes": 4 * io_floats,
-        "ram_bytes": 4 * (arena + io_floats),
-        "macs": macs,
-        "elementwise_ops": elementwise,
-        "transcendental_ops": transcendental,
-        "estimated_cycles": int(cycles),
-        "estimated_ms": 1e3 * seconds,
-        "estimated_rate_hz": 1.0 / seconds if seconds else float("inf"),
-    }
-
-
-def check_budget(measured: dict, budget: Budget, int8: bool, max_neighbours: int) -> None:
-    weight_limit = budget.max_weight_bytes_int8 if int8 else budget.max_weight_bytes
-    kind = "int8" if int8 else "float"
-    if measured["weight_bytes"] > weight_limit:
-        hint = "" if int8 else "; try --int8"
-        raise BudgetError(
-            f"{kind} weights take {measured['weight_bytes']} B, over the {budget.target} budget "
-            f"of {weight_limit} B{hint}"
-        )
-    if measured["ram_bytes"] > budget.max_ram_bytes:
-        raise BudgetError(
-            f"activations and state take {measured['ram_bytes']} B of RAM, over the "
-            f"{budget.target} budget of {budget.max_ram_bytes} B"
-        )
-    if measured["estimated_rate_hz"] < budget.min_rate_hz:
-        raise BudgetError(
-            f"estimated {measured['estimated_rate_hz']:.1f} Hz ({measured['macs']} MACs with "
-            f"{max_neighbours} neighbours) on {budget.target}, under the budget of "
-            f"{budget.min_rate_hz} Hz"
-        )
 
 
 def golden_inputs(step: AgentStep, count: int, seed: int, observations: np.ndarray | None) -> list[dict]:
@@ -145,50 +87,21 @@ def golden_inputs(step: AgentStep, count: int, seed: int, observations: np.ndarr
     return samples[:count]
 
 
-def _with_outputs(step: AgentStep, samples: list[dict]) -> list[dict[str, np.ndarray]]:
-    run = torch_runner(step)
+def _with_outputs(step: AgentStep, run: Runner, samples: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Each input set with the outputs of `run` added under the step's output names."""
     return [{**inputs, **dict(zip(step.output_names, run(inputs), strict=True))} for inputs in samples]
 
 
-def _onnx_bytes(step: AgentStep, inputs: dict[str, torch.Tensor]) -> bytes:
-    import onnx
-
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the tracer's notes on shape checks in Python are expected here
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            step,
-            (),
-            buffer,
-            kwargs=inputs,
-            input_names=list(inputs),
-            output_names=step.output_names,
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-    model = onnx.load_from_string(buffer.getvalue())
-    onnx.checker.check_model(model, full_check=True)
-    return buffer.getvalue()
-
-
-def _onnx_runner(model: bytes, output_names: Sequence[str]):
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    return lambda inputs: session.run(list(output_names), {n: np.asarray(inputs[n]) for n in names})
-
-
-def _c_runner(function: CFunction):
+def _c_runner(function: CFunction) -> Runner:
     return lambda inputs: function(*[inputs[spec.name] for spec in function.inputs])
 
 
-def _banner(step: AgentStep, measured: dict, int8: bool) -> str:
+def _banner(step: AgentStep, estimated: dict, int8: bool) -> str:
     config = step.policy.config
     return (
         f"GridSwarm policy export: {config.name}, obs {config.obs_shape}, width {config.width}\n"
-        f"weights {'int8 per-row' if int8 else 'float32'}: {measured['weight_bytes']} B, "
-        f"RAM {measured['ram_bytes']} B, {measured['macs']} MACs per step\n"
+        f"weights {'int8 per-row' if int8 else 'float32'}: {estimated['weight_bytes']} B, "
+        f"{estimated['macs']} MACs per step\n"
         f"generated {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')} "
         f"by torch {torch.__version__}; C99, float only, no malloc\n"
     )
@@ -210,7 +123,7 @@ def _verify(
         "c": compare(step, c_run, samples).to_dict(),
     }
     if onnx_model is not None:
-        onnx_run = _onnx_runner(onnx_model, step.output_names)
+        onnx_run = onnx_runner(onnx_model, step.output_names)
         report["onnx"] = compare(step, onnx_run, samples).to_dict()
         if report["onnx"]["max_abs_error"] > options.fp32_tolerance:
             raise ExportError(
@@ -220,9 +133,11 @@ def _verify(
     c = Agreement(**report["c"])
     if options.int8:
         if c.same_action < options.int8_min_agreement:
+            mine = "" if observations is not None else "--scenario NAME (the policy's own observations), "
             raise ExportError(
-                f"int8 C picks the torch action in {100 * c.same_action:.2f}% of samples, under "
-                f"{100 * options.int8_min_agreement:.0f}%"
+                f"int8 C picks the torch action in {100 * c.same_action:.2f}% of {c.samples} samples, under "
+                f"{100 * options.int8_min_agreement:.0f}%; try {mine}more --verify-samples (a choice between "
+                "nearly tied actions flips under any rounding), or float32 weights (without --int8)"
             )
     else:
         if c.max_abs_error > options.fp32_tolerance:
@@ -341,6 +256,119 @@ def _install(staging: Path, destination: Path, options: ExportOptions) -> None:
         os.rename(staging, destination)
 
 
+@dataclass
+class _Sources:
+    """policy.c / policy.h of one build and the host library compiled from them."""
+
+    header: str
+    source: str
+    library: Path
+
+
+def _render_and_build(
+    directory: Path,
+    programs: list[CProgram],
+    step: AgentStep,
+    embedded: list[dict],
+    banner: str,
+    options: ExportOptions,
+    reference: str,
+) -> _Sources:
+    header = render_header(programs, step, banner, options.fp32_tolerance, reference)
+    source = render_source(programs, step, embedded, banner)
+    (directory / "policy.h").write_text(header)
+    (directory / "policy.c").write_text(source)
+    name = f"policy-{len(list(directory.glob('policy-*.so')))}.so"  # each build loads under its own name
+    return _Sources(header, source, build([directory / "policy.c"], directory / name))
+
+
+def _check_selftest(library: Path, options: ExportOptions) -> float:
+    error = selftest_error(library)
+    if not error <= options.fp32_tolerance:
+        raise ExportError(
+            f"gs_policy_selftest() of the host build returns {error:.3g}, over {options.fp32_tolerance:.0e}"
+        )
+    return error
+
+
+def _encoder_runner(encoder: MessageEncoder) -> Runner:
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [encoder(torch.from_numpy(np.asarray(inputs["obs"])))[0].numpy()]
+
+    return run
+
+
+def _on_mcu(
+    directory: Path,
+    step: AgentStep,
+    references: tuple[Runner, Runner | None],
+    all_slots: dict[str, np.ndarray],
+    options: ExportOptions,
+    observations: np.ndarray | None,
+    budget: Budget,
+) -> tuple[dict, bytes]:
+    """Cross-compile, run the self-test firmware in QEMU, check its errors; (manifest section, ELF bytes).
+    references: what the step's and the message encoder's outputs should be (torch, or the int8 host
+    build)."""
+    reference, encode = references
+    recurrence = sample_inputs(step, options.drift_steps, options.seed + 4, observations)
+    data = mcu.selftest_data(step, reference, recurrence, all_slots, encode)
+    (directory / "selftest_data.h").write_text(data)
+    policy_object, elf = mcu.build_firmware(directory)
+    doubles = mcu.double_precision_calls(policy_object)
+    if doubles:
+        raise ExportError(f"the policy's C calls double-precision helpers on the MCU: {', '.join(doubles)}")
+    run = mcu.run_firmware(elf)
+    bounds = {
+        "golden": options.fp32_tolerance,
+        "all_slots": options.fp32_tolerance,
+        "recurrence": options.drift_tolerance,
+    }
+    for name, bound in bounds.items():
+        if not getattr(run, name) <= bound:
+            raise ExportError(
+                f"on the emulated STM32F405 the {name} outputs differ from the reference by "
+                f"{getattr(run, name):.3g}, over {bound:.0e}"
+            )
+    policy_sizes = mcu.sizes(policy_object)
+    section = {
+        "measured": True,
+        "target": mcu.TARGET,
+        "compiler_flags": [*mcu.CPU_FLAGS, *mcu.C_FLAGS],
+        "policy_object": policy_sizes.to_dict(),
+        "firmware": {"file": "firmware/policy_selftest.elf", **mcu.sizes(elf).to_dict()},
+        "flash_bytes": policy_sizes.flash_bytes,
+        "stack_bytes": run.stack_bytes,
+        "ram_bytes": policy_sizes.static_ram_bytes + run.stack_bytes,
+        "instructions_per_step": run.instructions_per_step,
+        "instructions_per_message": run.instructions_per_message,
+        "instructions_per_decision": run.instructions_per_step + run.instructions_per_message,
+        "instructions_counted": "gs_policy_step with every neighbour slot filled (and gs_policy_message); "
+        "QEMU -icount shift=0 and TIM2 at 1 GHz of virtual time around the call, less the call's overhead",
+        **step_time(run.instructions_per_step + run.instructions_per_message, budget),
+        "selftest": {
+            "max_abs_error": run.max_abs_error,
+            "golden": run.golden,
+            "recurrence": run.recurrence,
+            "recurrence_steps": len(recurrence),
+            "all_slots": run.all_slots,
+            "bounds": bounds,
+        },
+        "double_precision_calls": doubles,
+        "run": " ".join(mcu.qemu_command(Path("firmware/policy_selftest.elf"), "-icount", "shift=0")),
+    }
+    return section, elf.read_bytes()
+
+
+def _plan_int8(step: AgentStep, options: ExportOptions, observations: np.ndarray | None) -> Int8Plan:
+    """GPTQ moments and the layers kept in float32, from samples of the verification's kind (other seeds)."""
+    calibration = sample_inputs(step, options.int8_calibration_samples, options.seed + 5, observations)
+    count = max(options.int8_selection_samples, options.verify_samples)
+    selection = sample_inputs(step, count, options.seed + 6, observations)
+    return plan_int8(step, calibration, selection, options.int8_plan_agreement)
+
+
 def export_policy(
     policy: SwarmPolicy,
     out_dir: str | os.PathLike,
@@ -358,35 +386,55 @@ def export_policy(
     unknown = set(options.formats) - set(FORMATS)
     if unknown:
         raise ExportError(f"unknown format {sorted(unknown)[0]!r}: expected some of {', '.join(FORMATS)}")
+    if options.mcu not in MCU_MODES:
+        raise ExportError(f"mcu {options.mcu!r}: expected one of {', '.join(MCU_MODES)}")
     if "waypoints" in options.formats and plan is None:
         raise ExportError("format 'waypoints' needs an episode, positions file or rollout to plan from")
+    if "onnx" in options.formats:
+        require_onnx()
+    missing = mcu.missing_tools() if options.mcu != "off" else []
+    if options.mcu == "on" and missing:
+        raise ExportError(f"the MCU check needs {', '.join(missing)}: {mcu.INSTALL}")
+    on_mcu = options.mcu != "off" and not missing
     destination = Path(out_dir).absolute()
     prepare_destination(destination, options.overwrite, options.protected)
     step = AgentStep(policy, options.max_neighbours)
-    generator = torch.Generator().manual_seed(options.seed)
-    example = step.example_inputs(generator)
-    programs = [compile_module(step, example, step.output_names, int8=options.int8)]
+    example = step.example_inputs(torch.Generator().manual_seed(options.seed))
+    int8_plan = _plan_int8(step, options, observations) if options.int8 else None
+    rounding = {
+        "int8": options.int8,
+        "float_modules": int8_plan.float_modules if int8_plan else (),
+        "hessians": int8_plan.hessians if int8_plan else None,
+    }
+    programs = [compile_module(step, example, step.output_names, **rounding)]
     encoder = MessageEncoder(policy) if step.message_source == "encoding" else None
     if encoder is not None:
         programs.append(
             compile_module(
-                encoder, {"obs": example["obs"]}, ["message"], function="gs_policy_message", int8=options.int8
+                encoder, {"obs": example["obs"]}, ["message"], function="gs_policy_message", **rounding
             )
         )
     program = programs[0]
     budget = options.budget or replace(CRAZYFLIE, target="none (host)")
-    measured = measure(programs, options.int8, budget)
+    estimated = estimate(programs, options.int8, budget)
     if options.budget is not None:
-        check_budget(measured, options.budget, options.int8, options.max_neighbours)
-    golden = _with_outputs(step, golden_inputs(step, options.golden_vectors, options.seed, observations))
-    banner = _banner(step, measured, options.int8)
-    files = {
-        "policy.h": render_header(programs, step, banner).encode(),
-        "policy.c": render_source(programs, step, golden[: options.embedded_golden], banner).encode(),
-    }
+        check_weights(estimated["weight_bytes"], budget, options.int8)
+    if options.budget is not None and not on_mcu:
+        check(
+            estimated["weight_bytes"],
+            estimated["ram_bytes"],
+            estimated["estimated_rate_hz"],
+            budget,
+            options.int8,
+            "estimated from the compiled graph",
+        )
+    golden_in = golden_inputs(step, options.golden_vectors, options.seed, observations)
+    golden = _with_outputs(step, torch_runner(step), golden_in)
+    banner = _banner(step, estimated, options.int8)
+    files: dict[str, bytes] = {}
     onnx_model = None
     if "onnx" in options.formats:
-        onnx_model = _onnx_bytes(
+        onnx_model = onnx_bytes(
             step,
             {k: torch.from_numpy(np.asarray(v)) for k, v in golden[0].items() if k not in step.output_names},
         )
@@ -400,18 +448,75 @@ def export_policy(
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would make the export private to its writer
     try:
-        with tempfile.TemporaryDirectory(prefix="gridswarm-cbuild-") as build_dir:
-            for name in ("policy.c", "policy.h"):
-                (Path(build_dir) / name).write_bytes(files[name])
-            shared = build([Path(build_dir) / "policy.c"], Path(build_dir) / "policy.so")
-            library = CFunction(shared, program.function, program.inputs, program.outputs)
+        with tempfile.TemporaryDirectory(prefix="gridswarm-cbuild-") as build_name:
+            build_dir = Path(build_name)
+            embedded = golden[: options.embedded_golden]
+            built = _render_and_build(
+                build_dir, programs, step, embedded, banner, options, "the float32 torch policy's outputs"
+            )
+            library = CFunction(built.library, program.function, program.inputs, program.outputs)
             verification = _verify(step, library, onnx_model, options, observations, golden)
+            reference, encode = torch_runner(step), None
             if encoder is not None:
-                message = CFunction(shared, programs[1].function, programs[1].inputs, programs[1].outputs)
+                message = CFunction(
+                    built.library, programs[1].function, programs[1].inputs, programs[1].outputs
+                )
                 verification["c_message"] = _verify_message(encoder, message, golden, options)
+                encode = _c_runner(message) if options.int8 else _encoder_runner(encoder)
+            if options.int8:  # the self-tests check a build against the int8 outputs verified here
+                reference = _c_runner(library)
+                deviation = verification["c_golden"]["max_abs_error"]
+                built = _render_and_build(
+                    build_dir,
+                    programs,
+                    step,
+                    _with_outputs(step, reference, golden_in[: options.embedded_golden]),
+                    banner,
+                    options,
+                    "the int8 outputs this export verified on the host (int8 weights move the outputs of the "
+                    f"float32 policy by up to {deviation:.2g} on these vectors)",
+                )
+            verification["c_selftest"] = {
+                "host": _check_selftest(built.library, options),
+                "reference": "int8 host build" if options.int8 else "float32 torch",
+            }
+            files["policy.h"], files["policy.c"] = built.header.encode(), built.source.encode()
+            mcu_section: dict = {
+                "measured": False,
+                "reason": "--mcu off"
+                if options.mcu == "off"
+                else f"{', '.join(missing)} not found ({mcu.INSTALL})",
+            }
+            if on_mcu:
+                mcu_section, elf = _on_mcu(
+                    build_dir, step, (reference, encode), golden_in[1], options, observations, budget
+                )
+                files["firmware/policy_selftest.elf"] = elf
+                for name in (*mcu.FIRMWARE_FILES, "selftest_data.h"):
+                    files[f"firmware/{name}"] = (build_dir / name).read_bytes()
+                if options.budget is not None:
+                    check(
+                        mcu_section["flash_bytes"],
+                        mcu_section["ram_bytes"],
+                        mcu_section["estimated_rate_hz"],
+                        budget,
+                        options.int8,
+                        "measured on the emulated STM32F405",
+                    )
         if "c" not in options.formats:
             del files["policy.c"], files["policy.h"]
-        manifest = _manifest(step, programs, measured, budget, options, verification, channels, plan_summary)
+        manifest = build_manifest(
+            step,
+            programs,
+            estimated,
+            mcu_section,
+            budget,
+            options,
+            verification,
+            channels,
+            plan_summary,
+            int8_plan,
+        )
         manifest["files"] = {
             name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             for name, data in sorted(files.items())
@@ -423,72 +528,3 @@ def export_policy(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
-
-
-def _manifest(
-    step: AgentStep,
-    programs: list[CProgram],
-    measured: dict,
-    budget: Budget,
-    options: ExportOptions,
-    verification: dict,
-    channels: Sequence[str] | None,
-    plan_summary: dict | None,
-) -> dict:
-    config = step.policy.config
-    if channels is None and config.obs_shape[0] == len(POGEMA_CHANNELS):
-        channels = POGEMA_CHANNELS
-    return {
-        "format": f"{EXPORT_FORMAT_PREFIX}1",
-        "policy": config.to_dict(),
-        "parameters": sum(p.numel() for p in step.policy.parameters()),
-        "observation": {
-            "shape": list(config.obs_shape),
-            "dtype": "float32",
-            "layout": "C, F, F (row-major)",
-            "channels": list(channels) if channels else None,
-            "window": "cell (a, b) shows map cell (row - r + a, col - r + b); off-map cells are 0",
-            "values": "0 or 1 per cell",
-        },
-        "actions": [
-            {"index": i, "name": n, "d_row": dr, "d_col": dc} for i, (n, dr, dc) in enumerate(ACTIONS)
-        ],
-        "interface": {
-            "inputs": [{"name": s.name, "shape": list(s.shape)} for s in programs[0].inputs],
-            "outputs": [{"name": s.name, "shape": list(s.shape)} for s in programs[0].outputs],
-            "functions": [p.signature() for p in programs],
-            "state": {
-                "layout": "[memory (M) | history (h*D)]",
-                "memory": step.memory_size,
-                "history": list(step.history_shape),
-                "reset": "at an episode's first step (or a restarted agent): state is discarded, reset=1",
-            },
-            "neighbours": {
-                "max": options.max_neighbours if step.message_source else 0,
-                "message_size": step.message_size,
-                "message_source": step.message_source,
-                "padding": "rows past neighbour_count are ignored (message_mask 0)",
-                "order": "any: attention over messages is permutation invariant",
-            },
-        },
-        "radio": message_format(step.message_size, step.message_source) if step.message_source else None,
-        "c": {
-            "weights": "int8 per output row + float32 scale" if options.int8 else "float32",
-            "api": "gs_policy_step(obs, state, neighbour_messages, neighbour_count, reset, logits, "
-            "new_state)",
-            "embedded_golden_vectors": min(options.embedded_golden, options.golden_vectors),
-        },
-        "onnx": {"opset": ONNX_OPSET, "batch": 1} if "onnx" in options.formats else None,
-        "rates": {"decision_hz_min": budget.min_rate_hz, "note": "one decision per grid step"},
-        "budget": {**asdict(budget), "enforced": options.budget is not None},
-        "measured": measured,
-        "verification": verification,
-        "tolerances": {
-            "fp32_abs": options.fp32_tolerance,
-            "drift_abs": options.drift_tolerance,
-            "int8_min_agreement": options.int8_min_agreement,
-        },
-        "waypoints": plan_summary,
-        "tools": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
-        **options.extra,
-    }

@@ -4,17 +4,19 @@ Layout (little-endian), one Crazyflie P2P packet (at most 60 bytes of payload) p
 
     offset  size  field
     0       1     version (RADIO_VERSION)
-    1       1     sender id (drone index, 0..255)
-    2       2     step (uint16, wraps)
-    4       1     row (uint8)
-    5       1     col (uint8)
-    6       1     flags: bit 0 valid (0 = the sender reset this step and sends nothing usable),
+    1       2     sender id (uint16, drone index 0..65535)
+    3       2     step (uint16, wraps)
+    5       2     row (uint16)
+    7       2     col (uint16)
+    9       1     flags: bit 0 valid (0 = the sender reset this step and sends nothing usable),
                   bits 4..7 fragment index
-    7       4     scale (float32): value = int8 * scale, symmetric, scale = max|value| / 127
-    11      n     int8 values of this fragment (at most 47)
-    11+n    2     CRC-16/CCITT-FALSE of bytes 0..11+n-1
+    10      4     scale (float32): value = int8 * scale, symmetric, scale = max|value| / 127
+    14      n     int8 values of this fragment (at most 44)
+    14+n    2     CRC-16/CCITT-FALSE of bytes 0..14+n-1
 
-A message of M values needs ceil(M / 47) packets; the drone preset (M = 16) fits one 29-byte packet.
+A message of M values needs ceil(M / 44) packets; the drone preset (M = 16) fits one 32-byte packet.
+A message is representable when every value is finite and 127 * scale is a finite float32; `pack` refuses
+anything else, and `unpack` refuses a scale that is not finite and positive or whose values would overflow.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import numpy as np
 
 from deploy.errors import ExportError
 
-RADIO_VERSION = 1
+RADIO_VERSION = 2
+FIELD_MAX = 0xFFFF  # sender, row and col are uint16
 P2P_MAX_PAYLOAD = 60
-_HEADER = struct.Struct("<BBHBBBf")
+_HEADER = struct.Struct("<BHHHHBf")
 _CRC = struct.Struct("<H")
 VALUES_PER_PACKET = P2P_MAX_PAYLOAD - _HEADER.size - _CRC.size
 
@@ -45,16 +48,30 @@ def crc16(data: bytes) -> int:
 
 
 def quantize(values: np.ndarray) -> tuple[float, np.ndarray]:
-    """(M,) float -> (scale, int8 (M,)) with values ~= int8 * scale."""
+    """(M,) float -> (scale, int8 (M,)) with values ~= int8 * scale (finite values)."""
     values = np.asarray(values, dtype=np.float32)
     peak = float(np.abs(values).max(initial=0.0))
     scale = float(np.float32(peak / 127.0)) if peak > 0 else 1.0
     return scale, np.clip(np.rint(values / scale), -127, 127).astype(np.int8)
 
 
+def representable_scale(scale: float) -> bool:
+    """Whether int8 * scale stays a finite float32 for every int8 value in [-127, 127]."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.float32(scale) > 0 and np.isfinite(np.float32(scale) * np.float32(127)))
+
+
 def pack(sender: int, step: int, cell: tuple[int, int], valid: bool, values: np.ndarray) -> list[bytes]:
-    """The packets of one message."""
+    """The packets of one message; ExportError for a field out of range or values it cannot carry."""
+    for name, field in (("sender", sender), ("row", cell[0]), ("col", cell[1])):
+        if not 0 <= field <= FIELD_MAX:
+            raise ExportError(f"radio message: {name} {field} is outside 0..{FIELD_MAX}")
+    values = np.asarray(values, dtype=np.float32)
+    if not np.all(np.isfinite(values)):
+        raise ExportError("radio message: the values include NaN or infinity")
     scale, q = quantize(values)
+    if not representable_scale(scale):
+        raise ExportError(f"radio message: values up to {np.abs(values).max():.3g} overflow int8 * scale")
     packets = []
     for fragment, start in enumerate(range(0, max(len(q), 1), VALUES_PER_PACKET)):
         flags = int(valid) | (fragment << 4)
@@ -73,15 +90,33 @@ def unpack(packets: list[bytes], message_size: int) -> dict:
         )
     chunks = []
     for index, packet in enumerate(packets):
+        count = min(VALUES_PER_PACKET, message_size - index * VALUES_PER_PACKET)
+        if len(packet) != _HEADER.size + count + _CRC.size:
+            raise ExportError(
+                f"radio packet {index}: {len(packet)} bytes, expected {_HEADER.size + count + 2}"
+            )
         body, (crc,) = packet[: -_CRC.size], _CRC.unpack(packet[-_CRC.size :])
         if crc16(body) != crc:
             raise ExportError(f"radio packet {index}: CRC mismatch")
         version, sender, step, row, col, flags, scale = _HEADER.unpack(body[: _HEADER.size])
         if version != RADIO_VERSION or flags >> 4 != index:
             raise ExportError(f"radio packet {index}: version {version}, fragment {flags >> 4}")
+        if not representable_scale(scale):
+            raise ExportError(f"radio packet {index}: scale {scale!r} is not a finite positive int8 scale")
         chunks.append(np.frombuffer(body[_HEADER.size :], dtype=np.int8))
     values = np.concatenate(chunks).astype(np.float32) * np.float32(scale)
     return {"sender": sender, "step": step, "cell": (row, col), "valid": bool(flags & 1), "values": values}
+
+
+def check_addressable(num_agents: int, grid_shape: tuple[int, int]) -> None:
+    """ExportError when a drone's id or a cell's row or column would not fit the message's uint16 fields."""
+    if num_agents - 1 > FIELD_MAX:
+        raise ExportError(f"{num_agents} drones: the radio message numbers senders 0..{FIELD_MAX}")
+    if max(grid_shape) - 1 > FIELD_MAX:
+        raise ExportError(
+            f"a {grid_shape[0]} x {grid_shape[1]} map: the radio message carries rows and columns "
+            f"0..{FIELD_MAX}"
+        )
 
 
 def packets_per_message(message_size: int) -> int:
@@ -95,16 +130,18 @@ def message_format(message_size: int, source: str | None) -> dict:
         "source": source,
         "values": message_size,
         "encoding": "int8 symmetric, one float32 scale per message: value = int8 * scale",
+        "version": RADIO_VERSION,
+        "max_field": FIELD_MAX,
         "fields": [
             ["version", 0, 1, "uint8"],
-            ["sender", 1, 1, "uint8"],
-            ["step", 2, 2, "uint16"],
-            ["row", 4, 1, "uint8"],
-            ["col", 5, 1, "uint8"],
-            ["flags", 6, 1, "bit0 valid, bits4-7 fragment"],
-            ["scale", 7, 4, "float32"],
-            ["values", 11, "n", "int8"],
-            ["crc16_ccitt_false", "11+n", 2, "uint16"],
+            ["sender", 1, 2, "uint16"],
+            ["step", 3, 2, "uint16"],
+            ["row", 5, 2, "uint16"],
+            ["col", 7, 2, "uint16"],
+            ["flags", 9, 1, "bit0 valid, bits4-7 fragment"],
+            ["scale", 10, 4, "float32"],
+            ["values", 14, "n", "int8"],
+            ["crc16_ccitt_false", "14+n", 2, "uint16"],
         ],
         "little_endian": True,
         "packets": packets,
@@ -121,88 +158,17 @@ def c_declarations(message_size: int) -> list[str]:
         f"#define GS_RADIO_PACKETS {packets_per_message(message_size)}",
         f"#define GS_RADIO_VALUES_PER_PACKET {VALUES_PER_PACKET}",
         f"#define GS_RADIO_PACKET_MAX {P2P_MAX_PAYLOAD}",
+        f"#define GS_RADIO_VERSION {RADIO_VERSION}",
+        f"#define GS_RADIO_HEADER {_HEADER.size}",
+        f"#define GS_RADIO_FIELD_MAX {FIELD_MAX}",
         '/* This drone\'s message as GS_RADIO_PACKETS P2P packets (layout in manifest.json "radio");',
-        "   lengths[i] = bytes of packet i; returns the total bytes. */",
+        "   lengths[i] = bytes of packet i; returns the total bytes, or -1 (every length 0, send nothing)",
+        "   for sender, row or col outside 0..65535, a NaN or infinite value, or values int8 can't carry. */",
         "int gs_radio_pack(int sender, int step, int row, int col, int valid, const float *message,",
         "                  unsigned char packets[GS_RADIO_PACKETS][GS_RADIO_PACKET_MAX], int *lengths);",
-        "/* A received message; returns 0, or -1 for a wrong length, CRC, version or fragment order. */",
+        "/* A received message; returns 0, or -1 for a wrong length, CRC, version, fragment order, or a",
+        "   scale that is not finite and positive or would overflow (message is then left unchanged). */",
         "int gs_radio_unpack(const unsigned char packets[GS_RADIO_PACKETS][GS_RADIO_PACKET_MAX],",
         "                    const int *lengths, int *sender, int *step, int *row, int *col, int *valid,",
         "                    float *message);",
     ]
-
-
-# Little-endian targets only (Cortex-M4 and x86): the scale is copied as its in-memory bytes.
-C_SOURCE = """
-static uint16_t gs_crc16(const unsigned char *data, int size)
-{
-    uint16_t crc = 0xFFFF;
-    for (int i = 0; i < size; ++i) {
-        crc = (uint16_t)(crc ^ (data[i] << 8));
-        for (int bit = 0; bit < 8; ++bit)
-            crc = (uint16_t)((crc & 0x8000) ? ((crc << 1) ^ 0x1021) : (crc << 1));
-    }
-    return crc;
-}
-
-static int gs_radio_count(int fragment)
-{
-    const int left = GS_MESSAGE_SIZE - fragment * GS_RADIO_VALUES_PER_PACKET;
-    return left < GS_RADIO_VALUES_PER_PACKET ? left : GS_RADIO_VALUES_PER_PACKET;
-}
-
-int gs_radio_pack(int sender, int step, int row, int col, int valid, const float *message,
-                  unsigned char packets[GS_RADIO_PACKETS][GS_RADIO_PACKET_MAX], int *lengths)
-{
-    float peak = 0.0f;
-    int total = 0;
-    for (int i = 0; i < GS_MESSAGE_SIZE; ++i)
-        if (fabsf(message[i]) > peak) peak = fabsf(message[i]);
-    const float scale = peak > 0.0f ? peak / 127.0f : 1.0f;
-    for (int fragment = 0; fragment < GS_RADIO_PACKETS; ++fragment) {
-        unsigned char *packet = packets[fragment];
-        const int start = fragment * GS_RADIO_VALUES_PER_PACKET, count = gs_radio_count(fragment);
-        packet[0] = 1;
-        packet[1] = (unsigned char)sender;
-        packet[2] = (unsigned char)(step & 0xFF);
-        packet[3] = (unsigned char)((step >> 8) & 0xFF);
-        packet[4] = (unsigned char)row;
-        packet[5] = (unsigned char)col;
-        packet[6] = (unsigned char)((valid ? 1 : 0) | (fragment << 4));
-        memcpy(packet + 7, &scale, 4);
-        for (int k = 0; k < count; ++k) {
-            float q = rintf(message[start + k] / scale);
-            q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
-            packet[11 + k] = (unsigned char)(signed char)(int)q;
-        }
-        const uint16_t crc = gs_crc16(packet, 11 + count);
-        packet[11 + count] = (unsigned char)(crc & 0xFF);
-        packet[12 + count] = (unsigned char)(crc >> 8);
-        lengths[fragment] = 13 + count;
-        total += lengths[fragment];
-    }
-    return total;
-}
-
-int gs_radio_unpack(const unsigned char packets[GS_RADIO_PACKETS][GS_RADIO_PACKET_MAX],
-                    const int *lengths, int *sender, int *step, int *row, int *col, int *valid,
-                    float *message)
-{
-    for (int fragment = 0; fragment < GS_RADIO_PACKETS; ++fragment) {
-        const unsigned char *packet = packets[fragment];
-        const int start = fragment * GS_RADIO_VALUES_PER_PACKET, count = gs_radio_count(fragment);
-        float scale;
-        if (lengths[fragment] != 13 + count || packet[0] != 1 || (packet[6] >> 4) != fragment) return -1;
-        if ((packet[11 + count] | (packet[12 + count] << 8)) != gs_crc16(packet, 11 + count)) return -1;
-        memcpy(&scale, packet + 7, 4);
-        for (int k = 0; k < count; ++k)
-            message[start + k] = (float)(signed char)packet[11 + k] * scale;
-    }
-    *sender = packets[0][1];
-    *step = packets[0][2] | (packets[0][3] << 8);
-    *row = packets[0][4];
-    *col = packets[0][5];
-    *valid = packets[0][6] & 1;
-    return 0;
-}
-"""

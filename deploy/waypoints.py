@@ -1,9 +1,11 @@
-"""Waypoint plans for drones from grid trajectories, and their continuous-time safety check.
+"""Waypoint plans for drones from grid trajectories, and their continuous-time safety checks.
 
-A plan is lockstep: at step k every drone leaves the centre of its cell at time k*T and arrives at the centre
-of its next cell at (k+1)*T on a straight line at constant speed (the high-level commander's `go_to(...,
-linear=True)`). Drones that finished their task hover where they are; they still occupy airspace, so they
-take part in the safety check.
+A plan is lockstep: at step k every drone is at the centre of its cell at time k*T. It is flown two ways,
+and both are checked: straight lines at constant speed between the cell centres (the high-level commander's
+`go_to(..., linear=True)`, fly_cflib.py), and smooth 7th-order polynomial pieces continuous in position,
+velocity and acceleration that stop where the grid plan waits (deploy.trajectory; Crazyswarm2 CSVs and
+fly_hlc.py). T is long enough for --max-speed on both and for --max-accel on the pieces. Drones that finished
+their task hover where they are; they still occupy airspace, so they take part in the safety checks.
 
 Grid to world: the grid origin (row 0, column 0 corner) sits at `origin_m`; columns run along +x, rows along
 -y (so the map seen from above is not mirrored), every drone flies at `altitude_m`:
@@ -14,15 +16,24 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 from dataclasses import asdict, dataclass
+from importlib import resources
 
 import numpy as np
 
+from deploy import trajectory
 from deploy.errors import ExportError, UnsafePlanError
 
 # The Crazyflie high-level commander stores at most 31 raw polynomial pieces (4096 B / 132 B per piece).
 TRAJECTORY_PIECES_LIMIT = 31
 _POLY_DEGREE = 8
+# Crazyflie 2.x defaults (crazyflie-firmware platform_defaults_cf2.h): the PID position controller caps
+# horizontal speed at 1.0 m/s (PID_POS_VEL_X_MAX) and tilt at 20 degrees (PID_VEL_ROLL_MAX), which allows
+# g * tan(20 deg) = 3.57 m/s^2. The plan's defaults stay well inside both.
+DEFAULT_MAX_SPEED_MPS = 0.5
+DEFAULT_MAX_ACCEL_MPS2 = 2.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,8 @@ class WaypointPlan:
     cells: np.ndarray  # (S+1, N, 2) int64 (row, col)
     step_duration_s: float
     transform: GridToWorld
+    pieces: np.ndarray  # (N, S, 3, 8) float64: smooth pieces, coefficients in seconds from each step's start
+    checks: dict  # what make_plan measured: peaks, closest approaches, tracking error
 
     @property
     def num_drones(self) -> int:
@@ -81,36 +94,91 @@ def make_plan(
     cells: np.ndarray,
     transform: GridToWorld,
     *,
-    max_speed_mps: float,
+    max_speed_mps: float = DEFAULT_MAX_SPEED_MPS,
+    max_accel_mps2: float = DEFAULT_MAX_ACCEL_MPS2,
     step_duration_s: float | None = None,
     safety_distance_m: float,
+    tracker: trajectory.Tracker = trajectory.TRACKER,
 ) -> WaypointPlan:
     """Build a plan from grid positions (S+1, N, 2) (row, col) and check it.
 
-    The step duration defaults to the fastest one the speed limit allows (one cell per step at max speed).
-    Raises ExportError for moves longer than one cell or too fast, UnsafePlanError for close approaches.
+    The step duration defaults to the shortest (rounded up to 0.01 s) that keeps the straight flight within
+    max_speed and the smooth pieces within max_speed and max_accel. Raises ExportError for moves longer than
+    one cell or a step duration too short, UnsafePlanError when two drones come closer than the safety
+    distance on the straight lines, on the smooth pieces, or when the pieces are tracked by `tracker`.
     """
     cells = np.asarray(cells)
     if cells.ndim != 3 or cells.shape[-1] != 2 or cells.shape[0] < 1 or cells.shape[1] < 1:
         raise ExportError(f"positions must have shape (steps+1, drones, 2) (row, col), got {cells.shape}")
     if not np.issubdtype(cells.dtype, np.integer):
         raise ExportError(f"positions must be integer grid cells, got dtype {cells.dtype}")
-    if not max_speed_mps > 0:
-        raise ExportError(f"max speed must be > 0 m/s, got {max_speed_mps}")
-    min_duration = transform.cell_size_m / max_speed_mps
-    if step_duration_s is None:
-        step_duration_s = min_duration
-    if step_duration_s < min_duration:
-        raise ExportError(
-            f"step duration {step_duration_s} s is too short: one {transform.cell_size_m} m cell at "
-            f"{max_speed_mps} m/s takes {min_duration:.3f} s"
-        )
+    for name, value, unit in (
+        ("max speed", max_speed_mps, "m/s"),
+        ("max acceleration", max_accel_mps2, "m/s^2"),
+    ):
+        if not (value > 0 and math.isfinite(value)):
+            raise ExportError(f"{name} must be a finite number > 0 {unit}, got {value}")
     _check_unit_moves(cells)
-    plan = WaypointPlan(
-        transform.cell_centres(cells), cells.astype(np.int64), float(step_duration_s), transform
-    )
-    check_separation(plan.positions_m, safety_distance_m, plan.step_duration_s)
-    return plan
+    positions = transform.cell_centres(cells)
+    unit = trajectory.unit_pieces(positions)
+    linear = transform.cell_size_m / max_speed_mps
+    smooth = trajectory.minimum_step_duration(unit, max_speed_mps, max_accel_mps2) if unit.size else 0.0
+    shortest = max(linear, smooth)
+    if step_duration_s is None:
+        step_duration_s = math.ceil(shortest * 100 - 1e-9) / 100
+    if not step_duration_s >= shortest * (1 - 1e-9):
+        raise ExportError(
+            f"step duration {step_duration_s} s is too short: the plan needs {shortest:.3f} s per step "
+            f"(straight {transform.cell_size_m} m cells at {max_speed_mps} m/s: {linear:.3f} s; smooth "
+            f"pieces within {max_speed_mps} m/s and {max_accel_mps2} m/s^2: {smooth:.3f} s)"
+        )
+    check_separation(positions, safety_distance_m, step_duration_s)
+    pieces = trajectory.scaled(unit, step_duration_s)
+    checks = _check_smooth(pieces, step_duration_s, max_accel_mps2, safety_distance_m, tracker)
+    speed, accel = trajectory.unit_peaks(unit) if unit.size else (0.0, 0.0)
+    checks |= {
+        "peak_speed_mps": speed / step_duration_s,
+        "peak_accel_mps2": accel / step_duration_s**2,
+        "max_speed_mps": max_speed_mps,
+        "max_accel_mps2": max_accel_mps2,
+    }
+    return WaypointPlan(positions, cells.astype(np.int64), float(step_duration_s), transform, pieces, checks)
+
+
+def _check_smooth(
+    pieces: np.ndarray,
+    step_duration_s: float,
+    max_accel_mps2: float,
+    safety_distance_m: float,
+    tracker: trajectory.Tracker,
+) -> dict:
+    """Separation on the smooth pieces in continuous time and when tracked; UnsafePlanError if too close."""
+    if not pieces.shape[1]:
+        return {}
+    smooth = trajectory.closest_approach(pieces, step_duration_s)
+    tracked, error = trajectory.tracked_approach(pieces, step_duration_s, max_accel_mps2, tracker)
+    for approach, how in ((smooth, "on their smooth trajectories"), (tracked, "when tracked")):
+        if approach is not None and approach.distance_m < safety_distance_m:
+            how += (
+                f" (PD controller kp {tracker.kp}, kd {tracker.kd}, |a| <= {max_accel_mps2} m/s^2)"
+                if approach is tracked
+                else ""
+            )
+            raise UnsafePlanError(
+                f"drones {approach.first} and {approach.second} come {approach.distance_m:.3f} m apart {how} "
+                f"at t = {approach.time_s:.2f} s; the safety distance is {safety_distance_m} m"
+            )
+    return {
+        "closest_smooth_m": None if smooth is None else smooth.distance_m,
+        "closest_tracked_m": None if tracked is None else tracked.distance_m,
+        "tracking_error_max_m": error,
+        "tracker": {
+            "kp": tracker.kp,
+            "kd": tracker.kd,
+            "dt_s": tracker.dt_s,
+            "accel_limit_mps2": max_accel_mps2,
+        },
+    }
 
 
 def _check_unit_moves(cells: np.ndarray) -> None:
@@ -177,125 +245,53 @@ def waypoints_csv(plan: WaypointPlan) -> str:
     return out.getvalue()
 
 
-def trajectory_pieces(plan: WaypointPlan, drone: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """Linear pieces (duration_s, start (3,), velocity (3,)) of one drone; equal consecutive moves merged."""
-    pieces: list[tuple[float, np.ndarray, np.ndarray]] = []
-    track = plan.positions_m[:, drone]  # (S+1, 3)
-    for step in range(plan.num_steps):
-        velocity = (track[step + 1] - track[step]) / plan.step_duration_s
-        if pieces and np.array_equal(pieces[-1][2], velocity):
-            duration, start, _ = pieces[-1]
-            pieces[-1] = (duration + plan.step_duration_s, start, velocity)
-        else:
-            pieces.append((plan.step_duration_s, track[step], velocity))
-    return pieces
-
-
 def crazyswarm_csv(plan: WaypointPlan, drone: int) -> str:
-    """Crazyswarm2 trajectory CSV (duration, x^0..x^7, y^0..y^7, z^0..z^7, yaw^0..yaw^7) of linear pieces."""
+    """Crazyswarm2 trajectory CSV (duration, x^0..x^7, y^0..y^7, z^0..z^7, yaw^0..yaw^7) of the smooth pieces,
+    consecutive pieces that continue one polynomial merged."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = ["duration"] + [f"{axis}^{k}" for axis in ("x", "y", "z", "yaw") for k in range(_POLY_DEGREE)]
     writer.writerow(header)
-    for duration, start, velocity in trajectory_pieces(plan, drone):
-        row = [f"{duration:.6g}"]
-        for axis in range(3):
-            coefficients = [start[axis], velocity[axis]] + [0.0] * (_POLY_DEGREE - 2)
-            row += [f"{c:.9g}" for c in coefficients]
-        row += ["0"] * _POLY_DEGREE
-        writer.writerow(row)
+    for duration, coefficients in trajectory.merged_pieces(plan.pieces[drone], plan.step_duration_s):
+        writer.writerow(
+            [f"{duration:.9g}", *(f"{c:.9g}" for c in coefficients.ravel()), *["0"] * _POLY_DEGREE]
+        )
     return out.getvalue()
 
 
-CFLIB_SCRIPT = '''"""Fly a GridSwarm waypoint plan with cflib's high-level commander (lockstep linear go_to).
-
-Generated by `gridswarm export`. Usage: python fly_cflib.py URI0 URI1 ...  (one radio URI per drone, in
-drone order; e.g. radio://0/80/2M/E7E7E7E701). Reads waypoints.csv next to this file.
-"""
-
-import csv
-import sys
-import time
-from pathlib import Path
-
-import cflib.crtp
-from cflib.crazyflie.swarm import CachedCfFactory, Swarm
-
-STEP_DURATION_S = {step_duration_s!r}
-TAKEOFF_DURATION_S = 3.0
-NUM_DRONES = {num_drones!r}
-
-
-def load_waypoints(path: Path) -> list[list[tuple[float, float, float]]]:
-    """waypoints.csv -> per drone, per step (x, y, z)."""
-    tracks: list[list[tuple[float, float, float]]] = [[] for _ in range(NUM_DRONES)]
-    with path.open() as file:
-        for row in csv.DictReader(file):
-            tracks[int(row["drone"])].append((float(row["x_m"]), float(row["y_m"]), float(row["z_m"])))
-    return tracks
-
-
-def take_off(scf, start):
-    commander = scf.cf.high_level_commander
-    commander.takeoff(start[2], TAKEOFF_DURATION_S)
-    time.sleep(TAKEOFF_DURATION_S)
-    commander.go_to(start[0], start[1], start[2], 0.0, TAKEOFF_DURATION_S, relative=False, linear=False)
-    time.sleep(TAKEOFF_DURATION_S)
-
-
-def go_to(scf, waypoint):
-    scf.cf.high_level_commander.go_to(*waypoint, 0.0, STEP_DURATION_S, relative=False, linear=True)
-
-
-def land(scf):
-    scf.cf.high_level_commander.land(0.0, TAKEOFF_DURATION_S)
-    time.sleep(TAKEOFF_DURATION_S)
-    scf.cf.high_level_commander.stop()
-
-
-def main(uris: list[str]) -> None:
-    if len(uris) != NUM_DRONES:
-        sys.exit(f"fly_cflib.py: error: the plan has {{NUM_DRONES}} drones, got {{len(uris)}} URIs")
-    tracks = load_waypoints(Path(__file__).with_name("waypoints.csv"))
-    cflib.crtp.init_drivers()
-    with Swarm(uris, factory=CachedCfFactory(rw_cache="./cache")) as swarm:
-        swarm.reset_estimators()
-        swarm.parallel_safe(take_off, args_dict={{uri: [tracks[i][0]] for i, uri in enumerate(uris)}})
-        for step in range(1, len(tracks[0])):
-            swarm.parallel_safe(go_to, args_dict={{uri: [tracks[i][step]] for i, uri in enumerate(uris)}})
-            time.sleep(STEP_DURATION_S)
-        swarm.parallel_safe(land)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
-'''
-
-
-def cflib_script(plan: WaypointPlan) -> str:
-    """A standalone Python script that flies the plan (reads waypoints.csv) with cflib."""
-    return CFLIB_SCRIPT.format(step_duration_s=plan.step_duration_s, num_drones=plan.num_drones)
+def script(name: str) -> str:
+    """The text of a flight script shipped in deploy/scripts/ (copied into an export unchanged)."""
+    return (resources.files("deploy") / "scripts" / name).read_text(encoding="utf-8")
 
 
 def plan_files(plan: WaypointPlan) -> dict[str, str]:
-    """Every file of a plan, by relative path: waypoints.csv, fly_cflib.py, crazyswarm2/cf<i>.csv."""
-    files = {"waypoints.csv": waypoints_csv(plan), "fly_cflib.py": cflib_script(plan)}
+    """Every file of a plan by path: waypoints.csv, plan.json, the flight scripts, crazyswarm2/cf<i>.csv."""
+    files = {
+        "waypoints.csv": waypoints_csv(plan),
+        "plan.json": json.dumps({"step_duration_s": plan.step_duration_s, "num_drones": plan.num_drones})
+        + "\n",
+        "fly_cflib.py": script("fly_cflib.py"),
+        "fly_hlc.py": script("fly_hlc.py"),
+    }
     for drone in range(plan.num_drones):
         files[f"crazyswarm2/cf{drone}.csv"] = crazyswarm_csv(plan, drone)
     return files
 
 
-def plan_summary(plan: WaypointPlan, safety_distance_m: float, max_speed_mps: float) -> dict:
-    """Manifest section describing the plan."""
-    pieces = [len(trajectory_pieces(plan, drone)) for drone in range(plan.num_drones)]
+def plan_summary(plan: WaypointPlan, safety_distance_m: float) -> dict:
+    """Manifest section describing the plan and what its checks measured."""
+    pieces = [
+        len(trajectory.merged_pieces(plan.pieces[drone], plan.step_duration_s))
+        for drone in range(plan.num_drones)
+    ]
     return {
         "num_drones": plan.num_drones,
         "num_steps": plan.num_steps,
         "step_duration_s": plan.step_duration_s,
-        "max_speed_mps": max_speed_mps,
-        "speed_mps": plan.transform.cell_size_m / plan.step_duration_s,
+        "straight_speed_mps": plan.transform.cell_size_m / plan.step_duration_s,
         "safety_distance_m": safety_distance_m,
         "grid_to_world": plan.transform.to_dict(),
+        "smooth": plan.checks,
         "max_trajectory_pieces": max(pieces),
         "fits_trajectory_memory": max(pieces) <= TRAJECTORY_PIECES_LIMIT,
     }

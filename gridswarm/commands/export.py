@@ -41,7 +41,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--scenario",
-        help="scenario whose rollouts give verification observations, channel names and --rollout waypoints",
+        help="scenario whose rollouts give verification observations, channel names and --rollout waypoints "
+        "(default: the run's own scenario)",
+    )
+    parser.add_argument(
+        "--mcu",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="build and run the self-test firmware on an emulated STM32F405: auto (default) when "
+        "arm-none-eabi-gcc, newlib and qemu-system-arm are installed, on (required), off",
     )
     parser.add_argument(
         "--verify-samples", type=integer(1, 10**6), default=1000, help="observations checked (1000)"
@@ -68,7 +76,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     plans.add_argument("--max-speed", type=plan_value, default=0.5, help="m/s (default 0.5)")
     plans.add_argument(
-        "--step-duration", type=plan_value, default=None, help="seconds per step (default cell/speed)"
+        "--max-accel", type=plan_value, default=2.0, help="m/s^2 of the smooth trajectories (default 2.0)"
+    )
+    plans.add_argument(
+        "--step-duration",
+        type=plan_value,
+        default=None,
+        help="seconds per step (default: the shortest that keeps --max-speed and --max-accel)",
     )
     plans.add_argument("--safety-distance", type=number(0, 1000), default=0.25, help="metres (default 0.25)")
     parser.set_defaults(handler=run)
@@ -131,38 +145,40 @@ def _plan_cells(args: argparse.Namespace, rollout_positions: np.ndarray | None) 
 def run(args: argparse.Namespace) -> int:
     from deploy.agent import AgentStep
     from deploy.export import CRAZYFLIE, FORMATS, ExportOptions, export_policy
-    from deploy.rollout import decentralized_rollout
+    from deploy.manifest import describe_sizes
+    from deploy.radio import check_addressable
+    from deploy.rollout import ROLLOUT_ENVS, decentralized_rollout, load_scenario
     from deploy.verify import torch_runner
     from deploy.waypoints import GridToWorld, make_plan, plan_summary
+    from sim.maps import largest_map_shape
 
     formats = tuple(part.strip() for part in args.format.split(",") if part.strip())
     if not formats or set(formats) - set(FORMATS):
         raise ExportError(f"--format {args.format!r}: expected a comma list of {', '.join(FORMATS)}")
     policy, source = _policy(args)
     observations = channels = positions = None
-    if args.scenario is not None:
-        from scenarios.loader import load
-
-        scenario = load(args.scenario)
+    scenario_name = args.scenario or source.get("scenario")
+    if scenario_name is not None:
+        scenario = load_scenario(scenario_name, explicit=args.scenario is not None)
         channels = scenario.observation.channels
+        check_addressable(scenario.agents.count, largest_map_shape(scenario))
         step = AgentStep(policy, args.neighbours)
-        rollout = decentralized_rollout(step, torch_runner(step), scenario, num_envs=1, seed=args.seed)
+        rollout = decentralized_rollout(step, torch_runner(step), scenario, ROLLOUT_ENVS, seed=args.seed)
         observations, positions = rollout.observations, rollout.positions
     plan = summary = None
     transform = GridToWorld(args.cell_size, _numbers("--origin", args.origin, 2, float), args.altitude)
-    timing = {
-        "max_speed_mps": args.max_speed,
-        "step_duration_s": args.step_duration or args.cell_size / args.max_speed,
-    }
+    timing = {"max_speed_mps": args.max_speed, "max_accel_mps2": args.max_accel}
     if "waypoints" in formats:
         plan = make_plan(
             _plan_cells(args, positions),
             transform,
             max_speed_mps=args.max_speed,
+            max_accel_mps2=args.max_accel,
             step_duration_s=args.step_duration,
             safety_distance_m=args.safety_distance,
         )
-        summary = plan_summary(plan, args.safety_distance, args.max_speed)
+        summary = plan_summary(plan, args.safety_distance)
+        timing["step_duration_s"] = plan.step_duration_s
     options = ExportOptions(
         formats=formats,
         int8=args.int8,
@@ -172,15 +188,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.force,
         protected=(source["checkpoint"],) if source.get("checkpoint") else (),
-        extra={"source": source | {"scenario": args.scenario}, "grid_to_world": transform.to_dict() | timing},
+        mcu=args.mcu,
+        extra={"source": source | {"scenario": scenario_name}, "grid_to_world": transform.to_dict() | timing},
     )
     manifest = export_policy(policy, args.out, options, observations, plan, summary, channels)
-    measured, checks = manifest["measured"], manifest["verification"]
+    checks = manifest["verification"]
     print(f"exported {', '.join(formats)} to {args.out}")
-    print(
-        f"  weights {measured['weight_bytes']} B, RAM {measured['ram_bytes']} B, {measured['macs']} MACs, "
-        f"~{measured['estimated_ms']:.2f} ms on {manifest['budget']['target']}"
-    )
+    print(f"  {describe_sizes(manifest)}")
     print(
         f"  C vs torch: max |error| {checks['c']['max_abs_error']:.2e}, same action "
         f"{100 * checks['c']['same_action']:.2f}% of {checks['c']['samples']}"
@@ -188,5 +202,6 @@ def run(args: argparse.Namespace) -> int:
     if "onnx" in checks:
         print(f"  ONNX vs torch: max |error| {checks['onnx']['max_abs_error']:.2e}")
     if summary is not None:
-        print(f"  waypoints: {json.dumps({k: summary[k] for k in ('num_drones', 'num_steps')})}")
+        shown = ("num_drones", "num_steps", "step_duration_s")
+        print(f"  waypoints: {json.dumps({k: summary[k] for k in shown})}")
     return 0

@@ -11,8 +11,9 @@ from torch import nn
 import memory
 from deploy import c_runtime
 from deploy.agent import AgentStep
-from deploy.ccompile import compile_module, float_literal, quantize_rows
+from deploy.ccompile import compile_module, float_literal
 from deploy.errors import UnsupportedOpError
+from deploy.quantize import quantize_rows
 from deploy.verify import compare, sample_inputs
 from tests.deploy.conftest import max_error
 
@@ -114,7 +115,7 @@ def test_each_op_matches_torch(name, compile_c):
 def test_a_broken_kernel_is_caught(compile_c, monkeypatch):
     # The differential test must be able to fail: a softmax without max-subtraction normalizes wrongly.
     monkeypatch.setitem(
-        c_runtime.KERNELS, "softmax", c_runtime.SOFTMAX.replace("/= total", "/= total + 1.0f")
+        c_runtime.KERNELS, "softmax", c_runtime.KERNELS["softmax"].replace("/= total", "/= total + 1.0f")
     )
     fn, _, x_shape, y_shape = CASES["softmax_middle"]
     inputs = {"x": torch.randn(x_shape), "y": torch.randn(y_shape)}

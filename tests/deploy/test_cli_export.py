@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import torch
@@ -46,7 +47,9 @@ def test_run_dir_checkpoint_to_c_and_waypoints(tmp_path, capsys):
     assert manifest["source"]["checkpoint"].endswith("checkpoints/best/step-000000000004.ckpt")
     assert "policy.onnx" not in manifest["files"] and "policy.c" in manifest["files"]
     transform = manifest["grid_to_world"]
-    assert [transform[k] for k in ("cell_size_m", "step_duration_s", "altitude_m")] == [0.5, 1.0, 1.0]
+    assert [transform[k] for k in ("cell_size_m", "altitude_m")] == [0.5, 1.0]
+    # the smooth pieces need longer steps than the straight lines (0.5 m at 0.5 m/s: 1 s)
+    assert transform["step_duration_s"] == manifest["waypoints"]["step_duration_s"] > 1.0
     assert manifest["waypoints"]["num_drones"] == 2 and "waypoints/fly_cflib.py" in manifest["files"]
     # the exported C carries the checkpoint's weights, not fresh ones
     golden = np.load(tmp_path / "out" / "golden.npz")
@@ -145,3 +148,46 @@ def test_waypoints_from_a_stored_episode(tmp_path, capsys):
         mine = rows[rows["drone"] == drone]
         np.testing.assert_array_equal(np.stack([mine["row"], mine["col"]], axis=1), positions[:, drone])
         np.testing.assert_allclose(mine["x_m"], (positions[:, drone, 1] + 0.5) * 0.6, atol=1e-5)
+
+
+def test_onnx_without_its_packages_is_one_line_naming_the_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed: find_spec says None
+    code = main(["export", "new:empty", "--out", str(tmp_path / "out"), "--mcu", "off"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "policy.onnx needs the onnx package: pip install 'onnx>=1.15' 'onnxruntime>=1.17'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_mcu_tools_are_named_with_their_install_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("deploy.mcu.missing_tools", lambda: ["qemu-system-arm"])
+    common = ["export", "new:empty", "--obs-shape", "3,5,5", "--format", "c", "--verify-samples", "10"]
+    assert main([*common, "--out", str(tmp_path / "auto")]) == 0
+    out = capsys.readouterr().out
+    skipped = [line for line in out.splitlines() if "MCU check skipped" in line]
+    assert len(skipped) == 1 and "qemu-system-arm not found (apt-get install gcc-arm-none-eabi " in skipped[0]
+    manifest = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    assert manifest["mcu"]["measured"] is False and "firmware/policy_selftest.elf" not in manifest["files"]
+    assert main([*common, "--out", str(tmp_path / "on"), "--mcu", "on"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "gridswarm export: error: the MCU check needs qemu-system-arm: apt-get install gcc-arm-none-eabi "
+        "libnewlib-arm-none-eabi qemu-system-arm"
+    )
+
+
+def test_a_run_is_verified_on_observations_of_its_own_scenario(tmp_path, capsys):
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text(
+        "name: small\nmap: {generator: random, width: 8, height: 8, density: 0.1}\nagents: {count: 2}\n"
+        "dynamics: {max_episode_steps: 16}\nobservation: {radius: 2}\n"
+    )
+    policy = memory.make_policy("gru", (3, 5, 5), preset="drone", seed=2)
+    meta = {"format": CHECKPOINT_FORMAT, "policy_config": policy.config.to_dict(), "scenario": str(scenario)}
+    save_checkpoint(tmp_path / "run" / "checkpoints", 3, {"policy": policy.state_dict()}, meta)
+    common = ["export", str(tmp_path / "run"), "--format", "c", "--verify-samples", "50", "--mcu", "off"]
+    assert main([*common, "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["verification"]["inputs"] == "recorded observations"
+    assert manifest["source"]["scenario"] == str(scenario)
+    assert manifest["observation"]["channels"] == ["obstacles", "agents", "goal"]

@@ -8,7 +8,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import memory
 from deploy.agent import AgentStep, MessageEncoder
 from deploy.cbuild import CFunction, build
 from deploy.ccompile import compile_module, link
@@ -16,6 +15,7 @@ from deploy.rollout import decentralized_rollout, per_sample, sample_actions
 from deploy.verify import torch_runner
 from scenarios.loader import loads
 from sim.env import GridEnv
+from tests.deploy.helpers import decisive_policy
 
 SMALL = """
 name: small
@@ -28,8 +28,7 @@ observation: {radius: 2}
 
 @pytest.fixture(scope="module")
 def policies(tmp_path_factory):
-    policy = memory.make_policy("srmt", (3, 5, 5), preset="drone", scope="local", seed=7)
-    torch.nn.init.orthogonal_(policy.policy_head.weight, gain=2.0)  # decisive, goal-seeking-sized logits
+    policy = decisive_policy("srmt", (3, 5, 5), 7)
     step = AgentStep(policy, 3)
     program = compile_module(step, step.example_inputs(), step.output_names)
     source = tmp_path_factory.mktemp("closed_loop") / "policy.c"
@@ -69,8 +68,7 @@ def test_dropped_messages_change_what_agents_receive(policies):
 
 
 def test_neighbour_attention_c_drones_act_like_torch(tmp_path):
-    policy = memory.make_policy("neighbour_attention", (3, 5, 5), preset="drone", scope="local", seed=8)
-    torch.nn.init.orthogonal_(policy.policy_head.weight, gain=2.0)
+    policy = decisive_policy("neighbour_attention", (3, 5, 5), 8)
     step, encoder = AgentStep(policy, 3), MessageEncoder(policy)
     example = step.example_inputs()
     programs = [
@@ -104,8 +102,7 @@ def test_drones_hearing_everyone_act_like_the_centralized_global_policy():
     # A global-scope policy pools every agent's memory; drones hearing the whole map get the same pool by
     # radio, so their logits equal SwarmPolicy.step's up to the int8 message encoding (about 0.03 here;
     # drones that never heard anyone differ by about 2).
-    policy = memory.make_policy("srmt", (3, 5, 5), preset="drone", scope="global", seed=11)
-    torch.nn.init.orthogonal_(policy.policy_head.weight, gain=2.0)
+    policy = decisive_policy("srmt", (3, 5, 5), 11, scope="global")
     step, scenario, E, N = AgentStep(policy, 3), loads(SMALL), 6, 4
     run, logits_seen = torch_runner(step), []
 
