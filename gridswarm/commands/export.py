@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         raise ExportError(f"--format {args.format!r}: expected a comma list of {', '.join(FORMATS)}")
     policy, source = _policy(args)
     observations = channels = positions = None
-    scenario_name = args.scenario or source.get("scenario")
+    scenario_name = source.get("scenario") if args.scenario is None else args.scenario
     if scenario_name is not None:
         scenario = load_scenario(scenario_name, explicit=args.scenario is not None)
         channels = scenario.observation.channels
