@@ -43,7 +43,7 @@ def test_two_run_commands_recording_into_one_store_keep_every_episode(tmp_path):
     command += ["--episodes", "20", "--envs", "2"]
     runs = [
         subprocess.Popen([*command, "--seed", str(seed), "--record", str(store)], cwd=REPOSITORY,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for seed in (1, 2)
     ]  # fmt: skip
     for run in runs:
@@ -80,7 +80,7 @@ def test_writers_that_start_together_on_a_new_store_keep_every_episode(tmp_path)
     store, go = tmp_path / "new.zarr", tmp_path / "go"
     writers = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(seed), str(go)], cwd=REPOSITORY,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for seed in range(3)
     ]  # fmt: skip
     for writer in writers:
