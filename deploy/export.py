@@ -33,7 +33,7 @@ from deploy.onnx_export import onnx_bytes, onnx_runner, require_onnx
 from deploy.quantize import Int8Plan, plan_int8
 from deploy.verify import Agreement, Runner, compare, recurrent_drift, sample_inputs, torch_runner
 from deploy.waypoints import WaypointPlan, plan_files
-from fsio import fsync_directory, read_bounded
+from fsio import fsync_directory, fsync_tree, read_bounded
 from memory import SwarmPolicy
 
 FORMATS = ("onnx", "c", "waypoints")
@@ -170,13 +170,12 @@ def _verify_message(
 
 
 def _write_files(directory: Path, files: dict[str, bytes]) -> None:
+    """The files into the staging directory, every one and the directories fsynced before it is renamed."""
     for name, data in files.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        path.write_bytes(data)
+    fsync_tree(directory)
 
 
 EXPORT_FORMAT_PREFIX = "gridswarm-export-"
