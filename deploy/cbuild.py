@@ -13,7 +13,7 @@ import numpy as np
 from deploy.ccompile import TensorSpec
 from deploy.errors import ExportError
 
-# The flags the issue asks the generated code to build cleanly with; -ffp-contract=off keeps gcc from fusing
+# The flags the generated code builds cleanly with; -ffp-contract=off keeps gcc from fusing
 # multiply-adds, so host results do not depend on the CPU's FMA support.
 STRICT_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-ffp-contract=off")
 SANITIZE_FLAGS = (

@@ -29,11 +29,19 @@ from deploy.ccompile import CProgram, compile_module
 from deploy.csource import render_header, render_source
 from deploy.errors import ExportError
 from deploy.manifest import build_manifest
-from deploy.onnx_export import onnx_bytes, onnx_runner, require_onnx
+from deploy.onnx_export import onnx_bytes, require_onnx
 from deploy.quantize import Int8Plan, plan_int8
-from deploy.verify import Agreement, Runner, compare, recurrent_drift, sample_inputs, torch_runner
+from deploy.verify import (
+    Runner,
+    c_runner,
+    check_export,
+    check_message_encoder,
+    encoder_runner,
+    sample_inputs,
+    torch_runner,
+)
 from deploy.waypoints import WaypointPlan, plan_files
-from fsio import fsync_directory, read_bounded
+from fsio import fsync_directory, fsync_tree, read_bounded
 from memory import SwarmPolicy
 
 FORMATS = ("onnx", "c", "waypoints")
@@ -92,10 +100,6 @@ def _with_outputs(step: AgentStep, run: Runner, samples: list[dict]) -> list[dic
     return [{**inputs, **dict(zip(step.output_names, run(inputs), strict=True))} for inputs in samples]
 
 
-def _c_runner(function: CFunction) -> Runner:
-    return lambda inputs: function(*[inputs[spec.name] for spec in function.inputs])
-
-
 def _banner(step: AgentStep, estimated: dict, int8: bool) -> str:
     config = step.policy.config
     return (
@@ -107,76 +111,13 @@ def _banner(step: AgentStep, estimated: dict, int8: bool) -> str:
     )
 
 
-def _verify(
-    step: AgentStep,
-    library: CFunction,
-    onnx_model: bytes | None,
-    options: ExportOptions,
-    observations: np.ndarray | None,
-    golden: list[dict],
-) -> dict:
-    samples = sample_inputs(step, options.verify_samples, options.seed + 2, observations)
-    c_run = _c_runner(library)
-    report = {
-        "inputs": "recorded observations" if observations is not None else "random observation planes",
-        "c_golden": compare(step, c_run, golden).to_dict(),
-        "c": compare(step, c_run, samples).to_dict(),
-    }
-    if onnx_model is not None:
-        onnx_run = onnx_runner(onnx_model, step.output_names)
-        report["onnx"] = compare(step, onnx_run, samples).to_dict()
-        if report["onnx"]["max_abs_error"] > options.fp32_tolerance:
-            raise ExportError(
-                f"ONNX Runtime differs from torch by {report['onnx']['max_abs_error']:.2e}, over "
-                f"{options.fp32_tolerance:.0e}"
-            )
-    c = Agreement(**report["c"])
-    if options.int8:
-        if c.same_action < options.int8_min_agreement:
-            mine = "" if observations is not None else "--scenario NAME (the policy's own observations), "
-            raise ExportError(
-                f"int8 C picks the torch action in {100 * c.same_action:.2f}% of {c.samples} samples, under "
-                f"{100 * options.int8_min_agreement:.0f}%; try {mine}more --verify-samples (a choice between "
-                "nearly tied actions flips under any rounding), or float32 weights (without --int8)"
-            )
-    else:
-        if c.max_abs_error > options.fp32_tolerance:
-            raise ExportError(
-                f"C differs from torch by {c.max_abs_error:.2e}, over {options.fp32_tolerance:.0e}"
-            )
-        if c.same_action_outside_ties < 1.0:
-            raise ExportError("C picks another action than torch outside near-ties")
-        drift = recurrent_drift(step, c_run, options.drift_steps, options.seed + 3, observations)
-        report["c_recurrent_drift"] = {"steps": options.drift_steps, "max_abs_error": drift}
-        if drift > options.drift_tolerance:
-            raise ExportError(f"C state drifts {drift:.2e} from torch over {options.drift_steps} steps")
-    return report
-
-
-def _verify_message(
-    encoder: MessageEncoder, function: CFunction, golden: list[dict], options: ExportOptions
-) -> dict:
-    """The C message encoder against torch on the golden observations."""
-    worst = 0.0
-    for inputs in golden:
-        with torch.no_grad():
-            (expected,) = encoder(torch.from_numpy(inputs["obs"]))
-        worst = max(worst, float(np.abs(function(inputs["obs"])[0] - expected.numpy()).max()))
-    if not options.int8 and worst > options.fp32_tolerance:
-        raise ExportError(
-            f"the C message encoder differs from torch by {worst:.2e}, over {options.fp32_tolerance:.0e}"
-        )
-    return {"samples": len(golden), "max_abs_error": worst}
-
-
 def _write_files(directory: Path, files: dict[str, bytes]) -> None:
+    """The files into the staging directory, every one and the directories fsynced before it is renamed."""
     for name, data in files.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        path.write_bytes(data)
+    fsync_tree(directory)
 
 
 EXPORT_FORMAT_PREFIX = "gridswarm-export-"
@@ -289,14 +230,6 @@ def _check_selftest(library: Path, options: ExportOptions) -> float:
             f"gs_policy_selftest() of the host build returns {error:.3g}, over {options.fp32_tolerance:.0e}"
         )
     return error
-
-
-def _encoder_runner(encoder: MessageEncoder) -> Runner:
-    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        with torch.no_grad():
-            return [encoder(torch.from_numpy(np.asarray(inputs["obs"])))[0].numpy()]
-
-    return run
 
 
 def _on_mcu(
@@ -455,16 +388,16 @@ def export_policy(
                 build_dir, programs, step, embedded, banner, options, "the float32 torch policy's outputs"
             )
             library = CFunction(built.library, program.function, program.inputs, program.outputs)
-            verification = _verify(step, library, onnx_model, options, observations, golden)
+            verification = check_export(step, library, onnx_model, options, observations, golden)
             reference, encode = torch_runner(step), None
             if encoder is not None:
                 message = CFunction(
                     built.library, programs[1].function, programs[1].inputs, programs[1].outputs
                 )
-                verification["c_message"] = _verify_message(encoder, message, golden, options)
-                encode = _c_runner(message) if options.int8 else _encoder_runner(encoder)
+                verification["c_message"] = check_message_encoder(encoder, message, golden, options)
+                encode = c_runner(message) if options.int8 else encoder_runner(encoder)
             if options.int8:  # the self-tests check a build against the int8 outputs verified here
-                reference = _c_runner(library)
+                reference = c_runner(library)
                 deviation = verification["c_golden"]["max_abs_error"]
                 built = _render_and_build(
                     build_dir,

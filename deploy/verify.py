@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from deploy.agent import AgentStep
+from deploy.agent import AgentStep, MessageEncoder
+from deploy.cbuild import CFunction
+from deploy.errors import ExportError
+from deploy.onnx_export import onnx_runner
+
+if TYPE_CHECKING:
+    from deploy.export import ExportOptions
 
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 NEAR_TIE = 1e-4  # top-2 logit margin under which a different argmax is not a disagreement
@@ -131,3 +138,82 @@ def recurrent_drift(
             worst, *(float(np.abs(t - c).max(initial=0.0)) for t, c in zip(torch_state, c_state, strict=True))
         )
     return worst
+
+
+def c_runner(function: CFunction) -> Runner:
+    """A compiled function as a runner: inputs by name, in the function's argument order."""
+    return lambda inputs: function(*[inputs[spec.name] for spec in function.inputs])
+
+
+def encoder_runner(encoder: MessageEncoder) -> Runner:
+    """The torch message encoder as a runner of {"obs": ...}."""
+
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [encoder(torch.from_numpy(np.asarray(inputs["obs"])))[0].numpy()]
+
+    return run
+
+
+def check_export(
+    step: AgentStep,
+    library: CFunction,
+    onnx_model: bytes | None,
+    options: ExportOptions,
+    observations: np.ndarray | None,
+    golden: list[dict],
+) -> dict:
+    """The host checks of an export: C (and ONNX Runtime) against torch on the golden vectors and on
+    options.verify_samples inputs, the C recurrence (float32), the int8 agreement; ExportError on a miss."""
+    samples = sample_inputs(step, options.verify_samples, options.seed + 2, observations)
+    c_run = c_runner(library)
+    report = {
+        "inputs": "recorded observations" if observations is not None else "random observation planes",
+        "c_golden": compare(step, c_run, golden).to_dict(),
+        "c": compare(step, c_run, samples).to_dict(),
+    }
+    if onnx_model is not None:
+        onnx_run = onnx_runner(onnx_model, step.output_names)
+        report["onnx"] = compare(step, onnx_run, samples).to_dict()
+        if report["onnx"]["max_abs_error"] > options.fp32_tolerance:
+            raise ExportError(
+                f"ONNX Runtime differs from torch by {report['onnx']['max_abs_error']:.2e}, over "
+                f"{options.fp32_tolerance:.0e}"
+            )
+    c = Agreement(**report["c"])
+    if options.int8:
+        if c.same_action < options.int8_min_agreement:
+            mine = "" if observations is not None else "--scenario NAME (the policy's own observations), "
+            raise ExportError(
+                f"int8 C picks the torch action in {100 * c.same_action:.2f}% of {c.samples} samples, under "
+                f"{100 * options.int8_min_agreement:.0f}%; try {mine}more --verify-samples (a choice between "
+                "nearly tied actions flips under any rounding), or float32 weights (without --int8)"
+            )
+    else:
+        if c.max_abs_error > options.fp32_tolerance:
+            raise ExportError(
+                f"C differs from torch by {c.max_abs_error:.2e}, over {options.fp32_tolerance:.0e}"
+            )
+        if c.same_action_outside_ties < 1.0:
+            raise ExportError("C picks another action than torch outside near-ties")
+        drift = recurrent_drift(step, c_run, options.drift_steps, options.seed + 3, observations)
+        report["c_recurrent_drift"] = {"steps": options.drift_steps, "max_abs_error": drift}
+        if drift > options.drift_tolerance:
+            raise ExportError(f"C state drifts {drift:.2e} from torch over {options.drift_steps} steps")
+    return report
+
+
+def check_message_encoder(
+    encoder: MessageEncoder, function: CFunction, golden: list[dict], options: ExportOptions
+) -> dict:
+    """The C message encoder against torch on the golden observations."""
+    worst = 0.0
+    for inputs in golden:
+        with torch.no_grad():
+            (expected,) = encoder(torch.from_numpy(inputs["obs"]))
+        worst = max(worst, float(np.abs(function(inputs["obs"])[0] - expected.numpy()).max()))
+    if not options.int8 and worst > options.fp32_tolerance:
+        raise ExportError(
+            f"the C message encoder differs from torch by {worst:.2e}, over {options.fp32_tolerance:.0e}"
+        )
+    return {"samples": len(golden), "max_abs_error": worst}
