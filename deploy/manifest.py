@@ -16,11 +16,11 @@ from deploy.ccompile import CProgram
 from deploy.onnx_export import ONNX_OPSET
 from deploy.quantize import Int8Plan
 from deploy.radio import message_format
+from sim.actions import ACTION_NAMES, MOVES
 
 if TYPE_CHECKING:
     from deploy.export import ExportOptions
 
-ACTIONS = [["stay", 0, 0], ["up", -1, 0], ["down", 1, 0], ["left", 0, -1], ["right", 0, 1]]
 POGEMA_CHANNELS = ("obstacles", "agents", "goal")
 
 
@@ -83,7 +83,8 @@ def build_manifest(
             "values": "0 or 1 per cell",
         },
         "actions": [
-            {"index": i, "name": n, "d_row": dr, "d_col": dc} for i, (n, dr, dc) in enumerate(ACTIONS)
+            {"index": i, "name": name, "d_row": int(d_row), "d_col": int(d_col)}
+            for i, (name, (d_row, d_col)) in enumerate(zip(ACTION_NAMES, MOVES, strict=True))
         ],
         "interface": {
             "inputs": [{"name": s.name, "shape": list(s.shape)} for s in programs[0].inputs],

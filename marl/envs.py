@@ -25,14 +25,12 @@ from scenarios import Scenario
 class StackedEnvs:
     """Batched environments (GridEnv-like parts) stepped as one batch of E = sum of their envs."""
 
-    num_actions = 5
-
     def __init__(self, parts: Sequence[Any]) -> None:
-        shapes = {(p.num_agents, p.obs_shape) for p in parts}
+        shapes = {(p.num_agents, p.obs_shape, p.num_actions) for p in parts}
         if len(shapes) != 1:
-            raise ValueError("stacked environments differ in agent count or observation shape")
+            raise ValueError("stacked environments differ in agent count, observation shape or action count")
         self.parts = list(parts)
-        self.num_agents, self.obs_shape = shapes.pop()
+        self.num_agents, self.obs_shape, self.num_actions = shapes.pop()
         counts = [p.num_envs for p in self.parts]
         self.num_envs = sum(counts)
         self._slices = np.cumsum([0, *counts])
@@ -133,15 +131,17 @@ class PogemaEnv:
     the config's seed again. POGEMA has no neighbour lists, so local-scope policies cannot run here.
     """
 
-    num_actions = 5
     num_envs = 1
 
     def __init__(self, grid_config: Any) -> None:
         from pogema import pogema_v0
 
+        from sim.actions import NUM_ACTIONS
+
         if grid_config.observation_type != "default":
             raise ValueError(f"observation_type {grid_config.observation_type!r}: expected 'default'")
         self._env = pogema_v0(grid_config=copy.deepcopy(grid_config))
+        self.num_actions = NUM_ACTIONS
         self.num_agents = int(grid_config.num_agents)
         size = 2 * int(grid_config.obs_radius) + 1
         self.obs_shape = (3, size, size)

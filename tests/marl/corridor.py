@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.actions import NUM_ACTIONS
+
 
 class CorridorEnv:
-    num_actions = 5
+    num_actions = NUM_ACTIONS
     obs_shape = (3, 3, 3)
 
     def __init__(self, num_envs: int, num_agents: int = 1, length: int = 4, max_steps: int = 12) -> None:
