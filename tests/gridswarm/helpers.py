@@ -1,4 +1,9 @@
-"""What the CLI tests share: a small scenario and a training run of a few seconds."""
+"""What the CLI tests share: a small scenario, a training run of a few seconds, a checkpoint writer."""
+
+from __future__ import annotations
+
+from hpc.checkpoint import save_checkpoint
+from marl.run_dir import CHECKPOINT_FORMAT
 
 SMALL = """\
 map: {generator: random, width: 8, height: 8, density: 0.2}
@@ -9,3 +14,9 @@ observation: {radius: 2}
 TRAIN_SMALL = ["--model", "gru", "--device", "cpu", "--steps", "64"]
 TRAIN_SMALL += [f"--set={item}" for item in ("num_envs=2", "rollout_length=8", "chunk_length=4")]
 TRAIN_SMALL += ["--set=num_minibatches=1", "--set=eval_episodes=0"]
+
+
+def write_checkpoint(directory, step, policy):
+    """As marl's training loop writes them (hpc.checkpoint files)."""
+    meta = {"format": CHECKPOINT_FORMAT, "policy_config": policy.config.to_dict(), "update": step}
+    return save_checkpoint(directory, step, {"policy": policy.state_dict()}, meta)

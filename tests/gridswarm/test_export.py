@@ -12,12 +12,7 @@ import memory
 from gridswarm.cli import main
 from hpc.checkpoint import save_checkpoint
 from marl.run_dir import CHECKPOINT_FORMAT
-
-
-def write_checkpoint(directory, step, policy):
-    """As marl's training loop writes them (hpc.checkpoint files)."""
-    meta = {"format": CHECKPOINT_FORMAT, "policy_config": policy.config.to_dict(), "update": step}
-    return save_checkpoint(directory, step, {"policy": policy.state_dict()}, meta)
+from tests.gridswarm.helpers import write_checkpoint
 
 
 def test_run_dir_checkpoint_to_c_and_waypoints(tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 
 import memory
 from gridswarm.cli import main
-from tests.deploy.test_cli_export import write_checkpoint
+from tests.gridswarm.helpers import write_checkpoint
 
 
 def export(source: str, out: Path | str, *extra: str) -> list[str]:
