@@ -1,11 +1,10 @@
-"""Helpers for the deploy tests: compile a module to C, build it with gcc, call it."""
+"""The `compile_c` fixture: compile a module to C, build it with gcc, call it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -30,10 +29,3 @@ def compile_c(tmp_path: Path) -> CompileFn:
         return CFunction(library, program.function, program.inputs, program.outputs)
 
     return compile_and_load
-
-
-def max_error(c_outputs: list[np.ndarray], torch_outputs: tuple[torch.Tensor, ...]) -> float:
-    return max(
-        float(np.abs(c - t.detach().float().numpy()).max(initial=0.0))
-        for c, t in zip(c_outputs, torch_outputs, strict=True)
-    )

@@ -1,7 +1,8 @@
-"""Policies for the deploy tests and benchmarks, reproducible from their seed."""
+"""What the deploy tests and benchmarks share: policies reproducible from their seed, the C-vs-torch error."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 import memory
@@ -20,3 +21,11 @@ def decisive_policy(
             parameter.add_(perturb * torch.randn(parameter.shape, generator=generator))
     torch.nn.init.orthogonal_(policy.policy_head.weight, gain=2.0, generator=generator)
     return policy
+
+
+def max_error(c_outputs: list[np.ndarray], torch_outputs: tuple[torch.Tensor, ...]) -> float:
+    """The largest absolute difference between the C function's outputs and torch's, over all outputs."""
+    return max(
+        float(np.abs(c - t.detach().float().numpy()).max(initial=0.0))
+        for c, t in zip(c_outputs, torch_outputs, strict=True)
+    )

@@ -15,7 +15,7 @@ from deploy.ccompile import compile_module, float_literal
 from deploy.errors import UnsupportedOpError
 from deploy.quantize import quantize_rows
 from deploy.verify import compare, sample_inputs
-from tests.deploy.conftest import max_error
+from tests.deploy.helpers import max_error
 
 
 class Lambda(nn.Module):
