@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.baselines import GreedyPolicy, random_actions
-from tests.sim.test_distance import reference_bfs
+from tests.sim.helpers import reference_bfs
 
 MOVES = {0: (0, 0), 1: (-1, 0), 2: (1, 0), 3: (0, -1), 4: (0, 1)}
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from sim.channels import ExtraChannels
 from sim.distance import UNREACHABLE, DistanceCache
-from tests.sim.test_distance import reference_bfs
+from tests.sim.helpers import reference_bfs
 
 MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))  # up, down, left, right: the documented tie order
 

@@ -1,9 +1,6 @@
 """GridEnv.from_pogema against the installed POGEMA 1.4.0, step by step: positions, goals, is_active, the
 occupancy map (soft-mode bug included), observations, rewards, terminated, truncated and metrics."""
 
-import copy
-import warnings
-
 import numpy as np
 import pytest
 
@@ -13,16 +10,13 @@ from pogema import GridConfig, pogema_v0
 from sim import GridEnv
 from sim.actions import MOVES
 from sim.kernels.dynamics import PRIORITY
+from tests.sim.helpers import first_mismatch, random_actions
 
 pytestmark = pytest.mark.pogema
 
 COLLISIONS = ("priority", "block_both", "soft")
 ON_TARGET = ("finish", "nothing", "restart")
 OBS_TYPES = ("default", "POMAPF", "MAPF")
-
-
-def random_actions(env: GridEnv, rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(0, 5, size=(1, env.num_agents))
 
 
 def adversarial_actions(env: GridEnv, rng: np.random.Generator) -> np.ndarray:
@@ -43,64 +37,6 @@ def adversarial_actions(env: GridEnv, rng: np.random.Generator) -> np.ndarray:
         elif roll < 0.75 and into_walls.size:
             actions[agent] = 1 + rng.choice(into_walls)
     return actions[None]
-
-
-def _state_mismatch(pogema_env, env: GridEnv, observation, reference_obs, radius: int) -> str | None:
-    grid = pogema_env.unwrapped.grid
-    height, width = env.map_shapes[0]
-    checks = {
-        "positions": (np.array(grid.positions_xy) - radius, env.positions[0]),
-        "goals": (np.array(grid.finishes_xy) - radius, env.goals[0]),
-        "is_active": (np.array([grid.is_active[i] for i in range(env.num_agents)]), env.active[0]),
-        "occupancy": (grid.positions, env._state.occupancy[0, : height + 2 * radius, : width + 2 * radius]),
-    }
-    if isinstance(observation, dict):
-        for key, value in observation.items():
-            ours = value[0]
-            if key == "global_obstacles":
-                ours = ours[: height + 2 * radius, : width + 2 * radius]
-                checks[key] = (reference_obs[0][key], ours)
-            else:
-                checks[key] = (np.array([np.asarray(o[key]) for o in reference_obs]), ours)
-    else:
-        checks["observation"] = (np.array(reference_obs), observation[0])
-    for name, (expected, actual) in checks.items():
-        if not np.array_equal(np.asarray(expected, dtype=np.float64), np.asarray(actual, dtype=np.float64)):
-            return f"{name}: pogema {np.asarray(expected).tolist()} vs ours {np.asarray(actual).tolist()}"
-    return None
-
-
-def first_mismatch(grid_config, policy, steps: int, seed: int = 0, env: GridEnv | None = None) -> str | None:
-    """Runs POGEMA and GridEnv side by side for `steps` steps (continuing past the episode end); returns a
-    message naming the first step and quantity that differ, or None."""
-    warnings.filterwarnings("ignore", category=UserWarning)
-    # POGEMA shuffles the config's possible-position lists in place: give it its own copy.
-    pogema_env = pogema_v0(grid_config=copy.deepcopy(grid_config))
-    reference_obs, _ = pogema_env.reset()
-    env = env or GridEnv.from_pogema(grid_config)
-    env.auto_reset = False
-    observation = env.reset()
-    radius = grid_config.obs_radius
-    rng = np.random.default_rng(seed)
-    for step in range(steps):
-        problem = _state_mismatch(pogema_env, env, observation, reference_obs, radius)
-        if problem:
-            return f"step {step}: {problem}"
-        actions = policy(env, rng)
-        reference_obs, rewards, terminated, truncated, infos = pogema_env.step(actions[0].copy())
-        observation, our_rewards, our_terminated, our_truncated, info = env.step(actions)
-        outcomes = {
-            "rewards": (np.array(rewards, dtype=np.float32), our_rewards[0]),
-            "terminated": (np.array(terminated), our_terminated[0]),
-            "truncated": (np.array(truncated), our_truncated[0]),
-            "info active": (np.array([i["is_active"] for i in infos]), info["active"][0]),
-        }
-        for name, (expected, actual) in outcomes.items():
-            if not np.array_equal(expected, actual):
-                return f"step {step}: {name}: pogema {expected.tolist()} vs ours {actual.tolist()}"
-        if infos[0].get("metrics") != info["metrics"][0]:
-            return f"step {step}: metrics: pogema {infos[0].get('metrics')} vs ours {info['metrics'][0]}"
-    return None
 
 
 def random_config(rng: np.random.Generator, collision: str, on_target: str, obs_type: str) -> GridConfig:

@@ -1,29 +1,12 @@
 """Distance fields: the numba BFS against a plain-Python BFS, and the cache against fresh fields."""
 
-from collections import deque
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.distance import UNREACHABLE, DistanceCache, bfs_distance
-
-
-def reference_bfs(obstacles: np.ndarray, goal: tuple[int, int]) -> np.ndarray:
-    height, width = obstacles.shape
-    distance = np.full((height, width), UNREACHABLE, dtype=np.int64)
-    if obstacles[goal]:
-        return distance
-    distance[goal] = 0
-    frontier = deque([goal])
-    while frontier:
-        row, col = frontier.popleft()
-        for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1)):
-            if 0 <= r < height and 0 <= c < width and not obstacles[r, c] and distance[r, c] == UNREACHABLE:
-                distance[r, c] = distance[row, col] + 1
-                frontier.append((r, c))
-    return distance
+from tests.sim.helpers import reference_bfs
 
 
 @st.composite

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim import GridEnv
-from tests.sim.test_map_growth import curriculum
+from tests.sim.helpers import curriculum
 
 
 def scenario(collision, on_target, observation, count=10, steps=12):

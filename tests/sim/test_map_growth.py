@@ -12,32 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scenarios
-from scenarios.schema import Variants
 from sim import GridEnv, MapLayout
 from sim.baselines import GreedyPolicy
 from sim.episode_start import scenario_layouts, variant_of
 from sim.maps import build_layout, largest_map_shape
 from sim.seeds import episode_seed
-
-
-def curriculum(sizes: list[tuple[int, int]], limits: list[int], on_target: str) -> scenarios.Scenario:
-    """`random` with one variant per map size, each with its own episode limit."""
-    base = scenarios.load("random")
-    return dataclasses.replace(
-        base,
-        map=dataclasses.replace(base.map, density=0.2),
-        agents=dataclasses.replace(base.agents, count=2),
-        dynamics=dataclasses.replace(base.dynamics, on_target=on_target, collision_system="soft"),
-        observation=dataclasses.replace(base.observation, radius=2),
-        variants=Variants(
-            key="map.height",
-            values=tuple(height for height, _ in sizes),
-            linked={
-                "map.width": tuple(width for _, width in sizes),
-                "dynamics.max_episode_steps": tuple(limits),
-            },
-        ),
-    )
+from tests.sim.helpers import curriculum
 
 
 def record_batch(env: GridEnv, steps: int, rng: np.random.Generator) -> list[list[dict]]:

@@ -15,7 +15,7 @@ pytest.importorskip("pogema")
 import scenarios
 from sim import GridEnv
 from sim.pogema_adapter import grid_config_from_scenario
-from tests.sim.test_differential import first_mismatch, random_actions
+from tests.sim.helpers import first_mismatch, random_actions
 
 pytestmark = pytest.mark.pogema
 

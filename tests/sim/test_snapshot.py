@@ -16,7 +16,7 @@ import scenarios
 from sim import GridEnv
 from sim.baselines import GreedyPolicy
 from sim.state import SNAPSHOT_FIELDS
-from tests.sim.test_map_growth import curriculum
+from tests.sim.helpers import curriculum
 
 DATA = Path(__file__).parent / "data"
 
