@@ -1,4 +1,4 @@
-"""How often does a 2-task MPI step start under SLURM, per launcher and netmod? (issue #5)
+"""How often does a 2-task MPI step start under SLURM, per launcher and netmod?
 
 Starts a local one-node SLURM cluster (tests/hpc/slurm_cluster.py, needs root and the slurm packages),
 then for each variant submits `--starts` consecutive 2-task jobs whose step imports what `gridswarm train`

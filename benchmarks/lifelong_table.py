@@ -1,15 +1,16 @@
-"""The MAPPO issue's lifelong table: a trained policy against the shortest-path greedy baseline and the
+"""The lifelong table of docs/results.md: a trained policy against the shortest-path greedy baseline and the
 published POGEMA-benchmark numbers, on the benchmark's LMAPF Random protocol.
 
 Usage: .venv/bin/python benchmarks/lifelong_table.py CHECKPOINT [--episodes K] [--seed S]
        [--agents 8 16 32 64] [--maps ../shared/data/pogema-benchmark/01-random.yaml]
 
-Protocol (research/pogema.md §5.2): the 128 validation maps of 01-random.yaml (one drawn per episode seed),
-soft collisions, lifelong (on_target restart), 256 steps, obs radius 5; avg_throughput = arrivals / 256.
-The policy and greedy play the very same K episodes per agent count (GridEnv(scenario, K, seed=S), one
-episode per environment); the policy samples its actions (`--greedy-actions` takes the argmax instead) and
-reads the observation channels of the scenario it was trained on. The map file is third-party data read by
-path; without it the script says so and stops.
+Protocol (the POGEMA benchmark's LMAPF Random set: Skrynnik et al., ICLR 2025, arXiv 2407.14931; the configs
+of github.com/CognitiveAISystems/pogema-benchmark): the 128 validation maps of 01-random.yaml (one drawn per
+episode seed), soft collisions, lifelong (on_target restart), 256 steps, obs radius 5; avg_throughput =
+arrivals / 256. The policy and greedy play the very same K episodes per agent count (GridEnv(scenario, K,
+seed=S), one episode per environment); the policy samples its actions (`--greedy-actions` takes the argmax
+instead) and reads the observation channels of the scenario it was trained on. The map file is third-party
+data read by path; without it the script says so and stops.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sim.env import GridEnv
 
 DEFAULT_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark" / "01-random.yaml"
 
-# research/pogema.md §5.3 and ../shared/data/pogema-benchmark/published-results.txt (LMAPF 01-random).
+# Means of the pogema-benchmark repository's raw results (raw_data_LMAPF, 01-random, 128 runs per cell).
 PUBLISHED = {
     "Follower": {8: 0.589, 16: 1.114, 32: 1.801, 64: 2.416},
     "MATS-LP": {8: 0.596, 16: 1.143, 32: 1.872, 64: 2.381},

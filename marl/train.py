@@ -270,7 +270,7 @@ def _require_finite(values: dict[str, float], what: str) -> None:
 
 def env_seed(seed: int, rank: int = 0) -> int:
     """The base seed of `rank`'s environments (rank 0's: a one-process run's; each rank's its own stream)."""
-    # the 0 keeps the seeds of the runs reported in docs/results.md (it once was the update index)
+    # the 0 keeps the seeds of the runs reported in docs/results.md
     key = [seed, 0] if rank == 0 else [seed, 0, rank]
     return int(np.random.SeedSequence(key).generate_state(1)[0])
 

@@ -1,5 +1,6 @@
 """A checkpoint holds every rank's action-sampling generator in one (ranks, state bytes) tensor; restoring a
-rank must give that rank's generator back (rank 1 used to crash in Generator.set_state on its row view)."""
+rank must give that rank's generator back (torch 2.13's Generator.set_state crashes on a row view at a
+storage offset, so the restore hands it a copy)."""
 
 import pytest
 import torch

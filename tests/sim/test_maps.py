@@ -166,7 +166,7 @@ def test_default_warehouse_is_the_benchmarks_wfi_warehouse():
         pytest.skip(f"{path} absent")
     assert warehouse_ascii(8, 3, 10, 2) == yaml.safe_load(path.read_text())["wfi_warehouse"]
     layout = build_layout(scenarios.load("warehouse"), 0)
-    assert (len(layout.possible_starts), len(layout.possible_goals)) == (1086, 798)  # research/pogema.md §5.1
+    assert (len(layout.possible_starts), len(layout.possible_goals)) == (1086, 798)  # '.' counts as both
 
 
 def test_fixed_placement_clears_obstacles_like_pogema():
