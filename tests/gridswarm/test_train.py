@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gridswarm.cli import main
+from tests.gridswarm.helpers import TRAIN_SMALL
 
 
 @pytest.mark.parametrize(
@@ -51,33 +52,7 @@ def test_a_run_finds_its_scenario_file_from_any_directory(tmp_path, monkeypatch,
     workdir.mkdir()
     shutil.copy(Path(__file__).parents[1] / "hpc" / "tiny.yaml", workdir / "tiny.yaml")
     monkeypatch.chdir(workdir)
-    assert (
-        main(
-            [
-                "train",
-                "tiny.yaml",
-                "--model",
-                "gru",
-                "--device",
-                "cpu",
-                "--steps",
-                "256",
-                "--out",
-                "run",
-                "--set",
-                "num_envs=2",
-                "--set",
-                "rollout_length=8",
-                "--set",
-                "chunk_length=4",
-                "--set",
-                "num_minibatches=1",
-                "--set",
-                "eval_episodes=0",
-            ]
-        )
-        == 0
-    )
+    assert main(["train", "tiny.yaml", *TRAIN_SMALL, "--steps", "256", "--out", "run"]) == 0
     recorded = yaml.safe_load((workdir / "run" / "config.yaml").read_text())["scenario"]
     assert recorded == str((workdir / "tiny.yaml").resolve())
     monkeypatch.chdir(tmp_path)
