@@ -24,6 +24,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from scenarios.schema import Scenario
+from sim.env import GridEnv
 
 RENDER_MODES = ("rgb_array",)
 STATE_COLUMNS = ("row", "col", "goal_row", "goal_col", "active")
@@ -38,8 +39,6 @@ def parallel_env(
     `seed` is the base seed for scenarios (episodes are reproducible from it); a GridConfig carries its own.
     `render_mode` is None or "rgb_array".
     """
-    from sim.env import GridEnv  # the env imports this package's modules; import at call time
-
     if type(source).__name__ == "GridConfig":
         return GridSwarmParallelEnv(GridEnv.from_pogema(source, num_envs=1), render_mode)
     if not isinstance(source, Scenario | str | os.PathLike):
