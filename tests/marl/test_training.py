@@ -233,7 +233,7 @@ def test_a_run_killed_at_random_moments_resumes_to_the_parameters_of_an_uninterr
 
     The uninterrupted run is a process of its own like the killed ones, as a user's runs are."""
     subprocess.run(gridswarm_train(tmp_path / "straight"), check=True, capture_output=True, timeout=300)
-    chooser = random.Random()
+    chooser = random.Random(1)  # fixed moments, so a failure repeats: after update 1 + 0.285 s, 6 + 0.382 s
     moments = []
     for _ in range(2):
         moment = (chooser.randint(0, 6), chooser.uniform(0.0, 0.5))
