@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 import scenarios
-from marl.evaluate import mean_metrics, run_episodes
+from marl.evaluate import Progress, mean_metrics, run_episodes
+from marl.threads import use_torch_threads
 from marl.train import load_policy
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim.baselines import GreedyPolicy
@@ -61,8 +62,14 @@ def greedy_throughput(scenario: Scenario, episodes: int, seed: int) -> float:
 
 def policy_throughput(scenario: Scenario, policy, episodes: int, seed: int, greedy: bool) -> float:
     env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
-    generator = torch.Generator().manual_seed(seed)
-    metrics = run_episodes(env, policy, torch.device("cpu"), seed, generator, greedy=greedy)
+    progress = Progress(f"{scenario.name} policy", episodes)
+    limits = np.full(episodes, scenario.dynamics.max_episode_steps)
+    try:
+        metrics = run_episodes(
+            env, policy, torch.device("cpu"), seed, seed=seed, greedy=greedy, limits=limits, progress=progress
+        )
+    finally:
+        progress.close()
     return mean_metrics(metrics)["avg_throughput"]
 
 
@@ -81,7 +88,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    torch.set_num_threads(1)
+    use_torch_threads()
     policy, meta = load_policy(args.checkpoint)
     channels = scenarios.load(meta["scenario"]).observation.channels  # what the policy was trained to read
     rows = []

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from marl.threads import TORCH_THREADS
+
 MODEL_NAMES: tuple[str, ...] = ("srmt", "rmt", "attention", "gru", "empty", "neighbour_attention")
 
 LrSchedule = Literal["constant", "linear", "kl_adaptive"]
@@ -82,7 +84,7 @@ class TrainConfig:
     """seed of the environments, the policy initialization and the minibatch shuffling"""
     device: Device = "auto"
     """where the policy runs (the simulator always runs on the CPU); auto: cuda when available"""
-    torch_threads: int = 1
+    torch_threads: int = TORCH_THREADS
     """torch intra-op threads on the CPU (1: the simulator's numba threads need the other cores)"""
     log_every: int = 1
     """updates between metric lines"""

@@ -48,6 +48,11 @@ class StackedEnvs:
         """(E, N, K) int32, -1 padded."""
         return self._join([p.neighbours for p in self.parts])
 
+    @property
+    def episode_seeds(self) -> np.ndarray:
+        """(E,) int64: the seed of each environment's current episode."""
+        return self._join([p.episode_seeds for p in self.parts])
+
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every part; part k gets the k-th seed derived from `seed` (None: each part's own)."""
         seeds = _part_seeds(seed, len(self.parts))
@@ -146,6 +151,7 @@ class PogemaEnv:
         size = 2 * int(grid_config.obs_radius) + 1
         self.obs_shape = (3, size, size)
         self.active = np.ones((1, self.num_agents), dtype=bool)
+        self.episode_seeds = np.array([grid_config.seed or 0], dtype=np.int64)  # the task's seed
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """The first observation (1, N, 3, F, F); `seed` is ignored (the config's seed fixes the task)."""

@@ -1,18 +1,23 @@
 """Evaluation: POGEMA's episode metrics of a policy, per scenario variant (e.g. per corridor length).
 
 `run_episodes` plays exactly one episode in each of K environments side by side (one batched policy call
-per step for all agents) and returns the K metric dicts; `evaluate_scenario` does this for every variant
-of a scenario (optionally recording every episode to a Zarr episode store) and returns one row per variant
-with the mean of each metric. `evaluate_in_pogema` plays the same policy on the same tasks in GridSwarm and
-inside real POGEMA environments and reports both side by side.
+per step for the agents of every episode still running) and returns the K metric dicts; `play_scenario`
+runs every variant x episode of a scenario in one such batch (optionally recording every episode to a
+Zarr episode store) and `evaluate_scenario` turns it into one row per variant with the mean of each
+metric. Each episode samples from its own counter-based stream, so its result does not depend on what
+else is in the batch. `evaluate_in_pogema` plays the same policy on the same tasks in GridSwarm and inside
+real POGEMA environments and reports both side by side.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import torch
@@ -20,10 +25,51 @@ import torch
 from fsio import atomic_writer
 from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
-from marl.rollout import Policy, sample_actions, step_keeping_torch_threads
+from marl.rollout import Policy, episode_keys, keyed_actions, keyed_uniforms, step_keeping_torch_threads
 
 if TYPE_CHECKING:
     from sim.episodes import Recorder
+
+
+class Progress:
+    """One progress line on stderr for a batch of episodes: steps, episodes done, time, and a bound on the
+    time left (the longest remaining episode limit at the current cost per step; the cost only falls as
+    episodes finish). Rewritten in place on a terminal, a new line every `every_s` seconds otherwise."""
+
+    def __init__(self, what: str, total: int, stream: TextIO | None = None, every_s: float = 10.0) -> None:
+        self.what, self.total = what, total
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = self.stream.isatty()
+        self.every_s = 0.5 if self.tty else every_s
+        self.started = self.last_step_at = self.last_shown = time.perf_counter()
+        self.step_seconds = 0.0
+        self.shown = False
+
+    def update(self, step: int, done: int, steps_left: int) -> None:
+        """After `step` steps, `done` of `total` episodes have ended; no live one has more than
+        `steps_left` steps to go."""
+        now = time.perf_counter()
+        self.step_seconds = (
+            now - self.last_step_at
+            if step <= 1
+            else 0.8 * self.step_seconds + 0.2 * (now - self.last_step_at)
+        )
+        self.last_step_at = now
+        if now - self.last_shown < self.every_s and done < self.total:
+            return
+        self.last_shown = now
+        left = "done" if done == self.total else f"at most {steps_left * self.step_seconds:.0f} s left"
+        line = (
+            f"{self.what}: step {step}, {done}/{self.total} episodes done, {now - self.started:.0f} s, {left}"
+        )
+        self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.tty and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 @torch.no_grad()
@@ -31,42 +77,67 @@ def run_episodes(
     env: Any,
     policy: Policy,
     device: torch.device,
-    seed: int | None,
-    generator: torch.Generator,
+    sampling_seed: int,
+    *,
+    seed: int | None = None,
+    episode_seeds: np.ndarray | None = None,
     greedy: bool = False,
     max_steps: int = 100_000,
     recorder: Recorder | None = None,
+    limits: np.ndarray | None = None,
+    progress: Progress | None = None,
 ) -> list[dict]:
     """Play one episode in each environment of `env`; their metrics, in env order.
 
-    `env` is GridEnv-like (best without auto-reset, so that each environment plays exactly one episode);
-    `recorder` (a `sim.episodes.Recorder` around `env`) is stepped in its place and writes the episodes.
-    Greedy play takes the most probable action; otherwise actions are drawn with `generator`.
+    `env` is GridEnv-like without auto-reset (each environment plays exactly one episode), reset here with
+    `seed` or the exact `episode_seeds` (E,); `recorder` (a `sim.episodes.Recorder` around `env`) is
+    stepped in its place and writes the episodes. One policy call per step covers every environment whose
+    episode still runs; a finished one drops out of the batch (its agents stay put). Greedy play takes the
+    most probable action; otherwise each episode draws its actions from its own counter-based stream
+    (`keyed_uniforms`, keyed by `sampling_seed` and the episode's seed), so an episode plays the same
+    whatever else is in the batch. `limits` (E,): episode step limits, for `progress`'s time bound.
     """
     io = env if recorder is None else recorder
-    obs = io.reset(seed=seed)
-    state = map_state(lambda leaf: leaf.to(device), policy.initial_state(env.num_envs, env.num_agents))
-    reset_mask = np.ones((env.num_envs, env.num_agents), dtype=bool)
+    torch_threads = torch.get_num_threads()  # before the simulator's first (possibly threaded) call
+    obs = io.reset(episode_seeds=episode_seeds) if episode_seeds is not None else io.reset(seed=seed)
+    torch.set_num_threads(torch_threads)
+    E, N = env.num_envs, env.num_agents
+    keys = episode_keys(sampling_seed, env.episode_seeds)
+    state = map_state(lambda leaf: leaf.to(device), policy.initial_state(E, N))
+    reset_mask = np.ones((E, N), dtype=bool)
     local = policy.config.scope == "local"
-    results: list[dict | None] = [None] * env.num_envs
-    torch_threads = torch.get_num_threads()
-    for _ in range(max_steps):
+    live = np.arange(E)  # environments whose episode is still running
+    actions = np.zeros((E, N), dtype=np.int64)
+    results: list[dict | None] = [None] * E
+    for step in range(max_steps):
         logits, _, state = policy.step(
-            torch.from_numpy(obs).to(device),
+            torch.from_numpy(obs[live]).to(device),
             state,
-            torch.from_numpy(reset_mask).to(device),
-            torch.from_numpy(env.neighbours).to(device) if local else None,
-            torch.from_numpy(np.array(env.active, dtype=bool)).to(device),
+            torch.from_numpy(reset_mask[live]).to(device),
+            torch.from_numpy(env.neighbours[live]).to(device) if local else None,
+            torch.from_numpy(np.array(env.active[live], dtype=bool)).to(device),
         )
-        actions = logits.argmax(-1) if greedy else sample_actions(logits, generator)[0]
-        obs, _, _, _, info = step_keeping_torch_threads(io, actions.cpu().numpy(), torch_threads)
-        ended = np.array([m is not None for m in info["metrics"]], dtype=bool)  # (E,)
-        for e in np.flatnonzero(ended):
-            if results[e] is None:
-                results[e] = dict(info["metrics"][e])
-        if all(r is not None for r in results):
+        chosen = (
+            logits.argmax(-1).cpu().numpy()
+            if greedy
+            else keyed_actions(logits, keyed_uniforms(keys[live], step, N))
+        )
+        actions[live] = chosen
+        obs, _, _, _, info = step_keeping_torch_threads(io, actions, torch_threads)
+        ended = np.array([info["metrics"][e] is not None for e in live], dtype=bool)  # (live,)
+        for e in live[ended]:
+            results[e] = dict(info["metrics"][e])
+            actions[e] = 0  # an ended episode no longer moves (nor counts)
+        if ended.any():
+            live = live[~ended]
+            still = torch.from_numpy(~ended).to(device)
+            state = map_state(lambda leaf, keep=still: leaf[keep], state)
+        if progress is not None:
+            steps_left = int((limits[live] - step - 1).max(initial=0)) if limits is not None else 0
+            progress.update(step + 1, E - live.size, steps_left)
+        if live.size == 0:
             return results  # type: ignore[return-value]
-        reset_mask = np.repeat(ended[:, None], env.num_agents, axis=1)
+        reset_mask = np.zeros((E, N), dtype=bool)
     raise RuntimeError(f"evaluation did not finish within {max_steps} steps")
 
 
@@ -89,6 +160,64 @@ def _variants(scenario: Any) -> list[tuple[str, Any]]:
     ]
 
 
+def evaluation_seeds(seed: int, variants: int, episodes: int) -> np.ndarray:
+    """(V, K) int64: the episode seeds of K evaluation episodes of each of V variants."""
+    drawn = np.random.SeedSequence(seed).generate_state(variants * episodes, np.uint64) >> np.uint64(1)
+    return drawn.astype(np.int64).reshape(variants, episodes)
+
+
+def play_scenario(
+    scenario: Any,
+    policy: Policy,
+    device: torch.device,
+    episode_seeds: np.ndarray,
+    sampling_seed: int,
+    greedy: bool = False,
+    record: Path | None = None,
+    policy_name: str = "",
+    progress: str | None = None,
+) -> list[list[dict]]:
+    """The per-episode metrics of the policy on every variant of `scenario` (a scenario without variants
+    is one variant): episode k of variant v starts from episode_seeds[v, k] (V, K).
+
+    All V x K episodes run side by side in one GridEnv, one policy call per step. `record`: every episode
+    is also written to that episode store (writer 0, its concrete variant as its scenario) with
+    `policy_name` as the policy identity. `progress`: the name a progress line on stderr shows.
+    """
+    from sim.env import GridEnv
+    from sim.episodes import Recorder
+
+    variants = [variant for _, variant in _variants(scenario)]
+    num_variants, episodes = episode_seeds.shape
+    if num_variants != len(variants):
+        raise ValueError(f"episode_seeds: {num_variants} rows for {len(variants)} variants")
+    env_variants = None if scenario.variants is None else np.repeat(np.arange(num_variants), episodes)
+    env = GridEnv(scenario, num_variants * episodes, seed=0, auto_reset=False, env_variants=env_variants)
+    limits = np.repeat([v.dynamics.max_episode_steps for v in variants], episodes)
+    tracker = None if progress is None else Progress(progress, num_variants * episodes)
+    play = functools.partial(
+        run_episodes,
+        env,
+        policy,
+        device,
+        sampling_seed,
+        episode_seeds=episode_seeds.reshape(-1),
+        greedy=greedy,
+        limits=limits,
+        progress=tracker,
+    )
+    try:
+        if record is None:
+            metrics = play()
+        else:
+            with Recorder(env, record, policy=policy_name) as recorder:
+                metrics = play(recorder=recorder)
+    finally:
+        if tracker is not None:
+            tracker.close()
+    return [metrics[v * episodes : (v + 1) * episodes] for v in range(num_variants)]
+
+
 def evaluate_scenario(
     scenario: Any,
     policy: Policy,
@@ -98,28 +227,43 @@ def evaluate_scenario(
     greedy: bool = False,
     record: Path | None = None,
     policy_name: str = "",
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per variant of `scenario`: {"variant": label, "episodes": K, <metric means>}.
 
-    Each variant plays K episodes in K GridEnvs side by side (seed + variant index). `record`: every
-    episode is also written to that episode store (writer 0) with `policy_name` as the policy identity.
+    K episodes per variant (seeds `evaluation_seeds(seed, V, K)`, sampling seed `seed`), all variants
+    played at once (`play_scenario`). `progress`: a progress line on stderr.
     """
-    from sim.env import GridEnv
-    from sim.episodes import Recorder
+    labels = [label for label, _ in _variants(scenario)]
+    per_variant = play_scenario(
+        scenario,
+        policy,
+        device,
+        evaluation_seeds(seed, len(labels), episodes),
+        seed,
+        greedy=greedy,
+        record=record,
+        policy_name=policy_name,
+        progress=f"eval {scenario.name}" if progress else None,
+    )
+    return [
+        {"variant": label, "episodes": episodes, **mean_metrics(metrics)}
+        for label, metrics in zip(labels, per_variant, strict=True)
+    ]
 
-    rows = []
-    for index, (label, variant) in enumerate(_variants(scenario)):
-        generator = torch.Generator(device).manual_seed(seed + index)
-        env = GridEnv(variant, episodes, seed=seed + index, auto_reset=False)
-        if record is None:
-            metrics = run_episodes(env, policy, device, seed + index, generator, greedy=greedy)
-        else:
-            with Recorder(env, record, policy=policy_name) as recorder:
-                metrics = run_episodes(
-                    env, policy, device, seed + index, generator, greedy=greedy, recorder=recorder
-                )
-        rows.append({"variant": label, "episodes": episodes, **mean_metrics(metrics)})
-    return rows
+
+def with_mean_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows and, when there are several, a last row "mean": each numeric column's mean over the rows
+    (every variant weighs the same) and the total episode count."""
+    if len(rows) < 2:
+        return rows
+    columns = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in ("variant", "episodes")]
+    mean: dict[str, Any] = {"variant": "mean", "episodes": sum(int(row.get("episodes", 0)) for row in rows)}
+    for column in columns:
+        values = [row[column] for row in rows if isinstance(row.get(column), int | float)]
+        if values:
+            mean[column] = float(np.mean(values))
+    return [*rows, mean]
 
 
 def pogema_seeds(seed: int, variant_index: int, episodes: int) -> list[int]:
@@ -139,48 +283,87 @@ def play_in_both(
 
     Episode k is POGEMA's GridConfig of `scenario` with seeds[k] (sim.pogema_adapter), played by
     GridEnv.from_pogema and by pogema_v0, the policy fed each engine's own observations and the same
-    sampling stream. Raises ValueError for a scenario POGEMA cannot express, or a local-scope policy (POGEMA
-    has no neighbour lists).
+    per-episode sampling streams. Raises ValueError for a scenario POGEMA cannot express, or a local-scope
+    policy (POGEMA has no neighbour lists).
     """
+    return _play_in_both([(scenario, s) for s in seeds], policy, device, sampling_seed, greedy)
+
+
+def _play_in_both(
+    tasks: list[tuple[Any, int]],
+    policy: Policy,
+    device: torch.device,
+    sampling_seed: int,
+    greedy: bool,
+    progress: str | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """`play_in_both` for (concrete scenario, POGEMA seed) tasks of possibly different scenarios: every
+    task side by side in one batch per engine."""
     from sim.env import GridEnv
     from sim.pogema_adapter import grid_config_from_scenario
 
     if policy.config.scope == "local":
         raise ValueError("local memory scope needs the simulator's neighbour lists, which POGEMA lacks")
-    configs = [grid_config_from_scenario(scenario, seed=s) for s in seeds]
+    configs = [grid_config_from_scenario(scenario, seed=s) for scenario, s in tasks]
     ours = []
     for config in configs:
         env = GridEnv.from_pogema(config)
         env.auto_reset = False  # one episode per environment, as POGEMA plays it
         ours.append(env)
+    limits = np.array([c.max_episode_steps for c in configs])
     results = []
-    for envs in (StackedEnvs(ours), StackedEnvs([PogemaEnv(c) for c in configs])):
+    for engine, envs in (
+        ("gridswarm", StackedEnvs(ours)),
+        ("pogema", StackedEnvs([PogemaEnv(c) for c in configs])),
+    ):
         if tuple(envs.obs_shape) != tuple(policy.config.obs_shape):
             raise ValueError(
                 f"POGEMA's observation is {envs.obs_shape}, the policy's {tuple(policy.config.obs_shape)}"
             )
-        generator = torch.Generator(device).manual_seed(sampling_seed)
-        results.append(run_episodes(envs, policy, device, None, generator, greedy=greedy))
+        tracker = None if progress is None else Progress(f"{progress} in {engine}", len(configs))
+        try:
+            results.append(
+                run_episodes(
+                    envs, policy, device, sampling_seed, greedy=greedy, limits=limits, progress=tracker
+                )
+            )
+        finally:
+            if tracker is not None:
+                tracker.close()
     return results[0], results[1]
 
 
 def evaluate_in_pogema(
-    scenario: Any, policy: Policy, episodes: int, seed: int, device: torch.device, greedy: bool = False
+    scenario: Any,
+    policy: Policy,
+    episodes: int,
+    seed: int,
+    device: torch.device,
+    greedy: bool = False,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per variant: GridSwarm's metric means, POGEMA's ("pogema <metric>") on the same tasks, and
-    how many of the K episodes had exactly equal metrics in both ("equal_episodes")."""
+    how many of the K episodes had exactly equal metrics in both ("equal_episodes"). Every variant's
+    episodes run side by side, in one batch per engine."""
+    variants = _variants(scenario)
+    tasks = [
+        (variant, s)
+        for index, (_, variant) in enumerate(variants)
+        for s in pogema_seeds(seed, index, episodes)
+    ]
+    ours, theirs = _play_in_both(
+        tasks, policy, device, seed, greedy, progress=f"eval {scenario.name}" if progress else None
+    )
     rows = []
-    for index, (label, variant) in enumerate(_variants(scenario)):
-        ours, theirs = play_in_both(
-            variant, policy, pogema_seeds(seed, index, episodes), device, seed + index, greedy=greedy
-        )
-        equal = sum(a == b for a, b in zip(ours, theirs, strict=True))
+    for index, (label, _) in enumerate(variants):
+        part = slice(index * episodes, (index + 1) * episodes)
+        equal = sum(a == b for a, b in zip(ours[part], theirs[part], strict=True))
         rows.append(
             {
                 "variant": label,
                 "episodes": episodes,
-                **mean_metrics(ours),
-                **{f"pogema {k}": v for k, v in mean_metrics(theirs).items()},
+                **mean_metrics(ours[part]),
+                **{f"pogema {k}": v for k, v in mean_metrics(theirs[part]).items()},
                 "equal_episodes": equal,
             }
         )

@@ -114,6 +114,40 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator) -> tuple[to
     return actions, log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer over a uint64 array: a bijection spreading every input bit over the output."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def episode_keys(sampling_seed: int, episode_seeds: np.ndarray) -> np.ndarray:
+    """(E,) uint64: the sampling key of each episode, from the sampling seed and the episode's own seed."""
+    seed = _mix64(np.array([int(sampling_seed) % 2**64], dtype=np.uint64) * _GOLDEN)
+    return _mix64(np.asarray(episode_seeds).astype(np.uint64) ^ seed)
+
+
+def keyed_uniforms(keys: np.ndarray, step: int, num_agents: int) -> np.ndarray:
+    """(E, N) float64 in (0, 1): agent i's random number at `step` of the episode with key keys[e].
+
+    A counter-based stream (a hash of key, step and agent): an episode draws the same numbers whatever
+    batch it is played in and whenever the others finish, so batched evaluation equals episode-by-episode
+    evaluation exactly."""
+    counter = np.arange(num_agents, dtype=np.uint64) + np.uint64(step * num_agents + 1)  # (N,)
+    bits = _mix64(keys[:, None] + _mix64(counter * _GOLDEN)[None, :])  # (E, N)
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def keyed_actions(logits: torch.Tensor, uniforms: np.ndarray) -> np.ndarray:
+    """Actions (E, N) int64 drawn from softmax(logits) (E, N, A) by inverse CDF of `uniforms` (E, N)."""
+    cdf = torch.softmax(logits.double(), dim=-1).cumsum(dim=-1).cpu().numpy()  # (E, N, A)
+    actions = (uniforms[..., None] >= cdf).sum(axis=-1)  # how many bins lie wholly below u
+    return np.minimum(actions, logits.shape[-1] - 1)  # u above a cdf that rounds to just under 1
+
+
 def _on(device: torch.device, array: np.ndarray | None) -> torch.Tensor | None:
     return None if array is None else torch.from_numpy(array).to(device, non_blocking=True)
 

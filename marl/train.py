@@ -44,6 +44,7 @@ from marl.run_dir import (
     truncate_metrics,
     write_yaml,
 )
+from marl.threads import use_torch_threads
 from marl.value_norm import ValueNorm
 
 CURVE_KEYS = (
@@ -472,7 +473,7 @@ def train(
     """
     comm = hpc.get_comm() if comm is None else comm
     device = hpc.device_for_rank(config.device, comm.local_rank)
-    torch.set_num_threads(config.torch_threads)
+    use_torch_threads(config.torch_threads)
     learner = make_learner(config, env.obs_shape, env.num_actions, device, comm.rank)
     metrics_path = run_dir / "metrics.jsonl"
     start, best, saved = 0, -float("inf"), None

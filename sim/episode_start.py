@@ -149,10 +149,16 @@ def scenario_layouts(scenario: Scenario) -> LayoutSource:
 
 
 def variant_of(scenario: Scenario, seed: int) -> Scenario:
-    """The concrete scenario of the episode with `seed`. Variants may change the map and the episode
-    limit only: a batch shares its agents, observations and rewards."""
+    """The concrete scenario of the episode with `seed`: variant (seed mod V)."""
     if scenario.variants is None:
         return scenario
+    variants = batchable_variants(scenario)
+    return variants[seed % len(variants)]
+
+
+def batchable_variants(scenario: Scenario) -> list[Scenario]:
+    """The concrete scenarios a batch plays (`[scenario]` without variants). Variants may change the map
+    and the episode limit only: a batch shares its agents, observations and rewards."""
     from scenarios.loader import expand_variants
 
     variants = expand_variants(scenario)
@@ -163,4 +169,4 @@ def variant_of(scenario: Scenario, seed: int) -> Scenario:
                     f"scenario '{scenario.name}': variants of '{scenario.variants.key}' change the {block} "
                     f"block; GridEnv batches only variants that change the map and the episode limit"
                 )
-    return variants[seed % len(variants)]
+    return variants

@@ -246,11 +246,22 @@ class EpisodeWriter:
         self._pending: deque[Future[Any]] = deque()
 
     def begin_episode(
-        self, obstacles: np.ndarray, num_agents: int, seed: int | None = None, env_index: int = 0
+        self,
+        obstacles: np.ndarray,
+        num_agents: int,
+        seed: int | None = None,
+        env_index: int = 0,
+        scenario: Scenario | None = None,
     ) -> OpenEpisode:
-        """Start recording an episode on the (H, W) map `obstacles` (1 = obstacle) with `seed`."""
+        """Start recording an episode on the (H, W) map `obstacles` (1 = obstacle) with `seed`; `scenario`
+        replaces the writer's for this episode (the concrete variant a batch of variants plays)."""
         attributes = {
             **self._common_attrs,
+            **(
+                {}
+                if scenario is None
+                else {"scenario": scenarios.dump(scenario), "scenario_name": scenario.name}
+            ),
             "seed": None if seed is None else int(seed),
             "env_index": int(env_index),
             "complete": False,
@@ -736,9 +747,10 @@ class Recorder:
         self._goals = np.empty(shape, np.int16)
         self._active = np.empty(shape[:2], np.bool_)
 
-    def reset(self, seed: int | None = None) -> Any:
-        """`env.reset(seed)`; unfinished episodes are discarded and every environment starts a new one."""
-        obs = self.env.reset(seed=seed)
+    def reset(self, seed: int | None = None, episode_seeds: np.ndarray | None = None) -> Any:
+        """`env.reset(seed, episode_seeds)`; unfinished episodes are discarded and every environment starts
+        a new one."""
+        obs = self.env.reset(seed=seed, episode_seeds=episode_seeds)
         for index in range(self.env.num_envs):
             self._begin(index)
         return obs
@@ -752,6 +764,7 @@ class Recorder:
             self.env.num_agents,
             seed=int(self.env.episode_seeds[index]),
             env_index=index,
+            scenario=self.env.episode_scenario(index),
         )
 
     def step(self, actions: np.ndarray) -> Any:

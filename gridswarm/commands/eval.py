@@ -11,8 +11,9 @@ import scenarios
 from fsio import path_component
 from gridswarm.arguments import MAX_ENVS, integer, seed
 from marl.config import ConfigError
-from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, write_report
+from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, with_mean_row, write_report
 from marl.run_dir import CheckpointError, resolve_checkpoint
+from marl.threads import TORCH_THREADS, use_torch_threads
 from marl.train import load_policy, pick_device
 
 USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError)
@@ -47,6 +48,12 @@ def add_parser(subparsers: Any) -> None:
         "report both side by side (scenarios POGEMA can express: maps of '.' and '#')",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=TORCH_THREADS,
+        help=f"torch's CPU threads (default {TORCH_THREADS}, as in training)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -54,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.target)
     if args.in_pogema and args.record is not None:
         raise ConfigError("--record writes GridSwarm's own evaluation; run it without --in-pogema")
+    if args.torch_threads < 1:
+        raise ConfigError(f"--torch-threads {args.torch_threads}: expected a positive integer")
+    use_torch_threads(args.torch_threads)
     try:
         device = pick_device(args.device)
     except ValueError as error:
@@ -76,10 +86,12 @@ def run(args: argparse.Namespace) -> int:
     if args.in_pogema:
         _require_pogema()
         try:
-            rows = evaluate_in_pogema(scenario, policy, args.episodes, args.seed, device, greedy=args.greedy)
+            rows = evaluate_in_pogema(
+                scenario, policy, args.episodes, args.seed, device, greedy=args.greedy, progress=True
+            )
         except ValueError as error:
             raise ConfigError(f"--in-pogema: scenario {scenario.name!r}: {error}") from None
-        _report(rows, stem)
+        _report(rows, stem, meta)
         return 0
     _require_policy_fits(scenario, policy, checkpoint)
     evaluate_and_report(
@@ -91,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         stem,
         greedy=args.greedy,
         record=args.record,
-        policy_name=policy_identity(meta),
+        meta=meta,
     )
     return 0
 
@@ -121,6 +133,14 @@ def policy_identity(meta: dict[str, Any]) -> str:
     return f"{kind} {meta.get('checkpoint', '')}".strip()
 
 
+def checkpoint_label(meta: dict[str, Any]) -> str:
+    """Which checkpoint a table evaluates: its path, whether it is best/ or a step, and its update."""
+    path = Path(meta.get("checkpoint", ""))
+    which = "best/" if path.parent.name == "best" else path.stem
+    update = meta.get("update")
+    return f"{path} ({which}" + (f", update {update})" if update is not None else ")")
+
+
 def evaluate_and_report(
     scenario: Any,
     policy: Any,
@@ -130,9 +150,11 @@ def evaluate_and_report(
     stem: Path,
     greedy: bool = False,
     record: Path | None = None,
-    policy_name: str = "",
+    meta: dict[str, Any] | None = None,
 ) -> None:
-    """Evaluate on every variant, print the table, save it as CSV and JSON (and the episodes to `record`)."""
+    """Evaluate on every variant, print the table, save it as CSV and JSON (and the episodes to `record`).
+    `meta`: the evaluated checkpoint's metadata (named above the table and in the recorded episodes)."""
+    meta = meta or {}
     # evaluation seeds are disjoint from training's (which start at the training seed)
     rows = evaluate_scenario(
         scenario,
@@ -142,14 +164,18 @@ def evaluate_and_report(
         device,
         greedy=greedy,
         record=record,
-        policy_name=policy_name,
+        policy_name=policy_identity(meta),
+        progress=True,
     )
-    _report(rows, stem)
+    _report(rows, stem, meta)
     if record is not None:
         print(f"episodes: {record}")
 
 
-def _report(rows: list[dict[str, Any]], stem: Path) -> None:
+def _report(rows: list[dict[str, Any]], stem: Path, meta: dict[str, Any]) -> None:
+    rows = with_mean_row(rows)
+    if meta.get("checkpoint"):
+        print(f"checkpoint: {checkpoint_label(meta)}")
     print(format_table(rows))
     write_report(rows, stem)
     print(f"evaluation: {stem.with_suffix('.csv')}, {stem.with_suffix('.json')}")

@@ -14,7 +14,7 @@ import hpc
 import scenarios
 from fsio import path_component, read_text_bounded
 from gridswarm.arguments import integer, seed
-from gridswarm.commands.eval import evaluate_and_report, policy_identity
+from gridswarm.commands.eval import evaluate_and_report
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
 from marl.run_dir import CheckpointError, latest_checkpoint
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             device,
             out / "eval",
             record=out / "episodes.zarr",
-            policy_name=policy_identity(meta),
+            meta=meta,
         )
     return 0
 
