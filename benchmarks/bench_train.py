@@ -1,36 +1,53 @@
 """Training throughput (collection + update) of MAPPO on a scenario, in agent-steps per second.
 
 Usage: .venv/bin/python benchmarks/bench_train.py [SCENARIO] [--updates U] [--set key=value ...]
+       .venv/bin/python benchmarks/bench_train.py [SCENARIO] --against REV [--rounds R] [...]
+
 The settings are those `gridswarm train SCENARIO` uses (TrainConfig defaults <- the scenario's train block)
 with --set overrides. One warm-up update (numba compilation, torch first calls) is excluded from the timing.
 Prints the load average before and after: on a shared machine the numbers only mean something next to it.
+
+`--against REV` measures the reference side by side in one run: REV (a git revision of this repository,
+e.g. main) is extracted into a temporary directory, and R rounds alternate between that tree's own
+bench_train.py and this one, each in a fresh process; the fastest round of each side counts (the same
+command moves by up to 2x from one minute to the next on a shared machine), and the ratio is printed with
+the machine, load, date and commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import io
 import os
+import platform
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from pathlib import Path
 
-import torch
-
-import scenarios
-from marl.buffers import RolloutBuffer
-from marl.config import parse_assignments, resolve_config
-from marl.envs import make_training_envs
-from marl.rollout import collect, start_rollouts
-from marl.train import compute_advantages, make_learner, update
+ROOT = Path(__file__).resolve().parents[1]
+RESULT = re.compile(r"([\d,]+) agent-steps/s \(collect ([\d,]+)/s, update ([\d,]+)/s\)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", nargs="?", default="bottleneck")
-    parser.add_argument("--updates", type=int, default=3)
-    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
-    scenario = scenarios.load(args.scenario)
-    config = resolve_config(scenario.train, {"device": "cpu", **parse_assignments(args.assignments)})
-    torch.set_num_threads(config.torch_threads)
+def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
+    """One measurement in this process; the result line (see RESULT)."""
+    import torch
+
+    import scenarios
+    from marl.buffers import RolloutBuffer
+    from marl.config import parse_assignments, resolve_config
+    from marl.envs import make_training_envs
+    from marl.rollout import collect, start_rollouts
+    from marl.threads import use_torch_threads
+    from marl.train import compute_advantages, make_learner, update
+
+    scenario = scenarios.load(scenario_name)
+    config = resolve_config(scenario.train, {"device": "cpu", **parse_assignments(assignments)})
+    use_torch_threads(config.torch_threads)
     device = torch.device("cpu")
     env = make_training_envs(scenario, config.num_envs, config.seed)
     learner = make_learner(config, env.obs_shape, env.num_actions, device)
@@ -47,7 +64,7 @@ def main() -> None:
     )
     timings = {"collect": 0.0, "update": 0.0}
     load_before = os.getloadavg()[0]
-    for index in range(args.updates + 1):
+    for index in range(updates + 1):
         tick = time.perf_counter()
         carry, _ = collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, device)
         middle = time.perf_counter()
@@ -56,16 +73,92 @@ def main() -> None:
         if index > 0:  # the first update compiles and warms up
             timings["collect"] += middle - tick
             timings["update"] += time.perf_counter() - middle
-    steps = args.updates * config.rollout_length * env.num_envs * env.num_agents
+    steps = updates * config.rollout_length * env.num_envs * env.num_agents
     total = timings["collect"] + timings["update"]
-    print(
-        f"{args.scenario} {config.model} {config.scope} E={env.num_envs} N={env.num_agents} "
+    return (
+        f"{scenario_name} {config.model} {config.scope} E={env.num_envs} N={env.num_agents} "
         f"T={config.rollout_length} chunk={config.chunk_length} epochs={config.epochs} "
         f"minibatches={config.num_minibatches} threads={config.torch_threads}: "
         f"{steps / total:,.0f} agent-steps/s (collect {steps / timings['collect']:,.0f}/s, "
         f"update {steps / timings['update']:,.0f}/s); load average {load_before:.1f} -> "
         f"{os.getloadavg()[0]:.1f}"
     )
+
+
+def extract(revision: str, into: Path) -> None:
+    """The files of `revision` of this repository under `into` (git archive; no shell)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision], check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def run_tree(tree: Path, args: argparse.Namespace) -> tuple[float, float, float, str]:
+    """(total, collect, update agent-steps/s, the line) of one fresh process of `tree`'s bench_train.py."""
+    command = [sys.executable, str(tree / "benchmarks" / "bench_train.py"), args.scenario]
+    command += ["--updates", str(args.updates)]
+    for assignment in args.assignments:
+        command += ["--set", assignment]
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
+    output = subprocess.run(command, cwd=tree, env=environment, check=True, capture_output=True, text=True)
+    found = RESULT.search(output.stdout)
+    if found is None:
+        raise RuntimeError(f"{tree}: no result line in {output.stdout!r}")
+    total, collect, update = (float(group.replace(",", "")) for group in found.groups())
+    return total, collect, update, found.string.strip().splitlines()[-1]
+
+
+def commit_of(revision: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", revision], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def compare(args: argparse.Namespace) -> None:
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; date {datetime.datetime.now().isoformat(timespec='minutes')}; "
+        f"this tree {commit_of('HEAD')}{' (uncommitted changes)' if dirty else ''} vs {args.against} "
+        f"({commit_of(args.against)}); load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-train-ref-") as temp:
+        reference = Path(temp)
+        extract(args.against, reference)
+        best: dict[str, tuple[float, float, float, str]] = {}
+        for round_index in range(args.rounds):
+            for side, tree in ((args.against, reference), ("this tree", ROOT)):
+                result = run_tree(tree, args)
+                print(f"round {round_index + 1} {side}: {result[3]}", flush=True)
+                if side not in best or result[0] > best[side][0]:
+                    best[side] = result
+    ours, theirs = best["this tree"], best[args.against]
+    print(
+        f"best of {args.rounds}: this tree {ours[0]:,.0f} agent-steps/s (collect {ours[1]:,.0f}/s, update "
+        f"{ours[2]:,.0f}/s), {args.against} {theirs[0]:,.0f} (collect {theirs[1]:,.0f}/s, update "
+        f"{theirs[2]:,.0f}/s): {ours[0] / theirs[0]:.2f}x; load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default="bottleneck")
+    parser.add_argument("--updates", type=int, default=3)
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--against", metavar="REV", help="measure git revision REV side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds with --against")
+    args = parser.parse_args()
+    if args.against:
+        compare(args)
+    else:
+        print(measure(args.scenario, args.updates, args.assignments))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ zeroed memory and history where `reset` is set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -28,10 +30,20 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(width)
         self.mlp = MLP(width, config.mlp_ratio)
 
-    def forward(self, x: Tensor, visible: Tensor | None, pool: Pool | None, reads: Tensor | None) -> Tensor:
-        """x (B, L, D); visible (B, L) bool keys; reads (B, 1, 1) float: 1 = the agent reads the pool."""
+    def forward(
+        self,
+        x: Tensor,
+        visible: Tensor | None,
+        pool: Pool | None,
+        reads: Tensor | None,
+        outputs: Callable[[Tensor], Tensor] | None = None,
+    ) -> Tensor:
+        """x (B, L, D); visible (B, L) bool keys; reads (B, 1, 1) float: 1 = the agent reads the pool.
+        `outputs` picks the R token rows whose outputs are wanted, (B, L, D) -> (B, R, D): only they are
+        queried and sent through the rest of the block (every token is still a key). Returns (B, R, D)."""
         x_norm = self.ln_1(x)
-        x = x + self.self_attention(x_norm, x_norm, visible)
+        queries, x = (x_norm, x) if outputs is None else (outputs(x_norm), outputs(x))  # (B, R, D)
+        x = x + self.self_attention(queries, x_norm, visible)
         if self.cross_attention is not None and pool is not None:
             x = x + reads * pool.attend(self.cross_attention, self.ln_cross(x))
         return x + self.mlp(self.ln_2(x))
@@ -44,7 +56,8 @@ class TransformerCore(nn.Module):
     srmt reads the pool of memories of the agents in scope, neighbour_attention the pool of their current
     encodings. Features = the last token's output. New memory = memory_head(the memory token's output);
     at a reset the memory token is hidden and no pool is read, and the new memory comes from the current
-    token: memory is generated from the episode's first observation (SRMT paper).
+    token: memory is generated from the episode's first observation (SRMT paper). The last block computes
+    only these two outputs (every token is still a key): the others would be discarded.
     """
 
     def __init__(self, config: PolicyConfig) -> None:
@@ -74,9 +87,10 @@ class TransformerCore(nn.Module):
             # an SRMT agent at its reset has no memory yet and reads nothing (the paper's first step)
             reads = pool.any_visible() & ~reset if self.has_memory else pool.any_visible()
             reads = reads.to(x.dtype).view(-1, 1, 1)  # (B, 1, 1)
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x, visible, pool, reads)
-        x = self.ln_f(x)
+        # the last block computes only the outputs that are read: the memory token's and the current one's
+        x = self.ln_f(self.blocks[-1](x, visible, pool, reads, self._read_tokens))  # (B, 1 or 2, D)
         features = x[:, -1]
         new_memory = memory
         if self.memory_head is not None:
@@ -85,6 +99,11 @@ class TransformerCore(nn.Module):
         if self.history_length:
             new_history = torch.cat([history[:, 1:], encoding.unsqueeze(1)], dim=1)  # (B, h, D)
         return features, new_memory, new_history
+
+    def _read_tokens(self, x: Tensor) -> Tensor:
+        """(B, L, D) -> the rows whose outputs the core reads: (B, 2, D) [memory, current] or (B, 1, D).
+        Slices and a concatenation (not an index list): the C export implements those."""
+        return torch.cat([x[:, :1], x[:, -1:]], dim=1) if self.has_memory else x[:, -1:]
 
 
 class GRUCore(nn.Module):
