@@ -368,8 +368,9 @@ def _restore_run(
     """Load the newest intact checkpoint into the learner; return the update to continue from, the best
     metric so far and the checkpoint's tensors (environments, carries, episode sums)."""
     tensors, meta, path = latest_checkpoint(run_dir)
-    if meta.get("train_config") != config.to_dict():
-        changed = sorted(k for k, v in config.to_dict().items() if meta.get("train_config", {}).get(k) != v)
+    saved = {**meta.get("train_config", {}), "total_agent_steps": config.total_agent_steps}
+    if saved != config.to_dict():  # the length may change: a finished run is extended with more steps
+        changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
         raise CheckpointError(
             f"{run_dir}: cannot resume with a different config (changed: {', '.join(changed)})"
         )
@@ -392,6 +393,31 @@ def _restore_run(
     if comm.is_root:
         truncate_metrics(run_dir / "metrics.jsonl", meta["update"])
     return meta["update"], meta["best"], tensors
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How long a run is: whole updates of `steps_per_update` agent-steps over every rank."""
+
+    num_updates: int
+    steps_per_update: int
+
+    @classmethod
+    def of(cls, config: TrainConfig, num_envs: int, num_agents: int, world_size: int = 1) -> TrainingPlan:
+        """`config.total_agent_steps` (the total over all ranks, as Sample Factory counts) rounded to the
+        nearest whole number of updates, at least one."""
+        steps_per_update = config.rollout_length * num_envs * num_agents * world_size
+        return cls(max(1, round(config.total_agent_steps / steps_per_update)), steps_per_update)
+
+    @property
+    def agent_steps(self) -> int:
+        return self.num_updates * self.steps_per_update
+
+    def describe(self, asked: int) -> str:
+        """e.g. "183 updates x 32,768 = 5,996,544 agent-steps (6,000,000 asked, rounded to whole updates)"."""
+        rounded = "" if asked == self.agent_steps else f" ({asked:,} asked, rounded to whole updates)"
+        updates = f"{self.num_updates} update{'s' if self.num_updates > 1 else ''}"
+        return f"{updates} x {self.steps_per_update:,} = {self.agent_steps:,} agent-steps{rounded}"
 
 
 def _resume_rollouts(
@@ -503,8 +529,8 @@ def train(
 
     # allocate once
     T, E, N = config.rollout_length, env.num_envs, env.num_agents
-    steps_per_update = T * E * N * comm.size
-    num_updates = -(-config.total_agent_steps // steps_per_update)
+    plan = TrainingPlan.of(config, E, N, comm.size)
+    num_updates, steps_per_update = plan.num_updates, plan.steps_per_update
     if saved is None:
         carry = start_rollouts(env, learner.policy, device, seed=env_seed(config.seed, comm.rank))
     else:

@@ -17,8 +17,8 @@ from gridswarm.arguments import integer, seed
 from gridswarm.commands.eval import evaluate_and_report
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
-from marl.run_dir import CheckpointError, latest_checkpoint
-from marl.train import TrainingDiverged, TrainingStopped, load_policy, train
+from marl.run_dir import CheckpointError, has_checkpoints, latest_checkpoint, latest_update
+from marl.train import TrainingDiverged, TrainingPlan, TrainingStopped, load_policy, train
 
 USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, hpc.HpcError)
 MAX_CONFIG_BYTES = 16 << 20
@@ -40,7 +40,12 @@ def add_parser(subparsers: Any) -> None:
         help="built-in scenario name or YAML file (default with --resume RUN_DIR: the run's)",
     )
     parser.add_argument("--model", choices=MODEL_NAMES, help="policy architecture (default: srmt)")
-    parser.add_argument("--steps", type=integer(1, 2**62), help="training length in agent-steps")
+    parser.add_argument(
+        "--steps",
+        type=integer(1, 2**62),
+        help="training length in agent-steps, the total over all ranks, rounded to whole updates (printed "
+        "before training starts); with --resume, a larger value extends a finished run",
+    )
     parser.add_argument("--seed", type=seed, help="seed of environments, initialization and sampling")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/SCENARIO-MODEL-sSEED)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the policy runs")
@@ -139,9 +144,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(str(error)) from None
     say = print if comm.is_root else _quiet
     ranks = f" on each of {comm.size} ranks" if comm.size > 1 else ""
+    plan = TrainingPlan.of(config, env.num_envs, env.num_agents, comm.size)
+    if resume and has_checkpoints(out) and latest_update(out) >= plan.num_updates:
+        say(
+            f"{out}: finished ({latest_update(out)} of {plan.describe(config.total_agent_steps)}); nothing "
+            "to do (a larger --steps extends it)"
+        )
+        return 0
     say(
         f"training {config.model} on {scenario.name} ({env.num_envs} envs x {env.num_agents} agents{ranks}, "
-        f"{config.total_agent_steps:,} agent-steps, {device}) -> {out}"
+        f"{plan.describe(config.total_agent_steps)}, {device}) -> {out}"
     )
     try:
         train(env, config, out, resume=resume, echo=say, comm=comm, extra_meta={"scenario": scenario_ref})

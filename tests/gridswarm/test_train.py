@@ -58,3 +58,29 @@ def test_a_run_finds_its_scenario_file_from_any_directory(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     assert main(["eval", str(workdir / "run"), "--episodes", "2", "--device", "cpu"]) == 0
     assert "CSR" in capsys.readouterr().out
+
+
+def test_steps_are_agent_steps_and_a_finished_run_is_left_alone(tmp_path, capsys):
+    """--steps N runs N agent-steps rounded to whole updates and says so first; resuming a finished run
+    changes nothing, and a larger --steps extends it."""
+    from pathlib import Path
+
+    from marl.run_dir import read_metrics
+
+    run = tmp_path / "run"
+    tiny = str(Path(__file__).parents[1] / "hpc" / "tiny.yaml")
+    settings = ["num_envs=2", "rollout_length=8", "chunk_length=4", "num_minibatches=1", "eval_episodes=0"]
+    argv = ["train", tiny, "--model", "gru", "--device", "cpu", "--out", str(run)]
+    argv += [item for setting in settings for item in ("--set", setting)]
+    assert main([*argv, "--steps", "150"]) == 0  # 2 envs x 4 agents x 8 steps = 64 per update
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "2 updates x 64 = 128 agent-steps (150 asked, rounded to whole updates)" in first
+    assert [row["agent_steps"] for row in read_metrics(run / "metrics.jsonl")] == [64, 128]
+    files = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "finished" in capsys.readouterr().out
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == files
+
+    assert main(["train", "--resume", str(run), "--steps", "256"]) == 0
+    assert [row["agent_steps"] for row in read_metrics(run / "metrics.jsonl")] == [64, 128, 192, 256]

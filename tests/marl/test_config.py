@@ -1,8 +1,11 @@
 """TrainConfig: one typed home per hyperparameter; overrides from the train block and the command line."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from marl.config import ConfigError, TrainConfig, apply_overrides, parse_assignments, resolve_config
+from marl.train import TrainingPlan
 
 
 def test_command_line_wins_over_train_block_over_defaults():
@@ -71,3 +74,25 @@ def test_derived_sizes_are_properties():
     config = TrainConfig(num_envs=4, rollout_length=32, chunk_length=8)
     assert config.num_chunks_per_env == 4 and config.num_chunks == 16
     assert TrainConfig(**config.to_dict()) == config
+
+
+@given(
+    total=st.integers(1, 10**9),
+    envs=st.integers(1, 512),
+    agents=st.integers(1, 64),
+    rollout=st.integers(1, 128),
+    ranks=st.integers(1, 16),
+)
+def test_a_plan_rounds_the_total_over_all_ranks_to_the_nearest_whole_update(
+    total, envs, agents, rollout, ranks
+):
+    config = TrainConfig(
+        total_agent_steps=total, num_envs=envs, rollout_length=rollout, chunk_length=1, num_minibatches=1
+    )
+    plan = TrainingPlan.of(config, envs, agents, ranks)
+    assert plan.steps_per_update == rollout * envs * agents * ranks  # every rank's steps count
+    assert plan.num_updates >= 1 and plan.agent_steps == plan.num_updates * plan.steps_per_update
+    if total >= plan.steps_per_update:
+        assert abs(plan.agent_steps - total) <= plan.steps_per_update / 2
+    else:
+        assert plan.num_updates == 1
