@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,7 @@ from marl.run_dir import (
 )
 from marl.threads import use_torch_threads
 from marl.value_norm import ValueNorm
+from marl.watch import MetricSink
 
 CURVE_KEYS = (
     "CSR",
@@ -172,6 +174,21 @@ def normalize_advantages_across(
     std = (squares / max(count, 1.0)) ** 0.5
     normalized = ((advantages.double() - mean) / (std + eps)).to(advantages.dtype)
     return torch.where(active, normalized, torch.zeros_like(advantages))
+
+
+def explained_variance_across(comm: hpc.Comm, buffer: RolloutBuffer) -> float:
+    """1 - Var(returns - values) / Var(returns) over the active steps of every rank: how much of the
+    value targets' variance the critic explains (1 perfect, 0 no better than their mean; NaN if none)."""
+    active = buffer.active
+    returns = buffer.returns[active].astype(np.float64)
+    errors = returns - buffer.values[active]
+    count, r, r2, e, e2 = _global_sums(
+        comm, [returns.size, returns.sum(), (returns**2).sum(), errors.sum(), (errors**2).sum()]
+    )
+    if count < 2:
+        return float("nan")
+    variance = r2 / count - (r / count) ** 2
+    return float(1.0 - (e2 / count - (e / count) ** 2) / variance) if variance > 0 else float("nan")
 
 
 def update_value_norm_across(
@@ -488,6 +505,7 @@ def train(
     echo: Callable[[str], None] = print,
     extra_meta: dict[str, Any] | None = None,
     comm: hpc.Comm | None = None,
+    sinks: Sequence[MetricSink] = (),
 ) -> Learner:
     """Train a policy with MAPPO on `env` (this rank's GridEnv) and write the run directory (rank 0).
 
@@ -495,7 +513,8 @@ def train(
     `run_dir` holds checkpoints and starts a new run otherwise (a requeued SLURM job); False refuses a
     directory that already holds a run. `comm` defaults to `hpc.get_comm()`: under mpiexec or srun every
     rank calls `train` with its own environments. Raises `TrainingStopped` when a stop signal ended the run
-    early (every rank at the same update); the run's latest checkpoint then resumes it exactly.
+    early (every rank at the same update); the run's latest checkpoint then resumes it exactly. `sinks`
+    (rank 0's, e.g. `marl.watch.TensorBoardSink`) receive every metrics row as it is logged.
     """
     comm = hpc.get_comm() if comm is None else comm
     device = hpc.device_for_rank(config.device, comm.local_rank)
@@ -543,7 +562,7 @@ def train(
     recent = EpisodeMeans(keys)  # the episodes since the last periodic checkpoint, for best/
     if saved is not None:
         recent.sums[:] = saved["recent_episodes"].numpy()
-    started = time.perf_counter()
+    recent_seconds: deque[float] = deque(maxlen=10)
     with hpc.PreemptionHandler() as preemption:
         for update_index in range(start, num_updates):
             for group in learner.optimizer.param_groups:
@@ -553,8 +572,10 @@ def train(
             carry, finished = collect(
                 env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, device
             )
+            collected = time.perf_counter()
             # advantages
             compute_advantages(buffer, config.gamma, config.gae_lambda)
+            explained = explained_variance_across(comm, buffer)
             # update
             try:
                 stats = update(
@@ -578,23 +599,27 @@ def train(
             episodes = recent.add_across(comm, finished)
             done = update_index + 1
             if comm.is_root:
+                finished_at = time.perf_counter()
+                recent_seconds.append(finished_at - tick)
                 row = {
                     "update": done,
                     "agent_steps": done * steps_per_update,
                     "episodes": episodes.episodes,
-                    "agent_steps_per_s": steps_per_update / (time.perf_counter() - tick),
+                    "agent_steps_per_s": steps_per_update / (finished_at - tick),
+                    "collect_seconds": collected - tick,
+                    "update_seconds": finished_at - collected,
                     "lr": learner.optimizer.param_groups[0]["lr"],
+                    "explained_variance": explained,
                     **stats,
                     **episodes.means(),
                 }
                 append_metrics(metrics_path, row)
+                for sink in sinks:
+                    sink.log(row, row["agent_steps"])
                 if done % config.log_every == 0 or done == num_updates:
-                    rate = (done - start) / (time.perf_counter() - started)
-                    echo(
-                        _progress_line(
-                            done, num_updates, row["agent_steps"], row, (num_updates - done) / rate
-                        )
-                    )
+                    # the recent updates' pace: an update's cost changes as episodes get shorter
+                    seconds_left = (num_updates - done) * float(np.mean(recent_seconds))
+                    echo(_progress_line(done, num_updates, row["agent_steps"], row, seconds_left))
             # checkpoint: periodically, and on a stop signal before stopping
             periodic = done % config.checkpoint_every == 0 or done == num_updates
             stopping = done < num_updates and preemption.stop_requested(comm)

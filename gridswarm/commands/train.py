@@ -19,6 +19,7 @@ from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_con
 from marl.envs import make_training_envs
 from marl.run_dir import CheckpointError, has_checkpoints, latest_checkpoint, latest_update
 from marl.train import TrainingDiverged, TrainingPlan, TrainingStopped, load_policy, train
+from marl.watch import MetricSink, TensorBoardSink, WandbSink
 
 USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, hpc.HpcError)
 MAX_CONFIG_BYTES = 16 << 20
@@ -65,6 +66,20 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="any TrainConfig field, e.g. --set lr=3e-4 (repeatable)",
+    )
+    parser.add_argument(
+        "--no-tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        help="do not write TensorBoard event files (default: RUN_DIR/tensorboard)",
+    )
+    parser.add_argument(
+        "--wandb",
+        nargs="?",
+        const="gridswarm",
+        metavar="PROJECT",
+        help='also log to Weights & Biases (pip install "gridswarm[wandb]"); offline into RUN_DIR/wandb '
+        "unless WANDB_API_KEY or WANDB_MODE says otherwise",
     )
     parser.set_defaults(handler=run)
 
@@ -155,13 +170,27 @@ def run(args: argparse.Namespace) -> int:
         f"training {config.model} on {scenario.name} ({env.num_envs} envs x {env.num_agents} agents{ranks}, "
         f"{plan.describe(config.total_agent_steps)}, {device}) -> {out}"
     )
+    resuming = bool(resume) and has_checkpoints(out)
+    sinks = _sinks(args, out, config, plan, resuming) if comm.is_root else []
     try:
-        train(env, config, out, resume=resume, echo=say, comm=comm, extra_meta={"scenario": scenario_ref})
+        train(
+            env,
+            config,
+            out,
+            resume=resume,
+            echo=say,
+            comm=comm,
+            extra_meta={"scenario": scenario_ref},
+            sinks=sinks,
+        )
     except TrainingStopped as stopped:
         if comm.is_root:
             print(f"gridswarm train: {stopped}", file=sys.stderr)
         # a requeued job ends normally (SLURM restarts it); a stopped run outside SLURM did not finish
         return 0 if stopped.requeued else 1
+    finally:
+        for sink in sinks:
+            sink.close()
     if config.eval_episodes > 0 and comm.is_root:
         # the final policy, not best/: a saturating best_metric (CSR 1.0) freezes best/ at its first hit
         policy, meta = load_policy(latest_checkpoint(out)[2], device)
@@ -176,6 +205,23 @@ def run(args: argparse.Namespace) -> int:
             meta=meta,
         )
     return 0
+
+
+def _sinks(
+    args: argparse.Namespace, out: Path, config: Any, plan: TrainingPlan, resuming: bool
+) -> list[MetricSink]:
+    """Where the metrics rows also go: TensorBoard unless --no-tensorboard, W&B with --wandb."""
+    resume_from = latest_update(out) * plan.steps_per_update if resuming else None
+    sinks: list[MetricSink] = []
+    if args.tensorboard:
+        sinks.append(TensorBoardSink(out / "tensorboard", resume_from))
+        print(f"TensorBoard: tensorboard --logdir {out / 'tensorboard'}")
+    if args.wandb:
+        try:
+            sinks.append(WandbSink(out, args.wandb, config.to_dict(), resuming))
+        except ImportError as error:
+            raise ConfigError(str(error)) from None
+    return sinks
 
 
 def _quiet(line: str) -> None:

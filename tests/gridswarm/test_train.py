@@ -1,5 +1,6 @@
 """`gridswarm train` / `gridswarm eval` on bad input: one line on stderr, exit 2, nothing half-written."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,4 +84,50 @@ def test_steps_are_agent_steps_and_a_finished_run_is_left_alone(tmp_path, capsys
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == files
 
     assert main(["train", "--resume", str(run), "--steps", "256"]) == 0
-    assert [row["agent_steps"] for row in read_metrics(run / "metrics.jsonl")] == [64, 128, 192, 256]
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [row["agent_steps"] for row in rows] == [64, 128, 192, 256]
+    # TensorBoard holds every metric of every row, once, at its agent-steps
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from marl.watch import NOT_LOGGED, tag_of
+
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0}).Reload()
+    for key in {k for row in rows for k, v in row.items() if isinstance(v, float | int)} - NOT_LOGGED:
+        logged = [(e.step, e.value) for e in events.Scalars(tag_of(key))]
+        expected = [(row["agent_steps"], row[key]) for row in rows if row.get(key) is not None]
+        assert [step for step, _ in logged] == [step for step, _ in expected], key
+        np.testing.assert_allclose([v for _, v in logged], [v for _, v in expected], rtol=1e-6, err_msg=key)
+    assert {"optimizer/lr", "optimizer/grad_norm", "optimizer/approx_kl", "optimizer/clip_fraction"} <= set(
+        events.Tags()["scalars"]
+    )
+    assert {"losses/explained_variance", "speed/agent_steps_per_s"} <= set(events.Tags()["scalars"])
+
+
+def test_wandb_logs_every_row_offline_without_an_account(tmp_path, monkeypatch):
+    """The W&B sink (with a stand-in for the wandb package) runs offline unless told otherwise and logs the
+    same grouped metrics as TensorBoard."""
+    import sys
+    import types
+
+    from marl.watch import WandbSink
+
+    calls = {}
+
+    class Run:
+        def log(self, values):
+            calls.setdefault("log", []).append(values)
+
+        def finish(self):
+            calls["finished"] = True
+
+    fake = types.SimpleNamespace(init=lambda **kwargs: calls.update(init=kwargs) or Run())
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    sink = WandbSink(tmp_path / "run", "proj", {"lr": 0.1}, resume=False)
+    sink.log({"update": 1, "agent_steps": 64, "CSR": 0.5, "lr": 0.1, "entropy": float("nan")}, 64)
+    sink.close()
+    assert calls["init"]["mode"] == "offline" and calls["init"]["project"] == "proj"
+    assert calls["init"]["dir"] == str(tmp_path / "run")
+    assert calls["log"] == [{"episodes/CSR": 0.5, "optimizer/lr": 0.1, "agent_steps": 64}]
+    assert calls["finished"]
