@@ -8,10 +8,11 @@ with --set overrides. One warm-up update (numba compilation, torch first calls) 
 Prints the load average before and after: on a shared machine the numbers only mean something next to it.
 
 `--against REV` measures the reference side by side in one run: REV (a git revision of this repository,
-e.g. main) is extracted into a temporary directory, and R rounds alternate between that tree's own
-bench_train.py and this one, each in a fresh process; the fastest round of each side counts (the same
-command moves by up to 2x from one minute to the next on a shared machine), and the ratio is printed with
-the machine, load, date and commit.
+e.g. main) is extracted into a temporary directory, and R rounds alternate between that tree's code and
+this one's, each a fresh process of this script; the fastest round of each side counts (the same command
+moves by up to 2x from one minute to the next on a shared machine), and the ratio is printed with the
+machine, load, date and commit. Agent-steps per CPU-second (the process's own CPU time, one torch thread
+and the simulator on the calling thread) changes much less with the load than wall-clock rates do.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT = re.compile(r"([\d,]+) agent-steps/s \(collect ([\d,]+)/s, update ([\d,]+)/s\)")
+RESULT = re.compile(
+    r"([\d,]+) agent-steps/s \(collect ([\d,]+)/s, update ([\d,]+)/s\); ([\d,]+) per CPU-second"
+)
 
 
 def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
@@ -42,12 +45,11 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     from marl.config import parse_assignments, resolve_config
     from marl.envs import make_training_envs
     from marl.rollout import collect, start_rollouts
-    from marl.threads import use_torch_threads
     from marl.train import compute_advantages, make_learner, update
 
     scenario = scenarios.load(scenario_name)
     config = resolve_config(scenario.train, {"device": "cpu", **parse_assignments(assignments)})
-    use_torch_threads(config.torch_threads)
+    torch.set_num_threads(config.torch_threads)  # as training sets it (this also runs older trees)
     device = torch.device("cpu")
     env = make_training_envs(scenario, config.num_envs, config.seed)
     learner = make_learner(config, env.obs_shape, env.num_actions, device)
@@ -65,6 +67,8 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     timings = {"collect": 0.0, "update": 0.0}
     load_before = os.getloadavg()[0]
     for index in range(updates + 1):
+        if index == 1:
+            cpu_start = time.process_time()
         tick = time.perf_counter()
         carry, _ = collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, device)
         middle = time.perf_counter()
@@ -73,6 +77,7 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
         if index > 0:  # the first update compiles and warms up
             timings["collect"] += middle - tick
             timings["update"] += time.perf_counter() - middle
+    cpu_seconds = time.process_time() - cpu_start
     steps = updates * config.rollout_length * env.num_envs * env.num_agents
     total = timings["collect"] + timings["update"]
     return (
@@ -80,8 +85,8 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
         f"T={config.rollout_length} chunk={config.chunk_length} epochs={config.epochs} "
         f"minibatches={config.num_minibatches} threads={config.torch_threads}: "
         f"{steps / total:,.0f} agent-steps/s (collect {steps / timings['collect']:,.0f}/s, "
-        f"update {steps / timings['update']:,.0f}/s); load average {load_before:.1f} -> "
-        f"{os.getloadavg()[0]:.1f}"
+        f"update {steps / timings['update']:,.0f}/s); {steps / cpu_seconds:,.0f} per CPU-second; "
+        f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
     )
 
 
@@ -94,9 +99,10 @@ def extract(revision: str, into: Path) -> None:
         tar.extractall(into, filter="data")
 
 
-def run_tree(tree: Path, args: argparse.Namespace) -> tuple[float, float, float, str]:
-    """(total, collect, update agent-steps/s, the line) of one fresh process of `tree`'s bench_train.py."""
-    command = [sys.executable, str(tree / "benchmarks" / "bench_train.py"), args.scenario]
+def run_tree(tree: Path, args: argparse.Namespace) -> tuple[float, float, float, float, str]:
+    """(total, collect, update agent-steps/s, agent-steps per CPU-second, the line) of one fresh process
+    measuring `tree`'s code (this script, run with `tree` first on the import path)."""
+    command = [sys.executable, str(Path(__file__).resolve()), args.scenario]
     command += ["--updates", str(args.updates)]
     for assignment in args.assignments:
         command += ["--set", assignment]
@@ -105,8 +111,8 @@ def run_tree(tree: Path, args: argparse.Namespace) -> tuple[float, float, float,
     found = RESULT.search(output.stdout)
     if found is None:
         raise RuntimeError(f"{tree}: no result line in {output.stdout!r}")
-    total, collect, update = (float(group.replace(",", "")) for group in found.groups())
-    return total, collect, update, found.string.strip().splitlines()[-1]
+    total, collect, update, per_cpu = (float(group.replace(",", "")) for group in found.groups())
+    return total, collect, update, per_cpu, found.string.strip().splitlines()[-1]
 
 
 def commit_of(revision: str) -> str:
@@ -132,18 +138,19 @@ def compare(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-ref-") as temp:
         reference = Path(temp)
         extract(args.against, reference)
-        best: dict[str, tuple[float, float, float, str]] = {}
+        results: dict[str, list[tuple[float, float, float, float, str]]] = {}
         for round_index in range(args.rounds):
             for side, tree in ((args.against, reference), ("this tree", ROOT)):
                 result = run_tree(tree, args)
-                print(f"round {round_index + 1} {side}: {result[3]}", flush=True)
-                if side not in best or result[0] > best[side][0]:
-                    best[side] = result
-    ours, theirs = best["this tree"], best[args.against]
+                print(f"round {round_index + 1} {side}: {result[4]}", flush=True)
+                results.setdefault(side, []).append(result)
+    ours, theirs = (max(results[side]) for side in ("this tree", args.against))
+    cpu_ours, cpu_theirs = (max(r[3] for r in results[side]) for side in ("this tree", args.against))
     print(
         f"best of {args.rounds}: this tree {ours[0]:,.0f} agent-steps/s (collect {ours[1]:,.0f}/s, update "
         f"{ours[2]:,.0f}/s), {args.against} {theirs[0]:,.0f} (collect {theirs[1]:,.0f}/s, update "
-        f"{theirs[2]:,.0f}/s): {ours[0] / theirs[0]:.2f}x; load average {os.getloadavg()[0]:.1f}"
+        f"{theirs[2]:,.0f}/s): {ours[0] / theirs[0]:.2f}x; per CPU-second {cpu_ours:,.0f} vs "
+        f"{cpu_theirs:,.0f}: {cpu_ours / cpu_theirs:.2f}x; load average {os.getloadavg()[0]:.1f}"
     )
 
 

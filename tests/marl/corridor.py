@@ -26,6 +26,11 @@ class CorridorEnv:
         self.seed = np.zeros((), dtype=np.int64)
         self.episodes = np.zeros(num_envs, dtype=np.int64)  # started so far, per env
 
+    @property
+    def episode_seeds(self) -> np.ndarray:
+        """(E,) int64: an identity of each environment's current episode (what evaluation keys on)."""
+        return (int(self.seed) * self.num_envs + np.arange(self.num_envs)) * 1_000_003 + self.episodes
+
     def reset(self, seed: int | None = None) -> np.ndarray:
         self.seed[...] = 0 if seed is None else seed
         self.episodes[:] = 0
