@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "render",
     "replay",
     "run",
+    "runs",
     "scenario",
     "slurm",
     "train",

@@ -1,0 +1,47 @@
+"""`gridswarm runs compare RUN... [--out plot.png] [--metrics K ...] [--smooth N]`: several training runs
+side by side, the seeds of one model as their mean and spread."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from marl.compare import CURVE_KEYS, final_table, group_runs, load_run, plot_groups
+from marl.config import ConfigError
+from marl.evaluate import format_table
+from marl.run_dir import CheckpointError
+
+USER_ERRORS = (CheckpointError, ConfigError)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("runs", help="compare training runs (curves over seeds, final metrics)")
+    commands = parser.add_subparsers(dest="runs_command", required=True, metavar="COMMAND")
+    compare = commands.add_parser(
+        "compare",
+        help="curves of several runs (mean and spread over each model's seeds) and a final-metrics table",
+        description="Groups the runs by model (by scenario and model when they differ in scenario), prints "
+        "every run's final metrics (its closing evaluation, else its last 10 updates) and each group's mean "
+        "± std, and with --out draws each metric's mean curve with a ±1 std band over the seeds.",
+    )
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories")
+    compare.add_argument("--out", type=Path, metavar="PLOT.png", help="draw the curves into this PNG")
+    compare.add_argument(
+        "--metrics", nargs="+", default=list(CURVE_KEYS), metavar="KEY", help="metrics.jsonl keys to draw"
+    )
+    compare.add_argument("--smooth", type=int, default=10, help="trailing mean over this many updates")
+    compare.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    if args.smooth < 1:
+        raise ConfigError(f"--smooth {args.smooth}: expected a positive integer")
+    groups = group_runs([load_run(path) for path in args.runs])
+    print(format_table(final_table(groups)))
+    if args.out is not None:
+        drawn = plot_groups(groups, args.metrics, args.smooth, args.out)
+        if not drawn:
+            raise ConfigError(f"--metrics {' '.join(args.metrics)}: no run logged any of them")
+        print(f"curves ({', '.join(drawn)}): {args.out}")
+    return 0
