@@ -62,14 +62,11 @@ def greedy_throughput(scenario: Scenario, episodes: int, seed: int) -> float:
 
 def policy_throughput(scenario: Scenario, policy, episodes: int, seed: int, greedy: bool) -> float:
     env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
-    progress = Progress(f"{scenario.name} policy", episodes)
     limits = np.full(episodes, scenario.dynamics.max_episode_steps)
-    try:
+    with Progress(f"{scenario.name} policy", episodes) as progress:
         metrics = run_episodes(
             env, policy, torch.device("cpu"), seed, seed=seed, greedy=greedy, limits=limits, progress=progress
         )
-    finally:
-        progress.close()
     return mean_metrics(metrics)["avg_throughput"]
 
 
