@@ -6,7 +6,8 @@ RUN_DIR/metrics.jsonl          one JSON object per logged update
 RUN_DIR/checkpoints/step-U.ckpt  the newest checkpoints (hpc.checkpoint: atomic, hashed, last few kept)
 RUN_DIR/checkpoints/best/       the best checkpoint by config.best_metric
 RUN_DIR/curves.png             training curves
-RUN_DIR/eval.csv, eval.json    the final evaluation table
+RUN_DIR/tensorboard/           the metrics as TensorBoard event files (marl.watch; wandb/ with --wandb)
+RUN_DIR/eval.csv, eval.json    the final evaluation table (a last "mean" row when there are variants)
 ```
 Checkpoints are hpc.checkpoint files: a header with the payload's length and SHA-256, then tensors and
 plain types loaded with torch.load(weights_only=True), so loading never runs pickled code; a truncated or
