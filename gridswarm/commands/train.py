@@ -45,7 +45,8 @@ def add_parser(subparsers: Any) -> None:
         "--steps",
         type=integer(1, 2**62),
         help="training length in agent-steps, the total over all ranks, rounded to whole updates (printed "
-        "before training starts); with --resume, a larger value extends a finished run",
+        "before training starts); with --resume, a larger value extends a finished run (a linear "
+        "learning-rate schedule is then stretched over the new length)",
     )
     parser.add_argument("--seed", type=seed, help="seed of environments, initialization and sampling")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/SCENARIO-MODEL-sSEED)")
