@@ -34,9 +34,8 @@ import numpy as np
 from scenarios.schema import Scenario
 from sim.actions import NUM_ACTIONS, checked_actions
 from sim.budget import require_memory
-from sim.episode_start import LayoutSource, TaskGenerationError, batchable_variants, start_episode
+from sim.episode_start import EpisodePlan, LayoutSource, TaskGenerationError, start_episode
 from sim.kernels.step import step_envs, step_envs_serial
-from sim.layout import MapLayout
 from sim.maps import largest_map_shape
 from sim.observation import (
     Extras,
@@ -99,9 +98,7 @@ class GridEnv:
         self.radius = int(scenario.observation.radius)
         self._num_threads = num_threads
         self._step_kernel = step_envs_serial if num_threads == 1 or num_envs == 1 else step_envs
-        self._variants = batchable_variants(scenario)  # expanded once: expanding costs ~2 ms
-        self._env_variants = _checked_env_variants(env_variants, len(self._variants), self.num_envs)
-        self._layouts = _layouts
+        self._plan = EpisodePlan(scenario, self.num_envs, env_variants, _layouts)
         self._fixed_seed = _fixed_seed
         # Sized for the largest map up front when the scenario says what it is (no growing mid-batch).
         self._largest_map = largest_map_shape(scenario) if _layouts is None else (0, 0)
@@ -219,12 +216,12 @@ class GridEnv:
         layouts = []
         for env in range(self.num_envs):
             env_seed = int(episode_seeds[env]) if episode_seeds is not None else self._next_seed(env)
-            layouts.append((env_seed, self._layout(env, env_seed)))
+            layouts.append((env_seed, self._plan.layout(env, env_seed)))
         height = max(self._largest_map[0], *(lay.shape[0] for _, lay in layouts))
         if self._state.grow_maps(height, max(self._largest_map[1], *(lay.shape[1] for _, lay in layouts))):
             self._extras = None  # rebuilt over the new map buffers
         for env, (env_seed, layout) in enumerate(layouts):
-            start_episode(self._state, env, env_seed, layout, self._variant(env, env_seed))
+            start_episode(self._state, env, env_seed, layout, self._plan.variant(env, env_seed))
         self._finish_observation()
         return observation(self._state, self.scenario.observation.type)
 
@@ -263,30 +260,17 @@ class GridEnv:
             info["final_obs"] = copy_observation(observation(state, self.scenario.observation.type))
             for env in ended:
                 env_seed = self._next_seed(env)
-                layout = self._layout(env, env_seed)
+                layout = self._plan.layout(env, env_seed)
                 if state.grow_maps(*layout.shape):
                     self._extras = None  # rebuilt over the new map buffers
-                start_episode(state, env, env_seed, layout, self._variant(env, env_seed))
+                start_episode(state, env, env_seed, layout, self._plan.variant(env, env_seed))
         self._finish_observation()
 
     def episode_scenario(self, env: int) -> Scenario:
         """The concrete scenario (the variant, for a scenario with variants) that environment `env`'s
         current episode plays: with its episode seed, `GridEnv(episode_scenario(env))` replays it."""
         self._require_reset()
-        return self._variant(env, int(self._state.seeds[env]))
-
-    def _variant(self, env: int, seed: int) -> Scenario:
-        if self._env_variants is not None:
-            return self._variants[self._env_variants[env]]
-        return self._variants[seed % len(self._variants)]
-
-    def _layout(self, env: int, seed: int) -> MapLayout:
-        """The map and task layout of environment `env`'s episode with `seed`."""
-        if self._layouts is not None:
-            return self._layouts(seed)
-        from sim.maps import build_layout
-
-        return build_layout(self._variant(env, seed), seed)
+        return self._plan.variant(env, int(self._state.seeds[env]))
 
     def _next_seed(self, env: int) -> int:
         counts = self._state.episode_counts
@@ -316,17 +300,3 @@ class GridEnv:
         self._state = self._state.restored(snapshot)
         self._extras = Extras(self.scenario, self._state)  # distance fields etc. over the restored maps
         return observation(self._state, self.scenario.observation.type)
-
-
-def _checked_env_variants(
-    env_variants: Sequence[int] | np.ndarray | None, num_variants: int, num_envs: int
-) -> tuple[int, ...] | None:
-    if env_variants is None:
-        return None
-    chosen = tuple(int(v) for v in np.asarray(env_variants).reshape(-1))
-    if len(chosen) != num_envs or not all(0 <= v < num_variants for v in chosen):
-        raise ValueError(
-            f"env_variants: expected {num_envs} variant indices in [0, {num_variants}), "
-            f"got {list(chosen)[:8]}"
-        )
-    return chosen

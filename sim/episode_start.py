@@ -7,7 +7,7 @@ then generation from the episode seed over the map's free-cell components.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -30,13 +30,61 @@ class TaskGenerationError(ScenarioError):
     refuses such maps first; this is the simulator's own guard)."""
 
 
-def start_episode(state: EnvState, env: int, seed: int, layout: MapLayout, scenario: Scenario) -> None:
-    """Writes environment `env`'s map, task, goal streams and counters for the episode of `seed` of
-    `scenario`, played on `layout`. The map buffers must hold the layout (`EnvState.grow_maps`)."""
+class EpisodePlan:
+    """Which concrete scenario (variant) and layout each environment's episodes play.
+
+    `env_variants`: the variant index (into `scenarios.expand_variants`) each environment always plays;
+    None: the episode with seed s plays variant s mod V. `layouts`: the layout of each episode seed
+    instead of `sim.maps.build_layout` of the episode's variant."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        num_envs: int,
+        env_variants: Sequence[int] | np.ndarray | None = None,
+        layouts: LayoutSource | None = None,
+    ) -> None:
+        self.variants = batchable_variants(scenario)  # expanded once: expanding costs ~2 ms
+        self._env_variants = _checked_env_variants(env_variants, len(self.variants), num_envs)
+        self._layouts = layouts
+
+    def variant(self, env: int, seed: int) -> Scenario:
+        """The concrete scenario of environment `env`'s episode with `seed`."""
+        if self._env_variants is not None:
+            return self.variants[self._env_variants[env]]
+        return self.variants[seed % len(self.variants)]
+
+    def layout(self, env: int, seed: int) -> MapLayout:
+        """The map and task layout of environment `env`'s episode with `seed`."""
+        if self._layouts is not None:
+            return self._layouts(seed)
+        from sim.maps import build_layout
+
+        return build_layout(self.variant(env, seed), seed)
+
+
+def _checked_env_variants(
+    env_variants: Sequence[int] | np.ndarray | None, num_variants: int, num_envs: int
+) -> tuple[int, ...] | None:
+    if env_variants is None:
+        return None
+    chosen = tuple(int(v) for v in np.asarray(env_variants).reshape(-1))
+    if len(chosen) != num_envs or not all(0 <= v < num_variants for v in chosen):
+        raise ValueError(
+            f"env_variants: expected {num_envs} variant indices in [0, {num_variants}), "
+            f"got {list(chosen)[:8]}"
+        )
+    return chosen
+
+
+def start_episode(state: EnvState, env: int, seed: int, layout: MapLayout, variant: Scenario) -> None:
+    """Writes environment `env`'s map, task, goal streams and counters for the episode of `seed` of the
+    concrete scenario `variant` (`EpisodePlan.variant`), played on `layout`. The map buffers must hold the
+    layout (`EnvState.grow_maps`)."""
     height, width = layout.shape
     radius = int(state.rules[2])
     state.seeds[env] = seed
-    state.max_steps[env] = variant_of(scenario, seed).dynamics.max_episode_steps
+    state.max_steps[env] = variant.dynamics.max_episode_steps
     state.map_shapes[env] = (height, width)
     state.obstacles[env] = 1
     state.obstacles[env, :height, :width] = layout.obstacles
@@ -138,22 +186,6 @@ def _set_sequences(state: EnvState, env: int, sequences: np.ndarray) -> None:
     valid = sequences[:, :, 0] >= 0
     state.sequence_length[env] = np.where(valid.all(axis=1), length, valid.argmin(axis=1))
     state.goal_mode[env] = GOALS_FROM_SEQUENCE
-
-
-def scenario_layouts(scenario: Scenario) -> LayoutSource:
-    """The scenario's episode layouts: `sim.maps.build_layout`; with variants (a curriculum), episode seed
-    s plays variant s mod V (`variant_of`)."""
-    from sim.maps import build_layout
-
-    return lambda seed: build_layout(variant_of(scenario, seed), seed)
-
-
-def variant_of(scenario: Scenario, seed: int) -> Scenario:
-    """The concrete scenario of the episode with `seed`: variant (seed mod V)."""
-    if scenario.variants is None:
-        return scenario
-    variants = batchable_variants(scenario)
-    return variants[seed % len(variants)]
 
 
 def batchable_variants(scenario: Scenario) -> list[Scenario]:

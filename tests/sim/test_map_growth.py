@@ -5,6 +5,7 @@ same episode seeds, whether the batch sized its buffers up front or grew them on
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from hypothesis import strategies as st
 import scenarios
 from sim import GridEnv, MapLayout
 from sim.baselines import GreedyPolicy
-from sim.episode_start import scenario_layouts, variant_of
-from sim.maps import build_layout, largest_map_shape
+from sim.episode_start import EpisodePlan
+from sim.maps import largest_map_shape
 from sim.seeds import episode_seed
 from tests.sim.helpers import curriculum
 
@@ -53,16 +54,23 @@ map_sizes = st.lists(st.tuples(st.integers(3, 14), st.integers(3, 14)), min_size
 STEPS, ENVS = 24, 3
 
 
+def seeded_layouts(scenario: scenarios.Scenario) -> Callable[[int], MapLayout]:
+    """The layout of each episode seed s (variant s mod V), as a layout source GridEnv cannot size for."""
+    plan = EpisodePlan(scenario, 1)
+    return lambda seed: plan.layout(0, seed)
+
+
 def every_episode_fits(scenario: scenarios.Scenario, seed: int) -> bool:
     """Whether every episode the batch can start in STEPS steps (at most one per step and env, from the
     episode seeds GridEnv derives from `seed`) has room for its agents: random maps of a few cells
     sometimes have none (3 x 3 at density 0.2: 1 in 50), and a case the simulator must refuse is not a case
     of this test."""
+    plan = EpisodePlan(scenario, ENVS)
     for env in range(ENVS):
         for episode in range(STEPS + 1):
             seed_of_episode = episode_seed(seed, env, episode)
             try:
-                build_layout(variant_of(scenario, seed_of_episode), seed_of_episode)
+                plan.layout(env, seed_of_episode)
             except scenarios.ScenarioError:
                 return False
     return True
@@ -84,7 +92,7 @@ def growth_cases(draw: st.DrawFn) -> tuple[scenarios.Scenario, int]:
 def test_a_batch_over_maps_of_changing_size_plays_each_env_as_alone(case, grow):
     scenario, seed = case
     # `_layouts` given: the env cannot know the largest map up front and must grow its buffers on resets.
-    layouts = scenario_layouts(scenario) if grow else None
+    layouts = seeded_layouts(scenario) if grow else None
     env = GridEnv(scenario, num_envs=ENVS, seed=seed, _layouts=layouts)
     episodes = record_batch(env, steps=STEPS, rng=np.random.default_rng(seed))
     assert_replays_alone(scenario, episodes)
@@ -115,7 +123,7 @@ def test_the_map_growth_cases_are_batches_the_simulator_can_play():
 def test_growing_keeps_the_other_envs_maps_and_agents():
     # variants: a short small episode, a long small one, a long large one (episode seed s plays s mod 3)
     scenario = curriculum([(4, 4), (4, 4), (12, 9)], [3, 50, 50], "restart")
-    env = GridEnv(scenario, num_envs=2, seed=0, _layouts=scenario_layouts(scenario))
+    env = GridEnv(scenario, num_envs=2, seed=0, _layouts=seeded_layouts(scenario))
     env.reset(episode_seeds=np.array([0, 1]))
     assert env.obstacles.shape[1:] == (4, 4)
     stay = np.zeros((2, 2), dtype=np.int64)
@@ -200,3 +208,25 @@ def test_environments_with_goal_lists_of_different_lengths_play_as_alone(layouts
         for step_actions, step_goals in zip(actions, goals, strict=True):
             alone.step(step_actions[env][None])
             np.testing.assert_array_equal(alone.goals[0], step_goals[env])
+
+
+def test_environments_given_variants_play_them_as_alone():
+    """`env_variants` pins each environment to one variant: every episode it plays, auto-resets included,
+    is that variant's episode of the same seed played alone (map size and episode limit too)."""
+    scenario = curriculum([(5, 6), (9, 4), (7, 8)], [3, 7, 5], "finish")
+    chosen = [2, 0, 2, 1]
+    env = GridEnv(scenario, num_envs=len(chosen), seed=5, env_variants=chosen)
+    episodes = record_batch(env, steps=STEPS, rng=np.random.default_rng(5))
+    variants = scenarios.expand_variants(scenario)
+    for env_index, variant in enumerate(chosen):
+        assert env.episode_scenario(env_index) == variants[variant]
+        assert len(episodes[env_index]) > 2  # auto-resets kept the variant
+        assert_replays_alone(variants[variant], episodes[env_index : env_index + 1])
+    np.testing.assert_array_equal(env.map_shapes, [(7, 8), (5, 6), (7, 8), (9, 4)])
+
+
+@pytest.mark.parametrize("chosen", [[0, 3], [0], [-1, 0]])
+def test_variants_outside_the_scenario_or_batch_are_refused(chosen):
+    scenario = curriculum([(5, 6), (9, 4), (7, 8)], [3, 7, 5], "finish")
+    with pytest.raises(ValueError, match=r"env_variants: expected 2 variant indices in \[0, 3\)"):
+        GridEnv(scenario, num_envs=2, env_variants=chosen)
