@@ -53,21 +53,27 @@ class TensorBoardSink:
     """TensorBoard event files under `directory` (`tensorboard --logdir RUN_DIR/tensorboard`).
 
     `resume_from`: the agent-steps of the checkpoint a resumed run continues from; events the earlier
-    process wrote after it are purged, since the resumed run logs those updates again."""
+    process wrote after it are purged, since the resumed run logs those updates again. The event file is
+    opened at the first row (written after metrics.jsonl has it): a run that fails before its first row
+    leaves no file behind."""
 
     def __init__(self, directory: Path, resume_from: int | None = None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        purge = None if resume_from is None else resume_from + 1
-        self._writer = SummaryWriter(log_dir=str(directory), purge_step=purge)
+        self._directory = directory
+        self._purge = None if resume_from is None else resume_from + 1
+        self._writer: Any = None
 
     def log(self, row: Mapping[str, Any], agent_steps: int) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self._directory), purge_step=self._purge)
         for tag, value in _scalars(row).items():
             self._writer.add_scalar(tag, value, global_step=agent_steps)
         self._writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class WandbSink:
