@@ -66,6 +66,8 @@ def _final_metrics(path: Path, rows: list[dict[str, Any]]) -> tuple[dict[str, fl
             table = json.loads(evaluation.read_text())
         except json.JSONDecodeError:
             raise CheckpointError(f"{evaluation}: not valid JSON") from None
+        if not isinstance(table, list) or not all(isinstance(row, dict) for row in table):
+            raise CheckpointError(f"{evaluation}: expected a list of evaluation rows")
         summary = next((row for row in table if row.get("variant") == "mean"), table[-1] if table else {})
         return {k: float(summary[k]) for k in FINAL_KEYS if isinstance(summary.get(k), int | float)}, "eval"
     recent = rows[-FINAL_WINDOW:]

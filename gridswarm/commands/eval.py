@@ -10,7 +10,7 @@ from typing import Any
 import scenarios
 from fsio import path_component
 from gridswarm.arguments import MAX_ENVS, integer, seed
-from marl.config import ConfigError
+from marl.config import UPPER_BOUNDS, ConfigError
 from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, with_mean_row, write_report
 from marl.run_dir import CheckpointError, resolve_checkpoint
 from marl.threads import TORCH_THREADS, use_torch_threads
@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument(
         "--torch-threads",
-        type=int,
+        type=integer(1, UPPER_BOUNDS["torch_threads"]),
         default=TORCH_THREADS,
         help=f"torch's CPU threads (default {TORCH_THREADS}, as in training)",
     )
@@ -61,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.target)
     if args.in_pogema and args.record is not None:
         raise ConfigError("--record writes GridSwarm's own evaluation; run it without --in-pogema")
-    if args.torch_threads < 1:
-        raise ConfigError(f"--torch-threads {args.torch_threads}: expected a positive integer")
     use_torch_threads(args.torch_threads)
     try:
         device = pick_device(args.device)

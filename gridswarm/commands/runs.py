@@ -7,12 +7,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from gridswarm.arguments import integer
 from marl.compare import CURVE_KEYS, final_table, group_runs, load_run, plot_groups
 from marl.config import ConfigError
 from marl.evaluate import format_table
 from marl.run_dir import CheckpointError
 
 USER_ERRORS = (CheckpointError, ConfigError)
+MAX_SMOOTH = 1 << 20
 
 
 def add_parser(subparsers: Any) -> None:
@@ -30,13 +32,15 @@ def add_parser(subparsers: Any) -> None:
     compare.add_argument(
         "--metrics", nargs="+", default=list(CURVE_KEYS), metavar="KEY", help="metrics.jsonl keys to draw"
     )
-    compare.add_argument("--smooth", type=int, default=10, help="trailing mean over this many updates")
+    compare.add_argument(
+        "--smooth", type=integer(1, MAX_SMOOTH), default=10, help="trailing mean over this many updates"
+    )
     compare.set_defaults(handler=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    if args.smooth < 1:
-        raise ConfigError(f"--smooth {args.smooth}: expected a positive integer")
+    if args.out is not None and (args.out.suffix.lower() != ".png" or args.out.is_dir()):
+        raise ConfigError(f"--out {args.out}: expected a .png file")
     groups = group_runs([load_run(path) for path in args.runs])
     print(format_table(final_table(groups)))
     if args.out is not None:

@@ -12,7 +12,7 @@ import yaml
 
 import hpc
 import scenarios
-from fsio import path_component, read_text_bounded
+from fsio import control_character, path_component, read_text_bounded
 from gridswarm.arguments import integer, seed
 from gridswarm.commands.eval import evaluate_and_report
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
@@ -78,6 +78,7 @@ def add_parser(subparsers: Any) -> None:
         "--wandb",
         nargs="?",
         const="gridswarm",
+        type=wandb_project,
         metavar="PROJECT",
         help='also log to Weights & Biases (pip install "gridswarm[wandb]"); offline into RUN_DIR/wandb '
         "unless WANDB_API_KEY or WANDB_MODE says otherwise",
@@ -223,6 +224,16 @@ def _sinks(
         except ImportError as error:
             raise ConfigError(str(error)) from None
     return sinks
+
+
+def wandb_project(text: str) -> str:
+    """An argparse type: a W&B project name (1 to 128 characters, none of W&B's reserved / \\ # ? % :)."""
+    if not 1 <= len(text) <= 128 or any(c in text for c in "/\\#?%:") or control_character(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a W&B project name (1 to 128 characters without / \\ # ? % : or control "
+            f"characters), found {text[:40]!r}"
+        )
+    return text
 
 
 def _quiet(line: str) -> None:

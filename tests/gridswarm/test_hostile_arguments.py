@@ -119,6 +119,16 @@ HOSTILE: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {
             "--record": STORE_OUT,
             "--in-pogema": FLAG,
             "--device": DEVICE,
+            "--torch-threads": (*INT, "0", "1025"),
+        },
+    ),
+    "runs compare": (
+        ["runs", "compare", "{ws}/run", "--out", "{ws}/new.png"],
+        {
+            "<runs>": CHECKPOINT,
+            "--out": ("{ws}/file.txt/x.png", "{ws}/dir", "{ws}/noext", "{ws}/x.gif"),
+            "--metrics": ("", "nope"),
+            "--smooth": (*INT, "0", "1048577"),
         },
     ),
     "render": (
@@ -180,6 +190,8 @@ HOSTILE: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {
             "--device": DEVICE,
             "--resume": ("{ws}/missing", "{ws}/file.txt", "{ws}/dir", "{ws}/fifo", "{ws}/run"),
             "--set": SET,
+            "--no-tensorboard": FLAG,
+            "--wandb": ("", "a/b", "a#b", "x" * 129, "a\nb"),
         },
     ),
 }
