@@ -80,5 +80,7 @@ def test_a_directory_that_is_not_a_run_is_a_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize("smooth", ["0", "-3"])
 def test_a_bad_smoothing_window_is_refused(tmp_path, capsys, smooth):
     run = make_run(tmp_path, "a", "srmt", 0, [0.5])
-    assert main(["runs", "compare", str(run), "--smooth", smooth]) == 2
+    with pytest.raises(SystemExit) as refused:  # while parsing
+        main(["runs", "compare", str(run), "--smooth", smooth])
+    assert refused.value.code == 2
     assert "--smooth" in capsys.readouterr().err
