@@ -9,8 +9,8 @@ lifelong arrival rates. So each agent keeps the exact distances over an S x S wi
 
 - Placement: the window covers the agent's cell and extends towards its goal (the agent stands S/4 from the
   window's back edge along each axis, clamped to the map); a map no larger than S x S is covered whole.
-- Search: breadth-first from the goal, restricted to a box = the bounding box of window and goal grown by a
-  margin, clipped to the map (`box_bfs`). On open maps that is about the agent-goal rectangle.
+- Search: breadth-first from the goal, restricted to a box = the agent-goal rectangle grown by a margin,
+  clipped to the map (`box_bfs`); window cells outside the box stay UNKNOWN until needed.
 - Exactness certificate: a path that leaves the box must step outside one of its open sides (sides on the
   map border are closed), so it is at least as long as the Manhattan detour through that side,
   `leave_bound(u)`. A cell whose in-box distance is at most that bound holds its true distance; any other
@@ -30,6 +30,9 @@ Buffers (the `Windows` named tuple; E environments, N agents):
     base    (E, N) int64         distance = base + value
     goal    (E, N, 2) int32      the goal the window holds distances to, (-1, -1) when none
     whole   (E, N) bool          the last search covered the whole map (UNKNOWN = unreachable)
+    near    (E, N, 5) int32      distances of the cells up, down, left, right of the agent and its own
+                                 (UNREACHABLE for obstacles and unknown cells): what PIBT sorts by,
+                                 gathered once per step into a compact array
     stats   (2,) int64           searches run, cells they visited (for benchmarks)
 """
 
@@ -41,7 +44,6 @@ import numpy as np
 from numba import njit
 
 from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
-from sim.paths import Search, new_search
 
 UNKNOWN = 65535
 _BASE_OFFSET = 32767
@@ -57,6 +59,7 @@ class Windows(NamedTuple):
     base: np.ndarray
     goal: np.ndarray
     whole: np.ndarray
+    near: np.ndarray
     stats: np.ndarray
 
 
@@ -69,6 +72,7 @@ def new_windows(num_envs: int, num_agents: int, side: int) -> Windows:
         base=np.zeros(shape, dtype=np.int64),
         goal=np.full((*shape, 2), -1, dtype=np.int32),
         whole=np.zeros(shape, dtype=bool),
+        near=np.full((*shape, 5), UNREACHABLE, dtype=np.int32),
         stats=np.zeros(2, dtype=np.int64),
     )
 
@@ -92,6 +96,37 @@ def _window_start(agent, goal, side, extent):
     return min(max(start, 0), extent - side)
 
 
+class FieldSearch(NamedTuple):
+    """Scratch of one breadth-first search: label (H * W,) int64 holds (search id << 32) | distance, so a
+    cell's distance is valid iff its label's high half is the current id and no search clears the map;
+    rows, cols (H * W,) int32 the queue; current (1,) int64 the search id."""
+
+    label: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    current: np.ndarray
+
+
+def new_field_search(map_shape: tuple[int, int]) -> FieldSearch:
+    """Search scratch for maps of up to `map_shape` cells (16 bytes per cell)."""
+    cells = map_shape[0] * map_shape[1]
+    return FieldSearch(
+        label=np.zeros(cells, dtype=np.int64),
+        rows=np.zeros(cells, dtype=np.int32),
+        cols=np.zeros(cells, dtype=np.int32),
+        current=np.zeros(1, dtype=np.int64),
+    )
+
+
+@njit(cache=True)
+def searched_distance(search, cell):
+    """The distance the last search found for flat `cell`, or -1 if it did not reach it."""
+    label = search.label[cell]
+    if (label >> 32) != search.current[0]:
+        return -1
+    return label & 0xFFFFFFFF
+
+
 @njit(cache=True)
 def box_bfs(
     obstacles,  # (H, W) uint8, 1 = obstacle
@@ -101,32 +136,30 @@ def box_bfs(
     row1,  # int
     col0,  # int
     col1,  # int
-    search,  # sim.paths.Search scratch, written under a new stamp id
+    search,  # FieldSearch scratch, written under a new search id
 ):
-    """Breadth-first distances from the goal over the free cells of the box; returns the cells visited."""
+    """Breadth-first distances from the goal over the free cells of the box; returns the cells visited.
+    The queue holds rows and columns apart: dividing flat indices costs more than the rest of a visit."""
     width = obstacles.shape[1]
-    distance, stamp, stamp_id, queue = search
-    stamp_id[0] += 1
-    goal = goal_row * width + goal_col
-    stamp[goal] = stamp_id[0]
-    distance[goal] = 0
-    queue[0] = goal
+    label, rows, cols, current = search
+    current[0] += 1
+    tag = current[0] << 32
+    label[goal_row * width + goal_col] = tag
+    rows[0], cols[0] = goal_row, goal_col
     head, tail = 0, 1
     while head < tail:
-        here = queue[head]
+        row, col = rows[head], cols[head]
+        next_label = label[row * width + col] + 1
         head += 1
-        here_row, here_col = here // width, here % width
-        next_distance = distance[here] + 1
         for k in range(4):
-            r, c = here_row + ROW_STEPS[k], here_col + COL_STEPS[k]
+            r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
             if r < row0 or r >= row1 or c < col0 or c >= col1 or obstacles[r, c] != 0:
                 continue
             cell = r * width + c
-            if stamp[cell] == stamp_id[0]:
+            if label[cell] >= tag:
                 continue
-            stamp[cell] = stamp_id[0]
-            distance[cell] = next_distance
-            queue[tail] = cell
+            label[cell] = next_label
+            rows[tail], cols[tail] = r, c
             tail += 1
     return tail
 
@@ -160,40 +193,38 @@ def fill_window(
     row,  # int, the agent's cell
     col,  # int
     margin,  # int, how far the search box reaches beyond window and goal
-    search,  # sim.paths.Search scratch
+    search,  # FieldSearch scratch
     values,  # (S, S) uint16, written
     origin,  # (2,) int32, written
 ):
     """Fill one agent's window with certified distances to its goal; returns (base, whole box, cells
-    visited)."""
+    visited). The search box is the agent-goal rectangle grown by `margin` (clipped to the map): the
+    window cells outside it stay UNKNOWN until the agent needs them."""
     side = values.shape[0]
     row_start = _window_start(row, goal_row, side, height)
     col_start = _window_start(col, goal_col, side, width)
     origin[0], origin[1] = row_start, col_start
-    row0 = max(0, min(row_start, goal_row) - margin)
-    row1 = min(height, max(row_start + side, goal_row + 1) + margin)
-    col0 = max(0, min(col_start, goal_col) - margin)
-    col1 = min(width, max(col_start + side, goal_col + 1) + margin)
+    row0 = max(0, min(row, goal_row) - margin)
+    row1 = min(height, max(row, goal_row) + 1 + margin)
+    col0 = max(0, min(col, goal_col) - margin)
+    col1 = min(width, max(col, goal_col) + 1 + margin)
     whole = row0 == 0 and col0 == 0 and row1 == height and col1 == width
     visited = box_bfs(obstacles, goal_row, goal_col, row0, row1, col0, col1, search)
-    distance, stamp, stamp_id, _ = search
     map_width = obstacles.shape[1]
-    here = row * map_width + col
-    base = 0
-    if stamp[here] == stamp_id[0]:
-        base = max(0, distance[here] - _BASE_OFFSET)
+    base = max(0, searched_distance(search, row * map_width + col) - _BASE_OFFSET)
     values[:, :] = UNKNOWN
-    for r in range(row_start, min(row_start + side, height)):
-        for c in range(col_start, min(col_start + side, width)):
-            cell = r * map_width + c
-            if stamp[cell] != stamp_id[0]:
+    for map_row in range(max(row0, row_start), min(row1, row_start + side)):
+        for map_col in range(max(col0, col_start), min(col1, col_start + side)):
+            d = searched_distance(search, map_row * map_width + map_col)
+            if d < 0:
                 continue
-            d = distance[cell]
-            if d > leave_bound(r, c, goal_row, goal_col, row0, row1, col0, col1, height, width):
-                continue
+            if not whole:
+                bound = leave_bound(map_row, map_col, goal_row, goal_col, row0, row1, col0, col1, height, width)
+                if d > bound:
+                    continue
             offset = d - base
             if offset < UNKNOWN:
-                values[r - row_start, c - col_start] = offset
+                values[map_row - row_start, map_col - col_start] = offset
     return base, whole, visited
 
 
@@ -218,16 +249,45 @@ def window_distance(
 
 
 @njit(cache=True)
-def _neighbourhood_known(obstacles, height, width, values, origin, row, col):
-    """Whether the cell and each of its free neighbours lie in the window with a known distance."""
-    if window_distance(values, origin, 0, row, col) == UNREACHABLE:
-        return False
-    for k in range(4):
-        r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-        free = 0 <= r < height and 0 <= c < width and obstacles[r, c] == 0
-        if free and window_distance(values, origin, 0, r, c) == UNREACHABLE:
-            return False
-    return True
+def gather_near(
+    grid,  # (H, W) uint8
+    height,  # int
+    width,  # int
+    values,  # (S, S) uint16, one agent's window
+    origin,  # (2,) int32
+    base,  # int
+    row,  # int, the agent's cell
+    col,  # int
+    near,  # (5,) int32, written: distances up, down, left, right, here (UNREACHABLE: blocked or unknown)
+):
+    """Read the distances PIBT ranks the agent's moves by; returns whether every free one is known."""
+    known = True
+    for k in range(5):
+        r, c = (row + ROW_STEPS[k], col + COL_STEPS[k]) if k < 4 else (row, col)
+        near[k] = UNREACHABLE
+        if 0 <= r < height and 0 <= c < width and grid[r, c] == 0:
+            near[k] = window_distance(values, origin, base, r, c)
+            known = known and near[k] != UNREACHABLE
+    return known
+
+
+@njit(cache=True)
+def gather_all_near(
+    positions,  # (E, N, 2) int32
+    active,  # (E, N) bool
+    obstacles,  # (E, H, W) uint8
+    map_shapes,  # (E, 2) int32
+    windows,  # Windows, near written for active agents
+):
+    """`gather_near` for every active agent (windows filled by another heuristic, e.g. guidance)."""
+    for env in range(active.shape[0]):
+        for agent in range(active.shape[1]):
+            if active[env, agent]:
+                gather_near(
+                    obstacles[env], map_shapes[env, 0], map_shapes[env, 1], windows.values[env, agent],
+                    windows.origin[env, agent], windows.base[env, agent], positions[env, agent, 0],
+                    positions[env, agent, 1], windows.near[env, agent],
+                )  # fmt: skip
 
 
 @njit(cache=True)
@@ -249,7 +309,7 @@ def ensure_windows(
     obstacles,  # (E, H, W) uint8
     map_shapes,  # (E, 2) int32, each environment's (H, W)
     windows,  # Windows, updated
-    search,  # sim.paths.Search scratch over H * W cells
+    search,  # FieldSearch scratch over H * W cells
 ):
     """Refresh the window of every active agent whose goal changed, who left its window, or whose cell or
     a free neighbour has no certified distance (module docstring); returns the searches run."""
@@ -266,16 +326,13 @@ def ensure_windows(
             goal_row, goal_col = goals[env, agent, 0], goals[env, agent, 1]
             values = windows.values[env, agent]
             origin = windows.origin[env, agent]
+            near = windows.near[env, agent]
             same_goal = windows.goal[env, agent, 0] == goal_row and windows.goal[env, agent, 1] == goal_col
-            if (
-                same_goal
-                and _inside(origin, side, row, col, height, width)
-                and (
-                    windows.whole[env, agent]
-                    or _neighbourhood_known(grid, height, width, values, origin, row, col)
-                )
-            ):
-                continue
+            if same_goal and _inside(origin, side, row, col, height, width):
+                base = windows.base[env, agent]
+                known = gather_near(grid, height, width, values, origin, base, row, col, near)
+                if known or windows.whole[env, agent]:
+                    continue
             margin = _FIRST_MARGIN
             while True:
                 base, whole, visited = fill_window(
@@ -283,7 +340,7 @@ def ensure_windows(
                 )
                 runs += 1
                 windows.stats[1] += visited
-                if whole or _neighbourhood_known(grid, height, width, values, origin, row, col):
+                if gather_near(grid, height, width, values, origin, base, row, col, near) or whole:
                     break
                 margin *= 4
             windows.base[env, agent] = base
@@ -304,8 +361,3 @@ def forget_changed_maps(
         if not np.array_equal(obstacles[env], known_obstacles[env]):
             known_obstacles[env] = obstacles[env]
             goal[env] = -1
-
-
-def new_field_search(map_shape: tuple[int, int]) -> Search:
-    """Search scratch for windows over maps of `map_shape` (16 bytes per cell)."""
-    return new_search(map_shape[0] * map_shape[1])

@@ -33,7 +33,7 @@ from numba import njit
 
 from sim.distance import COL_STEPS, ROW_STEPS
 from sim.paths import splitmix64
-from sim.planners.fields import UNKNOWN, box_bfs
+from sim.planners.fields import UNKNOWN, box_bfs, searched_distance
 
 
 class Guides(NamedTuple):
@@ -86,9 +86,7 @@ def plan_guide(
     width,  # int, the environment's map columns
     start,  # int, flat cell
     goal,  # int, flat cell
-    distance,  # (H * W,) int32, exact distance to the goal where stamp == stamp_id (box_bfs, whole map)
-    stamp,  # (H * W,) int64
-    stamp_id,  # int
+    search,  # fields.FieldSearch holding the goal's exact distances over the whole map (box_bfs)
     flow,  # (H * W, 4) int32, the other agents' guides
     vertex_weight,  # float
     contra_weight,  # float
@@ -100,11 +98,11 @@ def plan_guide(
 ):
     """A* for the least congested guide from start to goal; returns its number of cells (0 if none)."""
     map_width = grid.shape[1]
-    if stamp[start] != stamp_id:
+    if searched_distance(search, start) < 0:
         return 0
     cost[start] = 0.0
     parent[start] = -1
-    heap = [(float(distance[start]), 0.0, np.int64(start))]
+    heap = [(float(searched_distance(search, start)), 0.0, np.int64(start))]
     reached = False
     while heap:
         _, g, cell = heapq.heappop(heap)
@@ -120,7 +118,8 @@ def plan_guide(
             if r < 0 or r >= height or c < 0 or c >= width or grid[r, c] != 0:
                 continue
             following = r * map_width + c
-            if closed[following] == search_id or stamp[following] != stamp_id:
+            to_go = searched_distance(search, following)
+            if closed[following] == search_id or to_go < 0:
                 continue
             entered = flow[following, 0] + flow[following, 1] + flow[following, 2] + flow[following, 3]
             contra = (flow[cell, k] + 1) * flow[following, _OPPOSITE[k]]
@@ -130,7 +129,7 @@ def plan_guide(
                 closed[following] = -search_id  # opened by this search
                 cost[following] = candidate
                 parent[following] = cell
-                heapq.heappush(heap, (candidate + distance[following], candidate, following))
+                heapq.heappush(heap, (candidate + to_go, candidate, following))
     if not reached:
         return 0
     length = 0
@@ -150,49 +149,48 @@ def path_heuristic(
     width,  # int
     path,  # (L,) int32, the guide, start first
     length,  # int
-    queue,  # (H * W,) int32 scratch
-    reach,  # (H * W,) int32 scratch: BFS distance to the path
+    search,  # fields.FieldSearch scratch: label holds the distance to the path
     togo,  # (H * W,) int32 scratch: remaining guide length from the path cell reached first
-    stamp,  # (H * W,) int64 scratch
-    stamp_id,  # int, a fresh id
     values,  # (S, S) uint16 with S >= H, W, written: distance to the path + guide remaining
 ):
     """The distance-to-path heuristic over the whole map: a breadth-first search from every guide cell at
     once, seeded from the goal end, so each cell takes the remaining length of the first path cell that
     reaches it."""
     map_width = grid.shape[1]
-    head, tail = 0, 0
+    label, rows, cols, current = search
+    current[0] += 1
+    tag = current[0] << 32
+    tail = 0
     for k in range(length - 1, -1, -1):
         cell = path[k]
-        if stamp[cell] == stamp_id:
+        if label[cell] >= tag:
             continue
-        stamp[cell] = stamp_id
-        reach[cell] = 0
+        label[cell] = tag
         togo[cell] = length - 1 - k
-        queue[tail] = cell
+        rows[tail], cols[tail] = cell // map_width, cell % map_width
         tail += 1
+    head = 0
     while head < tail:
-        cell = queue[head]
+        row, col = rows[head], cols[head]
+        cell = row * map_width + col
         head += 1
-        row, col = cell // map_width, cell % map_width
         for k in range(4):
             r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
             if r < 0 or r >= height or c < 0 or c >= width or grid[r, c] != 0:
                 continue
             following = r * map_width + c
-            if stamp[following] == stamp_id:
+            if label[following] >= tag:
                 continue
-            stamp[following] = stamp_id
-            reach[following] = reach[cell] + 1
+            label[following] = label[cell] + 1
             togo[following] = togo[cell]
-            queue[tail] = following
+            rows[tail], cols[tail] = r, c
             tail += 1
     values[:, :] = UNKNOWN
     for r in range(height):
         for c in range(width):
-            cell = r * map_width + c
-            if stamp[cell] == stamp_id:
-                values[r, c] = min(reach[cell] + togo[cell], UNKNOWN - 1)
+            reach = searched_distance(search, r * map_width + c)
+            if reach >= 0:
+                values[r, c] = min(reach + togo[r * map_width + c], UNKNOWN - 1)
 
 
 @njit(cache=True)
@@ -205,24 +203,20 @@ def _guide_agent(
     add_flow(guides.path[env, agent], guides.length[env, agent], flow, map_width, -1)
     guides.length[env, agent] = 0
     box_bfs(grid, goal_row, goal_col, 0, height, 0, width, search)
-    distance, stamp, stamp_id, queue = search
-    cost, parent, closed, reach, togo, search_counter = scratch
+    cost, parent, closed, togo, search_counter = scratch
     search_counter[0] += 1
     length = plan_guide(
-        grid, height, width, row * map_width + col, goal_row * map_width + goal_col, distance, stamp,
-        stamp_id[0], flow, weights[0], weights[1], cost, parent, closed, search_counter[0],
-        guides.path[env, agent],
+        grid, height, width, row * map_width + col, goal_row * map_width + goal_col, search, flow, weights[0],
+        weights[1], cost, parent, closed, search_counter[0], guides.path[env, agent],
     )  # fmt: skip
     if length == 0:  # unreachable goal: a one-cell guide where the agent stands
         guides.path[env, agent, 0] = row * map_width + col
         length = 1
     guides.length[env, agent] = length
     add_flow(guides.path[env, agent], length, flow, map_width, 1)
-    stamp_id[0] += 1
     path_heuristic(
-        grid, height, width, guides.path[env, agent], length, queue, reach, togo, stamp, stamp_id[0],
-        windows.values[env, agent],
-    )  # fmt: skip
+        grid, height, width, guides.path[env, agent], length, search, togo, windows.values[env, agent]
+    )
     windows.origin[env, agent, 0], windows.origin[env, agent, 1] = 0, 0
     windows.base[env, agent] = 0
     windows.whole[env, agent] = True
@@ -239,7 +233,7 @@ def ensure_guides(
     map_shapes,  # (E, 2) int32
     windows,  # sim.planners.fields.Windows, whole-map windows, written for guided agents
     guides,  # Guides, updated
-    search,  # sim.paths.Search scratch
+    search,  # fields.FieldSearch scratch
     scratch,  # tuple of guide scratch (new_guide_scratch)
     weights,  # (2,) float64: vertex_weight, contra_weight
     refine,  # int, agents whose guide is planned again per environment and call
@@ -288,13 +282,12 @@ def ensure_guides(
 
 
 def new_guide_scratch(map_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """Scratch of the guide searches: cost, parent, closed, reach, togo, search counter."""
+    """Scratch of the guide searches: cost, parent, closed, togo, search counter."""
     cells = map_shape[0] * map_shape[1]
     return (
         np.zeros(cells, dtype=np.float64),
         np.zeros(cells, dtype=np.int32),
         np.zeros(cells, dtype=np.int64),
-        np.zeros(cells, dtype=np.int32),
         np.zeros(cells, dtype=np.int32),
         np.zeros(1, dtype=np.int64),
     )

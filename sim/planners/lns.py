@@ -38,8 +38,8 @@ from numba import njit
 
 from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
 from sim.paths import splitmix64
-from sim.planners.fields import window_distance
-from sim.planners.pibt import can_follow, plan_env, uniform01
+from sim.planners.fields import gather_near, window_distance
+from sim.planners.pibt import can_follow, env_view, plan_env, uniform01
 
 
 class WindowBuffers(NamedTuple):
@@ -78,18 +78,22 @@ def new_window_buffers(num_agents: int, map_shape: tuple[int, int], window: int)
 
 
 @njit(cache=True)
-def _h(values, origin, base, agent, cell, map_width):
-    return window_distance(values[agent], origin[agent], base[agent], cell // map_width, cell % map_width)
+def _h(view, agent, cell):
+    """The agent's distance to its goal from flat `cell` (whole-map windows)."""
+    map_width = view.grid.shape[1]
+    return window_distance(
+        view.values[agent], view.origin[agent], view.base[agent], cell // map_width, cell % map_width
+    )
 
 
 @njit(cache=True)
-def path_cost(path, goal, values, origin, base, agent, map_width):
+def path_cost(path, goal, view, agent):
     """First window step on the goal, else the window length plus the distance left from the path's end."""
     window = path.shape[0] - 1
     for t in range(window + 1):
         if path[t] == goal:
             return t
-    return window + _h(values, origin, base, agent, path[window], map_width)
+    return window + _h(view, agent, path[window])
 
 
 @njit(cache=True)
@@ -114,12 +118,7 @@ def space_time_astar(
     agent,  # int
     start,  # int, flat cell at window step 0
     goal,  # int, flat cell
-    grid,  # (H, W) uint8
-    height,  # int
-    width,  # int
-    values,  # (N, S, S) uint16 whole-map distance windows
-    origin,  # (N, 2) int32
-    base,  # (N,) int64
+    view,  # pibt.EnvView with whole-map windows
     follow_rule,  # int, pibt.FOLLOW_*
     buffers,  # WindowBuffers: reserved holds everyone else; closed/parent/stamp scratch
     rng_state,  # (1,) uint64, breaks ties between equal f
@@ -130,13 +129,13 @@ def space_time_astar(
     reserved = buffers.reserved
     window = reserved.shape[0] - 1
     cells = reserved.shape[1]
-    map_width = grid.shape[1]
+    map_width = view.grid.shape[1]
     buffers.stamp[0] += 1
     stamp = buffers.stamp[0]
     closed, parent = buffers.closed, buffers.parent
     if reserved[0, start] >= 0 and reserved[0, start] != agent:
         return -1
-    start_h = _h(values, origin, base, agent, start, map_width)
+    start_h = _h(view, agent, start)
     heap = [(float(start_h), 0.0, np.int64(start))]
     parent[start] = -1
     found = -1
@@ -157,7 +156,7 @@ def space_time_astar(
         for k in range(5):
             if k < 4:
                 r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-                if r < 0 or r >= height or c < 0 or c >= width or grid[r, c] != 0:
+                if r < 0 or r >= view.height or c < 0 or c >= view.width or view.grid[r, c] != 0:
                     continue
                 following = r * map_width + c
             else:
@@ -177,7 +176,7 @@ def space_time_astar(
             child = (t + 1) * cells + following
             if closed[child] == stamp:
                 continue
-            h = _h(values, origin, base, agent, following, map_width)
+            h = _h(view, agent, following)
             if h >= UNREACHABLE:
                 continue
             parent[child] = node
@@ -197,34 +196,28 @@ def space_time_astar(
 
 @njit(cache=True)
 def _rollout(
-    positions,
-    goals,
-    active,
-    grid,
-    height,
-    width,
-    values,
-    origin,
-    base,
-    priorities,
-    ties,
-    rules,
-    pibt_buffers,
-    cells,
-    rng_state,
-    buffers,
+    positions, goals, active, view, priorities, ties, rules, pibt_buffers, cells, rng_state, buffers
 ):
-    """PIBT rolled forward over the window from the current state: every active agent's initial path."""
+    """PIBT rolled forward over the window from the current state: every active agent's initial path. The
+    rolled positions move on, so the distances PIBT ranks by are read from the windows at each step."""
     window = buffers.paths.shape[1] - 1
-    map_width = grid.shape[1]
+    map_width = view.grid.shape[1]
     buffers.positions[:] = positions
     buffers.priorities[:] = priorities
     for agent in range(positions.shape[0]):
         buffers.paths[agent, 0] = positions[agent, 0] * map_width + positions[agent, 1]
     for t in range(1, window + 1):
+        if t > 1:
+            for agent in range(positions.shape[0]):
+                if active[agent]:
+                    gather_near(
+                        view.grid, view.height, view.width, view.values[agent], view.origin[agent],
+                        view.base[agent], buffers.positions[agent, 0], buffers.positions[agent, 1],
+                        view.near[agent],
+                    )  # fmt: skip
         plan_env(
-            buffers.positions, goals, active, grid, height, width, values, origin, base, buffers.priorities,
-            rules, pibt_buffers, cells, rng_state, buffers.actions, buffers.planned,
+            buffers.positions, goals, active, view, buffers.priorities, rules, pibt_buffers, cells, rng_state,
+            buffers.actions, buffers.planned,
         )  # fmt: skip
         for agent in range(positions.shape[0]):
             buffers.positions[agent] = buffers.planned[agent]
@@ -233,6 +226,12 @@ def _rollout(
                 buffers.planned[agent, 0] == goals[agent, 0] and buffers.planned[agent, 1] == goals[agent, 1]
             )
             buffers.priorities[agent] = ties[agent] if on_goal else buffers.priorities[agent] + 1.0
+    for agent in range(positions.shape[0]):  # back to the real positions' distances
+        if active[agent]:
+            gather_near(
+                view.grid, view.height, view.width, view.values[agent], view.origin[agent], view.base[agent],
+                positions[agent, 0], positions[agent, 1], view.near[agent],
+            )  # fmt: skip
 
 
 @njit(cache=True)
@@ -282,12 +281,7 @@ def plan_window_env(
     positions,  # (N, 2) int32
     goals,  # (N, 2) int32
     active,  # (N,) bool
-    grid,  # (H, W) uint8
-    height,  # int
-    width,  # int
-    values,  # (N, S, S) uint16, whole-map windows
-    origin,  # (N, 2) int32
-    base,  # (N,) int64
+    view,  # pibt.EnvView with whole-map windows
     priorities,  # (N,) float64
     ties,  # (N,) float64
     rules,  # (NUM_RULES,) int64, PIBT's rules for the rollout (and its entry rule)
@@ -302,19 +296,16 @@ def plan_window_env(
 ):
     """One windowed step for one environment (module docstring)."""
     num_agents = positions.shape[0]
-    map_width = grid.shape[1]
+    map_width = view.grid.shape[1]
     follow_rule = rules[0]
-    _rollout(
-        positions, goals, active, grid, height, width, values, origin, base, priorities, ties, rules,
-        pibt_buffers, cells, rng_state, buffers,
-    )  # fmt: skip
+    _rollout(positions, goals, active, view, priorities, ties, rules, pibt_buffers, cells, rng_state, buffers)
     floor = np.zeros(num_agents, dtype=np.int64)
     for agent in range(num_agents):
         if not active[agent]:
             continue
         goal = goals[agent, 0] * map_width + goals[agent, 1]
-        buffers.cost[agent] = path_cost(buffers.paths[agent], goal, values, origin, base, agent, map_width)
-        floor[agent] = _h(values, origin, base, agent, buffers.paths[agent, 0], map_width)
+        buffers.cost[agent] = path_cost(buffers.paths[agent], goal, view, agent)
+        floor[agent] = _h(view, agent, buffers.paths[agent, 0])
         _reserve_path(buffers.reserved, buffers.paths[agent], agent, agent)
     members = buffers.members
     for _ in range(iterations):
@@ -334,9 +325,15 @@ def plan_window_env(
             agent = members[k]
             goal = goals[agent, 0] * map_width + goals[agent, 1]
             cost = space_time_astar(
-                agent, buffers.paths[agent, 0], goal, grid, height, width, values, origin, base, follow_rule,
-                buffers, rng_state, buffers.paths[agent],
-            )  # fmt: skip
+                agent,
+                buffers.paths[agent, 0],
+                goal,
+                view,
+                follow_rule,
+                buffers,
+                rng_state,
+                buffers.paths[agent],
+            )
             if cost < 0:
                 break
             after += cost
@@ -346,9 +343,7 @@ def plan_window_env(
             for k in range(count):
                 agent = members[k]
                 goal = goals[agent, 0] * map_width + goals[agent, 1]
-                buffers.cost[agent] = path_cost(
-                    buffers.paths[agent], goal, values, origin, base, agent, map_width
-                )
+                buffers.cost[agent] = path_cost(buffers.paths[agent], goal, view, agent)
             continue
         for k in range(placed):  # worse, or someone found no path: the old paths come back
             _reserve_path(buffers.reserved, buffers.paths[members[k]], members[k], -1)
@@ -395,7 +390,7 @@ def plan_window_envs(
     """`plan_window_env` for every environment (arguments batched over E as in pibt.plan_envs)."""
     for env in range(positions.shape[0]):
         plan_window_env(
-            positions[env], goals[env], active[env], obstacles[env], map_shapes[env, 0], map_shapes[env, 1],
-            windows.values[env], windows.origin[env], windows.base[env], priorities[env], ties[env], rules,
-            pibt_buffers, cells, rng_state, buffers, iterations, neighbourhood, actions[env], planned[env],
+            positions[env], goals[env], active[env], env_view(obstacles, map_shapes, windows, env),
+            priorities[env], ties[env], rules, pibt_buffers, cells, rng_state, buffers, iterations,
+            neighbourhood, actions[env], planned[env],
         )  # fmt: skip

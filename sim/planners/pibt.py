@@ -57,7 +57,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from sim.distance import COL_STEPS, ROW_STEPS
+from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
 from sim.paths import splitmix64
 from sim.planners.fields import window_distance
 
@@ -88,6 +88,27 @@ class PlanBuffers(NamedTuple):
     keys: np.ndarray
 
 
+class EnvView(NamedTuple):
+    """One environment's map and its agents' heuristic, as the kernels read them (views of the batch)."""
+
+    grid: np.ndarray  # (H, W) uint8, the environment's map buffer
+    height: int  # the environment's map rows
+    width: int  # the environment's map columns
+    values: np.ndarray  # (N, S, S) uint16, the agents' windows (sim.planners.fields.Windows)
+    origin: np.ndarray  # (N, 2) int32
+    base: np.ndarray  # (N,) int64
+    near: np.ndarray  # (N, 5) int32
+
+
+@njit(cache=True)
+def env_view(obstacles, map_shapes, windows, env):
+    """The EnvView of environment `env` of a batch."""
+    return EnvView(
+        obstacles[env], map_shapes[env, 0], map_shapes[env, 1], windows.values[env], windows.origin[env],
+        windows.base[env], windows.near[env],
+    )  # fmt: skip
+
+
 def new_plan_buffers(num_agents: int, map_shape: tuple[int, int]) -> PlanBuffers:
     """Scratch for N agents over maps of up to `map_shape` cells."""
     cells = map_shape[0] * map_shape[1]
@@ -107,13 +128,13 @@ def new_plan_buffers(num_agents: int, map_shape: tuple[int, int]) -> PlanBuffers
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def uniform01(rng_state):  # rng_state: (1,) uint64, advanced
     """A uniform float64 in [0, 1) from the SplitMix64 stream."""
     return (splitmix64(rng_state) >> np.uint64(11)) * _UNIT
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def can_follow(follower, leader, follow_rule):
     """Whether `follower` may enter the cell `leader` leaves in the same step."""
     if follow_rule == FOLLOW_ANY:
@@ -123,50 +144,45 @@ def can_follow(follower, leader, follow_rule):
     return False
 
 
-@njit(cache=True)
-def _distance(values, origin, base, agent, cell, width):
+@njit(cache=True, inline="always")
+def _distance(view, agent, cell):
     """Agent's distance to its goal from flat `cell` (its window; UNREACHABLE where unknown)."""
-    return window_distance(values[agent], origin[agent], base[agent], cell // width, cell % width)
+    map_width = view.grid.shape[1]
+    return window_distance(
+        view.values[agent], view.origin[agent], view.base[agent], cell // map_width, cell % map_width
+    )
 
 
-@njit(cache=True)
-def _free(grid, height, width, row, col):
-    return 0 <= row < height and 0 <= col < width and grid[row, col] == 0
+@njit(cache=True, inline="always")
+def _free(view, row, col):
+    return 0 <= row < view.height and 0 <= col < view.width and view.grid[row, col] == 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sort_candidates(
     agent,  # int
     cell,  # int, the agent's flat cell
-    grid,  # (H, W) uint8
-    height,  # int, the environment's map rows
-    width,  # int, the environment's map columns
-    values,  # (N, S, S) uint16 windows
-    origin,  # (N, 2) int32
-    base,  # (N,) int64
+    view,  # EnvView
     rules,  # (NUM_RULES,) int64
     buffers,  # PlanBuffers
     rng_state,  # (1,) uint64
 ):
     """Writes the agent's candidates (free neighbours and its own cell) best first; returns their count."""
-    map_width = grid.shape[1]
+    map_width = view.grid.shape[1]
     row, col = cell // map_width, cell % map_width
     keys = buffers.keys
     out = buffers.candidates[agent]
     count = 0
     for k in range(5):
-        if k < 4:
-            r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-            if not _free(grid, height, width, r, c):
-                continue
-        else:
-            r, c = row, col
-        here = r * map_width + c
+        distance = view.near[agent, k]
+        if k < 4 and distance == UNREACHABLE:  # an obstacle, the map's edge, or (never) unknown
+            continue
+        here = cell if k == 4 else (row + ROW_STEPS[k]) * map_width + col + COL_STEPS[k]
         tie = k / 5.0 if rules[RULE_TIES] == TIES_FIXED else uniform01(rng_state)
         if rules[RULE_PREFER_FREE]:
             holder = buffers.occupied_now[here]
             tie = 0.5 * tie + (0.5 if holder >= 0 and holder != agent else 0.0)
-        key = _distance(values, origin, base, agent, here, map_width) + tie
+        key = distance + tie
         position = count
         while position > 0 and keys[position - 1] > key:  # insertion sort, stable
             keys[position] = keys[position - 1]
@@ -179,36 +195,36 @@ def _sort_candidates(
 
 
 @njit(cache=True)
-def _free_degree(grid, height, width, cell):
+def _free_degree(view, cell):
     """Number of free neighbours of flat `cell` and the last of them (flat), for corridor walks."""
-    map_width = grid.shape[1]
+    map_width = view.grid.shape[1]
     row, col = cell // map_width, cell % map_width
     count, last = 0, -1
     for k in range(4):
         r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-        if _free(grid, height, width, r, c):
+        if _free(view, r, c):
             count += 1
             last = r * map_width + c
     return count, last
 
 
 @njit(cache=True)
-def _corridor_step(grid, height, width, cell, behind, goals, occupied_now):
+def _corridor_step(view, cell, behind, goals, occupied_now):
     """LaCAM3's corridor test at `cell` coming from `behind`: counts the free neighbours other than
     `behind` and dead ends where an agent rests on its goal; returns (count, the last such neighbour)."""
-    map_width = grid.shape[1]
+    map_width = view.grid.shape[1]
     row, col = cell // map_width, cell % map_width
     count, onward = 0, -1
     for k in range(4):
         r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-        if not _free(grid, height, width, r, c):
+        if not _free(view, r, c):
             continue
         here = r * map_width + c
         if here == behind:
             continue
         holder = occupied_now[here]
         if holder >= 0 and goals[holder, 0] * map_width + goals[holder, 1] == here:
-            degree, _ = _free_degree(grid, height, width, here)
+            degree, _ = _free_degree(view, here)
             if degree == 1:
                 continue
         count += 1
@@ -217,39 +233,30 @@ def _corridor_step(grid, height, width, cell, behind, goals, occupied_now):
 
 
 @njit(cache=True)
-def _swap_required(
-    pusher, puller, pusher_cell, puller_cell, grid, height, width, values, origin, base, goals, occupied_now
-):
+def _swap_required(pusher, puller, pusher_cell, puller_cell, view, goals, occupied_now):
     """LaCAM3's is_swap_required: walking from the puller's cell along a corridor while that brings the
     pusher closer to its goal, does the corridor end before a side branch lets them pass?"""
-    map_width = grid.shape[1]
-    while _distance(values, origin, base, pusher, puller_cell, map_width) < _distance(
-        values, origin, base, pusher, pusher_cell, map_width
-    ):
-        count, onward = _corridor_step(grid, height, width, puller_cell, pusher_cell, goals, occupied_now)
+    while _distance(view, pusher, puller_cell) < _distance(view, pusher, pusher_cell):
+        count, onward = _corridor_step(view, puller_cell, pusher_cell, goals, occupied_now)
         if count >= 2:
             return False
         if count <= 0:
             break
         pusher_cell, puller_cell = puller_cell, onward
-    puller_gains = _distance(values, origin, base, puller, pusher_cell, map_width) < _distance(
-        values, origin, base, puller, puller_cell, map_width
-    )
-    pusher_here = _distance(values, origin, base, pusher, pusher_cell, map_width)
-    pusher_gains = (
-        pusher_here == 0 or _distance(values, origin, base, pusher, puller_cell, map_width) < pusher_here
-    )
+    puller_gains = _distance(view, puller, pusher_cell) < _distance(view, puller, puller_cell)
+    pusher_here = _distance(view, pusher, pusher_cell)
+    pusher_gains = pusher_here == 0 or _distance(view, pusher, puller_cell) < pusher_here
     return puller_gains and pusher_gains
 
 
 @njit(cache=True)
-def _swap_possible(pusher_origin, puller_origin, grid, height, width, goals, occupied_now):
+def _swap_possible(pusher_origin, puller_origin, view, goals, occupied_now):
     """LaCAM3's is_swap_possible: pulling along the corridor, is there a side branch to pass at?"""
     pusher_cell, puller_cell = pusher_origin, puller_origin
-    for _ in range(grid.size):  # a corridor walk ends long before; the bound only guards the loop
+    for _ in range(view.grid.size):  # a corridor walk ends long before; the bound only guards the loop
         if puller_cell == pusher_origin:
             return False
-        count, onward = _corridor_step(grid, height, width, puller_cell, pusher_cell, goals, occupied_now)
+        count, onward = _corridor_step(view, puller_cell, pusher_cell, goals, occupied_now)
         if count >= 2:
             return True
         if count <= 0:
@@ -259,7 +266,7 @@ def _swap_possible(pusher_origin, puller_origin, grid, height, width, goals, occ
 
 
 @njit(cache=True)
-def _swap_partner(agent, cells, goals, grid, height, width, values, origin, base, buffers):
+def _swap_partner(agent, cells, goals, view, buffers):
     """LaCAM3's is_swap_required_and_possible: the agent to swap with, or -1."""
     occupied_now = buffers.occupied_now
     here = cells[agent]
@@ -269,50 +276,35 @@ def _swap_partner(agent, cells, goals, grid, height, width, values, origin, base
         other >= 0
         and other != agent
         and buffers.next_cell[other] < 0
-        and _swap_required(
-            agent, other, here, cells[other], grid, height, width, values, origin, base, goals, occupied_now
-        )
-        and _swap_possible(cells[other], here, grid, height, width, goals, occupied_now)
+        and _swap_required(agent, other, here, cells[other], view, goals, occupied_now)
+        and _swap_possible(cells[other], here, view, goals, occupied_now)
     ):
         return other
     if best != here:  # clearing the way, as in push and swap
-        map_width = grid.shape[1]
+        map_width = view.grid.shape[1]
         row, col = here // map_width, here % map_width
         for k in range(4):
             r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-            if not _free(grid, height, width, r, c):
+            if not _free(view, r, c):
                 continue
             neighbour = occupied_now[r * map_width + c]
             if (
                 neighbour >= 0
                 and best != cells[neighbour]
-                and _swap_required(
-                    neighbour,
-                    agent,
-                    here,
-                    best,
-                    grid,
-                    height,
-                    width,
-                    values,
-                    origin,
-                    base,
-                    goals,
-                    occupied_now,
-                )
-                and _swap_possible(best, here, grid, height, width, goals, occupied_now)
+                and _swap_required(neighbour, agent, here, best, view, goals, occupied_now)
+                and _swap_possible(best, here, view, goals, occupied_now)
             ):
                 return neighbour
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _swaps(agent, holder, here, next_cell):
     """Whether moving into the holder's cell would swap places with it: it already chose our cell."""
     return holder >= 0 and holder != agent and next_cell[holder] == here
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _reserve(agent, cell, buffers, journal_length, undo):
     """Reserve `cell` for `agent` (journalled when failed calls are undone); returns the journal length."""
     buffers.occupied_next[cell] = agent
@@ -335,27 +327,27 @@ def _rollback(buffers, journal_length, mark):
     return mark
 
 
-@njit(cache=True)
-def _enter(agent, cells, goals, grid, height, width, values, origin, base, rules, buffers, rng_state):
-    """Prepare an agent's frame: its sorted candidates and, with RULE_SWAP, its swap partner."""
-    count = _sort_candidates(
-        agent, cells[agent], grid, height, width, values, origin, base, rules, buffers, rng_state
-    )
-    buffers.num_candidates[agent] = count
+@njit(cache=True, inline="always")
+def _enter(agent, cells, view, rules, buffers, rng_state):
+    """Prepare an agent's frame: its sorted candidates."""
+    buffers.num_candidates[agent] = _sort_candidates(agent, cells[agent], view, rules, buffers, rng_state)
     buffers.tried[agent] = 0
     buffers.waiting[agent] = False
     buffers.swap_partner[agent] = -1
-    if rules[RULE_SWAP]:
-        partner = _swap_partner(agent, cells, goals, grid, height, width, values, origin, base, buffers)
-        if partner >= 0:
-            buffers.swap_partner[agent] = partner
-            buffers.candidates[agent, :count] = buffers.candidates[agent, :count][::-1].copy()
 
 
 @njit(cache=True)
-def _pibt(
-    root, cells, goals, grid, height, width, values, origin, base, rules, buffers, rng_state, journal_length
-):
+def _prepare_swap(agent, cells, goals, view, buffers):
+    """RULE_SWAP: find the agent's swap partner; if there is one, reverse its candidates."""
+    partner = _swap_partner(agent, cells, goals, view, buffers)
+    if partner >= 0:
+        count = buffers.num_candidates[agent]
+        buffers.swap_partner[agent] = partner
+        buffers.candidates[agent, :count] = buffers.candidates[agent, :count][::-1].copy()
+
+
+@njit(cache=True, inline="always")
+def _pibt(root, cells, goals, view, rules, buffers, rng_state, journal_length):
     """PIBT(root) with priority inheritance and backtracking on an explicit stack; returns the journal
     length after it."""
     follow_rule = rules[RULE_FOLLOW]
@@ -363,8 +355,11 @@ def _pibt(
     occupied_now, occupied_next, next_cell = buffers.occupied_now, buffers.occupied_next, buffers.next_cell
     stack = buffers.stack
     depth = 0
+    swap = rules[RULE_SWAP] != 0
     stack[0] = root
-    _enter(root, cells, goals, grid, height, width, values, origin, base, rules, buffers, rng_state)
+    _enter(root, cells, view, rules, buffers, rng_state)
+    if swap:
+        _prepare_swap(root, cells, goals, view, buffers)
     result = _NONE  # outcome of the frame just popped, for the frame below it
     while depth >= 0:
         agent = stack[depth]
@@ -413,7 +408,9 @@ def _pibt(
         if child >= 0:
             depth += 1
             stack[depth] = child
-            _enter(child, cells, goals, grid, height, width, values, origin, base, rules, buffers, rng_state)
+            _enter(child, cells, view, rules, buffers, rng_state)
+            if swap:
+                _prepare_swap(child, cells, goals, view, buffers)
             continue
         if result == _SUCCESS:
             partner = buffers.swap_partner[agent]
@@ -440,12 +437,7 @@ def plan_env(
     positions,  # (N, 2) int32
     goals,  # (N, 2) int32
     active,  # (N,) bool
-    grid,  # (H, W) uint8, the environment's map buffer
-    height,  # int, the environment's map rows
-    width,  # int, the environment's map columns
-    values,  # (N, S, S) uint16, the agents' distance windows (sim.planners.fields)
-    origin,  # (N, 2) int32
-    base,  # (N,) int64
+    view,  # EnvView of the environment
     priorities,  # (N,) float64, higher plans first
     rules,  # (NUM_RULES,) int64
     buffers,  # PlanBuffers scratch, left clean
@@ -455,32 +447,18 @@ def plan_env(
     planned,  # (N, 2) int32, written: the cell each agent is to stand on after the step
 ):
     """One PIBT step for one environment; inactive agents stay and block nobody."""
-    map_width = grid.shape[1]
+    map_width = view.grid.shape[1]
     num_agents = positions.shape[0]
     for agent in range(num_agents):
         cells[agent] = positions[agent, 0] * map_width + positions[agent, 1]
         buffers.next_cell[agent] = -1
         if active[agent]:
             buffers.occupied_now[cells[agent]] = agent
-    order = np.argsort(-priorities, kind="mergesort")
+    order = np.argsort(-priorities)  # distinct tie values make equal priorities (practically) absent
     journal_length = 0
     for agent in order:
         if active[agent] and buffers.next_cell[agent] < 0:
-            journal_length = _pibt(
-                agent,
-                cells,
-                goals,
-                grid,
-                height,
-                width,
-                values,
-                origin,
-                base,
-                rules,
-                buffers,
-                rng_state,
-                journal_length,
-            )
+            journal_length = _pibt(agent, cells, goals, view, rules, buffers, rng_state, journal_length)
     for agent in range(num_agents):
         actions[agent] = 0
         planned[agent, 0], planned[agent, 1] = positions[agent, 0], positions[agent, 1]
@@ -518,10 +496,10 @@ def plan_envs(
 ):
     """One PIBT step for every environment (`plan_env`)."""
     for env in range(positions.shape[0]):
+        view = env_view(obstacles, map_shapes, windows, env)
         plan_env(
-            positions[env], goals[env], active[env], obstacles[env], map_shapes[env, 0], map_shapes[env, 1],
-            windows.values[env], windows.origin[env], windows.base[env], priorities[env], rules, buffers,
-            cells, rng_state, actions[env], planned[env],
+            positions[env], goals[env], active[env], view, priorities[env], rules, buffers, cells, rng_state,
+            actions[env], planned[env],
         )  # fmt: skip
 
 

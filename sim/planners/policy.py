@@ -18,6 +18,7 @@ from sim.baselines import BatchedState
 from sim.planners.fields import (
     ensure_windows,
     forget_changed_maps,
+    gather_all_near,
     new_field_search,
     new_windows,
     side_for_budget,
@@ -227,5 +228,6 @@ class PIBTPolicy:
                 *state, self._guides, self._search, self._guide_scratch, self._weights, self.config.refine,
                 self._rng_state,
             )  # fmt: skip
+            gather_all_near(env.positions, env.active, env.obstacles, env.map_shapes, self.windows)
         else:
             ensure_windows(*state, self._search)
