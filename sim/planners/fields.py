@@ -219,7 +219,9 @@ def fill_window(
             if d < 0:
                 continue
             if not whole:
-                bound = leave_bound(map_row, map_col, goal_row, goal_col, row0, row1, col0, col1, height, width)
+                bound = leave_bound(
+                    map_row, map_col, goal_row, goal_col, row0, row1, col0, col1, height, width
+                )
                 if d > bound:
                     continue
             offset = d - base

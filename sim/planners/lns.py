@@ -39,7 +39,7 @@ from numba import njit
 from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
 from sim.paths import splitmix64
 from sim.planners.fields import gather_near, window_distance
-from sim.planners.pibt import can_follow, env_view, plan_env, uniform01
+from sim.planners.pibt import can_follow, env_view, plan_env, uniform01, write_move
 
 
 class WindowBuffers(NamedTuple):
@@ -357,14 +357,7 @@ def plan_window_env(
         if not active[agent]:
             continue
         _reserve_path(buffers.reserved, buffers.paths[agent], agent, -1)
-        target = buffers.paths[agent, 1]
-        d_row = target // map_width - positions[agent, 0]
-        d_col = target % map_width - positions[agent, 1]
-        planned[agent, 0] += d_row
-        planned[agent, 1] += d_col
-        for k in range(4):
-            if ROW_STEPS[k] == d_row and COL_STEPS[k] == d_col:
-                actions[agent] = k + 1
+        write_move(agent, buffers.paths[agent, 1], map_width, actions, planned)
 
 
 @njit(cache=True)

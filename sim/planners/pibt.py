@@ -432,6 +432,25 @@ def _pibt(root, cells, goals, view, rules, buffers, rng_state, journal_length):
     return journal_length
 
 
+@njit(cache=True, inline="always")
+def write_move(
+    agent,  # int
+    target,  # int, the flat cell the agent moves to (its own cell: stay)
+    map_width,  # int, the map buffer's columns
+    actions,  # (N,) int64, written: 0 stay, 1 up, 2 down, 3 left, 4 right
+    planned,  # (N, 2) int32, holding the agent's cell; written: the target's (row, col)
+):
+    """Record the agent's move to a neighbouring (or its own) cell as an action and a planned cell."""
+    d_row = target // map_width - planned[agent, 0]
+    d_col = target % map_width - planned[agent, 1]
+    planned[agent, 0] += d_row
+    planned[agent, 1] += d_col
+    actions[agent] = 0
+    for k in range(4):
+        if ROW_STEPS[k] == d_row and COL_STEPS[k] == d_col:
+            actions[agent] = k + 1
+
+
 @njit(cache=True)
 def plan_env(
     positions,  # (N, 2) int32
@@ -469,13 +488,7 @@ def plan_env(
             target = cells[agent]
         buffers.occupied_now[cells[agent]] = -1
         buffers.occupied_next[target] = -1
-        d_row = target // map_width - positions[agent, 0]
-        d_col = target % map_width - positions[agent, 1]
-        planned[agent, 0] += d_row
-        planned[agent, 1] += d_col
-        for k in range(4):
-            if ROW_STEPS[k] == d_row and COL_STEPS[k] == d_col:
-                actions[agent] = k + 1
+        write_move(agent, target, map_width, actions, planned)
 
 
 @njit(cache=True)
