@@ -5,14 +5,15 @@ Usage: .venv/bin/python benchmarks/planner_table.py [--sets random mazes] [--age
        [--policies greedy pibt pibt-swap ...] [--maps 128] [--seed 0] [--data DIR]
        .venv/bin/python benchmarks/planner_table.py --generated K ...   (tuning: K generated maps instead)
 
-Protocol (research/pogema.md §5.2): every map of 01-random.yaml (256 steps) and 02-mazes.yaml (128 steps),
-POGEMA's task of seed 0 on each (its starts, goals and lifelong goal streams, as `GridConfig(seed=0)`
-draws them), soft collisions, lifelong (on_target restart), obs radius 5; avg_throughput = arrivals /
-steps, averaged over the maps. The map files and published-results.txt are third-party data read by path
-from --data (default ../shared/data/pogema-benchmark); a missing map file is reported in one line and
-its set skipped. `--generated K` plays K maps the scenario generators draw instead (random: 17-21 cells
-a side, density 0.1-0.3; mazes: 17-21 odd sides, the `maze` generator with loops), seeds 10_000 + k: the
-set to tune planner options on without touching the benchmark's maps.
+Protocol (the POGEMA benchmark's LMAPF sets: Skrynnik et al., ICLR 2025, arXiv 2407.14931; the configs of
+github.com/CognitiveAISystems/pogema-benchmark): every map of 01-random.yaml (256 steps) and 02-mazes.yaml
+(128 steps), POGEMA's task of seed 0 on each (its starts, goals and lifelong goal streams, as
+`GridConfig(seed=0)` draws them), soft collisions, lifelong (on_target restart), obs radius 5; avg_throughput
+= arrivals / steps, averaged over the maps. The map files and published-results.txt are third-party data read
+by path from --data (default ../shared/data/pogema-benchmark); a missing map file is reported in one line and
+its set skipped. `--generated K` plays K maps the scenario generators draw instead (random: 17-21 cells a
+side, density 0.1-0.3; mazes: 17-21 odd sides, the `maze` generator with loops), seeds 10_000 + k: the set to
+tune planner options on without touching the benchmark's maps.
 """
 
 from __future__ import annotations
