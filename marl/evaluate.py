@@ -26,6 +26,59 @@ if TYPE_CHECKING:
     from sim.episodes import Recorder
 
 
+class PolicyActor:
+    """A trained policy acting for every agent of a batched env: `act(obs, reset_mask)` gives the (E, N)
+    actions of one step and keeps the memory state between steps.
+
+    Called with no arguments it reads the env's current observation (`GridEnv.observation`) and treats an
+    environment whose episode has just started (`elapsed == 0`) as reset: the same contract as the
+    baselines of `sim.baselines`, so a trained policy plays wherever they do (`gridswarm run --policy`).
+    Greedy play takes the most probable action; otherwise actions are drawn with `generator`.
+    `last_logits` (E, N, A) holds the action preferences of the last step.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        env: Any,
+        generator: torch.Generator | None = None,
+        greedy: bool = False,
+        device: torch.device | None = None,
+    ) -> None:
+        self.policy, self.env, self.greedy = policy, env, greedy
+        self.device = device or torch.device("cpu")
+        self.generator = generator or torch.Generator(self.device).manual_seed(0)
+        self.local = policy.config.scope == "local"
+        self.state = map_state(
+            lambda leaf: leaf.to(self.device), policy.initial_state(env.num_envs, env.num_agents)
+        )
+        self.last_logits: torch.Tensor | None = None
+        self._torch_threads = torch.get_num_threads()
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, reset_mask: np.ndarray) -> np.ndarray:
+        """Actions (E, N) int64 for observation (E, N, C, F, F); reset_mask (E, N) bool marks agents whose
+        episode starts at this observation (every agent on the first call)."""
+        env, device = self.env, self.device
+        if torch.get_num_threads() != self._torch_threads:  # numba's OpenMP layer resets it: see
+            torch.set_num_threads(self._torch_threads)  # marl.rollout.step_keeping_torch_threads
+        logits, _, self.state = self.policy.step(
+            torch.from_numpy(np.asarray(obs)).to(device),
+            self.state,
+            torch.from_numpy(np.asarray(reset_mask, dtype=bool)).to(device),
+            torch.from_numpy(env.neighbours).to(device) if self.local else None,
+            torch.from_numpy(np.array(env.active, dtype=bool)).to(device),
+        )
+        self.last_logits = logits
+        actions = logits.argmax(-1) if self.greedy else sample_actions(logits, self.generator)[0]
+        return actions.cpu().numpy()
+
+    def __call__(self) -> np.ndarray:
+        """Actions (E, N) int64 for the env's current state (GridEnv: `observation` and `elapsed`)."""
+        starting = np.asarray(self.env.elapsed) == 0  # (E,)
+        return self.act(self.env.observation, np.repeat(starting[:, None], self.env.num_agents, axis=1))
+
+
 @torch.no_grad()
 def run_episodes(
     env: Any,
@@ -45,21 +98,12 @@ def run_episodes(
     """
     io = env if recorder is None else recorder
     obs = io.reset(seed=seed)
-    state = map_state(lambda leaf: leaf.to(device), policy.initial_state(env.num_envs, env.num_agents))
+    actor = PolicyActor(policy, env, generator, greedy, device)
     reset_mask = np.ones((env.num_envs, env.num_agents), dtype=bool)
-    local = policy.config.scope == "local"
     results: list[dict | None] = [None] * env.num_envs
     torch_threads = torch.get_num_threads()
     for _ in range(max_steps):
-        logits, _, state = policy.step(
-            torch.from_numpy(obs).to(device),
-            state,
-            torch.from_numpy(reset_mask).to(device),
-            torch.from_numpy(env.neighbours).to(device) if local else None,
-            torch.from_numpy(np.array(env.active, dtype=bool)).to(device),
-        )
-        actions = logits.argmax(-1) if greedy else sample_actions(logits, generator)[0]
-        obs, _, _, _, info = step_keeping_torch_threads(io, actions.cpu().numpy(), torch_threads)
+        obs, _, _, _, info = step_keeping_torch_threads(io, actor.act(obs, reset_mask), torch_threads)
         ended = np.array([m is not None for m in info["metrics"]], dtype=bool)  # (E,)
         for e in np.flatnonzero(ended):
             if results[e] is None:

@@ -164,6 +164,12 @@ class GridEnv:
         return self._state.seeds
 
     @property
+    def observation(self) -> Any:
+        """The current observation (what the last `reset` or `step` returned; the env's own buffer)."""
+        self._require_reset()
+        return self._observation()
+
+    @property
     def starts(self) -> np.ndarray:
         """(E, N, 2) int32: the start cells of the current episodes."""
         return self._state.starts

@@ -14,11 +14,11 @@ import hpc
 import scenarios
 from fsio import path_component, read_text_bounded
 from gridswarm.arguments import integer, seed
-from gridswarm.commands.eval import evaluate_and_report, policy_identity
+from gridswarm.commands.eval import evaluate_final_policy
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
-from marl.run_dir import CheckpointError, latest_checkpoint
-from marl.train import TrainingDiverged, TrainingStopped, load_policy, train
+from marl.run_dir import PRETRAINED_PREFIX, CheckpointError, latest_checkpoint
+from marl.train import TrainingDiverged, TrainingStopped, train
 
 USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, hpc.HpcError)
 MAX_CONFIG_BYTES = 16 << 20
@@ -54,6 +54,12 @@ def add_parser(subparsers: Any) -> None:
         "otherwise (what the SLURM templates use, so a requeued job continues)",
     )
     parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help=f"start from the policy weights of a checkpoint, run directory or {PRETRAINED_PREFIX}NAME "
+        "(weights only; its architecture and observation shape must match; fresh optimizer)",
+    )
+    parser.add_argument(
         "--set",
         dest="assignments",
         action="append",
@@ -80,7 +86,7 @@ def _resume_target(args: argparse.Namespace) -> tuple[bool | str, Path | None]:
     return True, run_dir
 
 
-def _scenario_reference(name: str) -> str:
+def scenario_reference(name: str) -> str:
     """What a run records as its scenario: a built-in's name, or a file's absolute path, so that `eval` and
     `--resume` find it from any working directory."""
     if not Path(name).is_file() and name in scenarios.builtin_names():
@@ -111,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if scenario_name is None:
         raise ConfigError("name a scenario (or resume a run directory with --resume RUN_DIR)")
     scenario = scenarios.load(scenario_name)
-    scenario_ref = _scenario_reference(scenario_name)
+    scenario_ref = scenario_reference(scenario_name)
     resumed = resume_dir or (args.out if resume and args.out is not None else None)
     if resumed is not None and (resumed / "config.yaml").is_file():
         trained_on = _saved_run(resumed)["scenario"]
@@ -120,11 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--resume {resumed}: the run trains on {trained_on!r}, not {scenario_ref!r} "
                 "(leave the scenario out to continue it, or train into another --out)"
             )
-    if scenario.observation.type != "default":
-        raise ConfigError(
-            f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
-            "training needs 'default'"
-        )
+    require_window_observation(scenario)
     flags = {"model": args.model, "total_agent_steps": args.steps, "seed": args.seed, "device": args.device}
     overrides = {**parse_assignments(args.assignments), **{k: v for k, v in flags.items() if v is not None}}
     base = saved["train_config"] if saved else scenario.train
@@ -144,7 +146,16 @@ def run(args: argparse.Namespace) -> int:
         f"{config.total_agent_steps:,} agent-steps, {device}) -> {out}"
     )
     try:
-        train(env, config, out, resume=resume, echo=say, comm=comm, extra_meta={"scenario": scenario_ref})
+        train(
+            env,
+            config,
+            out,
+            resume=resume,
+            echo=say,
+            comm=comm,
+            extra_meta={"scenario": scenario_ref},
+            init=args.init,
+        )
     except TrainingStopped as stopped:
         if comm.is_root:
             print(f"gridswarm train: {stopped}", file=sys.stderr)
@@ -152,18 +163,19 @@ def run(args: argparse.Namespace) -> int:
         return 0 if stopped.requeued else 1
     if config.eval_episodes > 0 and comm.is_root:
         # the final policy, not best/: a saturating best_metric (CSR 1.0) freezes best/ at its first hit
-        policy, meta = load_policy(latest_checkpoint(out)[2], device)
-        evaluate_and_report(
-            scenario,
-            policy,
-            config.eval_episodes,
-            config.seed,
-            device,
-            out / "eval",
-            record=out / "episodes.zarr",
-            policy_name=policy_identity(meta),
+        evaluate_final_policy(
+            scenario, latest_checkpoint(out)[2], config.eval_episodes, config.seed, device, out
         )
     return 0
+
+
+def require_window_observation(scenario: Any) -> None:
+    """Training reads the (C, F, F) window observation; a one-line ConfigError otherwise."""
+    if scenario.observation.type != "default":
+        raise ConfigError(
+            f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
+            "training needs 'default'"
+        )
 
 
 def _quiet(line: str) -> None:
