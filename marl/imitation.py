@@ -14,8 +14,8 @@ scenario's observation (and, for SRMT, the memories in its scope).
 3. DAgger (Ross, Gordon and Bagnell, AISTATS 2011): the learner plays (in iteration i an environment
    follows the expert at a step with probability beta_i, the learner otherwise), the expert labels every
    state visited along that trajectory (keeping its own state, e.g. priorities, along it), the labelled
-   episodes go to the run's `dagger.zarr` (writer i), and the learner is retrained on the expert episodes
-   plus the last `dagger_keep` iterations' episodes.
+   episodes go to an episode store of the iteration, and the learner is retrained on the expert episodes
+   (or a share of them) plus the last `dagger_keep` iterations' episodes.
 4. MAPPO fine-tuning from the cloned weights (`marl.train.train(init=...)`) in RUN_DIR/mappo.
 
 ```
@@ -23,13 +23,15 @@ RUN_DIR/config.yaml         imitation config, train config, policy config, scena
 RUN_DIR/metrics.jsonl       one row per stage: phase expert | bc | dagger, losses, accuracy, rollout metrics,
                             wall and CPU seconds
 RUN_DIR/experts.zarr        the expert episodes (unless `expert_data` names a store)
-RUN_DIR/dagger.zarr         DAgger's labelled learner episodes, writer i = iteration i
+RUN_DIR/dagger/iteration-I.zarr  DAgger's labelled learner episodes of iteration I
 RUN_DIR/checkpoints/        one checkpoint per stage (step 0: expert data, then one per cloning epoch and
                             per DAgger iteration): policy, optimizer, RNG states; `load_policy` reads them
 RUN_DIR/mappo/              the fine-tuning run (a `gridswarm train` run directory)
 ```
 Every stage ends with a checkpoint; a run killed at any moment resumes from the last one and continues
-exactly as if it had not stopped (a stage's partial data is deleted and the stage redone).
+exactly as if it had not stopped. A stage's episode store appears complete or not at all
+(`fsio.atomic_directory`); one left by a stage that did not reach its checkpoint is deleted and the stage
+redone.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import numpy as np
 import torch
 
 import hpc
+from fsio import abandoned_temporaries, atomic_directory
 from marl.buffers import map_state
 from marl.config import ConfigError, ImitationConfig, TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
@@ -64,9 +67,8 @@ from marl.run_dir import (
 from marl.train import build_policy, load_init_weights, pick_device, sampling_seed, train
 
 EXPERT_STORE = "experts.zarr"
-DAGGER_STORE = "dagger.zarr"
+DAGGER_DIR = "dagger"
 MAPPO_DIR = "mappo"
-_PARTIAL = ".partial"
 
 
 # ---- the pieces ----------------------------------------------------------------------------------------
@@ -164,8 +166,8 @@ def record_expert(
     # one thread: numba's OpenMP layer would also reset torch's thread count (marl.rollout)
     env = GridEnv(scenario, num_envs, seed=seed, obs_dtype=np.uint8, num_threads=1)
     policy = make_baseline(expert, env, seed)
-    # not fsynced episode by episode (a quarter of a second each on a slow disk): a killed process loses
-    # nothing, and a store damaged by a power loss is refused on replay (checksums), then re-recorded
+    # not fsynced episode by episode (a quarter of a second each on a slow disk): the recipe records into
+    # a staging directory that is fsynced once, as a whole, before it is renamed into place
     with Recorder(env, store, policy=f"{expert} expert (seed {seed})", durable=False) as recorder:
         return play_episodes(env, policy, episodes, recorder)
 
@@ -178,13 +180,12 @@ def dagger_rollout(
     beta: float,
     seed: int,
     store: Path,
-    writer_id: int,
     generator: torch.Generator,
     device: torch.device,
 ) -> tuple[list[dict[str, float]], float]:
     """One DAgger rollout: `episodes` episodes side by side, the learner (sampling) mixed with the expert
-    at rate `beta`, every state labelled by the expert, written to `store` as writer `writer_id`. Returns
-    the episodes' metrics and the learner's agreement with the expert's labels."""
+    at rate `beta`, every state labelled by the expert, written to `store`. Returns the episodes' metrics
+    and the learner's agreement with the expert's labels."""
     from sim.baselines import make_baseline
     from sim.env import GridEnv
     from sim.episodes import Recorder
@@ -193,7 +194,7 @@ def dagger_rollout(
     expert_policy = make_baseline(expert, env, seed)
     mixture = np.random.default_rng(seed)
     identity = f"DAgger learner with {expert} expert, beta {beta:.4g} (seed {seed})"
-    with Recorder(env, store, writer_id, policy=identity, expert_labels=True, durable=False) as recorder:
+    with Recorder(env, store, policy=identity, expert_labels=True, durable=False) as recorder:
         labelling = ExpertLabelling(recorder, expert_policy, beta, mixture)
         metrics = run_episodes(env, policy, device, seed, generator, recorder=labelling)
     return metrics, labelling.agreement
@@ -321,18 +322,16 @@ class Imitation:
         """Record the expert episodes (unless given); the row describes every stored episode."""
         imitation = self.imitation
         if imitation.expert_data is None:
-            partial = self.run_dir / (EXPERT_STORE + _PARTIAL)
-            shutil.rmtree(partial, ignore_errors=True)  # the run's own store, cut off by a stop
-            record_expert(
-                self.scenario,
-                imitation.expert,
-                imitation.expert_episodes,
-                imitation.expert_envs,
-                _derived_seed(self.config.seed, 1),
-                partial,
-            )
-            shutil.rmtree(self.expert_store, ignore_errors=True)
-            partial.rename(self.expert_store)
+            _clear(self.expert_store)
+            with atomic_directory(self.expert_store) as staging:
+                record_expert(
+                    self.scenario,
+                    imitation.expert,
+                    imitation.expert_episodes,
+                    imitation.expert_envs,
+                    _derived_seed(self.config.seed, 1),
+                    staging,
+                )
         chunks = self._expert_chunks()
         expert = mean_metrics([dict(episode.info.metrics) for episode in chunks.episodes])
         return {
@@ -357,27 +356,32 @@ class Imitation:
 
     def _dagger(self, iteration: int, stage: int) -> dict[str, Any]:
         imitation = self.imitation
-        store = self.run_dir / DAGGER_STORE
-        shutil.rmtree(store / f"writer_{iteration:03d}", ignore_errors=True)  # a stopped try of this stage
+        store = self._dagger_store(iteration)
+        _clear(store)
         beta = imitation.beta(iteration)
-        metrics, agreement = dagger_rollout(
-            self.scenario,
-            self.policy,
-            imitation.expert,
-            imitation.dagger_episodes,
-            beta,
-            _derived_seed(self.config.seed, 2, iteration),
-            store,
-            iteration,
-            self.sampling,
-            self.device,
-        )
+        with atomic_directory(store) as staging:
+            metrics, agreement = dagger_rollout(
+                self.scenario,
+                self.policy,
+                imitation.expert,
+                imitation.dagger_episodes,
+                beta,
+                _derived_seed(self.config.seed, 2, iteration),
+                staging,
+                self.sampling,
+                self.device,
+            )
         experts = [episode.info.id for episode in self._expert_chunks().episodes]
         count = round(imitation.dagger_expert_fraction * len(experts))
         chosen = np.random.default_rng(_derived_seed(self.config.seed, 3, iteration)).permutation(experts)
-        first_kept = iteration - imitation.dagger_keep + 1
-        keep = _dagger_filter(store, first_kept, set(chosen[:count].tolist()))
-        aggregate = ExpertChunks([self.expert_store, store], self._chunk_config(), keep=keep)
+        kept = [
+            self._dagger_store(i) for i in range(max(1, iteration - imitation.dagger_keep + 1), iteration)
+        ]
+        aggregate = ExpertChunks(
+            [self.expert_store, *kept, store],
+            self._chunk_config(),
+            keep=_expert_share(self.expert_store, set(chosen[:count].tolist())),
+        )
         stats: dict[str, float] = {}
         for epoch in range(imitation.dagger_epochs):
             stats = self._clone(aggregate, stage * imitation.dagger_epochs + epoch)
@@ -391,6 +395,9 @@ class Imitation:
             **rollout,
             **stats,
         }
+
+    def _dagger_store(self, iteration: int) -> Path:
+        return self.run_dir / DAGGER_DIR / f"iteration-{iteration:03d}.zarr"
 
     def _checkpoint(self, stage: int, row: dict[str, Any]) -> None:
         rng_tensors, rng_meta = hpc.capture_rng()
@@ -417,16 +424,26 @@ class Imitation:
         return latest_checkpoint(out)[2]
 
 
-def _dagger_filter(dagger_store: Path, first_kept: int, experts: set[str]) -> Callable[[Any, Any], bool]:
-    """Keep the expert episodes of `experts` (ids) and the DAgger episodes of iterations >= first_kept."""
-    dagger_root = dagger_store.resolve()
+def _expert_share(expert_store: Path, chosen: set[str]) -> Callable[[Any, Any], bool]:
+    """Keep the expert episodes of `chosen` (ids) and every episode of the other stores."""
+    expert_root = expert_store.resolve()
 
     def keep(store: Any, info: Any) -> bool:
-        if Path(store.path).resolve() == dagger_root:
-            return info.writer_id >= first_kept
-        return info.id in experts
+        return Path(store.path).resolve() != expert_root or info.id in chosen
 
     return keep
+
+
+def _clear(store: Path) -> None:
+    """Delete an episode store of the run whose stage did not reach its checkpoint, and the staging
+    directories of stages killed while recording (this host's, of processes no longer running)."""
+    shutil.rmtree(store, ignore_errors=True)
+    if store.parent.is_dir():
+        for leftover in abandoned_temporaries(store.parent):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def _saved_configs(path: Path) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import Any
 import yaml
 
 import hpc
-from fsio import atomic_writer
+from fsio import atomic_write_bytes, atomic_writer
 
 CHECKPOINT_FORMAT = "gridswarm-mappo-3"  # 3: environments and carries saved
 KEEP_CHECKPOINTS = 3
@@ -220,14 +219,13 @@ def pack_pretrained(
     tensors, meta = load_checkpoint(resolve_checkpoint(source))
     slim_meta = {"format": CHECKPOINT_FORMAT, "pretrained": name}
     slim_meta |= {key: meta[key] for key in ("policy_config", "scenario", "train_config") if key in meta}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir) as staging:
-        written = hpc.save_checkpoint(staging, 0, {"policy": tensors["policy"]}, slim_meta, keep=1)
-        size = written.stat().st_size
-        if size > MAX_PRETRAINED_BYTES:
-            raise CheckpointError(f"{source}: the policy takes {size:,} bytes, over {MAX_PRETRAINED_BYTES:,}")
-        digest = hashlib.sha256(written.read_bytes()).hexdigest()
-        os.replace(written, out_dir / f"{name}.ckpt")
+    with tempfile.TemporaryDirectory() as staging:
+        data = hpc.save_checkpoint(staging, 0, {"policy": tensors["policy"]}, slim_meta, keep=1).read_bytes()
+    size = len(data)
+    if size > MAX_PRETRAINED_BYTES:
+        raise CheckpointError(f"{source}: the policy takes {size:,} bytes, over {MAX_PRETRAINED_BYTES:,}")
+    digest = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(out_dir / f"{name}.ckpt", data)
     full = {
         **{key: None for key in MANIFEST_KEYS},
         **manifest,

@@ -167,7 +167,7 @@ class GridEnv:
     def observation(self) -> Any:
         """The current observation (what the last `reset` or `step` returned; the env's own buffer)."""
         self._require_reset()
-        return self._observation()
+        return observation(self._state, self.scenario.observation.type)
 
     @property
     def starts(self) -> np.ndarray:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import scenarios
+from fsio import path_component
+from gridswarm.arguments import seed
 from gridswarm.commands.eval import evaluate_final_policy
 from gridswarm.commands.train import require_window_observation, scenario_reference
 from marl.config import (
@@ -22,9 +24,11 @@ from marl.config import (
 )
 from marl.imitation import Imitation
 from marl.run_dir import PRETRAINED_PREFIX, CheckpointError
-from marl.train import TrainingStopped, pick_device
+from marl.train import TrainingDiverged, TrainingStopped, pick_device
+from sim import episodes
+from sim.episodes import EpisodeStoreError
 
-USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError)
+USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, EpisodeStoreError)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -51,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"start from a policy's weights (a checkpoint, run directory or {PRETRAINED_PREFIX}NAME)",
     )
     parser.add_argument("--model", choices=MODEL_NAMES, help="policy architecture (default: srmt)")
-    parser.add_argument("--seed", type=int, help="seed of data, initialization and sampling")
+    parser.add_argument("--seed", type=seed, help="seed of data, initialization and sampling")
     parser.add_argument(
         "--out", type=Path, help="run directory (default: runs/SCENARIO-imitate-EXPERT-sSEED)"
     )
@@ -86,20 +90,25 @@ def run(args: argparse.Namespace) -> int:
     if args.init is not None:
         imitation_overrides["init"] = args.init
     if args.expert_data is not None:
-        if not args.expert_data.is_dir():
-            raise ConfigError(f"--expert-data {args.expert_data}: no such episode store")
+        if not len(episodes.open(args.expert_data)):  # a store, and not an empty one
+            raise ConfigError(f"--expert-data {args.expert_data}: the store holds no episode")
         imitation_overrides["expert_data"] = str(args.expert_data.resolve())
     source = scenario.source or scenario.name
     config = resolve_config(scenario.train, train_overrides, source)
     imitation = resolve_imitation_config(scenario.train, imitation_overrides, source)
-    out = args.out or Path("runs") / f"{scenario.name}-imitate-{imitation.expert}-s{config.seed}"
+    out = args.out or Path("runs") / path_component(
+        f"{scenario.name}-imitate-{imitation.expert}-s{config.seed}"
+    )
     resume = {"yes": True, "auto": "auto", None: False}[args.resume]
     print(
         f"imitating {imitation.expert} with {config.model} on {scenario.name}: {imitation.bc_epochs} cloning "
         f"epochs, {imitation.dagger_iterations} DAgger iterations, {imitation.finetune_agent_steps:,} "
         f"agent-steps of MAPPO -> {out}"
     )
-    recipe = Imitation(scenario, imitation, config, out, scenario_reference(args.scenario))
+    try:
+        recipe = Imitation(scenario, imitation, config, out, scenario_reference(args.scenario))
+    except ValueError as error:  # --device cuda without CUDA
+        raise ConfigError(str(error)) from None
     try:
         final = recipe.run(resume=resume)
     except TrainingStopped as stopped:  # a stop signal during fine-tuning: --resume continues it

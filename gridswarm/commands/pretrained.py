@@ -4,11 +4,13 @@ checkpoint is accepted) and `gridswarm pretrained pack CHECKPOINT --name NAME ..
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fsio import read_text_bounded
 from marl.run_dir import (
     PRETRAINED_DIR,
     PRETRAINED_PREFIX,
@@ -18,6 +20,8 @@ from marl.run_dir import (
 )
 
 USER_ERRORS = (CheckpointError,)
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 def add_parser(subparsers: Any) -> None:
@@ -57,17 +61,17 @@ def list_policies(args: argparse.Namespace) -> int:
 
 def pack_policy(args: argparse.Namespace) -> int:
     manifest: dict[str, Any] = {}
+    if not NAME.fullmatch(args.name):
+        raise CheckpointError(f"--name {args.name[:40]!r}: expected 1-64 letters, digits, '-' and '_'")
+    if not args.description.strip():
+        raise CheckpointError("--description: expected one line of text, found none")
     if args.manifest is not None:
         try:
-            manifest = yaml.safe_load(args.manifest.read_text())
-        except (OSError, yaml.YAMLError) as error:
-            raise CheckpointError(
-                f"{args.manifest}: cannot read the manifest ({type(error).__name__})"
-            ) from None
+            manifest = yaml.safe_load(read_text_bounded(args.manifest, MAX_MANIFEST_BYTES))
+        except yaml.YAMLError as error:
+            raise CheckpointError(f"{args.manifest}: not YAML ({type(error).__name__})") from None
         if not isinstance(manifest, dict):
             raise CheckpointError(f"{args.manifest}: expected a YAML mapping")
-    if not args.name.replace("-", "").replace("_", "").isalnum():
-        raise CheckpointError(f"--name {args.name!r}: expected letters, digits, '-' and '_' only")
     policy = pack_pretrained(args.checkpoint, args.out, args.name, args.description, manifest)
     print(f"{PRETRAINED_PREFIX}{policy.name}: {policy.checkpoint} ({policy.manifest['size_bytes']:,} bytes)")
     return 0

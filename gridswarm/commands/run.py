@@ -55,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _check_policy_name(name: str) -> None:
     """A baseline or planner name, an existing path or pretrained:NAME; else a one-line UnknownPolicyError."""
-    if name not in POLICIES and not name.startswith(PRETRAINED_PREFIX) and not Path(name).exists():
+    known = name in POLICIES or name.startswith(PRETRAINED_PREFIX) or (name != "" and Path(name).exists())
+    if not known:
         raise UnknownPolicyError(
             f"unknown policy '{name}' (expected one of: {', '.join(POLICIES)}, a checkpoint, a run "
             f"directory or {PRETRAINED_PREFIX}NAME)"

@@ -120,12 +120,11 @@ def test_dagger_rollout_stores_the_trajectory_with_the_experts_labels(tmp_path, 
         beta,
         seed=4,
         store=tmp_path / "d.zarr",
-        writer_id=1,
         generator=torch.Generator().manual_seed(9),
         device=CPU,
     )
     store = open_store(tmp_path / "d.zarr")
-    assert len(store) == 3 and {info.writer_id for info in store} == {1}
+    assert len(store) == 3
     episodes = sorted((store[i] for i in store.ids()), key=lambda e: e.info.index)  # env order
     # the expert along the stored trajectory, from scratch: the labels are its view of each state
     env = GridEnv(scenario, 3, seed=4, auto_reset=False)
@@ -242,11 +241,16 @@ def assert_same_runs(straight: Path, resumed: Path) -> None:
     ]
     assert rows[0] == rows[1]
     assert [row["phase"] for row in rows[1]] == ["expert", "bc", "bc", "dagger", "dagger"]
-    assert sorted(p.name for p in (resumed / "dagger.zarr").iterdir() if p.is_dir()) == [
-        "writer_001",
-        "writer_002",
-    ]
-    assert len(open_store(resumed / "dagger.zarr")) == 8 and len(open_store(resumed / "experts.zarr")) == 8
+    stores = sorted(path.name for path in (resumed / "dagger").iterdir())
+    assert stores == ["iteration-001.zarr", "iteration-002.zarr"]  # nothing left of a killed try
+    evaluated = ["episodes.zarr", "eval.csv", "eval.json"] if (resumed / "eval.csv").exists() else []
+    expected = ["checkpoints", "config.yaml", "dagger", "experts.zarr", "mappo", "metrics.jsonl", *evaluated]
+    assert sorted(path.name for path in resumed.iterdir()) == sorted(expected)
+    for store in (resumed / "dagger" / "iteration-001.zarr", resumed / "experts.zarr"):
+        assert (
+            len(open_store(store)) == (4 if "dagger" in str(store) else 8)
+            and not open_store(store).incomplete
+        )
     assert latest_checkpoint(resumed / "mappo")[1]["train_config"]["lr"] == 2e-4  # finetune_lr
 
 

@@ -40,13 +40,13 @@ observation: {radius: 3, channels: [obstacles, agents, goal, path]}
 """
 
 
-def record(scenario, path: Path, num_envs: int, seed: int, expert_labels: bool = False, writer_id: int = 0):
+def record(scenario, path: Path, num_envs: int, seed: int, expert_labels: bool = False):
     """Greedy play (or, with expert_labels, random play labelled by greedy) of one episode per env, recorded;
     returns what the env showed at every step: {episode seed: dict of (T, N, ...) arrays}."""
     env = GridEnv(scenario, num_envs, seed=seed, auto_reset=False, obs_dtype=np.uint8)
     greedy, rand = GreedyPolicy(env, seed=seed), RandomPolicy(env, seed=seed)
     seen: dict[str, list] = {name: [] for name in ("obs", "neighbours", "actions", "labels", "active")}
-    with Recorder(env, path, writer_id, expert_labels=expert_labels) as recorder:
+    with Recorder(env, path, expert_labels=expert_labels) as recorder:
         obs = recorder.reset()
         seeds = env.episode_seeds.copy()
         lengths = np.zeros(num_envs, dtype=np.int64)  # an episode's steps, once it has ended
@@ -124,8 +124,8 @@ def test_expert_labels_are_the_targets_and_the_executed_actions_are_replayed(tmp
 
 def test_batches_cover_every_episode_once_per_epoch_one_scenario_each(tmp_path):
     store = tmp_path / "store.zarr"
-    record(scenarios.loads(LIFELONG), store, num_envs=7, seed=1, writer_id=0)
-    record(scenarios.loads(FINISH), store, num_envs=5, seed=2, writer_id=1)
+    record(scenarios.loads(LIFELONG), store, num_envs=7, seed=1)  # writer 0
+    record(scenarios.loads(FINISH), store, num_envs=5, seed=2)  # writer 1
     dataset = ExpertChunks([store], ChunkConfig(4, lanes=3, seed=9))
     orders = []
     for epoch in (0, 1, 0):
