@@ -1,8 +1,9 @@
-"""The lifelong table of docs/results.md: a trained policy against the shortest-path greedy baseline and the
+"""The lifelong table of docs/results.md: a trained policy against scripted baselines (greedy, PIBT) and the
 published POGEMA-benchmark numbers, on the benchmark's LMAPF Random protocol.
 
 Usage: .venv/bin/python benchmarks/lifelong_table.py CHECKPOINT [--episodes K] [--seed S]
        [--agents 8 16 32 64] [--maps ../shared/data/pogema-benchmark/01-random.yaml] [--steps 256]
+       [--baselines greedy pibt]
 
 CHECKPOINT: a checkpoint file, a run directory or pretrained:NAME. Another maps file of the benchmark (e.g.
 02-mazes.yaml, played for 128 steps: --steps 128) plays all of its maps; the published numbers are shown for
@@ -11,10 +12,11 @@ CHECKPOINT: a checkpoint file, a run directory or pretrained:NAME. Another maps 
 Protocol (the POGEMA benchmark's LMAPF Random set: Skrynnik et al., ICLR 2025, arXiv 2407.14931; the configs
 of github.com/CognitiveAISystems/pogema-benchmark): the 128 validation maps of 01-random.yaml (one drawn per
 episode seed), soft collisions, lifelong (on_target restart), 256 steps, obs radius 5; avg_throughput =
-arrivals / 256. The policy and greedy play the very same K episodes per agent count (GridEnv(scenario, K,
-seed=S), one episode per environment); the policy samples its actions (`--greedy-actions` takes the argmax
-instead) and reads the observation of the scenario it was trained on (channels and neighbour lists). The map
-file is third-party data read by path; without it the script says so and stops.
+arrivals / 256. The policy and the scripted baselines (greedy by default; `--baselines greedy pibt` adds
+the PIBT planner) play the very same K episodes per agent count (GridEnv(scenario, K, seed=S), one episode
+per environment); the policy samples its actions (`--greedy-actions` takes the argmax instead) and reads
+the observation of the scenario it was trained on (channels and neighbour lists). The map file is
+third-party data read by path; without it the script says so and stops.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import scenarios
 from marl.evaluate import mean_metrics, run_episodes
 from marl.train import load_policy
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
-from sim.baselines import GreedyPolicy
+from sim.baselines import POLICIES, make_baseline
 from sim.env import GridEnv
 
 DEFAULT_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark" / "01-random.yaml"
@@ -55,10 +57,11 @@ def benchmark_scenario(maps: Path, agents: int, observation: ObservationSpec, st
     )
 
 
-def greedy_throughput(scenario: Scenario, episodes: int, seed: int) -> float:
+def scripted_throughput(scenario: Scenario, name: str, episodes: int, seed: int) -> float:
+    """The mean avg_throughput of the scripted policy `name` (sim.baselines.POLICIES) over the K episodes."""
     env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
     env.reset()
-    policy = GreedyPolicy(env, seed=seed)
+    policy = make_baseline(name, env, seed)
     for _ in range(scenario.dynamics.max_episode_steps):
         info = env.step(policy())[4]
     return float(np.mean([m["avg_throughput"] for m in info["metrics"]]))
@@ -82,6 +85,13 @@ def main() -> int:
         "--steps", type=int, default=256, help="episode length (the benchmark: 128 for mazes)"
     )
     parser.add_argument("--greedy-actions", action="store_true", help="the policy takes its argmax action")
+    parser.add_argument(
+        "--baselines",
+        nargs="+",
+        choices=POLICIES,
+        default=["greedy"],
+        help="scripted policies played on the same episodes (default greedy; e.g. greedy pibt)",
+    )
     args = parser.parse_args()
     if not args.maps.is_file():
         print(
@@ -97,15 +107,19 @@ def main() -> int:
     for agents in args.agents:
         scenario = benchmark_scenario(args.maps, agents, observation, args.steps)
         ours = policy_throughput(scenario, policy, args.episodes, args.seed, args.greedy_actions)
-        greedy = greedy_throughput(scenario, args.episodes, args.seed)
-        rows.append((agents, ours, greedy))
-        print(f"{agents} agents: policy {ours:.3f}, greedy {greedy:.3f}", flush=True)
+        scripted = [scripted_throughput(scenario, name, args.episodes, args.seed) for name in args.baselines]
+        rows.append((agents, ours, scripted))
+        measured = ", ".join(
+            f"{name} {value:.3f}" for name, value in zip(args.baselines, scripted, strict=True)
+        )
+        print(f"{agents} agents: policy {ours:.3f}, {measured}", flush=True)
     names = list(PUBLISHED) if args.maps.name == DEFAULT_MAPS.name else []
-    print(f"\n| agents | {meta['policy_config']['name']} (this run) | greedy | " + " | ".join(names) + " |")
-    print("|---" * (3 + len(names)) + "|")
-    for agents, ours, greedy in rows:
-        published = " | ".join(f"{PUBLISHED[n].get(agents, float('nan')):.3f}" for n in names)
-        print(f"| {agents} | {ours:.3f} | {greedy:.3f} | {published} |")
+    columns = [f"{meta['policy_config']['name']} (this run)", *args.baselines, *names]
+    print("\n| agents | " + " | ".join(columns) + " |")
+    print("|---" * (1 + len(columns)) + "|")
+    for agents, ours, scripted in rows:
+        values = [ours, *scripted, *(PUBLISHED[n].get(agents, float("nan")) for n in names)]
+        print(f"| {agents} | " + " | ".join(f"{value:.3f}" for value in values) + " |")
     return 0
 
 

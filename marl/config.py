@@ -178,8 +178,9 @@ class ImitationConfig:
     """Learning from an expert (`marl.imitation`): expert episodes, behaviour cloning, DAgger, then MAPPO
     fine-tuning with the TrainConfig of the same run (model, chunk_length, seed, ... come from there)."""
 
-    expert: str = "greedy"
-    """the expert: a centralized policy of `sim.baselines.BASELINES` (it sees the whole state)"""
+    expert: str = "pibt"
+    """the expert: a scripted centralized policy of `sim.baselines.POLICIES`, a planner preset of
+    `sim.planners` or a baseline (it sees the whole state)"""
     expert_data: str | None = None
     """an episode store of expert play to clone (`gridswarm run ... --record`); None: record
     `expert_episodes` episodes of `expert` into the run directory"""

@@ -1,8 +1,8 @@
 """Learning from an expert: expert episodes -> behaviour cloning -> DAgger -> MAPPO fine-tuning, one run.
 
-The expert is a centralized policy of `sim.baselines.BASELINES` (made with the env, called with no
-arguments for the (E, N) actions of the env's current state, keeping its own state). It sees the whole
-state; the learner is the decentralized policy MAPPO trains (`marl.train.build_policy`), reading only the
+The expert is a scripted centralized policy of `sim.baselines.POLICIES`, a planner such as PIBT
+(`sim.planners`, the default) or a baseline, made with the env and called with no arguments for the (E, N)
+actions of the env's current state, keeping its own state (PIBT's priorities). It sees the whole state; the learner is the decentralized policy MAPPO trains (`marl.train.build_policy`), reading only the
 scenario's observation (and, for SRMT, the memories in its scope).
 
 1. Expert episodes: the expert plays the scenario and every episode goes to an episode store (a few bytes
@@ -230,12 +230,12 @@ class Imitation:
         scenario_ref: str,
         echo: Callable[[str], None] = print,
     ) -> None:
-        from sim.baselines import BASELINES
+        from sim.baselines import POLICIES
         from sim.env import GridEnv
 
         plays = imitation.expert_data is None or imitation.dagger_iterations > 0
-        if plays and imitation.expert not in BASELINES:  # a given store needs no expert, unless for DAgger
-            raise ConfigError(f"expert {imitation.expert!r}: expected one of {', '.join(BASELINES)}")
+        if plays and imitation.expert not in POLICIES:  # a given store needs no expert, unless for DAgger
+            raise ConfigError(f"expert {imitation.expert!r}: expected one of {', '.join(POLICIES)}")
         self.scenario, self.imitation, self.config = scenario, imitation, config
         self.run_dir, self.echo = Path(run_dir), echo
         self.device = pick_device(config.device)

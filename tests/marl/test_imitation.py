@@ -23,7 +23,7 @@ from marl.imitation import Imitation, clone_epoch, dagger_rollout, record_expert
 from marl.offline import ChunkConfig, ExpertChunks
 from marl.run_dir import CheckpointError, latest_checkpoint, load_checkpoint, read_metrics
 from marl.train import build_policy, load_init_weights, train
-from sim.baselines import GreedyPolicy
+from sim.baselines import make_baseline
 from sim.env import GridEnv
 from sim.episodes import Recorder
 from sim.episodes import open as open_store
@@ -71,9 +71,12 @@ def tiny_imitation(**overrides) -> ImitationConfig:
     return ImitationConfig(**{**base, **overrides})
 
 
-def greedy_accuracy(policy, scenario, store: Path) -> float:
-    """How often the policy's most probable action is the expert's, over the active steps of a store."""
+def held_out_fit(policy, store: Path) -> tuple[float, float, float]:
+    """Over the active agent-steps of a store: how often the policy's most probable action is the expert's,
+    the mean cross-entropy of the expert's actions, and the share of the expert's most frequent action."""
     hits = total = 0
+    loss = 0.0
+    counts = torch.zeros(5, dtype=torch.int64)
     state = None
     with torch.no_grad():
         for chunk in ExpertChunks([store], ChunkConfig(4, lanes=8, shuffle=False)):
@@ -81,41 +84,62 @@ def greedy_accuracy(policy, scenario, store: Path) -> float:
             if chunk["first"]:
                 state = policy.initial_state(E, N)
             logits, _, state = policy.unroll(chunk["obs"], state, chunk["reset"], None, chunk["active"])
-            hits += int(((logits.argmax(-1) == chunk["labels"]) & chunk["active"]).sum())
-            total += int(chunk["active"].sum())
-    return hits / total
+            labels, active = chunk["labels"], chunk["active"]
+            losses = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 2), labels.flatten(), reduction="none"
+            )
+            loss += float(losses.view(labels.shape)[active].sum())
+            hits += int(((logits.argmax(-1) == labels) & active).sum())
+            total += int(active.sum())
+            counts += torch.bincount(labels[active], minlength=5)
+    return hits / total, loss / total, float(counts.max()) / total
+
+
+def clone(scenario, expert: str, tmp_path: Path, train_episodes: int, epochs: int):
+    """Record `expert` on training and held-out episodes (other seeds), clone a fresh SRMT on the training
+    ones; the held-out fit before and after, and the training losses per epoch."""
+    record_expert(scenario, expert, train_episodes, 16, seed=1, store=tmp_path / "train.zarr")
+    record_expert(scenario, expert, 16, 16, seed=2, store=tmp_path / "held_out.zarr")
+    torch.manual_seed(0)
+    policy = build_policy(tiny_config(), (4, 5, 5), 5, CPU)
+    before = held_out_fit(policy, tmp_path / "held_out.zarr")
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    data = ExpertChunks([tmp_path / "train.zarr"], ChunkConfig(4, lanes=8))
+    losses = []
+    for epoch in range(epochs):
+        data.set_epoch(epoch)
+        losses.append(clone_epoch(policy, optimizer, data, CPU, max_grad_norm=4.0)["loss"])
+    return before, held_out_fit(policy, tmp_path / "held_out.zarr"), losses
 
 
 @pytest.mark.slow
 def test_cloning_learns_the_experts_actions_on_held_out_episodes(tmp_path):
-    scenario = scenarios.loads(TINY)
-    record_expert(scenario, "greedy", 48, 16, seed=1, store=tmp_path / "train.zarr")
-    record_expert(scenario, "greedy", 16, 16, seed=2, store=tmp_path / "held_out.zarr")
-    torch.manual_seed(0)
-    policy = build_policy(tiny_config(), (4, 5, 5), 5, CPU)
-    before = greedy_accuracy(policy, scenario, tmp_path / "held_out.zarr")
-    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
-    data = ExpertChunks([tmp_path / "train.zarr"], ChunkConfig(4, lanes=8))
-    losses = []
-    for epoch in range(4):
-        data.set_epoch(epoch)
-        losses.append(clone_epoch(policy, optimizer, data, CPU, max_grad_norm=4.0)["loss"])
-    after = greedy_accuracy(policy, scenario, tmp_path / "held_out.zarr")
+    before, after, losses = clone(scenarios.loads(TINY), "greedy", tmp_path, 48, 4)
     assert losses[-1] < losses[0] - 0.3
-    assert before < 0.45 and after > 0.8, (before, after)
+    assert before[0] < 0.45 and after[0] > 0.8, (before, after)
 
 
-@pytest.mark.parametrize("beta", [0.0, 1.0])
-def test_dagger_rollout_stores_the_trajectory_with_the_experts_labels(tmp_path, beta):
+def test_cloning_pibt_lowers_the_held_out_loss_and_agrees_with_it_well_above_chance(tmp_path):
+    """PIBT's actions depend on the other agents and on its priorities, which the learner does not see; from
+    its local view the clone still predicts most of them on episodes it never trained on."""
+    before, after, _ = clone(scenarios.loads(TINY), "pibt", tmp_path, 32, 3)
+    (accuracy_before, loss_before, majority), (accuracy, loss, _) = before, after
+    assert loss < loss_before - 0.5, (before, after)  # untrained: about ln 5 = 1.61
+    assert accuracy > max(majority, 1 / 5) + 0.3 and accuracy > accuracy_before + 0.3, (before, after)
+
+
+@pytest.mark.parametrize(("expert", "beta"), [("greedy", 0.0), ("greedy", 1.0), ("pibt", 0.0), ("pibt", 0.5)])
+def test_dagger_rollout_stores_the_trajectory_with_the_experts_labels(tmp_path, expert, beta):
     """beta 0: the learner's own trajectory (the same as playing it without the expert); beta 1: the
-    expert's. Either way every stored step carries the label a fresh expert gives that very state."""
+    expert's; in between a mixture. Either way every stored step carries the label a fresh expert gives that
+    very state after following the same trajectory (PIBT's priorities depend on it)."""
     scenario = scenarios.loads(TINY)
     torch.manual_seed(0)
     policy = build_policy(tiny_config(), (4, 5, 5), 5, CPU)
     metrics, agreement = dagger_rollout(
         scenario,
         policy,
-        "greedy",
+        expert,
         3,
         beta,
         seed=4,
@@ -129,17 +153,21 @@ def test_dagger_rollout_stores_the_trajectory_with_the_experts_labels(tmp_path, 
     # the expert along the stored trajectory, from scratch: the labels are its view of each state
     env = GridEnv(scenario, 3, seed=4, auto_reset=False)
     env.reset(episode_seeds=np.array([e.info.seed for e in episodes]))
-    expert = GreedyPolicy(env, seed=4)
+    fresh = make_baseline(expert, env, seed=4)
     executed = np.stack([e.actions for e in episodes], axis=1)  # (T, E, N)
     labels = np.stack([e.expert_actions for e in episodes], axis=1)
     active = np.stack([e.active for e in episodes], axis=1)
     for t in range(len(executed)):
-        np.testing.assert_array_equal(expert()[active[t]], labels[t][active[t]])
+        np.testing.assert_array_equal(fresh()[active[t]], labels[t][active[t]])
         env.step(executed[t].astype(np.int64))
     if beta == 1.0:
         np.testing.assert_array_equal(executed, labels)
         return
     assert (executed != labels)[active].any() and 0.0 <= agreement < 0.9
+    if beta > 0.0:  # some steps of every episode follow the expert, some the learner
+        followed = (executed == labels).all(axis=2)  # (T, E)
+        assert followed.any(axis=0).all() and not followed.all(axis=0).any()
+        return
     plain = GridEnv(scenario, 3, seed=4, auto_reset=False)
     with Recorder(plain, tmp_path / "plain.zarr") as recorder:
         from marl.evaluate import run_episodes
