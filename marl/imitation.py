@@ -2,7 +2,8 @@
 
 The expert is a scripted centralized policy of `sim.baselines.POLICIES`, a planner such as PIBT
 (`sim.planners`, the default) or a baseline, made with the env and called with no arguments for the (E, N)
-actions of the env's current state, keeping its own state (PIBT's priorities). It sees the whole state; the learner is the decentralized policy MAPPO trains (`marl.train.build_policy`), reading only the
+actions of the env's current state, keeping its own state (PIBT's priorities). It sees the whole state;
+the learner is the decentralized policy MAPPO trains (`marl.train.build_policy`), reading only the
 scenario's observation (and, for SRMT, the memories in its scope).
 
 1. Expert episodes: the expert plays the scenario and every episode goes to an episode store (a few bytes

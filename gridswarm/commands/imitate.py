@@ -42,7 +42,9 @@ def add_parser(subparsers: Any) -> None:
         "and the closing evaluation of the final policy (eval.csv, eval.json).",
     )
     parser.add_argument("scenario", help="built-in scenario name or YAML file")
-    parser.add_argument("--expert", help="the expert: a planner (pibt, pibt-swap, ...) or a baseline (sim.baselines.POLICIES; default pibt)")
+    parser.add_argument(
+        "--expert", help="the expert: a planner (pibt, pibt-swap, ...) or a baseline (default pibt)"
+    )
     parser.add_argument(
         "--expert-data",
         type=Path,
