@@ -40,35 +40,35 @@ reward: {scheme: directional}
 """
 
 
+TINY_TRAIN = dict(
+    num_envs=4,
+    rollout_length=8,
+    chunk_length=4,
+    epochs=1,
+    num_minibatches=2,
+    checkpoint_every=1,
+    eval_episodes=0,
+    seed=2,
+)
+TINY_IMITATION = dict(
+    expert_episodes=8,
+    expert_envs=4,
+    lanes=4,
+    bc_epochs=2,
+    dagger_iterations=2,
+    dagger_episodes=4,
+    dagger_keep=1,
+    finetune_agent_steps=4 * 8 * 4 * 2,
+    finetune_lr=2e-4,
+)
+
+
 def tiny_config(**overrides) -> TrainConfig:
-    base = dict(
-        model="srmt",
-        num_envs=4,
-        rollout_length=8,
-        chunk_length=4,
-        epochs=1,
-        num_minibatches=2,
-        checkpoint_every=1,
-        eval_episodes=0,
-        device="cpu",
-        seed=2,
-    )
-    return TrainConfig(**{**base, **overrides})
+    return TrainConfig(**{"model": "srmt", "device": "cpu", **TINY_TRAIN, **overrides})
 
 
 def tiny_imitation(**overrides) -> ImitationConfig:
-    base = dict(
-        expert_episodes=8,
-        expert_envs=4,
-        lanes=4,
-        bc_epochs=2,
-        dagger_iterations=2,
-        dagger_episodes=4,
-        dagger_keep=1,
-        finetune_agent_steps=4 * 8 * 4 * 2,
-        finetune_lr=2e-4,
-    )
-    return ImitationConfig(**{**base, **overrides})
+    return ImitationConfig(**{**TINY_IMITATION, **overrides})
 
 
 def held_out_fit(policy, store: Path) -> tuple[float, float, float]:
@@ -283,25 +283,7 @@ def assert_same_runs(straight: Path, resumed: Path) -> None:
 
 
 def gridswarm_imitate(scenario: Path, run_dir: Path) -> list[str]:
-    sets = dict(
-        num_envs=4,
-        rollout_length=8,
-        chunk_length=4,
-        epochs=1,
-        num_minibatches=2,
-        checkpoint_every=1,
-        eval_episodes=2,
-        seed=2,
-        expert_episodes=8,
-        expert_envs=4,
-        lanes=4,
-        bc_epochs=2,
-        dagger_iterations=2,
-        dagger_episodes=4,
-        dagger_keep=1,
-        finetune_agent_steps=4 * 8 * 4 * 2,
-        finetune_lr=2e-4,
-    )
+    sets = {**TINY_TRAIN, **TINY_IMITATION, "eval_episodes": 2}
     command = [
         sys.executable,
         "-m",
