@@ -1,21 +1,28 @@
-"""The lifelong table of docs/results.md: a trained policy against the shortest-path greedy baseline and the
+"""The lifelong table of docs/results.md: a trained policy against scripted baselines (greedy, PIBT) and the
 published POGEMA-benchmark numbers, on the benchmark's LMAPF Random protocol.
 
 Usage: .venv/bin/python benchmarks/lifelong_table.py CHECKPOINT [--episodes K] [--seed S]
-       [--agents 8 16 32 64] [--maps ../shared/data/pogema-benchmark/01-random.yaml]
+       [--agents 8 16 32 64] [--maps ../shared/data/pogema-benchmark/01-random.yaml] [--steps 256]
+       [--baselines greedy pibt]
+
+CHECKPOINT: a checkpoint file, a run directory or pretrained:NAME. Another maps file of the benchmark (e.g.
+02-mazes.yaml, played for 128 steps: --steps 128) plays all of its maps; the published numbers are shown for
+01-random only.
 
 Protocol (the POGEMA benchmark's LMAPF Random set: Skrynnik et al., ICLR 2025, arXiv 2407.14931; the configs
 of github.com/CognitiveAISystems/pogema-benchmark): the 128 validation maps of 01-random.yaml (one drawn per
 episode seed), soft collisions, lifelong (on_target restart), 256 steps, obs radius 5; avg_throughput =
-arrivals / 256. The policy and greedy play the very same K episodes per agent count (GridEnv(scenario, K,
-seed=S), one episode per environment); the policy samples its actions (`--greedy-actions` takes the argmax
-instead) and reads the observation channels of the scenario it was trained on. The map file is third-party
-data read by path; without it the script says so and stops.
+arrivals / 256. The policy and the scripted baselines (greedy by default; `--baselines greedy pibt` adds
+the PIBT planner) play the very same K episodes per agent count (GridEnv(scenario, K, seed=S), one episode
+per environment); the policy samples its actions (`--greedy-actions` takes the argmax instead) and reads
+the observation of the scenario it was trained on (channels and neighbour lists). The map file is
+third-party data read by path; without it the script says so and stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -27,7 +34,7 @@ from marl.evaluate import Progress, mean_metrics, run_episodes
 from marl.threads import use_torch_threads
 from marl.train import load_policy
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
-from sim.baselines import GreedyPolicy
+from sim.baselines import POLICIES, make_baseline
 from sim.env import GridEnv
 
 DEFAULT_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark" / "01-random.yaml"
@@ -41,20 +48,21 @@ PUBLISHED = {
 }
 
 
-def benchmark_scenario(maps: Path, agents: int, channels: tuple[str, ...]) -> Scenario:
+def benchmark_scenario(maps: Path, agents: int, observation: ObservationSpec, steps: int = 256) -> Scenario:
     return Scenario(
-        name=f"pogema-benchmark-random-{agents}",
-        map=MapSpec(generator="benchmark", path=str(maps), name="validation-random-seed-*"),
+        name=f"pogema-benchmark-{maps.stem}-{agents}",
+        map=MapSpec(generator="benchmark", path=str(maps), name="*"),
         agents=AgentsSpec(count=agents),
-        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=256),
-        observation=ObservationSpec(radius=5, channels=channels),
+        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=steps),
+        observation=observation,
     )
 
 
-def greedy_throughput(scenario: Scenario, episodes: int, seed: int) -> float:
+def scripted_throughput(scenario: Scenario, name: str, episodes: int, seed: int) -> float:
+    """The mean avg_throughput of the scripted policy `name` (sim.baselines.POLICIES) over the K episodes."""
     env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
     env.reset()
-    policy = GreedyPolicy(env, seed=seed)
+    policy = make_baseline(name, env, seed)
     for _ in range(scenario.dynamics.max_episode_steps):
         info = env.step(policy())[4]
     return float(np.mean([m["avg_throughput"] for m in info["metrics"]]))
@@ -72,12 +80,22 @@ def policy_throughput(scenario: Scenario, policy, episodes: int, seed: int, gree
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("checkpoint")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agents", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--maps", type=Path, default=DEFAULT_MAPS)
+    parser.add_argument(
+        "--steps", type=int, default=256, help="episode length (the benchmark: 128 for mazes)"
+    )
     parser.add_argument("--greedy-actions", action="store_true", help="the policy takes its argmax action")
+    parser.add_argument(
+        "--baselines",
+        nargs="+",
+        choices=POLICIES,
+        default=["greedy"],
+        help="scripted policies played on the same episodes (default greedy; e.g. greedy pibt)",
+    )
     args = parser.parse_args()
     if not args.maps.is_file():
         print(
@@ -87,20 +105,25 @@ def main() -> int:
         return 2
     use_torch_threads()
     policy, meta = load_policy(args.checkpoint)
-    channels = scenarios.load(meta["scenario"]).observation.channels  # what the policy was trained to read
+    # what the policy was trained to read, at the benchmark's radius
+    observation = dataclasses.replace(scenarios.load(meta["scenario"]).observation, radius=5)
     rows = []
     for agents in args.agents:
-        scenario = benchmark_scenario(args.maps, agents, channels)
+        scenario = benchmark_scenario(args.maps, agents, observation, args.steps)
         ours = policy_throughput(scenario, policy, args.episodes, args.seed, args.greedy_actions)
-        greedy = greedy_throughput(scenario, args.episodes, args.seed)
-        rows.append((agents, ours, greedy))
-        print(f"{agents} agents: policy {ours:.3f}, greedy {greedy:.3f}", flush=True)
-    names = list(PUBLISHED)
-    print(f"\n| agents | {meta['policy_config']['name']} (this run) | greedy | " + " | ".join(names) + " |")
-    print("|---" * (3 + len(names)) + "|")
-    for agents, ours, greedy in rows:
-        published = " | ".join(f"{PUBLISHED[n].get(agents, float('nan')):.3f}" for n in names)
-        print(f"| {agents} | {ours:.3f} | {greedy:.3f} | {published} |")
+        scripted = [scripted_throughput(scenario, name, args.episodes, args.seed) for name in args.baselines]
+        rows.append((agents, ours, scripted))
+        measured = ", ".join(
+            f"{name} {value:.3f}" for name, value in zip(args.baselines, scripted, strict=True)
+        )
+        print(f"{agents} agents: policy {ours:.3f}, {measured}", flush=True)
+    names = list(PUBLISHED) if args.maps.name == DEFAULT_MAPS.name else []
+    columns = [f"{meta['policy_config']['name']} (this run)", *args.baselines, *names]
+    print("\n| agents | " + " | ".join(columns) + " |")
+    print("|---" * (1 + len(columns)) + "|")
+    for agents, ours, scripted in rows:
+        values = [ours, *scripted, *(PUBLISHED[n].get(agents, float("nan")) for n in names)]
+        print(f"| {agents} | " + " | ".join(f"{value:.3f}" for value in values) + " |")
     return 0
 
 

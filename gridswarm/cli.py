@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "episodes",
     "export",
     "eval",
+    "imitate",
+    "pretrained",
     "render",
     "replay",
     "run",

@@ -1,9 +1,11 @@
 """Every training hyperparameter, in one typed and documented place.
 
-`TrainConfig` is a frozen dataclass. Its values come, in increasing priority, from the defaults below, the
-scenario's `train:` block, and the command line (`--set key=value` or explicit flags); `resolve_config`
-applies both layers and rejects unknown keys with the closest valid one. Derived sizes are properties,
-never fields filled in later.
+`TrainConfig` (MAPPO) and `ImitationConfig` (learning from an expert, `marl.imitation`) are frozen
+dataclasses. Their values come, in increasing priority, from the defaults below, the scenario's `train:`
+block (an `imitation:` block inside it for ImitationConfig), and the command line (`--set key=value` or
+explicit flags); `resolve_config` and `resolve_imitation_config` apply both layers and reject unknown keys
+with the closest valid one. The two configs have no field name in common, so one `--set` list can address
+both. Derived sizes are properties, never fields filled in later.
 """
 
 from __future__ import annotations
@@ -94,6 +96,9 @@ class TrainConfig:
     """episodes per scenario variant in the final evaluation (0: none)"""
     best_metric: str = "CSR"
     """the episode metric (higher is better) that selects the best checkpoint"""
+    critic_warmup_updates: int = 0
+    """updates at the start in which only the value head learns (the actor and the shared encoder and core
+    stay fixed): fine-tuning a policy whose actor was trained without a critic (`--init`, imitation)"""
 
     def __post_init__(self) -> None:
         for name, high in UPPER_BOUNDS.items():
@@ -133,6 +138,10 @@ class TrainConfig:
             raise ConfigError(
                 f"entropy_coef {self.entropy_coef} and value_coef {self.value_coef} must be >= 0"
             )
+        if not 0 <= self.critic_warmup_updates <= 2**31:
+            raise ConfigError(
+                f"critic_warmup_updates {self.critic_warmup_updates}: expected an integer in [0, 2**31]"
+            )
         if self.lr_schedule == "kl_adaptive" and self.target_kl is None:
             raise ConfigError("lr_schedule 'kl_adaptive' needs target_kl (e.g. --set target_kl=0.008)")
 
@@ -163,6 +172,100 @@ UPPER_BOUNDS = {
     "checkpoint_every": 2**31,
 }
 """Counts must lie in [1, bound] (the simulator checks memory for num_envs on top)."""
+IMITATION_BLOCK = "imitation"
+
+
+@dataclass(frozen=True)
+class ImitationConfig:
+    """Learning from an expert (`marl.imitation`): expert episodes, behaviour cloning, DAgger, then MAPPO
+    fine-tuning with the TrainConfig of the same run (model, chunk_length, seed, ... come from there)."""
+
+    expert: str = "pibt"
+    """the expert: a scripted centralized policy of `sim.baselines.POLICIES`, a planner preset of
+    `sim.planners` or a baseline (it sees the whole state)"""
+    expert_data: str | None = None
+    """an episode store of expert play to clone (`gridswarm run ... --record`); None: record
+    `expert_episodes` episodes of `expert` into the run directory"""
+    expert_episodes: int = 256
+    """episodes of expert play recorded when `expert_data` is not given"""
+    expert_envs: int = 32
+    """environments stepped side by side while recording expert episodes"""
+    init: str | None = None
+    """start from the weights of this policy (a checkpoint, run directory or pretrained:NAME; e.g. one
+    cloned before) instead of a fresh initialization"""
+    lanes: int = 16
+    """episodes replayed side by side in one cloning batch (the E of the (L, E, N) chunks)"""
+    bc_epochs: int = 8
+    """passes of behaviour cloning over the expert episodes"""
+    bc_lr: float = 1e-3
+    """Adam learning rate of cloning and DAgger (cross-entropy on the expert's actions)"""
+    dagger_iterations: int = 4
+    """DAgger iterations: roll out the learner, let the expert label the visited states, retrain"""
+    dagger_episodes: int = 32
+    """episodes the learner plays (and the expert labels) per DAgger iteration"""
+    dagger_epochs: int = 1
+    """passes over the aggregated data after each DAgger iteration"""
+    dagger_keep: int = 4
+    """DAgger iterations whose episodes stay in the aggregate (with the expert episodes)"""
+    dagger_expert_fraction: float = 1.0
+    """the share of the expert episodes in each DAgger iteration's training pass (a fresh random subset
+    per iteration; 1: all of them, Ross et al.'s aggregate; less keeps an iteration's cost bounded)"""
+    beta_start: float = 0.5
+    """DAgger mixture: in iteration i an environment follows the expert at a step with probability
+    beta_start * beta_decay ** (i - 1), the learner otherwise (Ross et al. 2011)"""
+    beta_decay: float = 0.5
+    """factor of the mixture probability per DAgger iteration"""
+    finetune_agent_steps: int = 0
+    """MAPPO fine-tuning from the cloned weights, in agent-steps (0: none)"""
+    finetune_lr: float | None = None
+    """the learning rate of the fine-tuning (None: the TrainConfig's `lr`, which suits training from
+    scratch; a cloned policy keeps more of what it learned with a smaller one)"""
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in IMITATION_BOUNDS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"{name} {value}: expected an integer in [{low}, {high}]")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{field.name} {value}: expected a finite number")
+        if self.bc_lr <= 0 or (self.finetune_lr is not None and self.finetune_lr <= 0):
+            raise ConfigError(
+                f"bc_lr {self.bc_lr} and finetune_lr {self.finetune_lr}: expected positive numbers"
+            )
+        if not 0.0 <= self.dagger_expert_fraction <= 1.0:
+            raise ConfigError(
+                f"dagger_expert_fraction {self.dagger_expert_fraction}: expected a value in [0, 1]"
+            )
+        if not 0.0 <= self.beta_start <= 1.0 or not 0.0 <= self.beta_decay <= 1.0:
+            raise ConfigError(
+                f"beta_start {self.beta_start} and beta_decay {self.beta_decay} must lie in [0, 1]"
+            )
+        if self.dagger_iterations and not self.dagger_episodes:
+            raise ConfigError("dagger_episodes 0: DAgger iterations need episodes to label")
+
+    def beta(self, iteration: int) -> float:
+        """The mixture probability of DAgger iteration `iteration` (1-based)."""
+        return self.beta_start * self.beta_decay ** (iteration - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML types."""
+        return dataclasses.asdict(self)
+
+
+IMITATION_BOUNDS = {
+    "expert_episodes": (1, 1 << 24),
+    "expert_envs": (1, 1 << 16),
+    "lanes": (1, 1 << 16),
+    "bc_epochs": (0, 1 << 20),
+    "dagger_iterations": (0, 1 << 20),
+    "dagger_episodes": (0, 1 << 16),
+    "dagger_epochs": (1, 1 << 20),
+    "dagger_keep": (1, 1 << 20),
+    "finetune_agent_steps": (0, 2**62),
+}
+"""The counts of an ImitationConfig lie in [low, high]."""
 
 
 def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
@@ -171,6 +274,8 @@ def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
 
 
 FIELD_TYPES: dict[str, Any] = typing.get_type_hints(TrainConfig)
+IMITATION_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(ImitationConfig)
+Config = typing.TypeVar("Config", TrainConfig, ImitationConfig)
 
 
 def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
@@ -219,16 +324,18 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
-def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any], where: str = "") -> TrainConfig:
-    """Return `config` with `overrides` applied; unknown keys and bad values raise a one-line ConfigError.
+def apply_overrides(config: Config, overrides: Mapping[str, Any], where: str = "") -> Config:
+    """Return `config` (a TrainConfig or ImitationConfig) with `overrides` applied; unknown keys and bad
+    values raise a one-line ConfigError.
 
     `where` prefixes error messages (e.g. the scenario file and "train." for its train block).
     """
+    types_ = FIELD_TYPES if isinstance(config, TrainConfig) else IMITATION_FIELD_TYPES
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
-        if key not in FIELD_TYPES:
-            raise ConfigError(f"{where}unknown key {key!r}{_did_you_mean(key, FIELD_TYPES)}")
-        changes[key] = _coerce(key, value, FIELD_TYPES[key], where)
+        if key not in types_:
+            raise ConfigError(f"{where}unknown key {key!r}{_did_you_mean(key, types_)}")
+        changes[key] = _coerce(key, value, types_[key], where)
     try:
         return dataclasses.replace(config, **changes)
     except ConfigError as error:
@@ -249,7 +356,35 @@ def parse_assignments(assignments: typing.Iterable[str]) -> dict[str, str]:
 def resolve_config(
     scenario_train: Mapping[str, Any], command_line: Mapping[str, Any], scenario_source: str | None = None
 ) -> TrainConfig:
-    """Defaults <- the scenario's `train` block <- the command line."""
+    """Defaults <- the scenario's `train` block (without its `imitation` block) <- the command line."""
     where = f"{scenario_source}: train block: " if scenario_source else "train block: "
-    config = apply_overrides(TrainConfig(), scenario_train, where)
+    block = {key: value for key, value in scenario_train.items() if key != IMITATION_BLOCK}
+    config = apply_overrides(TrainConfig(), block, where)
     return apply_overrides(config, command_line, "")
+
+
+def resolve_imitation_config(
+    scenario_train: Mapping[str, Any], command_line: Mapping[str, Any], scenario_source: str | None = None
+) -> ImitationConfig:
+    """Defaults <- the `imitation` block of the scenario's `train` block <- the command line."""
+    where = f"{scenario_source}: " if scenario_source else ""
+    block = scenario_train.get(IMITATION_BLOCK) or {}
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"{where}train.{IMITATION_BLOCK}: expected a mapping of ImitationConfig keys")
+    config = apply_overrides(ImitationConfig(), block, f"{where}train.{IMITATION_BLOCK}: ")
+    return apply_overrides(config, command_line, "")
+
+
+def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Command-line overrides split into (TrainConfig keys, ImitationConfig keys); a key of neither is a
+    one-line ConfigError naming the closest key of both."""
+    train, imitation = {}, {}
+    for key, value in overrides.items():
+        if key in FIELD_TYPES:
+            train[key] = value
+        elif key in IMITATION_FIELD_TYPES:
+            imitation[key] = value
+        else:
+            known = [*FIELD_TYPES, *IMITATION_FIELD_TYPES]
+            raise ConfigError(f"unknown key {key!r}{_did_you_mean(key, known)}")
+    return train, imitation

@@ -72,6 +72,60 @@ class Progress:
             self.stream.flush()
 
 
+class PolicyActor:
+    """A trained policy acting for every agent of a batched env: `act(obs, reset_mask)` gives the (E, N)
+    actions of one step and keeps the memory state between steps.
+
+    Called with no arguments it reads the env's current observation (`GridEnv.observation`) and treats an
+    environment whose episode has just started (`elapsed == 0`) as reset: the same contract as the
+    baselines of `sim.baselines`, so a trained policy plays wherever they do (`gridswarm run --policy`).
+    Greedy play takes the most probable action; otherwise each episode draws its actions from the
+    counter-based stream `run_episodes` uses (keyed by `sampling_seed`, the episode's seed and its step),
+    so an episode plays here as it does in evaluation.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        env: Any,
+        sampling_seed: int = 0,
+        greedy: bool = False,
+        device: torch.device | None = None,
+    ) -> None:
+        self.policy, self.env, self.greedy = policy, env, greedy
+        self.sampling_seed = sampling_seed
+        self.device = device or torch.device("cpu")
+        self.local = policy.config.scope == "local"
+        self.state = map_state(
+            lambda leaf: leaf.to(self.device), policy.initial_state(env.num_envs, env.num_agents)
+        )
+        self._torch_threads = torch.get_num_threads()
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, reset_mask: np.ndarray) -> np.ndarray:
+        """Actions (E, N) int64 for observation (E, N, C, F, F); reset_mask (E, N) bool marks agents whose
+        episode starts at this observation (every agent on the first call)."""
+        env, device = self.env, self.device
+        if torch.get_num_threads() != self._torch_threads:  # numba's OpenMP layer resets it: see
+            torch.set_num_threads(self._torch_threads)  # marl.rollout.step_keeping_torch_threads
+        logits, _, self.state = self.policy.step(
+            torch.from_numpy(np.asarray(obs)).to(device),
+            self.state,
+            torch.from_numpy(np.asarray(reset_mask, dtype=bool)).to(device),
+            torch.from_numpy(env.neighbours).to(device) if self.local else None,
+            torch.from_numpy(np.array(env.active, dtype=bool)).to(device),
+        )
+        if self.greedy:
+            return logits.argmax(-1).cpu().numpy()
+        keys = episode_keys(self.sampling_seed, env.episode_seeds)
+        return keyed_actions(logits, keyed_uniforms(keys, np.asarray(env.elapsed), env.num_agents))
+
+    def __call__(self) -> np.ndarray:
+        """Actions (E, N) int64 for the env's current state (GridEnv: `observation` and `elapsed`)."""
+        starting = np.asarray(self.env.elapsed) == 0  # (E,)
+        return self.act(self.env.observation, np.repeat(starting[:, None], self.env.num_agents, axis=1))
+
+
 @torch.no_grad()
 def run_episodes(
     env: Any,

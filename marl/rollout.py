@@ -130,14 +130,17 @@ def episode_keys(sampling_seed: int, episode_seeds: np.ndarray) -> np.ndarray:
     return _mix64(np.asarray(episode_seeds).astype(np.uint64) ^ seed)
 
 
-def keyed_uniforms(keys: np.ndarray, step: int, num_agents: int) -> np.ndarray:
-    """(E, N) float64 in (0, 1): agent i's random number at `step` of the episode with key keys[e].
+def keyed_uniforms(keys: np.ndarray, step: int | np.ndarray, num_agents: int) -> np.ndarray:
+    """(E, N) float64 in (0, 1): agent i's random number at `step` of the episode with key keys[e]; `step`
+    is one step for all episodes or each episode's own (E,).
 
     A counter-based stream (a hash of key, step and agent): an episode draws the same numbers whatever
     batch it is played in and whenever the others finish, so batched evaluation equals episode-by-episode
     evaluation exactly."""
-    counter = np.arange(num_agents, dtype=np.uint64) + np.uint64(step * num_agents + 1)  # (N,)
-    bits = _mix64(keys[:, None] + _mix64(counter * _GOLDEN)[None, :])  # (E, N)
+    steps = np.asarray(step, dtype=np.uint64).reshape(-1, 1)  # (1|E, 1)
+    first = steps * np.uint64(num_agents) + np.uint64(1)
+    counter = np.arange(num_agents, dtype=np.uint64)[None, :] + first  # (1|E, N)
+    bits = _mix64(keys[:, None] + _mix64(counter * _GOLDEN))  # (E, N)
     return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 

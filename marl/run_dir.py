@@ -9,6 +9,9 @@ RUN_DIR/curves.png             training curves
 RUN_DIR/tensorboard/           the metrics as TensorBoard event files (marl.watch; wandb/ with --wandb)
 RUN_DIR/eval.csv, eval.json    the final evaluation table (a last "mean" row when there are variants)
 ```
+Wherever a checkpoint is accepted (`resolve_checkpoint`), `pretrained:NAME` names a policy shipped with
+GridSwarm: `marl/pretrained/NAME.ckpt` (the policy weights and config only) with its manifest NAME.yaml
+(description, training recipe and command, data, seed, metrics, size; `pretrained_policies`).
 Checkpoints are hpc.checkpoint files: a header with the payload's length and SHA-256, then tensors and
 plain types loaded with torch.load(weights_only=True), so loading never runs pickled code; a truncated or
 corrupted newest file is skipped for the previous one. Every write is atomic (`fsio.atomic_writer`).
@@ -16,18 +19,27 @@ corrupted newest file is skipped for the previous one. Every write is atomic (`f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 import hpc
-from fsio import atomic_writer
+from fsio import atomic_write_bytes, atomic_writer
 
 CHECKPOINT_FORMAT = "gridswarm-mappo-3"  # 3: environments and carries saved
 KEEP_CHECKPOINTS = 3
+PRETRAINED_PREFIX = "pretrained:"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+MAX_PRETRAINED_BYTES = 5 * 1024 * 1024
+MANIFEST_KEYS = ("name", "description", "checkpoint", "size_bytes", "sha256", "scenario", "recipe",
+                 "command", "data", "seed", "metrics")  # fmt: skip
 
 
 class CheckpointError(ValueError):
@@ -109,8 +121,11 @@ def latest_update(run_dir: Path) -> int:
     return found[-1][0] if found else 0
 
 
-def resolve_checkpoint(target: Path) -> Path:
-    """A checkpoint file as given; for a run directory its best checkpoint, else its newest one."""
+def resolve_checkpoint(target: Path | str) -> Path:
+    """A checkpoint file as given; for a run directory its best checkpoint, else its newest one; for
+    `pretrained:NAME` the shipped policy NAME's checkpoint."""
+    if str(target).startswith(PRETRAINED_PREFIX):
+        return pretrained_checkpoint(str(target)[len(PRETRAINED_PREFIX) :])
     target = Path(target)
     if not target.is_dir():
         return target
@@ -161,3 +176,66 @@ def plot_curves(metrics_path: Path, out_path: Path, keys: tuple[str, ...]) -> No
     with atomic_writer(out_path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=90)
     plt.close(figure)
+
+
+@dataclass(frozen=True)
+class PretrainedPolicy:
+    """A policy shipped as package data: its checkpoint and manifest (MANIFEST_KEYS)."""
+
+    name: str
+    checkpoint: Path
+    description: str
+    manifest: dict[str, Any]
+
+
+def pretrained_policies() -> list[PretrainedPolicy]:
+    """Every shipped policy (a NAME.yaml manifest in PRETRAINED_DIR), by name."""
+    policies = []
+    for path in sorted(PRETRAINED_DIR.glob("*.yaml")) if PRETRAINED_DIR.is_dir() else []:
+        manifest = yaml.safe_load(path.read_text())
+        if not isinstance(manifest, dict) or set(MANIFEST_KEYS) - set(manifest):
+            missing = sorted(set(MANIFEST_KEYS) - set(manifest)) if isinstance(manifest, dict) else []
+            raise CheckpointError(f"{path}: not a pretrained-policy manifest (missing: {', '.join(missing)})")
+        checkpoint = path.with_name(str(manifest["checkpoint"]))
+        policies.append(PretrainedPolicy(path.stem, checkpoint, str(manifest["description"]), manifest))
+    return policies
+
+
+def pretrained_checkpoint(name: str) -> Path:
+    """The checkpoint file of the shipped policy `name`; a one-line CheckpointError for an unknown name."""
+    policies = {policy.name: policy for policy in pretrained_policies()}
+    if name not in policies:
+        shipped = ", ".join(policies) or "none are shipped"
+        raise CheckpointError(f"{PRETRAINED_PREFIX}{name}: no such pretrained policy (shipped: {shipped})")
+    return policies[name].checkpoint
+
+
+def pack_pretrained(
+    source: Path | str, out_dir: Path, name: str, description: str, manifest: Mapping[str, Any]
+) -> PretrainedPolicy:
+    """Write the policy of checkpoint `source` as a shipped policy: out_dir/NAME.ckpt (the weights, the
+    policy config and the scenario; no optimizer, environments or RNG states) and out_dir/NAME.yaml (the
+    manifest: `manifest`'s recipe, command, data, seed and metrics plus the size and SHA-256 of the
+    file). A checkpoint over MAX_PRETRAINED_BYTES is refused."""
+    tensors, meta = load_checkpoint(resolve_checkpoint(source))
+    slim_meta = {"format": CHECKPOINT_FORMAT, "pretrained": name}
+    slim_meta |= {key: meta[key] for key in ("policy_config", "scenario", "train_config") if key in meta}
+    with tempfile.TemporaryDirectory() as staging:
+        data = hpc.save_checkpoint(staging, 0, {"policy": tensors["policy"]}, slim_meta, keep=1).read_bytes()
+    size = len(data)
+    if size > MAX_PRETRAINED_BYTES:
+        raise CheckpointError(f"{source}: the policy takes {size:,} bytes, over {MAX_PRETRAINED_BYTES:,}")
+    digest = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(out_dir / f"{name}.ckpt", data)
+    full = {
+        **{key: None for key in MANIFEST_KEYS},
+        **manifest,
+        "name": name,
+        "description": description,
+        "checkpoint": f"{name}.ckpt",
+        "size_bytes": size,
+        "sha256": digest,
+        "scenario": meta.get("scenario"),
+    }
+    write_yaml(out_dir / f"{name}.yaml", full)
+    return PretrainedPolicy(name, out_dir / f"{name}.ckpt", description, full)

@@ -212,9 +212,12 @@ def update(
     shuffle: torch.Generator,
     device: torch.device,
     ranks: Ranks = SINGLE_PROCESS,
+    critic_only: bool = False,
 ) -> dict[str, float]:
     """Epochs of clipped-PPO minibatch steps over (chunk, env) pairs; returns mean loss statistics.
 
+    `critic_only`: only the value head's parameters are stepped (the critic warm-up of a fine-tuned
+    policy); the gradients of every other parameter are dropped after averaging.
     Across ranks every minibatch is the union of the ranks' minibatches: each rank's loss is weighted by
     its share of the active steps and the gradients are averaged, so the step equals one process's step
     on all ranks' data (to float tolerance), and the statistics and early stops agree on every rank.
@@ -238,6 +241,7 @@ def update(
     }
     if buffer.neighbours is not None:
         arrays["neighbours"] = buffer.neighbours
+    frozen = _actor_parameters(policy) if critic_only else []
     sums = dict.fromkeys((*LOSS_STATS, "grad_norm"), 0.0)
     steps = 0
     for _epoch in range(config.epochs):
@@ -259,6 +263,8 @@ def update(
             loss.backward()
             if ranks.averager is not None:
                 ranks.averager.average_()
+            for param in frozen:
+                param.grad = None  # Adam skips parameters without a gradient
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             _require_finite({"gradient norm": grad_norm.item()}, "gradient")  # the same on every rank
             optimizer.step()
@@ -284,6 +290,12 @@ def _require_finite(values: dict[str, float], what: str) -> None:
     bad = [f"{name} {value}" for name, value in values.items() if not np.isfinite(value)]
     if bad:
         raise TrainingDiverged(f"non-finite {what} ({', '.join(bad)})")
+
+
+def _actor_parameters(policy: Any) -> list[torch.nn.Parameter]:
+    """Every parameter of the policy except its value head's."""
+    critic = {id(param) for param in policy.value_head.parameters()}
+    return [param for param in policy.parameters() if id(param) not in critic]
 
 
 def env_seed(seed: int, rank: int = 0) -> int:
@@ -321,6 +333,30 @@ def load_policy(checkpoint: Path, device: torch.device | str = "cpu") -> tuple[A
         reason = str(error).splitlines()[0][:200]
         raise CheckpointError(f"{path}: policy does not match its config ({reason})") from None
     return policy.to(device), {**meta, "checkpoint": str(path)}
+
+
+def load_init_weights(policy: Any, init: Path | str) -> Path:
+    """Copy the policy weights of checkpoint `init` (a file, a run directory or `pretrained:NAME`) into
+    `policy` and return the checkpoint's path. Only the weights are read (weights_only loading); a
+    checkpoint of another architecture or observation shape is a one-line CheckpointError."""
+    path = resolve_checkpoint(init)
+    tensors, meta = load_checkpoint(path)
+    theirs, mine = meta.get("policy_config") or {}, policy.config.to_dict()
+    if list(theirs.get("obs_shape", [])) != list(mine["obs_shape"]):
+        raise CheckpointError(
+            f"{path}: the policy reads observations of shape {tuple(theirs.get('obs_shape', ()))}, the "
+            f"scenario gives {tuple(mine['obs_shape'])} (its observation channels and radius must match)"
+        )
+    differing = [key for key in mine if theirs.get(key) != mine[key]]
+    if differing:
+        changes = ", ".join(f"{key} {theirs.get(key)!r} vs {mine[key]!r}" for key in differing)
+        raise CheckpointError(f"{path}: its policy differs from the configured one ({changes})")
+    try:
+        policy.load_state_dict(tensors["policy"])
+    except (KeyError, RuntimeError) as error:
+        reason = str(error).splitlines()[0][:200]
+        raise CheckpointError(f"{path}: policy weights do not match its config ({reason})") from None
+    return path
 
 
 @dataclass
@@ -506,6 +542,7 @@ def train(
     extra_meta: dict[str, Any] | None = None,
     comm: hpc.Comm | None = None,
     sinks: Sequence[MetricSink] = (),
+    init: Path | str | None = None,
 ) -> Learner:
     """Train a policy with MAPPO on `env` (this rank's GridEnv) and write the run directory (rank 0).
 
@@ -515,6 +552,8 @@ def train(
     rank calls `train` with its own environments. Raises `TrainingStopped` when a stop signal ended the run
     early (every rank at the same update); the run's latest checkpoint then resumes it exactly. `sinks`
     (rank 0's, e.g. `marl.watch.TensorBoardSink`) receive every metrics row as it is logged.
+    `init` (a checkpoint, run directory or `pretrained:NAME`) starts a new run from that policy's weights
+    (`load_init_weights`; the optimizer and value normalizer start fresh); a resumed run ignores it.
     """
     comm = hpc.get_comm() if comm is None else comm
     device = hpc.device_for_rank(config.device, comm.local_rank)
@@ -534,6 +573,12 @@ def train(
         )
     elif comm.is_root and metrics_path.exists():
         truncate_metrics(metrics_path, 0)  # the lines of a run killed before its first checkpoint
+    init_meta = {}
+    if init is not None:
+        init_path = resolve_checkpoint(init)
+        if not resume:
+            load_init_weights(learner.policy, init_path)
+        init_meta = {"init": str(init_path)}
     hpc.broadcast_params(comm, learner.policy)
     hpc.check_params_equal(comm, learner.value_norm)
     ranks = Ranks.of(comm, learner.policy)
@@ -541,6 +586,7 @@ def train(
         "train_config": config.to_dict(),
         "policy_config": learner.policy.config.to_dict(),
         "world_size": comm.size,
+        **init_meta,
         **(extra_meta or {}),
     }
     if comm.is_root:
@@ -587,6 +633,7 @@ def train(
                     learner.shuffle,
                     device,
                     ranks,
+                    critic_only=update_index < config.critic_warmup_updates,
                 )
                 if hpc.first_non_finite(learner.policy.state_dict()) is not None:
                     raise TrainingDiverged("non-finite weights after the optimizer step")

@@ -6,7 +6,8 @@ Both read only the env's live state arrays (`positions`, `goals`, `active`, `obs
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 from numba import njit
@@ -114,3 +115,56 @@ class GreedyPolicy:
         pool = np.zeros(max(_MIN_POOL, 2 * (remaining + int(plans.request[0]))), dtype=np.int8)
         used = compact_pool(plans, pool)
         self._plans = plans._replace(pool=pool, used=np.array([used], dtype=np.int64))
+
+
+class RandomPolicy:
+    """Uniform random actions for every agent, from its own `seed`ed generator."""
+
+    def __init__(self, env: BatchedState, seed: int | None = None) -> None:
+        self.env = env
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self) -> np.ndarray:
+        """Actions (E, N) int64."""
+        return random_actions(self.env, self._rng)
+
+
+BaselineFactory = Callable[[BatchedState, int | None], Callable[[], np.ndarray]]
+
+# The centralized policies over a batched env, by name: each is made with (env, seed) and then called with
+# no arguments for the (E, N) actions of the env's current state, keeping its own state between calls.
+BASELINES: dict[str, BaselineFactory] = {
+    "random": RandomPolicy,
+    "greedy": GreedyPolicy,
+}
+
+
+PLANNERS = ("pibt", "pibt-swap", "pibt-guided", "pibt-lns")  # sim.planners.PRESETS (a test keeps them equal)
+POLICIES = (*BASELINES, *PLANNERS)
+"""Every scripted policy by name: the baselines, then the planner presets of `sim.planners` (experts)."""
+
+
+def make_baseline(name: str, env: BatchedState, seed: int | None = None) -> Callable[[], np.ndarray]:
+    """The scripted policy `name` (of POLICIES: a baseline or a planner preset) over `env`; an unknown name
+    raises a one-line ValueError."""
+    if name in PLANNERS:
+        from sim.planners import make_planner  # sim.planners builds on this module
+
+        return make_planner(name, env, seed)
+    if name not in BASELINES:
+        raise ValueError(f"unknown policy {name!r} (expected one of: {', '.join(POLICIES)})")
+    return BASELINES[name](env, seed)
+
+
+def play_episodes(
+    env: Any, policy: Callable[[], np.ndarray], episodes: int, recorder: Any = None
+) -> list[dict[str, float]]:
+    """Step the auto-resetting env until `episodes` episodes have finished; their metrics in finishing order
+    (ties by env index). `recorder` (a `sim.episodes.Recorder` around `env`) is stepped in its place."""
+    io = env if recorder is None else recorder
+    io.reset()
+    finished: list[dict[str, float]] = []
+    while len(finished) < episodes:
+        _, _, _, _, info = io.step(policy())
+        finished.extend(metrics for metrics in info["metrics"] if metrics is not None)
+    return finished[:episodes]

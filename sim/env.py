@@ -168,6 +168,12 @@ class GridEnv:
         return self._state.seeds
 
     @property
+    def observation(self) -> Any:
+        """The current observation (what the last `reset` or `step` returned; the env's own buffer)."""
+        self._require_reset()
+        return observation(self._state, self.scenario.observation.type)
+
+    @property
     def starts(self) -> np.ndarray:
         """(E, N, 2) int32: the start cells of the current episodes."""
         return self._state.starts

@@ -10,6 +10,8 @@ Layout of a store (a directory; Zarr v3 on the local file system)::
           active    (T, N)    bool     pogema's is_active before the step
           actions   (T, N)    int8     the action taken at step t
           rewards   (T, N)    float32  the reward received for step t
+          expert_actions (T, N) int8   optional (a store written with expert labels, for imitation
+                                       learning): the action an expert would have taken at step t
           obstacles (H, W)    uint8    the episode's map, 1 = obstacle
           attrs: scenario (YAML), seed, gridswarm_version, policy, metrics, steps, agents, env_index
         incomplete_000001/     an episode being written (or cut off by a crash): never listed
@@ -79,6 +81,8 @@ EPISODE_SCHEMA: tuple[StepField, ...] = (
     StepField("actions", np.dtype(np.int8), (), -1),
     StepField("rewards", np.dtype(np.float32), (), np.nan),
 )
+# Written only by writers made with `expert_labels=True` (DAgger: the learner acts, the expert labels).
+EXPERT_LABELS = StepField("expert_actions", np.dtype(np.int8), (), -1)
 
 
 def gridswarm_version() -> str:
@@ -118,7 +122,7 @@ class OpenEpisode:
         self._flushed = 0
         self._temp_dir = writer.directory / f"incomplete_{index:06d}"
         k = writer.flush_every
-        self._buffers = {f.name: np.empty((k, num_agents, *f.per_agent), f.dtype) for f in EPISODE_SCHEMA}
+        self._buffers = {f.name: np.empty((k, num_agents, *f.per_agent), f.dtype) for f in writer.fields}
         self._arrays: dict[str, zarr.Array] = {}  # created and used by the I/O thread only
         writer._submit(self._create, np.array(obstacles, dtype=np.uint8), attributes)
 
@@ -126,7 +130,7 @@ class OpenEpisode:
         group = self.writer.group.create_group(self._temp_dir.name, attributes=attributes)
         group.create_array("obstacles", data=obstacles, compressors=ZstdCodec(level=3, checksum=True))
         k, n = self.writer.flush_every, self.num_agents
-        for f in EPISODE_SCHEMA:
+        for f in self.writer.fields:
             self._arrays[f.name] = group.create_array(
                 f.name,
                 shape=(0, n, *f.per_agent),
@@ -145,14 +149,23 @@ class OpenEpisode:
         active: np.ndarray,
         actions: np.ndarray,
         rewards: np.ndarray,
+        expert_actions: np.ndarray | None = None,
     ) -> None:
         """Copy one step into the buffer (the arguments are only read, so views into an env are fine).
 
         positions, goals: (N, 2) int, state before the action; active: (N,) bool; actions: (N,) int 0..4;
-        rewards: (N,) float, the reward for this step.
+        rewards: (N,) float, the reward for this step; expert_actions: (N,) int 0..4, required exactly when
+        the writer records expert labels.
         """
         row = self.steps - self._flushed
         buffers = self._buffers
+        if ("expert_actions" in buffers) != (expert_actions is not None):
+            raise ValueError(
+                "expert_actions must be given exactly when the writer records expert labels "
+                f"(expert_labels={'expert_actions' in buffers})"
+            )
+        if expert_actions is not None:
+            buffers["expert_actions"][row] = expert_actions
         buffers["positions"][row] = positions
         buffers["goals"][row] = goals
         buffers["active"][row] = active
@@ -214,6 +227,7 @@ class EpisodeWriter:
     more than copying into the step buffers; `wait()` blocks until everything queued is on disk, `close()`
     also stops the thread (a `with` block closes). `durable=False` skips fsync (safe against a killed
     process, not against power loss).
+    `expert_labels=True` adds the per-step `expert_actions` array (`OpenEpisode.record_step`).
     """
 
     def __init__(
@@ -224,12 +238,14 @@ class EpisodeWriter:
         policy: str = "",
         flush_every: int = DEFAULT_FLUSH_EVERY,
         durable: bool = True,
+        expert_labels: bool = False,
     ) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
         self.path = Path(path)
         self.flush_every = flush_every
         self.durable = durable
+        self.fields = EPISODE_SCHEMA + ((EXPERT_LABELS,) if expert_labels else ())
         root = _open_root(self.path, create=True)
         self.writer_id = _claim_writer_group(self.path)
         self.directory = self.path / f"writer_{self.writer_id:03d}"
@@ -382,7 +398,7 @@ class Episode:
         if not isinstance(array, zarr.Array):
             raise EpisodeStoreError(f"{self._path / name}: not an array; the store is damaged")
         steps, agents = self.info.steps, self.info.agents
-        fields = {f.name: f for f in EPISODE_SCHEMA}
+        fields = {f.name: f for f in (*EPISODE_SCHEMA, EXPERT_LABELS)}
         if name in fields:
             field = fields[name]
             expected, dtype = (steps, agents, *field.per_agent), field.dtype
@@ -445,9 +461,20 @@ class Episode:
         return self._read("rewards")
 
     @cached_property
+    def expert_actions(self) -> np.ndarray | None:
+        """(T, N) int8: the expert's action at each step, when the store was written with expert labels
+        (else None)."""
+        return self._read("expert_actions") if "expert_actions" in self._group.array_keys() else None
+
+    @cached_property
     def obstacles(self) -> np.ndarray:
         """(H, W) uint8, 1 = obstacle."""
         return self._read("obstacles")
+
+    @property
+    def path(self) -> Path:
+        """The episode's directory inside the store."""
+        return self._path
 
     @property
     def scenario_yaml(self) -> str:
@@ -725,6 +752,7 @@ class Recorder:
     The state before each step (positions, goals, active) is copied from the env's arrays into the step
     buffers, so recording costs a few array copies per step plus one chunk write every `flush_every` steps.
     With `auto_reset=False` an environment is recorded until its episode ends, then again after `reset`.
+    `expert_labels=True`: every `step` also takes the expert's actions and stores them (imitation data).
     """
 
     def __init__(
@@ -735,10 +763,16 @@ class Recorder:
         policy: str = "",
         flush_every: int = DEFAULT_FLUSH_EVERY,
         durable: bool = True,
+        expert_labels: bool = False,
     ) -> None:
         self.env = env
         self.writer = EpisodeWriter(
-            path, scenario=env.scenario, policy=policy, flush_every=flush_every, durable=durable
+            path,
+            scenario=env.scenario,
+            policy=policy,
+            flush_every=flush_every,
+            durable=durable,
+            expert_labels=expert_labels,
         )
         self.finished_ids: list[str] = []
         self._open: list[OpenEpisode | None] = [None] * env.num_envs
@@ -767,8 +801,9 @@ class Recorder:
             scenario=self.env.episode_scenario(index),
         )
 
-    def step(self, actions: np.ndarray) -> Any:
-        """`env.step(actions)`, recording the step of every environment and finishing ended episodes."""
+    def step(self, actions: np.ndarray, expert_actions: np.ndarray | None = None) -> Any:
+        """`env.step(actions)`, recording the step of every environment and finishing ended episodes;
+        `expert_actions` (E, N): the expert's labels of this step (a recorder with `expert_labels`)."""
         np.copyto(self._positions, self.env.positions, casting="unsafe")
         np.copyto(self._goals, self.env.goals, casting="unsafe")
         np.copyto(self._active, self.env.active)
@@ -783,6 +818,7 @@ class Recorder:
                 self._active[index],
                 actions[index],
                 rewards[index],
+                None if expert_actions is None else expert_actions[index],
             )
             metrics = info["metrics"][index]
             if metrics is not None:

@@ -6,7 +6,10 @@ draws new examples each run and remembers failing ones in .hypothesis/. HYPOTHES
 """
 
 import os
+from collections.abc import Iterator
 
+import pytest
+import torch
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
@@ -21,3 +24,12 @@ settings.register_profile(
     database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny tensors on a shared CPU: one torch thread avoids thread hand-off costs (10x on a loaded box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

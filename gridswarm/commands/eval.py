@@ -12,7 +12,7 @@ from fsio import path_component
 from gridswarm.arguments import MAX_ENVS, integer, seed
 from marl.config import UPPER_BOUNDS, ConfigError
 from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, with_mean_row, write_report
-from marl.run_dir import CheckpointError, resolve_checkpoint
+from marl.run_dir import PRETRAINED_PREFIX, CheckpointError, resolve_checkpoint
 from marl.threads import TORCH_THREADS, use_torch_threads
 from marl.train import load_policy, pick_device
 
@@ -27,7 +27,9 @@ def add_parser(subparsers: Any) -> None:
         "and episodes) and prints the table; also writes it as CSV and JSON next to the checkpoint.",
     )
     parser.add_argument(
-        "target", type=Path, help="a run directory (its best, else newest checkpoint) or a .ckpt file"
+        "target",
+        help="a run directory (its best, else newest checkpoint), a .ckpt file or pretrained:NAME (the "
+        "report then goes to the current directory)",
     )
     parser.add_argument("--scenario", help="scenario to evaluate on (default: the one trained on)")
     parser.add_argument("--episodes", type=integer(1, MAX_ENVS), default=20, help="episodes per variant")
@@ -76,11 +78,12 @@ def run(args: argparse.Namespace) -> int:
     # greedy actions, must not overwrite each other
     suffix = ("-pogema" if args.in_pogema else "") + ("-greedy" if args.greedy else "")
     which = "best" if checkpoint.parent.name == "best" else checkpoint.stem
-    stem = (
-        checkpoints.parent / path_component(f"eval-{scenario.name}-{which}{suffix}")
-        if checkpoints
-        else checkpoint.with_name(path_component(f"{checkpoint.stem}-eval-{scenario.name}{suffix}"))
-    )
+    if str(args.target).startswith(PRETRAINED_PREFIX):  # never write into the installed package
+        stem = Path(path_component(f"pretrained-{checkpoint.stem}-eval-{scenario.name}{suffix}"))
+    elif checkpoints:
+        stem = checkpoints.parent / path_component(f"eval-{scenario.name}-{which}{suffix}")
+    else:
+        stem = checkpoint.with_name(path_component(f"{checkpoint.stem}-eval-{scenario.name}{suffix}"))
     if args.in_pogema:
         _require_pogema()
         try:
@@ -168,6 +171,24 @@ def evaluate_and_report(
     _report(rows, stem, meta)
     if record is not None:
         print(f"episodes: {record}")
+
+
+def evaluate_final_policy(
+    scenario: Any, checkpoint: Path, episodes: int, seed: int, device: Any, run_dir: Path
+) -> None:
+    """The closing evaluation of a training run: the policy of `checkpoint` on every variant, reported as
+    RUN_DIR/eval.csv and eval.json, its episodes in RUN_DIR/episodes.zarr."""
+    policy, meta = load_policy(checkpoint, device)
+    evaluate_and_report(
+        scenario,
+        policy,
+        episodes,
+        seed,
+        device,
+        run_dir / "eval",
+        record=run_dir / "episodes.zarr",
+        meta=meta,
+    )
 
 
 def _report(rows: list[dict[str, Any]], stem: Path, meta: dict[str, Any]) -> None:

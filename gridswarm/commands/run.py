@@ -1,40 +1,42 @@
-"""`gridswarm run SCENARIO`: play episodes with a baseline policy and print POGEMA's metrics per episode."""
+"""`gridswarm run SCENARIO`: play episodes with a baseline or a trained policy and print POGEMA's metrics per
+episode."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gridswarm.arguments import MAX_ENVS, integer, seed
+from marl.run_dir import PRETRAINED_PREFIX, CheckpointError
 from scenarios.errors import ScenarioError
 from scenarios.schema import Scenario
+from sim.baselines import BASELINES, PLANNERS, POLICIES, make_baseline, play_episodes
 
 if TYPE_CHECKING:
     from sim.env import GridEnv
-    from sim.episodes import Recorder
-
-BASELINES = ("random", "greedy")
-PLANNERS = ("pibt", "pibt-swap", "pibt-guided", "pibt-lns")  # sim.planners.PRESETS (a test keeps them equal)
-POLICIES = (*BASELINES, *PLANNERS)
 
 
 class UnknownPolicyError(ValueError):
-    """`--policy` names no baseline."""
+    """`--policy` names no baseline, or a trained policy that cannot play the scenario."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError, UnknownPolicyError)
+USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError, UnknownPolicyError, CheckpointError)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="play a scenario with a baseline policy and print its metrics")
+    parser = subparsers.add_parser(
+        "run", help="play a scenario with a baseline or a trained policy and print its metrics"
+    )
     parser.add_argument("scenario", help="built-in scenario name or YAML path")
     parser.add_argument(
         "--policy",
         default="greedy",
-        help=f"baseline ({', '.join(BASELINES)}) or planner ({', '.join(PLANNERS)}); default greedy",
+        help=f"a baseline ({', '.join(BASELINES)}; default greedy), a planner ({', '.join(PLANNERS)}), or a "
+        f"trained policy: a checkpoint, a run directory or {PRETRAINED_PREFIX}NAME (sampled actions)",
     )
     parser.add_argument("--episodes", type=integer(1, 10**6), default=4, help="episodes to play (default 4)")
     parser.add_argument(
@@ -51,31 +53,47 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _check_policy_name(name: str) -> None:
+    """A baseline or planner name, an existing path or pretrained:NAME; else a one-line UnknownPolicyError."""
+    known = name in POLICIES or name.startswith(PRETRAINED_PREFIX) or (name != "" and Path(name).exists())
+    if not known:
+        raise UnknownPolicyError(
+            f"unknown policy '{name}' (expected one of: {', '.join(POLICIES)}, a checkpoint, a run "
+            f"directory or {PRETRAINED_PREFIX}NAME)"
+        )
+
+
 def make_policy(name: str, env: GridEnv, seed: int | None) -> Callable[[], np.ndarray]:
-    """A zero-argument callable giving (E, N) actions for the env's current state."""
-    from sim.baselines import GreedyPolicy, random_actions
-    from sim.planners import make_planner
+    """A zero-argument callable giving (E, N) actions for the env's current state: a baseline or planner by
+    name, or a trained policy (checkpoint, run directory or pretrained:NAME) sampling its actions."""
+    _check_policy_name(name)
+    if name in POLICIES:
+        return make_baseline(name, env, seed)
+    from marl.evaluate import PolicyActor
+    from marl.train import load_policy
 
+    policy, meta = load_policy(name)
+    wanted, given = tuple(policy.config.obs_shape), tuple(env.obs_shape)
+    if wanted != given:
+        raise UnknownPolicyError(
+            f"{meta['checkpoint']}: the policy reads observations of shape {wanted}, scenario "
+            f"'{env.scenario.name}' gives {given} (its observation channels and radius must match)"
+        )
+    if policy.config.scope == "local" and env.scenario.observation.neighbours == 0:
+        raise UnknownPolicyError(
+            f"{meta['checkpoint']}: a local-scope policy needs neighbour lists; scenario "
+            f"'{env.scenario.name}' has observation.neighbours 0"
+        )
+    return PolicyActor(policy, env, seed or 0)
+
+
+def policy_identity(name: str, seed: int | None) -> str:
+    """What an episode store records as the policy."""
+    if name in BASELINES:
+        return f"{name} baseline (seed {seed})"
     if name in PLANNERS:
-        return make_planner(name, env, seed)
-    if name == "greedy":
-        return GreedyPolicy(env, seed=seed)
-    rng = np.random.default_rng(seed)
-    return lambda: random_actions(env, rng)
-
-
-def play(
-    env: GridEnv, policy: Callable[[], np.ndarray], episodes: int, recorder: Recorder | None = None
-) -> list[dict[str, float]]:
-    """Step the auto-resetting env until `episodes` episodes have finished; their metrics in finishing order
-    (ties by env index). `recorder` (a `sim.episodes.Recorder` around `env`) is stepped in its place."""
-    io = env if recorder is None else recorder
-    io.reset()
-    finished: list[dict[str, float]] = []
-    while len(finished) < episodes:
-        _, _, _, _, info = io.step(policy())
-        finished.extend(metrics for metrics in info["metrics"] if metrics is not None)
-    return finished[:episodes]
+        return f"{name} (seed {seed})"
+    return f"trained policy {name} (seed {seed})"
 
 
 def metrics_table(rows: list[dict[str, float]]) -> str:
@@ -119,18 +137,17 @@ def run(args: argparse.Namespace) -> int:
     from scenarios.loader import load
     from sim.env import GridEnv
 
-    if args.policy not in POLICIES:
-        raise UnknownPolicyError(f"unknown policy '{args.policy}' (expected one of: {', '.join(POLICIES)})")
+    _check_policy_name(args.policy)
     scenario = load(args.scenario)
     env = GridEnv(scenario, num_envs=args.envs, seed=args.seed)
     policy = make_policy(args.policy, env, args.seed)
     if args.record:
         from sim.episodes import Recorder
 
-        with Recorder(env, args.record, policy=f"{args.policy} (seed {args.seed})") as recorder:
-            rows = play(env, policy, args.episodes, recorder)
+        with Recorder(env, args.record, policy=policy_identity(args.policy, args.seed)) as recorder:
+            rows = play_episodes(env, policy, args.episodes, recorder)
     else:
-        rows = play(env, policy, args.episodes)
+        rows = play_episodes(env, policy, args.episodes)
     print(f"{scenario.name}: {args.policy} policy, {args.episodes} episodes, {args.envs} envs")
     print(metrics_table(rows))
     if args.render:

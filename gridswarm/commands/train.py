@@ -14,11 +14,11 @@ import hpc
 import scenarios
 from fsio import control_character, path_component, read_text_bounded
 from gridswarm.arguments import integer, seed
-from gridswarm.commands.eval import evaluate_and_report
+from gridswarm.commands.eval import evaluate_final_policy
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 from marl.envs import make_training_envs
-from marl.run_dir import CheckpointError, has_checkpoints, latest_checkpoint, latest_update
-from marl.train import TrainingDiverged, TrainingPlan, TrainingStopped, load_policy, train
+from marl.run_dir import PRETRAINED_PREFIX, CheckpointError, has_checkpoints, latest_checkpoint, latest_update
+from marl.train import TrainingDiverged, TrainingPlan, TrainingStopped, train
 from marl.watch import MetricSink, TensorBoardSink, WandbSink
 
 USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, hpc.HpcError)
@@ -59,6 +59,12 @@ def add_parser(subparsers: Any) -> None:
         help="continue a run from its newest intact checkpoint: --resume RUN_DIR, or bare "
         "--resume for --out; 'auto' resumes --out when it holds checkpoints and starts it "
         "otherwise (what the SLURM templates use, so a requeued job continues)",
+    )
+    parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help=f"start from the policy weights of a checkpoint, run directory or {PRETRAINED_PREFIX}NAME "
+        "(weights only; its architecture and observation shape must match; fresh optimizer)",
     )
     parser.add_argument(
         "--set",
@@ -102,7 +108,7 @@ def _resume_target(args: argparse.Namespace) -> tuple[bool | str, Path | None]:
     return True, run_dir
 
 
-def _scenario_reference(name: str) -> str:
+def scenario_reference(name: str) -> str:
     """What a run records as its scenario: a built-in's name, or a file's absolute path, so that `eval` and
     `--resume` find it from any working directory."""
     if not Path(name).is_file() and name in scenarios.builtin_names():
@@ -133,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if scenario_name is None:
         raise ConfigError("name a scenario (or resume a run directory with --resume RUN_DIR)")
     scenario = scenarios.load(scenario_name)
-    scenario_ref = _scenario_reference(scenario_name)
+    scenario_ref = scenario_reference(scenario_name)
     resumed = resume_dir or (args.out if resume and args.out is not None else None)
     if resumed is not None and (resumed / "config.yaml").is_file():
         trained_on = _saved_run(resumed)["scenario"]
@@ -142,11 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--resume {resumed}: the run trains on {trained_on!r}, not {scenario_ref!r} "
                 "(leave the scenario out to continue it, or train into another --out)"
             )
-    if scenario.observation.type != "default":
-        raise ConfigError(
-            f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
-            "training needs 'default'"
-        )
+    require_window_observation(scenario)
     flags = {"model": args.model, "total_agent_steps": args.steps, "seed": args.seed, "device": args.device}
     overrides = {**parse_assignments(args.assignments), **{k: v for k, v in flags.items() if v is not None}}
     base = saved["train_config"] if saved else scenario.train
@@ -184,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             comm=comm,
             extra_meta={"scenario": scenario_ref},
             sinks=sinks,
+            init=args.init,
         )
     except TrainingStopped as stopped:
         if comm.is_root:
@@ -195,16 +198,8 @@ def run(args: argparse.Namespace) -> int:
             sink.close()
     if config.eval_episodes > 0 and comm.is_root:
         # the final policy, not best/: a saturating best_metric (CSR 1.0) freezes best/ at its first hit
-        policy, meta = load_policy(latest_checkpoint(out)[2], device)
-        evaluate_and_report(
-            scenario,
-            policy,
-            config.eval_episodes,
-            config.seed,
-            device,
-            out / "eval",
-            record=out / "episodes.zarr",
-            meta=meta,
+        evaluate_final_policy(
+            scenario, latest_checkpoint(out)[2], config.eval_episodes, config.seed, device, out
         )
     return 0
 
@@ -234,6 +229,15 @@ def wandb_project(text: str) -> str:
             f"characters), found {text[:40]!r}"
         )
     return text
+
+
+def require_window_observation(scenario: Any) -> None:
+    """Training reads the (C, F, F) window observation; a one-line ConfigError otherwise."""
+    if scenario.observation.type != "default":
+        raise ConfigError(
+            f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
+            "training needs 'default'"
+        )
 
 
 def _quiet(line: str) -> None:

@@ -14,6 +14,9 @@ observation: {radius: 2}
 TRAIN_SMALL = ["--model", "gru", "--device", "cpu", "--steps", "64"]
 TRAIN_SMALL += [f"--set={item}" for item in ("num_envs=2", "rollout_length=8", "chunk_length=4")]
 TRAIN_SMALL += ["--set=num_minibatches=1", "--set=eval_episodes=0"]
+IMITATE_SMALL = [*TRAIN_SMALL[:4], "--set=num_envs=2", "--set=rollout_length=8", "--set=chunk_length=4"]
+IMITATE_SMALL += [f"--set={item}" for item in ("expert_episodes=2", "expert_envs=2", "bc_epochs=1")]
+IMITATE_SMALL += ["--set=dagger_iterations=0", "--set=eval_episodes=0"]
 
 
 def write_checkpoint(directory, step, policy):

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gridswarm.cli import build_parser, main
-from tests.gridswarm.helpers import SMALL, TRAIN_SMALL
+from tests.gridswarm.helpers import IMITATE_SMALL, SMALL, TRAIN_SMALL
 
 INT = ("-1", "abc", "", "99999999999999999999999", "nan", "1.5", "0x10")
 SEED = ("-1", "9223372036854775808", "abc", "", "1e3")
@@ -131,6 +131,56 @@ HOSTILE: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {
             "--smooth": (*INT, "0", "1048577"),
         },
     ),
+    "imitate": (
+        ["imitate", "{ws}/small.yaml", "--expert", "greedy", "--out", "{ws}/imitate-out", *IMITATE_SMALL],
+        {
+            "<scenario>": SCENARIO,
+            "--expert": ("", "nope"),
+            "--expert-data": (
+                "{ws}/missing",
+                "{ws}/file.txt",
+                "{ws}/dir",
+                "{ws}/fifo",
+                "{ws}/zero",
+                "{ws}/run",
+            ),
+            "--init": CHECKPOINT,
+            "--model": CHOICE,
+            "--seed": SEED,
+            "--out": ("{ws}/file.txt", "{ws}/file.txt/x", "{ws}/run"),
+            "--device": DEVICE,
+            "--resume": ("", "nope"),
+            "--set": (
+                *SET,
+                "bc_lr=nan",
+                "lanes=0",
+                "beta_start=2",
+                "dagger_expert_fraction=-1",
+                "bc_epochs=-1",
+            ),
+        },
+    ),
+    "pretrained list": (["pretrained", "list"], {}),
+    "pretrained pack": (
+        [
+            "pretrained",
+            "pack",
+            "{ws}/run",
+            "--name",
+            "tiny",
+            "--description",
+            "a test",
+            "--out",
+            "{ws}/packed",
+        ],
+        {
+            "<checkpoint>": CHECKPOINT,
+            "--name": NAME,
+            "--description": ("", "   "),
+            "--manifest": ("{ws}/missing", "{ws}/file.txt", "{ws}/dir", "{ws}/fifo", "{ws}/zero"),
+            "--out": ("{ws}/file.txt", "{ws}/file.txt/x", "{ws}/zero"),
+        },
+    ),
     "render": (
         ["render", "{ws}/store.zarr", "0/0", "--out", "{ws}/new.gif"],
         {
@@ -149,7 +199,7 @@ HOSTILE: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {
         ["run", "{ws}/small.yaml", "--episodes", "1", "--policy", "random"],
         {
             "<scenario>": SCENARIO,
-            "--policy": ("", "astar"),
+            "--policy": ("", "astar", *CHECKPOINT, "pretrained:nope"),
             "--episodes": (*INT, "0"),
             "--envs": (*INT, "0", "65537"),
             "--seed": SEED,
@@ -189,6 +239,7 @@ HOSTILE: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {
             "--out": ("{ws}/file.txt", "{ws}/file.txt/x", "{ws}/run"),
             "--device": DEVICE,
             "--resume": ("{ws}/missing", "{ws}/file.txt", "{ws}/dir", "{ws}/fifo", "{ws}/run"),
+            "--init": (*CHECKPOINT, "pretrained:nope"),
             "--set": SET,
             "--no-tensorboard": FLAG,
             "--wandb": ("", "a/b", "a#b", "x" * 129, "a\nb"),

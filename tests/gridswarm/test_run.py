@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from gridswarm.cli import main
-from gridswarm.commands.run import make_policy, metrics_table, play
+from gridswarm.commands.run import make_policy, metrics_table
 from scenarios.loader import dump
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, Scenario
+from sim.baselines import play_episodes
 from sim.env import GridEnv
 
 CORRIDOR = Scenario(
@@ -89,10 +90,10 @@ def test_greedy_alone_arrives_in_exactly_its_shortest_path_length(seed):
         dynamics=DynamicsSpec(on_target="finish", max_episode_steps=200), seed=seed,
     )  # fmt: skip
     probe = GridEnv(scenario)
-    probe.reset()  # the first episode, as play() will start it
+    probe.reset()  # the first episode, as play_episodes() will start it
     distance = int(probe.distance_to_goal()[0, 0])
     env = GridEnv(scenario)
-    rows = play(env, make_policy("greedy", env, seed), episodes=1)
+    rows = play_episodes(env, make_policy("greedy", env, seed), episodes=1)
     assert rows[0]["ISR"] == 1.0 and rows[0]["CSR"] == 1.0
     assert rows[0]["ep_length"] == distance
 
@@ -101,7 +102,7 @@ def test_play_collects_the_requested_number_of_episodes_from_several_envs():
     scenario = Scenario(map=MapSpec(width=8, height=8), agents=AgentsSpec(count=4),
                         dynamics=DynamicsSpec(max_episode_steps=16), seed=1)  # fmt: skip
     env = GridEnv(scenario, num_envs=3)
-    rows = play(env, make_policy("random", env, 0), episodes=5)
+    rows = play_episodes(env, make_policy("random", env, 0), episodes=5)
     assert len(rows) == 5
     assert all(0.0 <= row["ISR"] <= 1.0 for row in rows)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gridswarm.cli import main
-from marl.offline import EpisodeWindows, WindowConfig
+from marl.offline import ChunkConfig, ExpertChunks
 from sim import episodes
 from sim.episodes import EpisodeWriter
 from tests.sim.episode_data import SCENARIO, synthetic_episode, write_episode
@@ -173,9 +173,12 @@ def test_readers_skip_and_report_a_damaged_episode(store, capsys, damage):
     captured = capsys.readouterr()
     assert "2 of 2 episodes replay identically; 1 unreadable, skipped" in captured.out
     assert "Traceback" not in captured.err
-    dataset = EpisodeWindows(store, WindowConfig(window=4, stride=4, radius=2))
-    assert {episode_id for episode_id, _ in dataset.index} == {"0/0", "0/2"}
-    assert len(dataset.store.skipped) == 1 and "episode_000001" in dataset.store.skipped[0]
+    dataset = ExpertChunks([store], ChunkConfig(chunk_length=4))
+    assert {episode.info.id for episode in dataset.episodes} == {"0/0", "0/2"}
+    skipped = dataset.episodes[0].store.skipped
+    assert len(skipped) == 1 and "episode_000001" in skipped[0]
+    longest = max(episode.info.steps for episode in dataset.episodes)
+    assert len(list(dataset)) == -(-longest // 4)  # the two good episodes replay, side by side
 
 
 def test_a_writer_entry_that_is_a_file_is_skipped(store, capsys):
