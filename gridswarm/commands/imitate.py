@@ -22,13 +22,14 @@ from marl.config import (
     resolve_imitation_config,
     split_overrides,
 )
-from marl.imitation import Imitation
-from marl.run_dir import PRETRAINED_PREFIX, CheckpointError
-from marl.train import TrainingDiverged, TrainingStopped, pick_device
-from sim import episodes
-from sim.episodes import EpisodeStoreError
 
-USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, EpisodeStoreError)
+USER_ERRORS = (
+    "marl.config.ConfigError",
+    "marl.run_dir.CheckpointError",
+    "marl.train.TrainingDiverged",
+    "scenarios.errors.ScenarioError",
+    "sim.episodes.EpisodeStoreError",
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -54,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--init",
         metavar="CHECKPOINT",
-        help=f"start from a policy's weights (a checkpoint, run directory or {PRETRAINED_PREFIX}NAME)",
+        help="start from a policy's weights (a checkpoint, run directory or pretrained:NAME)",
     )
     parser.add_argument("--model", choices=MODEL_NAMES, help="policy architecture (default: srmt)")
     parser.add_argument("--seed", type=seed, help="seed of data, initialization and sampling")
@@ -82,6 +83,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from marl.imitation import Imitation
+    from marl.train import TrainingStopped, pick_device
+    from sim import episodes
+
     scenario = scenarios.load(args.scenario)
     require_window_observation(scenario)
     train_overrides, imitation_overrides = split_overrides(parse_assignments(args.assignments))

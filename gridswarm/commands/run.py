@@ -11,20 +11,26 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gridswarm.arguments import MAX_ENVS, integer, seed
-from marl.run_dir import PRETRAINED_PREFIX, CheckpointError
-from scenarios.errors import ScenarioError
 from scenarios.schema import Scenario
-from sim.baselines import BASELINES, PLANNERS, POLICIES, make_baseline, play_episodes
 
 if TYPE_CHECKING:
     from sim.env import GridEnv
+
+# the names of sim.baselines.POLICIES, for the help without importing the simulator (a test keeps them equal)
+BASELINES = ("random", "greedy")
+PLANNERS = ("pibt", "pibt-swap", "pibt-guided", "pibt-lns")  # sim.planners.PRESETS
+POLICIES = (*BASELINES, *PLANNERS)
 
 
 class UnknownPolicyError(ValueError):
     """`--policy` names no baseline, or a trained policy that cannot play the scenario."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError, UnknownPolicyError, CheckpointError)
+USER_ERRORS = (
+    "scenarios.errors.ScenarioError",
+    "gridswarm.commands.run.UnknownPolicyError",
+    "marl.run_dir.CheckpointError",
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--policy",
         default="greedy",
         help=f"a baseline ({', '.join(BASELINES)}; default greedy), a planner ({', '.join(PLANNERS)}), or a "
-        f"trained policy: a checkpoint, a run directory or {PRETRAINED_PREFIX}NAME (sampled actions)",
+        "trained policy: a checkpoint, a run directory or pretrained:NAME (sampled actions)",
     )
     parser.add_argument("--episodes", type=integer(1, 10**6), default=4, help="episodes to play (default 4)")
     parser.add_argument(
@@ -55,6 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _check_policy_name(name: str) -> None:
     """A baseline or planner name, an existing path or pretrained:NAME; else a one-line UnknownPolicyError."""
+    from marl.run_dir import PRETRAINED_PREFIX
+
     known = name in POLICIES or name.startswith(PRETRAINED_PREFIX) or (name != "" and Path(name).exists())
     if not known:
         raise UnknownPolicyError(
@@ -68,6 +76,8 @@ def make_policy(name: str, env: GridEnv, seed: int | None) -> Callable[[], np.nd
     name, or a trained policy (checkpoint, run directory or pretrained:NAME) sampling its actions."""
     _check_policy_name(name)
     if name in POLICIES:
+        from sim.baselines import make_baseline
+
         return make_baseline(name, env, seed)
     from marl.evaluate import PolicyActor
     from marl.train import load_policy
@@ -135,6 +145,7 @@ def render_first_episode(scenario: Scenario, policy_name: str, seed: int | None,
 
 def run(args: argparse.Namespace) -> int:
     from scenarios.loader import load
+    from sim.baselines import play_episodes
     from sim.env import GridEnv
 
     _check_policy_name(args.policy)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
+import sim.baselines
 import sim.episodes
 from gridswarm.cli import main
-from gridswarm.commands.run import PLANNERS
+from gridswarm.commands.run import PLANNERS, POLICIES
 from sim.kernels.dynamics import MOVES
 from sim.planners import PRESETS
 from tests.planners.instances import conflicts
 
 
-def test_the_command_offers_every_preset():
-    assert set(PLANNERS) == set(PRESETS)
+def test_the_command_offers_every_preset_and_every_scripted_policy():
+    assert set(PLANNERS) == set(PRESETS) == set(sim.baselines.PLANNERS)
+    assert POLICIES == sim.baselines.POLICIES  # the command's help names what make_baseline builds
 
 
 def test_recorded_pibt_episodes_replay_and_are_conflict_free(tmp_path, capsys):
