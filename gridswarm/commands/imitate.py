@@ -13,6 +13,7 @@ import scenarios
 from fsio import path_component
 from gridswarm.arguments import seed
 from gridswarm.commands.eval import evaluate_final_policy
+from gridswarm.commands.train import USER_ERRORS as TRAIN_ERRORS
 from gridswarm.commands.train import require_window_observation, scenario_reference
 from marl.config import (
     MODEL_NAMES,
@@ -23,13 +24,8 @@ from marl.config import (
     split_overrides,
 )
 
-USER_ERRORS = (
-    "marl.config.ConfigError",
-    "marl.run_dir.CheckpointError",
-    "marl.train.TrainingDiverged",
-    "scenarios.errors.ScenarioError",
-    "sim.episodes.EpisodeStoreError",
-)
+# the recipe ends in a MAPPO run: train's errors, and the episode stores'
+USER_ERRORS = (*TRAIN_ERRORS, "sim.episodes.EpisodeStoreError")
 
 
 def add_parser(subparsers: Any) -> None:
