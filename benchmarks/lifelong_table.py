@@ -71,10 +71,13 @@ def scripted_throughput(scenario: Scenario, name: str, episodes: int, seed: int)
 def policy_throughput(scenario: Scenario, policy, episodes: int, seed: int, greedy: bool) -> float:
     env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
     limits = np.full(episodes, scenario.dynamics.max_episode_steps)
-    with Progress(f"{scenario.name} policy", episodes) as progress:
+    progress = Progress(f"{scenario.name} policy", episodes)
+    try:
         metrics = run_episodes(
             env, policy, torch.device("cpu"), seed, seed=seed, greedy=greedy, limits=limits, progress=progress
         )
+    finally:
+        progress.close()
     return mean_metrics(metrics)["avg_throughput"]
 
 
