@@ -110,7 +110,7 @@ class ObservationSpec:
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """The reward scheme: POGEMA's own, or one of the SRMT paper's (research/srmt.md §2.3).
+    """The reward scheme: POGEMA's own, or one of the SRMT paper's (its Table 2).
 
     `step_cost` is the paper's c (0.01): dense and negative schemes charge it, directional ones pay c / 2 for
     following the shortest path.

@@ -1,6 +1,6 @@
 """Extra observation channels beyond POGEMA's three, written into the env's (E, N, C, F, F) buffer.
 
-`path` (SRMT's planned path, research/srmt.md §1.1): 1 on the cells of one shortest path from the agent's cell
+`path` (SRMT's planned path, Sagirova et al., 2025): 1 on the cells of one shortest path from the agent's cell
 to its goal (4-connected, static map, other agents ignored), drawn from the agent's own cell (the window
 centre) up to the first path cell outside the window; 0 elsewhere. Among equally short paths, each step takes
 the first move in action order up, down, left, right that lowers the distance (deterministic). If the goal is

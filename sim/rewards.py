@@ -1,4 +1,4 @@
-"""Reward schemes: POGEMA's own, and the SRMT paper's shaping (research/srmt.md §2.3), with c = `step_cost`.
+"""Reward schemes: POGEMA's own, and the SRMT paper's shaping (Sagirova et al. 2025, Table 2), c = step_cost.
 
 | scheme               | goal reward (POGEMA's) | moved along a shortest path | any other step          |
 |----------------------|------------------------|-----------------------------|-------------------------|

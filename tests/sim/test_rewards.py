@@ -10,7 +10,7 @@ from sim.distance import DistanceCache
 from sim.rewards import SCHEMES, RewardShaper, scheme_code, shape_rewards
 
 C = 0.01
-# SRMT Table 2 (research/srmt.md §2.3): (along the path, other move, stay) for a step with no goal reward.
+# SRMT Table 2 (Sagirova et al., 2025): (along the path, other move, stay) for a step with no goal reward.
 PAPER_TABLE = {
     "pogema": (0.0, 0.0, 0.0),
     "sparse": (0.0, 0.0, 0.0),
