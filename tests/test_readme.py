@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -111,10 +112,17 @@ class Shell:
     def run(self, line: str, activate: bool = True) -> subprocess.CompletedProcess[str]:
         script = (". .venv/bin/activate && " if activate else "") + line
         started = time.monotonic()
-        done = subprocess.run(
-            ["bash", "-c", script], cwd=self.root, env=self.env, capture_output=True, text=True,
-            timeout=LINE_TIMEOUT_S, stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(
+            ["bash", "-c", script], cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=LINE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the line's every process (mpiexec's ranks too)
+            process.communicate()
+            raise AssertionError(f"README line ran over {LINE_TIMEOUT_S} s: {line}") from None
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         self.log.append(f"$ {line}\n[exit {done.returncode}]\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
         print(f"{time.monotonic() - started:7.1f} s  {line}", flush=True)  # shown with -s or on failure
         return done
