@@ -14,7 +14,7 @@ import optdeps
 from optdeps import MissingPackageError, install_command, require
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("gridswarm", "sim", "scenarios", "memory", "marl", "hpc", "deploy", "optdeps")
+PACKAGES = ("gridswarm", "fsio", "sim", "scenarios", "memory", "marl", "hpc", "deploy", "optdeps")
 
 
 def test_from_the_checkout_the_command_is_the_readme_one(monkeypatch):
@@ -99,7 +99,7 @@ def test_every_required_module_is_installed_by_the_extra_it_names():
     assert set(optdeps.EXTRAS) == set(extras) - {"dev"}
     distributions = importlib.metadata.packages_distributions()
     calls = require_calls()
-    assert {module for _, module, _ in calls} >= {"pogema", "mpi4py", "imageio_ffmpeg"}
+    assert {module for _, module, _ in calls} >= {"pogema", "mpi4py", "imageio_ffmpeg", "onnx", "onnxruntime"}
     for path, module, extra in calls:
         top = module.partition(".")[0]
         if top not in distributions:
