@@ -1,33 +1,59 @@
 """The README is a contract: its commands work verbatim on a fresh copy of the repository.
 
-`test_the_readme_works_verbatim` copies the repository (the files a commit of this working tree holds) to a
-scratch directory, runs the README's first command there exactly as written (it creates `.venv`), then every
-line of the command tour and the Python snippet, in order, in that virtual environment. The only change is
-an added `--steps` on each `gridswarm train` that starts a run, so that training is one update long. A line
-fails the test by a non-zero exit, a traceback in its output, a `pip check` conflict after it installs
-something, or a file it leaves outside the paths git ignores. Before the tour installs its extras, a feature
-that needs pogema must stop with one line naming a `pip install`; that command, run as printed, must leave
-`pip check` clean. The README's test command (its second line) is what .ci/run runs; here it is only
-checked to be the same install.
+`test_every_readme_command_is_valid_as_written` (fast) takes every `gridswarm` and
+`benchmarks/lifelong_table.py` command of the README's first line and command tour exactly as written and
+parses it with the real argument parser; where a command names a scenario it loads it, a site file must exist,
+and a `train` line's `--set` values are resolved into a TrainConfig over the scenario's own. It runs none of
+them.
+
+`test_the_readme_works_verbatim` (slow) copies the repository (the files a commit of this working tree holds)
+to a scratch directory and runs the README's first command there (it creates `.venv` and installs with pip as
+written), then every line of the command tour and the Python snippet, in order, in that virtual environment.
+The lines that install, list, check, run the greedy baseline, benchmark (`bench --quick`), resume, inspect,
+render or export episodes and policies, submit with `--dry-run` or show status run exactly as written, and so
+does the Python snippet. The lines whose cost is a training length or an episode count run with the arguments
+of `SHORTER` appended (argparse lets a later option replace an earlier value, so the line's own arguments stay
+in place and are still parsed): a training is one update of 8 environments with a final evaluation of one
+episode per variant, an `eval` plays one episode per variant, and `lifelong_table.py` one episode with 8
+agents. Those lines are not run at their written length here (that takes hours of CPU; docs/results.md reports
+runs of the trainings). A line fails the test by a non-zero exit, a traceback in its output, a `pip check`
+conflict after it installs something, or a file it leaves outside the paths git ignores. Before the tour
+installs its extras, a feature that needs pogema must stop with one line naming a `pip install`; that command,
+run as printed, must leave `pip check` clean. The README's test command (its second line) is what .ci/run
+runs; here it is only checked to be the same install.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import scenarios
+from gridswarm.cli import build_parser
+from marl.config import parse_assignments, resolve_config
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-TRAINING_STEPS = "1"
-"""Agent-steps of each training in the tour: every run rounds up to one update."""
-LINE_TIMEOUT_S = 1800
+SHORTER: tuple[tuple[str, str], ...] = (
+    (r"\bgridswarm train\b(?!.*--resume)", "--steps 1 --set num_envs=8 --set eval_episodes=1"),
+    (r"\bgridswarm eval\b", "--episodes 1"),
+    (r"\bbenchmarks/lifelong_table\.py\b", "--episodes 1 --agents 8"),
+)
+"""(pattern, arguments appended to a command matching it) for the slow test: a `gridswarm train` that
+starts a run (not `--resume`, which continues the run's own length) is one update of 8 environments whose
+final evaluation plays one episode per variant; evaluations play one episode per variant."""
+LINE_TIMEOUT_S = 900
 TRACEBACK = "Traceback (most recent call last)"
 
 
@@ -42,34 +68,101 @@ def command_lines(block: str) -> list[str]:
 
 
 def shortened(line: str) -> str:
-    """`line` with `--steps` added to every `gridswarm train` that starts a run (not to `--resume`, which
-    continues the run's own length), before any trailing comment."""
+    """`line` with the arguments of `SHORTER` appended to each `&&`-joined command that matches, before any
+    trailing comment."""
     comment = re.search(r"\s+#\s.*$", line)
     command = line[: comment.start()] if comment else line
     parts = []
     for part in command.split(" && "):
-        if re.search(r"\bgridswarm train\b", part) and "--resume" not in part:
-            part = f"{part.rstrip()} --steps {TRAINING_STEPS}"
+        for pattern, arguments in SHORTER:
+            if re.search(pattern, part):
+                part = f"{part.rstrip()} {arguments}"
         parts.append(part)
     return " && ".join(parts) + (comment.group(0) if comment else "")
 
 
-def test_shortened_adds_steps_only_to_starting_runs():
+def test_shortened_appends_only_to_long_commands():
+    train = "--steps 1 --set num_envs=8 --set eval_episodes=1"
     assert (
         shortened("gridswarm train bottleneck --out runs/b0")
-        == "gridswarm train bottleneck --out runs/b0 --steps 1"
+        == f"gridswarm train bottleneck --out runs/b0 {train}"
     )
     assert (
         shortened("gridswarm train --resume runs/b0   # continue")
         == "gridswarm train --resume runs/b0   # continue"
     )
     assert shortened("mpiexec -n 4 gridswarm train random --out runs/r4   # MPI") == (
-        "mpiexec -n 4 gridswarm train random --out runs/r4 --steps 1   # MPI"
+        f"mpiexec -n 4 gridswarm train random --out runs/r4 {train}   # MPI"
     )
     assert shortened("a && . .venv/bin/activate && gridswarm train bottleneck") == (
-        "a && . .venv/bin/activate && gridswarm train bottleneck --steps 1"
+        f"a && . .venv/bin/activate && gridswarm train bottleneck {train}"
     )
-    assert shortened("gridswarm eval runs/b0 --episodes 10") == "gridswarm eval runs/b0 --episodes 10"
+    assert (
+        shortened("gridswarm eval runs/b0 --episodes 10")
+        == "gridswarm eval runs/b0 --episodes 10 --episodes 1"
+    )
+    assert shortened("python benchmarks/lifelong_table.py runs/lm   # x") == (
+        "python benchmarks/lifelong_table.py runs/lm --episodes 1 --agents 8   # x"
+    )
+    assert (
+        shortened("gridswarm episodes ls runs/b0/episodes.zarr")
+        == "gridswarm episodes ls runs/b0/episodes.zarr"
+    )
+
+
+def readme_commands() -> list[list[str]]:
+    """The argv of every command of the README's first line and command tour, as written, without comments
+    and without `mpiexec -n R` in front (each of its ranks runs the command)."""
+    setup, tour = code_blocks(README.read_text(), "bash")[:2]
+    commands = []
+    for line in command_lines(setup)[:1] + command_lines(tour):
+        for part in line.split(" && "):
+            argv = shlex.split(part, comments=True)
+            commands.append(argv[3:] if argv[:2] == ["mpiexec", "-n"] else argv)
+    return commands
+
+
+def lifelong_table_module():
+    spec = importlib.util.spec_from_file_location("lifelong_table", REPO / "benchmarks" / "lifelong_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parsed_as_written(parse: Callable[[list[str]], argparse.Namespace], argv: list[str], command: str):
+    try:
+        return parse(argv)
+    except SystemExit as stop:  # argparse's way of refusing
+        raise AssertionError(f"README command does not parse (exit {stop.code}): {command}") from None
+
+
+def test_every_readme_command_is_valid_as_written(monkeypatch):
+    monkeypatch.chdir(REPO)  # the README's paths (scenarios/library/..., slurm/...) are the checkout's
+    parser = build_parser()
+    parsed = 0
+    for argv in readme_commands():
+        command = shlex.join(argv)
+        if argv[0] in ("python3", ".", "pip") or argv[:2] == ["python", "-m"]:
+            continue  # the venv and its installs: the slow test runs them
+        if argv[0] == "python":
+            assert argv[1] == "benchmarks/lifelong_table.py", (
+                f"a README script the test does not know: {command}"
+            )
+            args = parsed_as_written(lifelong_table_module().parse_args, argv[2:], command)
+            assert args.episodes > 0 and all(count > 0 for count in args.agents), command
+            parsed += 1
+            continue
+        assert argv[0] == "gridswarm", f"a README command the test does not know: {command}"
+        args = parsed_as_written(parser.parse_args, argv[1:], command)
+        site = getattr(args, "site", None)
+        assert site is None or site.is_file(), f"{command}: the site file {site} is not in the repository"
+        name = getattr(args, "scenario", None)
+        scenario = scenarios.load(name) if name else None
+        if args.command == "train" and scenario is not None:
+            overrides = {**parse_assignments(args.assignments), "total_agent_steps": args.steps}
+            resolve_config(scenario.train, {k: v for k, v in overrides.items() if v is not None})
+        parsed += 1
+    assert parsed >= 15, "the README's command tour was not found"
 
 
 def fresh_shell_environment() -> dict[str, str]:
@@ -156,6 +249,7 @@ def test_the_readme_works_verbatim(tmp_path):
     ), "the README's test command and .ci/run install different things"
 
     shell = Shell(copy_of_repository(tmp_path / "clone"))
+    started = time.monotonic()
     shell.check(shortened(first_command), activate=False)
     shell.pip_check(first_command)
 
@@ -186,3 +280,4 @@ def test_the_readme_works_verbatim(tmp_path):
         text=True,
     ).stdout
     assert left == "", f"the README's commands left files that git does not ignore:\n{left}"
+    print(f"{time.monotonic() - started:7.1f} s  the whole README", flush=True)
