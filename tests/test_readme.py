@@ -3,24 +3,24 @@
 `test_every_readme_command_is_valid_as_written` (fast) takes every `gridswarm` and
 `benchmarks/lifelong_table.py` command of the README's first line and command tour exactly as written and
 parses it with the real argument parser; where a command names a scenario it loads it, a site file must exist,
-and a `train` line's `--set` values are resolved into a TrainConfig over the scenario's own. It runs none of
-them.
+and a `train` line's `--set` values are resolved into a TrainConfig over the scenario's own, as written and as
+the slow test shortens them. It runs none of them.
 
-`test_the_readme_works_verbatim` (slow) copies the repository (the files a commit of this working tree holds)
-to a scratch directory and runs the README's first command there (it creates `.venv` and installs with pip as
-written), then every line of the command tour and the Python snippet, in order, in that virtual environment.
-The lines that install, list, check, run the greedy baseline, benchmark (`bench --quick`), resume, inspect,
-render or export episodes and policies, submit with `--dry-run` or show status run exactly as written, and so
-does the Python snippet. The lines whose cost is a training length or an episode count run with the arguments
-of `SHORTER` appended (argparse lets a later option replace an earlier value, so the line's own arguments stay
-in place and are still parsed): a training is one update of 8 environments with a final evaluation of one
-episode per variant, an `eval` plays one episode per variant, and `lifelong_table.py` one episode with 8
-agents. Those lines are not run at their written length here (that takes hours of CPU; docs/results.md reports
-runs of the trainings). A line fails the test by a non-zero exit, a traceback in its output, a `pip check`
-conflict after it installs something, or a file it leaves outside the paths git ignores. Before the tour
-installs its extras, a feature that needs pogema must stop with one line naming a `pip install`; that command,
-run as printed, must leave `pip check` clean. The README's test command (its second line) is what .ci/run
-runs; here it is only checked to be the same install.
+`test_the_readme_runs_on_a_fresh_copy` (slow) copies the repository (the files a commit of this working tree
+holds) to a scratch directory and runs the README's first command there (it creates `.venv` and installs with
+pip as written), then every line of the command tour and the Python snippet, in order, in that virtual
+environment. The lines that install, list, check, run the greedy baseline, benchmark (`bench --quick`),
+resume, inspect, render or export episodes and policies, submit with `--dry-run` or show status run exactly as
+written, and so does the Python snippet. The lines whose cost is a training length or an episode count run
+with the arguments of `SHORTER` appended (argparse lets a later option replace an earlier value, so the line's
+own arguments stay in place and are still parsed): a training is one update of 16 environments (one per
+variant of the bottleneck) with a final evaluation of one episode per variant, an `eval` plays one episode per
+variant, and `lifelong_table.py` one episode with 8 agents. Those lines are not run at their written length
+here (that takes hours of CPU; docs/results.md reports runs of the trainings). A line fails the test by a
+non-zero exit, a traceback in its output, a `pip check` conflict after it installs something, or a file it
+leaves outside the paths git ignores. Before the tour installs its extras, a feature that needs pogema must
+stop with one line naming a `pip install`; that command, run as printed, must leave `pip check` clean. The
+README's test command (its second line) is what .ci/run runs; here it is only checked to be the same install.
 """
 
 from __future__ import annotations
@@ -41,18 +41,19 @@ import pytest
 
 import scenarios
 from gridswarm.cli import build_parser
-from marl.config import parse_assignments, resolve_config
+from marl.config import TrainConfig, parse_assignments, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 SHORTER: tuple[tuple[str, str], ...] = (
-    (r"\bgridswarm train\b(?!.*--resume)", "--steps 1 --set num_envs=8 --set eval_episodes=1"),
+    (r"\bgridswarm train\b(?!.*--resume)", "--steps 1 --set num_envs=16 --set eval_episodes=1"),
     (r"\bgridswarm eval\b", "--episodes 1"),
     (r"\bbenchmarks/lifelong_table\.py\b", "--episodes 1 --agents 8"),
 )
 """(pattern, arguments appended to a command matching it) for the slow test: a `gridswarm train` that
-starts a run (not `--resume`, which continues the run's own length) is one update of 8 environments whose
-final evaluation plays one episode per variant; evaluations play one episode per variant."""
+starts a run (not `--resume`, which continues the run's own length) is one update of 16 environments (one
+per variant of the bottleneck) whose final evaluation plays one episode per variant; evaluations play one
+episode per variant."""
 LINE_TIMEOUT_S = 900
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -82,7 +83,7 @@ def shortened(line: str) -> str:
 
 
 def test_shortened_appends_only_to_long_commands():
-    train = "--steps 1 --set num_envs=8 --set eval_episodes=1"
+    train = "--steps 1 --set num_envs=16 --set eval_episodes=1"
     assert (
         shortened("gridswarm train bottleneck --out runs/b0")
         == f"gridswarm train bottleneck --out runs/b0 {train}"
@@ -136,6 +137,13 @@ def parsed_as_written(parse: Callable[[list[str]], argparse.Namespace], argv: li
         raise AssertionError(f"README command does not parse (exit {stop.code}): {command}") from None
 
 
+def train_config(args: argparse.Namespace, scenario: scenarios.Scenario) -> TrainConfig:
+    """The TrainConfig that `gridswarm train` resolves from these arguments for a new run of `scenario`."""
+    flags = {"model": args.model, "total_agent_steps": args.steps, "seed": args.seed, "device": args.device}
+    overrides = {**parse_assignments(args.assignments), **{k: v for k, v in flags.items() if v is not None}}
+    return resolve_config(scenario.train, overrides, scenario.name)
+
+
 def test_every_readme_command_is_valid_as_written(monkeypatch):
     monkeypatch.chdir(REPO)  # the README's paths (scenarios/library/..., slurm/...) are the checkout's
     parser = build_parser()
@@ -157,10 +165,14 @@ def test_every_readme_command_is_valid_as_written(monkeypatch):
         site = getattr(args, "site", None)
         assert site is None or site.is_file(), f"{command}: the site file {site} is not in the repository"
         name = getattr(args, "scenario", None)
-        scenario = scenarios.load(name) if name else None
-        if args.command == "train" and scenario is not None:
-            overrides = {**parse_assignments(args.assignments), "total_agent_steps": args.steps}
-            resolve_config(scenario.train, {k: v for k, v in overrides.items() if v is not None})
+        if args.command == "train" and name is not None:
+            scenario = scenarios.load(name)
+            train_config(args, scenario)
+            short = train_config(parser.parse_args(shlex.split(shortened(command))[1:]), scenario)
+            variants = len(scenarios.expand_variants(scenario))
+            assert short.num_envs >= variants, f"SHORTER gives {name!r} fewer environments than variants"
+        elif name is not None:
+            scenarios.load(name)
         parsed += 1
     assert parsed >= 15, "the README's command tour was not found"
 
@@ -236,7 +248,7 @@ class Shell:
 
 
 @pytest.mark.slow
-def test_the_readme_works_verbatim(tmp_path):
+def test_the_readme_runs_on_a_fresh_copy(tmp_path):
     readme = README.read_text()
     setup, tour = code_blocks(readme, "bash")[:2]
     (snippet,) = code_blocks(readme, "python")
