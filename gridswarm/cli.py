@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own module `gridswarm.commands.<name>` with `add_parser(subparsers)`, which
 registers the parser and sets `handler`. Errors meant for the user (the exception types each command
-module lists in `USER_ERRORS`, and any `OSError`: a missing file, a full or read-only disk, a file where a
-directory belongs) are printed as one line with exit status 2, never as a traceback; so are bad arguments.
+module lists in `USER_ERRORS`, `optdeps.MissingPackageError` for an optional package that is not installed,
+and any `OSError`: a missing file, a full or read-only disk, a file where a directory belongs) are printed as
+one line with exit status 2, never as a traceback; so are bad arguments.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NoReturn
 
 from fsio import control_character
 from gridswarm import __version__
+from optdeps import MissingPackageError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "bench",
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def user_error_types() -> tuple[type[Exception], ...]:
     """Every exception type that carries a message for the user rather than a bug."""
-    types: list[type[Exception]] = []
+    types: list[type[Exception]] = [MissingPackageError]
     for name in COMMAND_MODULES:
         types.extend(getattr(importlib.import_module(f"gridswarm.commands.{name}"), "USER_ERRORS", ()))
     return tuple(types)
@@ -93,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     where = f"gridswarm {args.command}"
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that left early shows here, not in the interpreter's last flush
+        return status
     except user_error_types() as error:
         print(f"{where}: error: {one_line(error)}", file=sys.stderr)
     except BrokenPipeError:

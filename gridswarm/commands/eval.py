@@ -15,6 +15,7 @@ from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, w
 from marl.run_dir import CheckpointError, resolve_checkpoint
 from marl.threads import TORCH_THREADS, use_torch_threads
 from marl.train import load_policy, pick_device
+from optdeps import require
 
 USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError)
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         else checkpoint.with_name(path_component(f"{checkpoint.stem}-eval-{scenario.name}{suffix}"))
     )
     if args.in_pogema:
-        _require_pogema()
+        require("pogema", "pogema", "--in-pogema")
         try:
             rows = evaluate_in_pogema(
                 scenario, policy, args.episodes, args.seed, device, greedy=args.greedy, progress=True
@@ -116,13 +117,6 @@ def _require_policy_fits(scenario: Any, policy: Any, checkpoint: Path) -> None:
             f"scenario {scenario.name!r} gives observations of shape {shape}, the policy of {checkpoint} "
             f"reads {tuple(policy.config.obs_shape)} (evaluate it on scenarios like the one it learned)"
         )
-
-
-def _require_pogema() -> None:
-    try:
-        import pogema  # noqa: F401
-    except ImportError:
-        raise ConfigError("--in-pogema needs the pogema package (pip install pogema==1.4.0)") from None
 
 
 def policy_identity(meta: dict[str, Any]) -> str:
