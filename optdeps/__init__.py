@@ -1,8 +1,8 @@
 """Optional packages: import one, or stop with one line that names the `pip install` bringing it in.
 
 Every optional dependency of GridSwarm belongs to an extra of its `pyproject.toml` (`pogema`, `mpi`,
-`export`, `render`). Code that needs one calls `require(module, extra, purpose)`; when the module cannot be
-imported it raises `MissingPackageError`, whose message is the whole answer:
+`export`, `render`, `wandb`). Code that needs one calls `require(module, extra, purpose)`; when the module
+cannot be imported it raises `MissingPackageError`, whose message is the whole answer:
 
     --in-pogema needs the optional package pogema: pip install -e ".[pogema]"
 
@@ -20,7 +20,7 @@ import shlex
 from pathlib import Path
 from types import ModuleType
 
-EXTRAS = ("pogema", "mpi", "export", "render")
+EXTRAS = ("pogema", "mpi", "export", "render", "wandb")
 """The extras of pyproject.toml that hold optional packages."""
 
 _PLAIN_PATH = re.compile(r"[\w ./+=:@%,-]*")

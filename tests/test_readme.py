@@ -17,7 +17,9 @@ own arguments stay in place and are still parsed): a training is one update of 1
 variant of the bottleneck) with a final evaluation of one episode per variant, an `eval` plays one episode per
 variant, and `lifelong_table.py` one episode with 8 agents. Those lines are not run at their written length
 here (that takes hours of CPU; docs/results.md reports runs of the trainings), and the `eval` line on
-bottleneck-test (`NOT_RUN`) is only parsed, not run. A line fails the test by a non-zero exit, a traceback in
+bottleneck-test (`NOT_RUN`) is only parsed, not run. A server line (`tensorboard`, `SERVERS`) runs for a
+minute and must be serving when it is stopped; the `--wandb` line, whose extra cannot share this environment
+(`NEEDS_ANOTHER_VENV`), must stop with one line naming that extra's install. A line fails the test by a non-zero exit, a traceback in
 its output, a `pip check` conflict after it installs something, or a file it leaves outside the paths git
 ignores. Before the tour installs its extras, a feature that needs pogema must stop with one line naming a
 `pip install`; that command, run as printed, must leave `pip check` clean. The README's test command (its
@@ -48,17 +50,26 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 SHORTER: tuple[tuple[str, str], ...] = (
     (r"\bgridswarm train\b(?!.*--resume)", "--steps 1 --set num_envs=16 --set eval_episodes=1"),
+    (r"\bgridswarm train --resume\b.*--steps\b", f"--steps {2 * 16 * 2 * 64}"),
     (r"\bgridswarm eval\b", "--episodes 1"),
     (r"\bbenchmarks/lifelong_table\.py\b", "--episodes 1 --agents 8"),
 )
 """(pattern, arguments appended to a command matching it) for the slow test: a `gridswarm train` that
 starts a run (not `--resume`, which continues the run's own length) is one update of 16 environments (one
-per variant of the bottleneck) whose final evaluation plays one episode per variant; evaluations play one
-episode per variant."""
+per variant of the bottleneck) whose final evaluation plays one episode per variant; a `--resume` that
+extends a run with `--steps` extends that one-update bottleneck run (16 envs x 2 agents x 64 steps) by one
+update; evaluations play one episode per variant."""
 NOT_RUN = (r"\bgridswarm eval\b.*--scenario bottleneck-test\b",)
 """Tour lines the slow test does not run (the fast test parses them as written): `eval` on bottleneck-test
 plays its 58 variants one after another, about 8 CPU-minutes even at one episode each (2-core VM at load
 10, 2026-12-07), more than all the other lines together; the `--in-pogema` eval line runs the command."""
+SERVERS = (r"^tensorboard\b",)
+"""Tour lines that start a server: the slow test runs each for `SERVE_S` seconds and checks that it is still
+serving (it printed its http:// address and did not exit), then stops it."""
+SERVE_S = 60
+NEEDS_ANOTHER_VENV = {r"--wandb\b": "wandb"}
+"""Tour lines whose extra cannot share the tour's environment (wandb needs pydantic 2, pogema 1.4.0 pins
+pydantic 1): there the line must stop with one line naming the `pip install` of that extra."""
 LINE_TIMEOUT_S = 1800
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -70,7 +81,7 @@ def code_blocks(markdown: str, language: str) -> list[str]:
 
 def command_lines(block: str) -> list[str]:
     """The non-empty lines of a shell block (each README line is one complete command)."""
-    return [line for line in block.splitlines() if line.strip()]
+    return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def shortened(line: str) -> str:
@@ -92,6 +103,9 @@ def test_shortened_appends_only_to_long_commands():
     assert (
         shortened("gridswarm train bottleneck --out runs/b0")
         == f"gridswarm train bottleneck --out runs/b0 {train}"
+    )
+    assert shortened("gridswarm train --resume runs/b0 --steps 8000000") == (
+        "gridswarm train --resume runs/b0 --steps 8000000 --steps 4096"
     )
     assert (
         shortened("gridswarm train --resume runs/b0   # continue")
@@ -163,6 +177,10 @@ def test_every_readme_command_is_valid_as_written(monkeypatch):
             )
             args = parsed_as_written(lifelong_table_module().parse_args, argv[2:], command)
             assert args.episodes > 0 and all(count > 0 for count in args.agents), command
+            parsed += 1
+            continue
+        if argv[0] == "tensorboard":
+            assert argv[1:2] == ["--logdir"] and len(argv) == 3, command
             parsed += 1
             continue
         assert argv[0] == "gridswarm", f"a README command the test does not know: {command}"
@@ -244,6 +262,25 @@ class Shell:
         assert done.returncode == 0 and TRACEBACK not in output, self.failure(line)
         return done
 
+    def serve(self, line: str) -> None:
+        """Start `line` (a server), check after SERVE_S seconds that it serves, then stop it."""
+        process = subprocess.Popen(
+            ["bash", "-c", ". .venv/bin/activate && " + line], cwd=self.root, env=self.env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            output, _ = process.communicate(timeout=SERVE_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            output, _ = process.communicate()
+        else:
+            raise AssertionError(
+                f"README server line exited ({process.returncode}): {line}\n{output[-3000:]}"
+            )
+        self.log.append(f"$ {line}\n[served {SERVE_S} s]\n{output[-3000:]}")
+        assert "http://" in output and TRACEBACK not in output, self.failure(line)
+
     def pip_check(self, after: str) -> None:
         done = self.run("pip check")
         assert done.returncode == 0, f"pip check after `{after}`:\n{done.stdout}{done.stderr}"
@@ -283,6 +320,18 @@ def test_the_readme_runs_on_a_fresh_copy(tmp_path):
     for line in command_lines(tour):
         if any(re.search(pattern, line) for pattern in NOT_RUN):
             print(f"{'-':>7} s  {line}   (not run: see NOT_RUN)", flush=True)
+            continue
+        if any(re.search(pattern, line) for pattern in SERVERS):
+            shell.serve(line)
+            continue
+        extra = next((name for pattern, name in NEEDS_ANOTHER_VENV.items() if re.search(pattern, line)), None)
+        if extra is not None:
+            done = shell.run(shortened(line))
+            stderr = done.stderr.strip().splitlines()
+            assert done.returncode == 2 and len(stderr) == 1, shell.failure(line)
+            assert f'pip install -e ".[{extra}]"' in stderr[0] and TRACEBACK not in done.stdout, (
+                shell.failure(line)
+            )
             continue
         shell.check(shortened(line))
         if line.startswith("pip install"):
