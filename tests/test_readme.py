@@ -19,11 +19,11 @@ variant, and `lifelong_table.py` one episode with 8 agents. Those lines are not 
 here (that takes hours of CPU; docs/results.md reports runs of the trainings), and the `eval` line on
 bottleneck-test (`NOT_RUN`) is only parsed, not run. A server line (`tensorboard`, `SERVERS`) runs for a
 minute and must be serving when it is stopped; the `--wandb` line, whose extra cannot share this environment
-(`NEEDS_ANOTHER_VENV`), must stop with one line naming that extra's install. A line fails the test by a non-zero exit, a traceback in
-its output, a `pip check` conflict after it installs something, or a file it leaves outside the paths git
-ignores. Before the tour installs its extras, a feature that needs pogema must stop with one line naming a
-`pip install`; that command, run as printed, must leave `pip check` clean. The README's test command (its
-second line) is what .ci/run runs; here it is only checked to be the same install.
+(`NEEDS_ANOTHER_VENV`), must stop with one line naming that extra's install. A line fails the test by a
+non-zero exit, a traceback in its output, a `pip check` conflict after it installs something, or a file it
+leaves outside the paths git ignores. Before the tour installs its extras, a feature that needs pogema must
+stop with one line naming a `pip install`; that command, run as printed, must leave `pip check` clean. The
+README's test command (its second line) is what .ci/run runs; here it is only checked to be the same install.
 """
 
 from __future__ import annotations
