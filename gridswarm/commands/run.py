@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from sim.env import GridEnv
     from sim.episodes import Recorder
 
-POLICIES = ("random", "greedy")
+BASELINES = ("random", "greedy")
+PLANNERS = ("pibt", "pibt-swap", "pibt-guided", "pibt-lns")  # sim.planners.PRESETS (a test keeps them equal)
+POLICIES = (*BASELINES, *PLANNERS)
 
 
 class UnknownPolicyError(ValueError):
@@ -29,8 +31,11 @@ USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError, UnknownPolicyError)
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="play a scenario with a baseline policy and print its metrics")
     parser.add_argument("scenario", help="built-in scenario name or YAML path")
-    policies = ", ".join(POLICIES)
-    parser.add_argument("--policy", default="greedy", help=f"baseline: {policies} (default greedy)")
+    parser.add_argument(
+        "--policy",
+        default="greedy",
+        help=f"baseline ({', '.join(BASELINES)}) or planner ({', '.join(PLANNERS)}); default greedy",
+    )
     parser.add_argument("--episodes", type=integer(1, 10**6), default=4, help="episodes to play (default 4)")
     parser.add_argument(
         "--envs", type=integer(1, MAX_ENVS), default=1, help="environments stepped together (default 1)"
@@ -49,7 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def make_policy(name: str, env: GridEnv, seed: int | None) -> Callable[[], np.ndarray]:
     """A zero-argument callable giving (E, N) actions for the env's current state."""
     from sim.baselines import GreedyPolicy, random_actions
+    from sim.planners import make_planner
 
+    if name in PLANNERS:
+        return make_planner(name, env, seed)
     if name == "greedy":
         return GreedyPolicy(env, seed=seed)
     rng = np.random.default_rng(seed)
@@ -119,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record:
         from sim.episodes import Recorder
 
-        with Recorder(env, args.record, policy=f"{args.policy} baseline (seed {args.seed})") as recorder:
+        with Recorder(env, args.record, policy=f"{args.policy} (seed {args.seed})") as recorder:
             rows = play(env, policy, args.episodes, recorder)
     else:
         rows = play(env, policy, args.episodes)

@@ -1,0 +1,174 @@
+"""Planners on the POGEMA benchmark's lifelong protocol: greedy, PIBT and its variants, beside the published
+Follower, MATS-LP and RHCR numbers.
+
+Usage: .venv/bin/python benchmarks/planner_table.py [--sets random mazes] [--agents 8 16 24 32 48 64]
+       [--policies greedy pibt pibt-swap ...] [--maps 128] [--seed 0] [--data DIR]
+       .venv/bin/python benchmarks/planner_table.py --generated K ...   (tuning: K generated maps instead)
+
+Protocol (the POGEMA benchmark's LMAPF sets: Skrynnik et al., ICLR 2025, arXiv 2407.14931; the configs of
+github.com/CognitiveAISystems/pogema-benchmark): every map of 01-random.yaml (256 steps) and 02-mazes.yaml
+(128 steps), POGEMA's task of seed 0 on each (its starts, goals and lifelong goal streams, as
+`GridConfig(seed=0)` draws them), soft collisions, lifelong (on_target restart), obs radius 5; avg_throughput
+= arrivals / steps, averaged over the maps. The map files and published-results.txt are third-party data read
+by path from --data (default ../shared/data/pogema-benchmark); a missing map file is reported in one line and
+its set skipped. `--generated K` plays K maps the scenario generators draw instead (random: 17-21 cells a
+side, density 0.1-0.3; mazes: 17-21 odd sides, the `maze` generator with loops), seeds 10_000 + k: the set to
+tune planner options on without touching the benchmark's maps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+from sim import GridEnv, MapLayout
+from sim.mapfiles import benchmark_map, read_benchmark_maps
+from sim.maps import build_layout
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark"
+SETS = {
+    "random": ("01-random.yaml", "LMAPF 01-random", 256),
+    "mazes": ("02-mazes.yaml", "LMAPF 02-mazes", 128),
+}
+PUBLISHED = ("Follower", "MATS-LP", "RHCR")
+GENERATED_SEED = 10_000
+
+
+def published_results(path: Path, section: str) -> dict[str, dict[int, float]]:
+    """The avg_throughput rows of one section of published-results.txt: method -> agents -> value."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text().splitlines()
+    start = lines.index(f"## {section}")
+    header = lines[start + 1].split()
+    counts = [int(token) for token in header[1:] if token.isdigit()]
+    table: dict[str, dict[int, float]] = {}
+    for line in lines[start + 2 :]:
+        if not line.strip() or line.startswith(("mean", "grid", "#")):
+            break
+        name, *values = line.split()
+        numbers = [float(v) for v in values if re.fullmatch(r"\d+\.\d+", v)]
+        table[name] = dict(zip(counts, numbers, strict=False))
+    return table
+
+
+def benchmark_layouts(path: Path, limit: int) -> list[MapLayout]:
+    """The first `limit` maps of a benchmark file, in sorted-name order."""
+    names = sorted(read_benchmark_maps(str(path)))[:limit]
+    return [MapLayout(benchmark_map(str(path), name).obstacles, name=name) for name in names]
+
+
+def generated_layouts(map_set: str, count: int) -> list[MapLayout]:
+    """`count` maps of the scenario generators resembling a benchmark set (module docstring)."""
+    layouts = []
+    for k in range(count):
+        rng = np.random.default_rng(GENERATED_SEED + k)
+        if map_set == "random":
+            side = tuple(int(v) for v in rng.integers(17, 22, size=2))
+            spec = MapSpec(
+                generator="random", height=side[0], width=side[1], density=float(rng.uniform(0.1, 0.3))
+            )
+        else:
+            side = tuple(int(v) for v in 17 + 2 * rng.integers(0, 3, size=2))
+            spec = MapSpec(
+                generator="maze", height=side[0], width=side[1], loops=float(rng.uniform(0.2, 0.6))
+            )
+        layouts.append(build_layout(Scenario(map=spec), GENERATED_SEED + k))
+    return layouts
+
+
+def episode_env(layout: MapLayout, agents: int, steps: int) -> GridEnv:
+    """One environment playing POGEMA's task of seed 0 on `layout` (the benchmark's protocol)."""
+    height, width = layout.shape
+    scenario = Scenario(
+        name=layout.name,
+        map=MapSpec(width=width, height=height),
+        agents=AgentsSpec(count=agents),
+        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=steps),
+        observation=ObservationSpec(radius=5),
+    )
+    return GridEnv(scenario, 1, auto_reset=False, _layouts=lambda _: layout, _fixed_seed=0)
+
+
+def make_policies(names: list[str]) -> dict[str, Callable]:
+    from sim.baselines import GreedyPolicy, random_actions
+    from sim.planners import PRESETS, make_planner
+
+    makers: dict[str, Callable] = {}
+    for name in names:
+        if name == "greedy":
+            makers[name] = lambda env, seed: GreedyPolicy(env, seed=seed)
+        elif name == "random":
+            makers[name] = lambda env, seed: (lambda rng: lambda: random_actions(env, rng))(
+                np.random.default_rng(seed)
+            )
+        elif name in PRESETS:
+            makers[name] = lambda env, seed, name=name: make_planner(name, env, seed)
+        else:
+            raise SystemExit(f"planner_table: unknown policy {name!r} (greedy, random, {', '.join(PRESETS)})")
+    return makers
+
+
+def throughput(layouts: list[MapLayout], agents: int, steps: int, make: Callable, seed: int) -> float:
+    """Mean avg_throughput of a policy over one episode per layout."""
+    values = []
+    for layout in layouts:
+        env = episode_env(layout, agents, steps)
+        env.reset()
+        policy = make(env, seed)
+        for _ in range(steps):
+            info = env.step(policy())[4]
+        values.append(info["metrics"][0]["avg_throughput"])
+    return float(np.mean(values))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--agents", type=int, nargs="+", default=[8, 16, 24, 32, 48, 64])
+    parser.add_argument("--policies", nargs="+", default=["greedy", "pibt", "pibt-swap"])
+    parser.add_argument("--maps", type=int, default=128, help="maps per set (default all 128)")
+    parser.add_argument("--generated", type=int, default=0, help="play K generated maps instead (tuning)")
+    parser.add_argument("--seed", type=int, default=0, help="the policies' seed")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    makers = make_policies(args.policies)
+    for map_set in args.sets:
+        file_name, section, steps = SETS[map_set]
+        if args.generated:
+            layouts, source = generated_layouts(map_set, args.generated), f"{args.generated} generated maps"
+        else:
+            path = args.data / file_name
+            if not path.is_file():
+                print(
+                    f"planner_table: {path}: no such file (the benchmark maps are read by path)",
+                    file=sys.stderr,
+                )
+                continue
+            layouts, source = benchmark_layouts(path, args.maps), f"{min(args.maps, 128)} maps of {file_name}"
+        published = {} if args.generated else published_results(args.data / "published-results.txt", section)
+        shown = [name for name in PUBLISHED if name in published]
+        print(f"\n### {section}: {source}, {steps} steps, avg_throughput\n")
+        print("| agents | " + " | ".join([*args.policies, *shown]) + " |")
+        print("|---" * (1 + len(args.policies) + len(shown)) + "|")
+        for agents in args.agents:
+            cells, seconds = [], []
+            for name in args.policies:
+                start = time.perf_counter()
+                cells.append(f"{throughput(layouts, agents, steps, makers[name], args.seed):.3f}")
+                seconds.append(time.perf_counter() - start)
+            cells += [f"{published[name].get(agents, float('nan')):.3f}" for name in shown]
+            timing = ", ".join(f"{name} {s:.1f} s" for name, s in zip(args.policies, seconds, strict=True))
+            print(f"| {agents} | " + " | ".join(cells) + f" |  <!-- {timing} -->", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
