@@ -5,6 +5,15 @@ registers the parser and sets `handler`. Errors meant for the user (the exceptio
 module lists in `USER_ERRORS`, `optdeps.MissingPackageError` for an optional package that is not installed,
 and any `OSError`: a missing file, a full or read-only disk, a file where a directory belongs) are printed as
 one line with exit status 2, never as a traceback; so are bad arguments.
+
+Every command module is imported to build the parser, so a command module's top level imports only what
+its parser needs: the standard library, `gridswarm.arguments`, and modules that import neither torch nor
+numba (`scenarios`, `fsio`, `marl.config`, `deploy.errors`; not `sim.*`, `hpc.*`, `memory`, nor `marl`
+modules beyond `marl.config` and `marl.threads`). Its handler imports the rest when it runs, and an
+argument check that needs a heavy module imports it inside the check. `USER_ERRORS` therefore names the
+types as strings, `"package.module.Class"` where the class is defined: the CLI matches them against the
+raised exception's classes (subclasses count) without importing anything. tests/gridswarm/test_startup.py
+checks both: the names resolve, and `--help` and `scenario list` leave torch and numba unimported.
 """
 
 from __future__ import annotations
@@ -50,12 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def user_error_types() -> tuple[type[Exception], ...]:
-    """Every exception type that carries a message for the user rather than a bug."""
-    types: list[type[Exception]] = [MissingPackageError]
-    for name in COMMAND_MODULES:
-        types.extend(getattr(importlib.import_module(f"gridswarm.commands.{name}"), "USER_ERRORS", ()))
-    return tuple(types)
+def user_error_names() -> frozenset[str]:
+    """The dotted names of every exception type that carries a message for the user rather than a bug."""
+    return frozenset(
+        name
+        for module in COMMAND_MODULES
+        for name in getattr(importlib.import_module(f"gridswarm.commands.{module}"), "USER_ERRORS", ())
+    ) | {qualified_name(MissingPackageError)}
+
+
+def qualified_name(kind: type) -> str:
+    """`package.module.Class`, the way `USER_ERRORS` names a type."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether the error's type, or a type it derives from, is named in a command's `USER_ERRORS`."""
+    names = user_error_names()
+    return any(qualified_name(kind) in names for kind in type(error).__mro__)
 
 
 def one_line(message: object) -> str:
@@ -98,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         status = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left early shows here, not in the interpreter's last flush
         return status
-    except user_error_types() as error:
-        print(f"{where}: error: {one_line(error)}", file=sys.stderr)
     except BrokenPipeError:
         _stop_writing_to_a_closed_pipe()
         return 141  # as a shell reports a process that SIGPIPE ended
@@ -112,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not is_user_error(error):
+            raise
+        print(f"{where}: error: {one_line(error)}", file=sys.stderr)
     return 2
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from optdeps import require
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 
-USER_ERRORS: tuple[type[Exception], ...] = ()
+USER_ERRORS: tuple[str, ...] = ()
 BENCH_SEED = 0
 WINDOWS = 5
 """Both engines are timed over this many consecutive windows of a case's steps and the fastest window counts

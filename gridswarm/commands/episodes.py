@@ -8,10 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from sim import episodes
-from sim.episodes import EpisodeStoreError
-
-USER_ERRORS = (EpisodeStoreError,)
+USER_ERRORS = ("sim.episodes.EpisodeStoreError",)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -45,6 +42,8 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def list_episodes(args: argparse.Namespace) -> int:
+    from sim import episodes
+
     store = episodes.open(args.store)
     rows = [
         (
@@ -66,6 +65,8 @@ def list_episodes(args: argparse.Namespace) -> int:
 
 
 def show_episode(args: argparse.Namespace) -> int:
+    from sim import episodes
+
     episode = episodes.open(args.store)[args.id]
     info = episode.info
     height, width = episode.obstacles.shape

@@ -11,13 +11,10 @@ import scenarios
 from fsio import path_component
 from gridswarm.arguments import MAX_ENVS, integer, seed
 from marl.config import UPPER_BOUNDS, ConfigError
-from marl.evaluate import evaluate_in_pogema, evaluate_scenario, format_table, with_mean_row, write_report
-from marl.run_dir import CheckpointError, resolve_checkpoint
-from marl.threads import TORCH_THREADS, use_torch_threads
-from marl.train import load_policy, pick_device
+from marl.threads import TORCH_THREADS
 from optdeps import require
 
-USER_ERRORS = (ConfigError, CheckpointError, scenarios.ScenarioError)
+USER_ERRORS = ("marl.config.ConfigError", "marl.run_dir.CheckpointError", "scenarios.errors.ScenarioError")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -59,6 +56,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from marl.evaluate import evaluate_in_pogema
+    from marl.run_dir import resolve_checkpoint
+    from marl.threads import use_torch_threads
+    from marl.train import load_policy, pick_device
+
     checkpoint = resolve_checkpoint(args.target)
     if args.in_pogema and args.record is not None:
         raise ConfigError("--record writes GridSwarm's own evaluation; run it without --in-pogema")
@@ -146,6 +148,8 @@ def evaluate_and_report(
 ) -> None:
     """Evaluate on every variant, print the table, save it as CSV and JSON (and the episodes to `record`).
     `meta`: the evaluated checkpoint's metadata (named above the table and in the recorded episodes)."""
+    from marl.evaluate import evaluate_scenario
+
     meta = meta or {}
     # evaluation seeds are disjoint from training's (which start at the training seed)
     rows = evaluate_scenario(
@@ -165,6 +169,8 @@ def evaluate_and_report(
 
 
 def _report(rows: list[dict[str, Any]], stem: Path, meta: dict[str, Any]) -> None:
+    from marl.evaluate import format_table, with_mean_row, write_report
+
     rows = with_mean_row(rows)
     if meta.get("checkpoint"):
         print(f"checkpoint: {checkpoint_label(meta)}")

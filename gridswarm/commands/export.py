@@ -16,9 +16,8 @@ import numpy as np
 from deploy.errors import ExportError
 from fsio import open_regular
 from gridswarm.arguments import integer, number, seed
-from scenarios.errors import ScenarioError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ExportError, ScenarioError)
+USER_ERRORS = ("deploy.errors.ExportError", "scenarios.errors.ScenarioError")
 plan_value = number(0, 1000, low_open=True)  # a flight plan's length, speed or duration: positive, finite
 
 

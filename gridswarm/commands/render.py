@@ -7,11 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from gridswarm.arguments import integer, number
-from sim import episodes, render
-from sim.episodes import EpisodeStoreError
-from sim.render import RenderError
 
-USER_ERRORS = (EpisodeStoreError, RenderError)
+USER_ERRORS = ("sim.episodes.EpisodeStoreError", "sim.render.RenderError")
 FORMATS = (".gif", ".mp4", ".html", ".png", ".svg")
 
 
@@ -35,6 +32,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sim import episodes, render
+    from sim.render import RenderError
+
     suffix = args.out.suffix.lower()
     if suffix not in FORMATS:
         raise RenderError(

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sim import episodes
-from sim.episodes import EpisodeStoreError
-
-USER_ERRORS = (EpisodeStoreError,)
+USER_ERRORS = ("sim.episodes.EpisodeStoreError",)
 SHOWN_MISMATCHES = 10
 
 
@@ -31,6 +28,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sim import episodes
+    from sim.episodes import EpisodeStoreError
+
     store = episodes.open(args.store)
     if args.id is not None:  # one episode asked for by name: an unreadable one is an error
         store[args.id].validate()

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gridswarm.arguments import MAX_ENVS, integer, seed
-from scenarios.errors import ScenarioError
 from scenarios.schema import Scenario
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ class UnknownPolicyError(ValueError):
     """`--policy` names no baseline."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError, UnknownPolicyError)
+USER_ERRORS = ("scenarios.errors.ScenarioError", "gridswarm.commands.run.UnknownPolicyError")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from gridswarm.arguments import integer
-from marl.compare import CURVE_KEYS, final_table, group_runs, load_run, plot_groups
 from marl.config import ConfigError
-from marl.evaluate import format_table
-from marl.run_dir import CheckpointError
 
-USER_ERRORS = (CheckpointError, ConfigError)
+USER_ERRORS = ("marl.run_dir.CheckpointError", "marl.config.ConfigError")
 MAX_SMOOTH = 1 << 20
 
 
@@ -30,7 +27,11 @@ def add_parser(subparsers: Any) -> None:
     compare.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories")
     compare.add_argument("--out", type=Path, metavar="PLOT.png", help="draw the curves into this PNG")
     compare.add_argument(
-        "--metrics", nargs="+", default=list(CURVE_KEYS), metavar="KEY", help="metrics.jsonl keys to draw"
+        "--metrics",
+        nargs="+",
+        metavar="KEY",
+        help="metrics.jsonl keys to draw (default: marl.compare's CURVE_KEYS, the success rates, episode "
+        "length, throughput, entropy and explained variance)",
     )
     compare.add_argument(
         "--smooth", type=integer(1, MAX_SMOOTH), default=10, help="trailing mean over this many updates"
@@ -39,13 +40,17 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from marl.compare import CURVE_KEYS, final_table, group_runs, load_run, plot_groups
+    from marl.evaluate import format_table
+
     if args.out is not None and (args.out.suffix.lower() != ".png" or args.out.is_dir()):
         raise ConfigError(f"--out {args.out}: expected a .png file")
     groups = group_runs([load_run(path) for path in args.runs])
     print(format_table(final_table(groups)))
     if args.out is not None:
-        drawn = plot_groups(groups, args.metrics, args.smooth, args.out)
+        metrics = args.metrics or list(CURVE_KEYS)
+        drawn = plot_groups(groups, metrics, args.smooth, args.out)
         if not drawn:
-            raise ConfigError(f"--metrics {' '.join(args.metrics)}: no run logged any of them")
+            raise ConfigError(f"--metrics {' '.join(metrics)}: no run logged any of them")
         print(f"curves ({', '.join(drawn)}): {args.out}")
     return 0

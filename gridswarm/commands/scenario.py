@@ -10,14 +10,15 @@ one-paragraph summary. A bad scenario prints its one-line error and exits with s
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import scenarios
-from scenarios import Scenario, ScenarioError
-from sim.budget import require_memory
-from sim.layout import MapLayout
-from sim.maps import build_layout, largest_map_shape
+from scenarios import Scenario
 
-USER_ERRORS: tuple[type[Exception], ...] = (ScenarioError,)
+if TYPE_CHECKING:
+    from sim.layout import MapLayout
+
+USER_ERRORS = ("scenarios.errors.ScenarioError",)
 CHECK_SEEDS = 4
 """Episode seeds each variant is built with (a random map differs per seed; the others do not)."""
 
@@ -42,6 +43,9 @@ def run_check(args: argparse.Namespace) -> int:
 def check_variant(variant: Scenario, seed: int) -> MapLayout:
     """What `run` needs of one variant: its buffers fit in memory and its agents fit on its maps (built
     and placed with seeds seed, seed + 1, ...); the layout of the first seed."""
+    from sim.budget import require_memory
+    from sim.maps import build_layout, largest_map_shape
+
     require_memory(variant, 1, largest_map_shape(variant))
     layouts = [build_layout(variant, seed + offset) for offset in range(CHECK_SEEDS)]
     return layouts[0]

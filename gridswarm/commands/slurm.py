@@ -15,15 +15,17 @@ import math
 import shlex
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import scenarios
 from fsio import path_component
 from gridswarm.arguments import seed
-from hpc import slurm
-from hpc.errors import HpcError
 from marl.config import ConfigError, TrainConfig, apply_overrides
 
-USER_ERRORS = (HpcError,)
+if TYPE_CHECKING:
+    from hpc.slurm import SlurmSettings
+
+USER_ERRORS = ("hpc.errors.HpcError",)
 MAX_ARRAY_TASKS = 10_000
 """At most this many array tasks per job (SLURM's own default MaxArraySize is 1001)."""
 
@@ -77,14 +79,25 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mem", help="memory per node, e.g. 32G")
     parser.add_argument(
         "--launcher",
-        choices=slurm.LAUNCHERS,
+        type=launcher,
         help="start the ranks with srun (default) or MPICH's mpiexec -bootstrap slurm",
     )
     parser.add_argument("--mpi", help="srun --mpi plugin (pmi2 for MPICH, pmix for Open MPI)")
     parser.add_argument("--dry-run", action="store_true", help="print the script instead of submitting it")
 
 
-def _settings(args: argparse.Namespace) -> slurm.SlurmSettings:
+def launcher(text: str) -> str:
+    """An argparse type: one of hpc.slurm's LAUNCHERS (imported only when --launcher is given)."""
+    from hpc.slurm import LAUNCHERS
+
+    if text not in LAUNCHERS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LAUNCHERS)}, found {text!r}")
+    return text
+
+
+def _settings(args: argparse.Namespace) -> SlurmSettings:
+    from hpc import slurm
+
     site = slurm.load_site_file(args.site) if args.site else {}
     names = ("job_name", "nodes", "ntasks_per_node", "cpus_per_task", "gpus_per_node", "time", "partition")
     overrides = {name: getattr(args, name) for name in (*names, "account", "mem", "launcher", "mpi")}
@@ -92,6 +105,8 @@ def _settings(args: argparse.Namespace) -> slurm.SlurmSettings:
 
 
 def _passthrough(arguments: str, option: str) -> list[str]:
+    from hpc.errors import HpcError
+
     try:
         return shlex.split(arguments)
     except ValueError as error:
@@ -99,6 +114,8 @@ def _passthrough(arguments: str, option: str) -> list[str]:
 
 
 def _sweep_tasks(sweeps: list[str], run_dir: Path) -> list[list[str]]:
+    from hpc.errors import HpcError
+
     axes = []
     for sweep in sweeps:
         key, separator, values = sweep.partition("=")
@@ -123,6 +140,8 @@ def _sweep_tasks(sweeps: list[str], run_dir: Path) -> list[list[str]]:
 
 
 def _emit(script: str, run_dir: Path, kind: str, dry_run: bool) -> int:
+    from hpc import slurm
+
     if dry_run:
         print(script, end="")
         return 0
@@ -134,6 +153,7 @@ def _emit(script: str, run_dir: Path, kind: str, dry_run: bool) -> int:
 def _require_checkpoint(target: Path) -> None:
     """HpcError unless `target` is a checkpoint file or a run directory with one: refused here, not by a
     job that waited in the queue."""
+    from hpc.errors import HpcError
     from marl.run_dir import CheckpointError, load_checkpoint, resolve_checkpoint
 
     if not (target.is_dir() or target.is_file()):
@@ -145,11 +165,16 @@ def _require_checkpoint(target: Path) -> None:
 
 
 def _require_run_dir(run_dir: Path | None) -> None:
+    from hpc.errors import HpcError
+
     if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
         raise HpcError(f"--run-dir {run_dir}: exists and is not a directory")
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    from hpc import slurm
+    from hpc.errors import HpcError
+
     settings = _settings(args)
     _require_run_dir(args.run_dir)
     try:
@@ -204,6 +229,8 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from hpc import slurm
+
     settings = _settings(args)
     _require_run_dir(args.run_dir)
     _require_checkpoint(args.target)
@@ -222,6 +249,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from hpc import slurm
+    from hpc.errors import HpcError
+
     run_dir = args.run_dir.resolve()
     if not run_dir.is_dir():
         raise HpcError(f"run directory {run_dir} does not exist")

@@ -6,22 +6,27 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-import hpc
 import scenarios
 from fsio import control_character, path_component, read_text_bounded
 from gridswarm.arguments import integer, seed
 from gridswarm.commands.eval import evaluate_and_report
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
-from marl.envs import make_training_envs
-from marl.run_dir import CheckpointError, has_checkpoints, latest_checkpoint, latest_update
-from marl.train import TrainingDiverged, TrainingPlan, TrainingStopped, load_policy, train
-from marl.watch import MetricSink, TensorBoardSink, WandbSink
 
-USER_ERRORS = (ConfigError, CheckpointError, TrainingDiverged, scenarios.ScenarioError, hpc.HpcError)
+if TYPE_CHECKING:
+    from marl.train import TrainingPlan
+    from marl.watch import MetricSink
+
+USER_ERRORS = (
+    "marl.config.ConfigError",
+    "marl.run_dir.CheckpointError",
+    "marl.train.TrainingDiverged",
+    "scenarios.errors.ScenarioError",
+    "hpc.errors.HpcError",
+)
 MAX_CONFIG_BYTES = 16 << 20
 
 
@@ -111,6 +116,8 @@ def _scenario_reference(name: str) -> str:
 
 
 def _saved_run(run_dir: Path) -> dict[str, Any]:
+    from marl.run_dir import CheckpointError
+
     config = run_dir / "config.yaml"
     if not config.is_file():
         raise CheckpointError(f"{run_dir}: no config.yaml (not a GridSwarm run directory)")
@@ -127,6 +134,11 @@ def _saved_run(run_dir: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import hpc
+    from marl.envs import make_training_envs
+    from marl.run_dir import has_checkpoints, latest_checkpoint, latest_update
+    from marl.train import TrainingPlan, TrainingStopped, load_policy, train
+
     resume, resume_dir = _resume_target(args)
     saved = _saved_run(resume_dir) if resume_dir is not None else None
     scenario_name = args.scenario or (saved["scenario"] if saved else None)
@@ -213,6 +225,9 @@ def _sinks(
     args: argparse.Namespace, out: Path, config: Any, plan: TrainingPlan, resuming: bool
 ) -> list[MetricSink]:
     """Where the metrics rows also go: TensorBoard unless --no-tensorboard, W&B with --wandb."""
+    from marl.run_dir import latest_update
+    from marl.watch import TensorBoardSink, WandbSink
+
     resume_from = latest_update(out) * plan.steps_per_update if resuming else None
     sinks: list[MetricSink] = []
     if args.tensorboard:
