@@ -1,22 +1,22 @@
 """The lifelong table of docs/results.md: a trained policy against scripted baselines (greedy, PIBT) and the
-published POGEMA-benchmark numbers, on the benchmark's LMAPF Random protocol.
+published POGEMA-benchmark numbers, on the benchmark's lifelong (LMAPF) Random protocol.
 
-Usage: .venv/bin/python benchmarks/lifelong_table.py CHECKPOINT [--episodes K] [--seed S]
-       [--agents 8 16 32 64] [--maps ../shared/data/pogema-benchmark/01-random.yaml] [--steps 256]
-       [--baselines greedy pibt]
+Usage: python benchmarks/lifelong_table.py CHECKPOINT [--episodes K] [--seed S] [--agents 8 16 32 64]
+[--maps MAPS.yaml] [--steps 256] [--baselines greedy pibt] [--greedy-actions]. CHECKPOINT: a run directory
+(its best, else newest checkpoint), a .ckpt file or pretrained:NAME. Another maps file of the benchmark
+(e.g. 02-mazes.yaml, played for 128 steps: --steps 128) plays all of its maps; the published numbers are
+shown for the Random set only.
 
-CHECKPOINT: a checkpoint file, a run directory or pretrained:NAME. Another maps file of the benchmark (e.g.
-02-mazes.yaml, played for 128 steps: --steps 128) plays all of its maps; the published numbers are shown for
-01-random only.
-
-Protocol (the POGEMA benchmark's LMAPF Random set: Skrynnik et al., ICLR 2025, arXiv 2407.14931; the configs
-of github.com/CognitiveAISystems/pogema-benchmark): the 128 validation maps of 01-random.yaml (one drawn per
-episode seed), soft collisions, lifelong (on_target restart), 256 steps, obs radius 5; avg_throughput =
-arrivals / 256. The policy and the scripted baselines (greedy by default; `--baselines greedy pibt` adds
-the PIBT planner) play the very same K episodes per agent count (GridEnv(scenario, K, seed=S), one episode
-per environment); the policy samples its actions (`--greedy-actions` takes the argmax instead) and reads
-the observation of the scenario it was trained on (channels and neighbour lists). The map file is
-third-party data read by path; without it the script says so and stops.
+Protocol (Skrynnik et al., "POGEMA: A Benchmark Platform for Cooperative Multi-Agent Pathfinding", ICLR
+2025): the 128 validation maps of the Random set (one drawn per episode seed), soft collisions, lifelong
+(on_target restart), 256 steps, obs radius 5; avg_throughput = arrivals / 256. The maps are regenerated
+with the benchmark's published generator (`sim.benchmark_maps`, identical to its `01-random.yaml`);
+`--maps` reads a `maps.yaml` file instead. The policy and the scripted baselines (greedy by default;
+`--baselines greedy pibt` adds the PIBT planner) play the very same K episodes per agent count
+(GridEnv(scenario, K, seed=S), one episode per environment); the policy samples its actions
+(`--greedy-actions` takes the argmax instead) and reads the observation of the scenario it was trained on
+(channels and neighbour lists). The published columns are the benchmark's LMAPF Random results (public
+repository Cognitive-AI-Systems/pogema-benchmark, raw data, 128 runs per cell).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,15 @@ import torch
 
 import scenarios
 from marl.evaluate import Progress, mean_metrics, run_episodes
+from marl.run_dir import CheckpointError
 from marl.threads import use_torch_threads
 from marl.train import load_policy
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim.baselines import POLICIES, make_baseline
+from sim.benchmark_maps import validation_random_maps, write_maps_yaml
 from sim.env import GridEnv
 
-DEFAULT_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark" / "01-random.yaml"
-
-# Means of the pogema-benchmark repository's raw results (raw_data_LMAPF, 01-random, 128 runs per cell).
+# The benchmark's LMAPF Random avg_throughput per agent count (its raw data, 128 runs per cell).
 PUBLISHED = {
     "Follower": {8: 0.589, 16: 1.114, 32: 1.801, 64: 2.416},
     "MATS-LP": {8: 0.596, 16: 1.143, 32: 1.872, 64: 2.381},
@@ -71,27 +72,35 @@ def scripted_throughput(scenario: Scenario, name: str, episodes: int, seed: int)
 def policy_throughput(scenario: Scenario, policy, episodes: int, seed: int, greedy: bool) -> float:
     env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
     limits = np.full(episodes, scenario.dynamics.max_episode_steps)
-    progress = Progress(f"{scenario.name} policy", episodes)
-    try:
+    with Progress(f"{scenario.name} policy", episodes) as progress:
         metrics = run_episodes(
             env, policy, torch.device("cpu"), seed, seed=seed, greedy=greedy, limits=limits, progress=progress
         )
-    finally:
-        progress.close()
     return mean_metrics(metrics)["avg_throughput"]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--episodes", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--agents", type=int, nargs="+", default=[8, 16, 32, 64])
-    parser.add_argument("--maps", type=Path, default=DEFAULT_MAPS)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=" ".join(__doc__.split("\n\n")[0].split()),
+        epilog=" ".join(__doc__.split("\n\n")[2].split()),  # the protocol
+    )
+    parser.add_argument(
+        "checkpoint", help="a run directory (its best, else newest checkpoint), a .ckpt or pretrained:NAME"
+    )
+    parser.add_argument("--episodes", type=int, default=64, help="episodes per agent count (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the episodes (default 0)")
+    parser.add_argument(
+        "--agents", type=int, nargs="+", default=[8, 16, 32, 64], help="agent counts (default 8 16 32 64)"
+    )
+    parser.add_argument(
+        "--maps",
+        type=Path,
+        help="a POGEMA-benchmark maps.yaml, all of whose maps are played "
+        "(default: the Random set, regenerated with the benchmark's generator)",
+    )
     parser.add_argument(
         "--steps", type=int, default=256, help="episode length (the benchmark: 128 for mazes)"
     )
-    parser.add_argument("--greedy-actions", action="store_true", help="the policy takes its argmax action")
     parser.add_argument(
         "--baselines",
         nargs="+",
@@ -99,28 +108,38 @@ def main() -> int:
         default=["greedy"],
         help="scripted policies played on the same episodes (default greedy; e.g. greedy pibt)",
     )
-    args = parser.parse_args()
-    if not args.maps.is_file():
-        print(
-            f"lifelong_table: {args.maps}: no such file (the POGEMA-benchmark maps are read by path)",
-            file=sys.stderr,
-        )
+    parser.add_argument("--greedy-actions", action="store_true", help="the policy takes its argmax action")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.maps is not None and not args.maps.is_file():
+        print(f"lifelong_table: --maps {args.maps}: no such file", file=sys.stderr)
         return 2
     use_torch_threads()
-    policy, meta = load_policy(args.checkpoint)
+    try:
+        policy, meta = load_policy(args.checkpoint)
+    except CheckpointError as error:
+        print(f"lifelong_table: {error}", file=sys.stderr)
+        return 2
     # what the policy was trained to read, at the benchmark's radius
     observation = dataclasses.replace(scenarios.load(meta["scenario"]).observation, radius=5)
-    rows = []
-    for agents in args.agents:
-        scenario = benchmark_scenario(args.maps, agents, observation, args.steps)
-        ours = policy_throughput(scenario, policy, args.episodes, args.seed, args.greedy_actions)
-        scripted = [scripted_throughput(scenario, name, args.episodes, args.seed) for name in args.baselines]
-        rows.append((agents, ours, scripted))
-        measured = ", ".join(
-            f"{name} {value:.3f}" for name, value in zip(args.baselines, scripted, strict=True)
-        )
-        print(f"{agents} agents: policy {ours:.3f}, {measured}", flush=True)
-    names = list(PUBLISHED) if args.maps.name == DEFAULT_MAPS.name else []
+    with tempfile.TemporaryDirectory(prefix="lifelong-maps-") as scratch:
+        maps = args.maps or write_maps_yaml(Path(scratch) / "01-random.yaml", validation_random_maps())
+        rows = []
+        for agents in args.agents:
+            scenario = benchmark_scenario(maps, agents, observation, args.steps)
+            ours = policy_throughput(scenario, policy, args.episodes, args.seed, args.greedy_actions)
+            scripted = [
+                scripted_throughput(scenario, name, args.episodes, args.seed) for name in args.baselines
+            ]
+            rows.append((agents, ours, scripted))
+            measured = ", ".join(
+                f"{name} {value:.3f}" for name, value in zip(args.baselines, scripted, strict=True)
+            )
+            print(f"{agents} agents: policy {ours:.3f}, {measured}", flush=True)
+    names = list(PUBLISHED) if args.maps is None or args.maps.name == "01-random.yaml" else []
     columns = [f"{meta['policy_config']['name']} (this run)", *args.baselines, *names]
     print("\n| agents | " + " | ".join(columns) + " |")
     print("|---" * (1 + len(columns)) + "|")

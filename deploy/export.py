@@ -314,7 +314,8 @@ def export_policy(
     """Export `policy` into `out_dir` (must not exist unless options.overwrite); returns the manifest.
 
     observations: (S, C, F, F) recorded from rollouts, used for the verification and golden vectors.
-    Raises UnsupportedOpError / BudgetError / ExportError with one-line messages; writes nothing then.
+    Raises UnsupportedOpError / BudgetError / ExportError with one-line messages, and
+    optdeps.MissingPackageError when the onnx format's packages are missing; writes nothing then.
     """
     unknown = set(options.formats) - set(FORMATS)
     if unknown:

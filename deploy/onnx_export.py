@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import warnings
 from collections.abc import Callable, Sequence
@@ -11,27 +10,23 @@ import numpy as np
 import torch
 
 from deploy.agent import AgentStep
-from deploy.errors import ExportError
+from optdeps import require
 
 ONNX_OPSET = 17
-# The `export` extra of pyproject.toml: what `--format onnx` needs beyond the base install.
-INSTALL = "pip install 'onnx>=1.15' 'onnxruntime>=1.17'"
+ONNX_PURPOSE = "policy.onnx (--format c leaves it out)"
+"""What asks for onnx and onnxruntime (the `export` extra) in a missing-package message."""
 
 
 def require_onnx() -> None:
-    """ExportError naming the pip install that adds onnx and onnxruntime when either is missing."""
-    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ExportError(
-            f"policy.onnx needs the {' and '.join(missing)} package{'s' * (len(missing) > 1)}: {INSTALL} "
-            "(or leave ONNX out with --format c)"
-        )
+    """Check, before anything is written, that onnx and onnxruntime import; `optdeps.MissingPackageError`
+    naming the `export` extra's pip install when either does not."""
+    require("onnx", "export", ONNX_PURPOSE)
+    require("onnxruntime", "export", ONNX_PURPOSE)
 
 
 def onnx_bytes(step: AgentStep, inputs: dict[str, torch.Tensor]) -> bytes:
     """The step as an ONNX model (opset ONNX_OPSET, batch 1, static shapes) that passes the full checker."""
-    import onnx
-
+    onnx = require("onnx", "export", ONNX_PURPOSE)
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the tracer's notes on shape checks in Python are expected here
         warnings.simplefilter("ignore")
@@ -52,8 +47,7 @@ def onnx_bytes(step: AgentStep, inputs: dict[str, torch.Tensor]) -> bytes:
 
 def onnx_runner(model: bytes, output_names: Sequence[str]) -> Callable[[dict], list[np.ndarray]]:
     """inputs by name -> outputs, through an ONNX Runtime CPU session."""
-    import onnxruntime
-
+    onnxruntime = require("onnxruntime", "export", ONNX_PURPOSE)
     session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     return lambda inputs: session.run(list(output_names), {n: np.asarray(inputs[n]) for n in names})

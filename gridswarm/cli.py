@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own module `gridswarm.commands.<name>` with `add_parser(subparsers)`, which
 registers the parser and sets `handler`. Errors meant for the user (the exception types each command
-module lists in `USER_ERRORS`, and any `OSError`: a missing file, a full or read-only disk, a file where a
-directory belongs) are printed as one line with exit status 2, never as a traceback; so are bad arguments.
+module lists in `USER_ERRORS`, `optdeps.MissingPackageError` for an optional package that is not installed,
+and any `OSError`: a missing file, a full or read-only disk, a file where a directory belongs) are printed as
+one line with exit status 2, never as a traceback; so are bad arguments.
 
 Every command module is imported to build the parser, so a command module's top level imports only what
 its parser needs: the standard library, `gridswarm.arguments`, and modules that import neither torch nor
@@ -25,6 +26,7 @@ from typing import NoReturn
 
 from fsio import control_character
 from gridswarm import __version__
+from optdeps import MissingPackageError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "bench",
@@ -65,7 +67,7 @@ def user_error_names() -> frozenset[str]:
         name
         for module in COMMAND_MODULES
         for name in getattr(importlib.import_module(f"gridswarm.commands.{module}"), "USER_ERRORS", ())
-    )
+    ) | {qualified_name(MissingPackageError)}
 
 
 def qualified_name(kind: type) -> str:
@@ -116,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     where = f"gridswarm {args.command}"
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that left early shows here, not in the interpreter's last flush
+        return status
     except BrokenPipeError:
         _stop_writing_to_a_closed_pipe()
         return 141  # as a shell reports a process that SIGPIPE ended

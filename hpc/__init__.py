@@ -1,6 +1,7 @@
 """The cluster runtime: MPI data parallelism, checkpoints, preemption, SLURM.
 
-Imports nothing else of GridSwarm (torch, numpy, optionally mpi4py; pyyaml for SLURM site files). The API
+Imports nothing else of GridSwarm but `optdeps` (torch, numpy, optionally mpi4py; pyyaml for SLURM site
+files). The API
 a trainer uses, in the order of a run:
 
     comm = hpc.get_comm()                       # MpiComm under mpiexec/srun, else one process

@@ -3,7 +3,8 @@
 Every collective goes through the uppercase, buffer-based mpi4py calls on contiguous CPU arrays (one
 `Allreduce(IN_PLACE)` per call, no pickling). Without mpi4py, without an MPI library, or without an MPI
 launcher in the environment, `get_comm()` returns a `Comm` of size 1 whose collectives are identities, so
-the same training code runs as one process.
+the same training code runs as one process; a launcher that started several ranks without mpi4py is an
+`optdeps.MissingPackageError` naming the install command (each rank alone would train a separate run).
 
 Under SLURM the world size must equal `SLURM_NTASKS`: a launcher whose process-management interface does
 not match the MPI library starts N independent one-process jobs without any error, each training alone.
@@ -21,9 +22,11 @@ import numpy as np
 import torch
 
 from hpc.errors import HpcError
+from optdeps import require
 
 # Variables that an MPI launcher (MPICH hydra, Open MPI, PMIx, srun --mpi=pmi2|pmix) exports to each rank.
 LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")
+WORLD_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 # MPICH Hydra's own first: under `mpiexec -bootstrap slurm` every rank inherits SLURM_LOCALID=0 from the
 # one-task srun step that started its node's proxy.
 LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK")
@@ -172,6 +175,12 @@ def get_comm() -> Comm:
         try:
             from mpi4py import MPI
         except ImportError as error:
+            ranks = launcher_world_size()
+            if ranks > 1:  # one process each would start `ranks` separate runs into one run directory
+                require("mpi4py", "mpi", f"a launch of {ranks} MPI ranks")
+                raise HpcError(
+                    f"a launch of {ranks} MPI ranks, but mpi4py cannot load MPI ({error})"
+                ) from None
             comm = _single_process(f"mpi4py is not installed ({error})")
         except RuntimeError as error:
             comm = _single_process(f"the MPI library could not be loaded ({error})")
@@ -201,6 +210,15 @@ def device_for_rank(requested: str = "auto", local_rank: int | None = None) -> t
     rank = env_local_rank() if local_rank is None else local_rank
     # With one GPU per task (--gpus-per-task) each rank sees a single device, index 0.
     return torch.device("cuda", rank % torch.cuda.device_count())
+
+
+def launcher_world_size() -> int:
+    """The number of ranks the MPI launcher says it started (PMI_SIZE, OMPI_COMM_WORLD_SIZE), 1 when none
+    says."""
+    for name in WORLD_SIZE_VARIABLES:
+        if name in os.environ:
+            return _int_variable(name)
+    return 1
 
 
 def env_local_rank() -> int:

@@ -71,6 +71,12 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class PolicyActor:
     """A trained policy acting for every agent of a batched env: `act(obs, reset_mask)` gives the (E, N)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from optdeps import require
+
 EPISODE_KEYS = frozenset({"CSR", "ISR", "ep_length", "SoC", "makespan", "avg_throughput", "episodes"})
 LOSS_KEYS = frozenset({"policy_loss", "value_loss", "entropy", "explained_variance"})
 OPTIMIZER_KEYS = frozenset({"lr", "grad_norm", "approx_kl", "clip_fraction", "minibatch_steps"})
@@ -77,14 +79,11 @@ class TensorBoardSink:
 
 
 class WandbSink:
-    """A Weights & Biases run (`pip install "gridswarm[wandb]"`). Without an API key and without
+    """A Weights & Biases run (the `wandb` extra). Without an API key and without
     WANDB_MODE it runs offline: the run is stored under RUN_DIR/wandb and `wandb sync` uploads it later."""
 
     def __init__(self, run_dir: Path, project: str, config: Mapping[str, Any], resume: bool) -> None:
-        try:
-            import wandb
-        except ImportError:
-            raise ImportError('--wandb needs the wandb package: pip install "gridswarm[wandb]"') from None
+        wandb = require("wandb", "wandb", "--wandb")
         mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
         self._wandb = wandb
         self._run = wandb.init(

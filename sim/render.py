@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from fsio import atomic_path
+from optdeps import require
 from sim.render_player import PLAYER_TEMPLATE
 
 FREE_RGB = (250, 250, 250)
@@ -337,12 +338,7 @@ def save_mp4(
     fps: float = 8.0,
 ) -> Path:
     """An H.264 mp4 via the ffmpeg binary that the `imageio-ffmpeg` wheel ships."""
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise RenderError(
-            "mp4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif or .html instead"
-        ) from None
+    imageio_ffmpeg = require("imageio_ffmpeg", "render", "an .mp4 (unlike .gif and .html)")
     _check_fps(fps)
     frames = render_frames(obstacles, positions, goals, active, cell=cell)
     width, height = frames[0].size

@@ -15,7 +15,6 @@ recomputes ~N BFS fields. Resets are timed on the second reset (the first compil
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from optdeps import require
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 
 USER_ERRORS: tuple[str, ...] = ()
@@ -182,21 +182,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=bench)
 
 
-def pogema_installed() -> bool:
-    try:
-        import pogema  # noqa: F401 (only its presence is asked)
-    except ImportError:
-        return False
-    return True
-
-
 def bench(args: argparse.Namespace) -> int:
-    if not pogema_installed():
-        if args.against_pogema:
-            needs = "--against-pogema needs pogema 1.4.0 (pip install 'gridswarm[pogema]')"
-            print(f"gridswarm bench: error: {needs}", file=sys.stderr)
-            return 2
-        print("pogema is not installed: GridSwarm's numbers only (POGEMA columns '-')")
+    if args.against_pogema:
+        require("pogema", "pogema", "--against-pogema")
+    else:
+        print("GridSwarm's numbers only (POGEMA columns '-'; --against-pogema measures them)")
     print("one thread, soft collisions, lifelong, obs radius 5, density 0.3, random actions (greedy column:")
     print("GridSwarm's greedy baseline); env steps per second")
     run_cases(QUICK_CASES if args.quick else FULL_CASES, args.against_pogema)

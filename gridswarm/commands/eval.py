@@ -12,6 +12,7 @@ from fsio import path_component
 from gridswarm.arguments import MAX_ENVS, integer, seed
 from marl.config import UPPER_BOUNDS, ConfigError
 from marl.threads import TORCH_THREADS
+from optdeps import require
 
 USER_ERRORS = ("marl.config.ConfigError", "marl.run_dir.CheckpointError", "scenarios.errors.ScenarioError")
 
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         stem = checkpoint.with_name(path_component(f"{checkpoint.stem}-eval-{scenario.name}{suffix}"))
     if args.in_pogema:
-        _require_pogema()
+        require("pogema", "pogema", "--in-pogema")
         try:
             rows = evaluate_in_pogema(
                 scenario, policy, args.episodes, args.seed, device, greedy=args.greedy, progress=True
@@ -121,13 +122,6 @@ def _require_policy_fits(scenario: Any, policy: Any, checkpoint: Path) -> None:
             f"scenario {scenario.name!r} gives observations of shape {shape}, the policy of {checkpoint} "
             f"reads {tuple(policy.config.obs_shape)} (evaluate it on scenarios like the one it learned)"
         )
-
-
-def _require_pogema() -> None:
-    try:
-        import pogema  # noqa: F401
-    except ImportError:
-        raise ConfigError("--in-pogema needs the pogema package (pip install pogema==1.4.0)") from None
 
 
 def policy_identity(meta: dict[str, Any]) -> str:

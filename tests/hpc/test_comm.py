@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import hpc
 from hpc import comm as comm_module
+from optdeps import MissingPackageError
 
 LAUNCHER_AND_SLURM = (
     *comm_module.LAUNCHER_VARIABLES,
@@ -117,3 +118,14 @@ def test_local_rank_comes_from_the_launcher(bare_environment):
     bare_environment.delenv("MPI_LOCALRANKID")
     bare_environment.setenv("SLURM_LOCALID", "1")
     assert hpc.env_local_rank() == 1
+
+
+def test_a_launch_of_several_ranks_without_mpi4py_names_the_install(bare_environment):
+    # one process per rank would train 4 separate runs into one run directory
+    bare_environment.setenv("PMI_RANK", "0")
+    bare_environment.setenv("PMI_SIZE", "4")
+    bare_environment.setitem(__import__("sys").modules, "mpi4py", None)
+    with pytest.raises(
+        MissingPackageError, match=r"^a launch of 4 MPI ranks needs .* mpi4py: pip install .*\[mpi\]"
+    ):
+        hpc.get_comm()

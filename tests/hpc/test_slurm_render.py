@@ -1,5 +1,6 @@
 """sbatch rendering: settings validation, site files, templates, and the `gridswarm slurm` dry runs."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -225,3 +226,18 @@ def test_submit_without_slurm_is_a_clear_error(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(Path(tmp_path) / "empty"))
     assert main(["slurm", "submit", "bottleneck", "--run-dir", str(tmp_path / "run")]) == 2
     assert "sbatch not found" in capsys.readouterr().err
+
+
+def test_the_example_site_file_documents_every_setting_and_renders(capsys, tmp_path):
+    example = Path(__file__).resolve().parents[2] / "slurm" / "site.example.yaml"
+    text = example.read_text()
+    documented = set(re.findall(r"^(?:# )?(\w+):", text, flags=re.MULTILINE))
+    assert set(slurm.SETTING_NAMES) <= documented, set(slurm.SETTING_NAMES) - documented
+    site = slurm.load_site_file(example)  # every value it sets is valid
+    script = dry_run(capsys, "submit", "random", "--site", str(example), "--run-dir", str(tmp_path))
+    lines = script.splitlines()
+    assert f"#SBATCH --partition={site['partition']}" in lines and f"#SBATCH --mem={site['mem']}" in lines
+    assert [f"module load {name}" for name in site["modules"]] == [
+        line for line in lines if line.startswith("module")
+    ]
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -176,6 +177,18 @@ def test_mp4_has_every_frame_with_agent_colours(tmp_path):
         r, c = positions[6, i]
         pixel = frames[6][r * CELL + CELL // 2, c * CELL + CELL // 2].astype(int)
         assert np.abs(pixel - colour).max() < 40  # H.264 is lossy; colours stay close
+
+
+def test_mp4_without_imageio_ffmpeg_names_the_render_extra_and_writes_nothing(tmp_path, monkeypatch):
+    from optdeps import MissingPackageError
+    from sim.render import save_mp4
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if it were not installed
+    with pytest.raises(
+        MissingPackageError, match=r"^an \.mp4 \(unlike \.gif and \.html\) needs .*\[render\]"
+    ):
+        save_mp4(tmp_path / "e.mp4", *random_episode(13, 7, 3, 6, 8))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_planned_paths_are_drawn_under_agents():
