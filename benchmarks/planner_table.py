@@ -22,13 +22,13 @@ import argparse
 import re
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim import GridEnv, MapLayout
+from sim.baselines import POLICIES, make_baseline
 from sim.mapfiles import benchmark_map, read_benchmark_maps
 from sim.maps import build_layout
 
@@ -97,32 +97,14 @@ def episode_env(layout: MapLayout, agents: int, steps: int) -> GridEnv:
     return GridEnv(scenario, 1, auto_reset=False, _layouts=lambda _: layout, _fixed_seed=0)
 
 
-def make_policies(names: list[str]) -> dict[str, Callable]:
-    from sim.baselines import GreedyPolicy, random_actions
-    from sim.planners import PRESETS, make_planner
-
-    makers: dict[str, Callable] = {}
-    for name in names:
-        if name == "greedy":
-            makers[name] = lambda env, seed: GreedyPolicy(env, seed=seed)
-        elif name == "random":
-            makers[name] = lambda env, seed: (lambda rng: lambda: random_actions(env, rng))(
-                np.random.default_rng(seed)
-            )
-        elif name in PRESETS:
-            makers[name] = lambda env, seed, name=name: make_planner(name, env, seed)
-        else:
-            raise SystemExit(f"planner_table: unknown policy {name!r} (greedy, random, {', '.join(PRESETS)})")
-    return makers
-
-
-def throughput(layouts: list[MapLayout], agents: int, steps: int, make: Callable, seed: int) -> float:
-    """Mean avg_throughput of a policy over one episode per layout."""
+def throughput(layouts: list[MapLayout], agents: int, steps: int, name: str, seed: int) -> float:
+    """Mean avg_throughput of the scripted policy `name` (sim.baselines.POLICIES) over one episode per
+    layout."""
     values = []
     for layout in layouts:
         env = episode_env(layout, agents, steps)
         env.reset()
-        policy = make(env, seed)
+        policy = make_baseline(name, env, seed)
         for _ in range(steps):
             info = env.step(policy())[4]
         values.append(info["metrics"][0]["avg_throughput"])
@@ -133,13 +115,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--agents", type=int, nargs="+", default=[8, 16, 24, 32, 48, 64])
-    parser.add_argument("--policies", nargs="+", default=["greedy", "pibt", "pibt-swap"])
+    parser.add_argument("--policies", nargs="+", default=["greedy", "pibt", "pibt-swap"], choices=POLICIES)
     parser.add_argument("--maps", type=int, default=128, help="maps per set (default all 128)")
     parser.add_argument("--generated", type=int, default=0, help="play K generated maps instead (tuning)")
     parser.add_argument("--seed", type=int, default=0, help="the policies' seed")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
-    makers = make_policies(args.policies)
     for map_set in args.sets:
         file_name, section, steps = SETS[map_set]
         if args.generated:
@@ -162,7 +143,7 @@ def main() -> int:
             cells, seconds = [], []
             for name in args.policies:
                 start = time.perf_counter()
-                cells.append(f"{throughput(layouts, agents, steps, makers[name], args.seed):.3f}")
+                cells.append(f"{throughput(layouts, agents, steps, name, args.seed):.3f}")
                 seconds.append(time.perf_counter() - start)
             cells += [f"{published[name].get(agents, float('nan')):.3f}" for name in shown]
             timing = ", ".join(f"{name} {s:.1f} s" for name, s in zip(args.policies, seconds, strict=True))
