@@ -11,6 +11,7 @@ real POGEMA environments and reports both side by side.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
@@ -76,6 +77,11 @@ class Progress:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def progress_line(what: str | None, total: int) -> contextlib.AbstractContextManager[Progress | None]:
+    """A `Progress` for `what` over `total` episodes, or no line (None) when `what` is None."""
+    return contextlib.nullcontext() if what is None else Progress(what, total)
 
 
 class PolicyActor:
@@ -254,7 +260,6 @@ def play_scenario(
     env_variants = None if scenario.variants is None else np.repeat(np.arange(num_variants), episodes)
     env = GridEnv(scenario, num_variants * episodes, seed=0, auto_reset=False, env_variants=env_variants)
     limits = np.repeat([v.dynamics.max_episode_steps for v in variants], episodes)
-    tracker = None if progress is None else Progress(progress, num_variants * episodes)
     play = functools.partial(
         run_episodes,
         env,
@@ -264,17 +269,13 @@ def play_scenario(
         episode_seeds=episode_seeds.reshape(-1),
         greedy=greedy,
         limits=limits,
-        progress=tracker,
     )
-    try:
+    with progress_line(progress, num_variants * episodes) as tracker:
         if record is None:
-            metrics = play()
+            metrics = play(progress=tracker)
         else:
             with Recorder(env, record, policy=policy_name) as recorder:
-                metrics = play(recorder=recorder)
-    finally:
-        if tracker is not None:
-            tracker.close()
+                metrics = play(recorder=recorder, progress=tracker)
     return [metrics[v * episodes : (v + 1) * episodes] for v in range(num_variants)]
 
 
@@ -380,16 +381,13 @@ def _play_in_both(
             raise ValueError(
                 f"POGEMA's observation is {envs.obs_shape}, the policy's {tuple(policy.config.obs_shape)}"
             )
-        tracker = None if progress is None else Progress(f"{progress} in {engine}", len(configs))
-        try:
+        what = None if progress is None else f"{progress} in {engine}"
+        with progress_line(what, len(configs)) as tracker:
             results.append(
                 run_episodes(
                     envs, policy, device, sampling_seed, greedy=greedy, limits=limits, progress=tracker
                 )
             )
-        finally:
-            if tracker is not None:
-                tracker.close()
     return results[0], results[1]
 
 
