@@ -1,8 +1,8 @@
-"""Planners on the POGEMA benchmark's lifelong protocol: greedy, PIBT and its variants, beside the published
-Follower, MATS-LP and RHCR numbers.
+"""Planners and trained policies on the POGEMA benchmark's lifelong protocol: greedy, PIBT and its variants,
+trained policies, beside the published Follower, MATS-LP and RHCR numbers.
 
 Usage: .venv/bin/python benchmarks/planner_table.py [--sets random mazes] [--agents 8 16 24 32 48 64]
-       [--policies greedy pibt pibt-swap ...] [--maps 128] [--seed 0] [--data DIR]
+       [--policies greedy pibt pibt-swap pretrained:NAME RUN_DIR ...] [--maps 128] [--seed 0] [--data DIR]
        .venv/bin/python benchmarks/planner_table.py --generated K ...   (tuning: K generated maps instead)
 
 Protocol (the POGEMA benchmark's LMAPF sets: Skrynnik et al., ICLR 2025, arXiv 2407.14931; the configs of
@@ -13,19 +13,27 @@ github.com/CognitiveAISystems/pogema-benchmark): every map of 01-random.yaml (25
 by path from --data (default ../shared/data/pogema-benchmark); a missing map file is reported in one line and
 its set skipped. `--generated K` plays K maps the scenario generators draw instead (random: 17-21 cells a
 side, density 0.1-0.3; mazes: 17-21 odd sides, the `maze` generator with loops), seeds 10_000 + k: the set to
-tune planner options on without touching the benchmark's maps.
+tune planner options (or choose among trained policies) on without touching the benchmark's maps.
+
+A `--policies` entry that is not a scripted policy of `sim.baselines.POLICIES` is a trained policy (a run
+directory, a .ckpt file or pretrained:NAME): it reads the observation of the scenario it was trained on
+(channels and neighbour lists) at the benchmark's radius 5, samples its actions, and plays the very same
+tasks; it is decentralized, the planners are not.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+import scenarios
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim import GridEnv, MapLayout
 from sim.baselines import POLICIES, make_baseline
@@ -84,27 +92,64 @@ def generated_layouts(map_set: str, count: int) -> list[MapLayout]:
     return layouts
 
 
-def episode_env(layout: MapLayout, agents: int, steps: int) -> GridEnv:
-    """One environment playing POGEMA's task of seed 0 on `layout` (the benchmark's protocol)."""
-    height, width = layout.shape
+def episode_env(
+    layouts: list[MapLayout], agents: int, steps: int, observation: ObservationSpec | None = None
+) -> GridEnv:
+    """One environment per layout, each playing POGEMA's task of seed 0 on its layout (the benchmark's
+    protocol), observed through `observation` (default: the obstacle, agent and goal channels at radius 5).
+    The environments are independent: each plays as it would alone."""
+    height, width = layouts[0].shape
     scenario = Scenario(
-        name=layout.name,
+        name=layouts[0].name,
         map=MapSpec(width=width, height=height),
         agents=AgentsSpec(count=agents),
         dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=steps),
-        observation=ObservationSpec(radius=5),
+        observation=ObservationSpec(radius=5) if observation is None else observation,
     )
-    return GridEnv(scenario, 1, auto_reset=False, _layouts=lambda _: layout, _fixed_seed=0)
+    return GridEnv(
+        scenario, len(layouts), auto_reset=False, _layouts=lambda env, _seed: layouts[env], _fixed_seed=0
+    )
 
 
-def throughput(layouts: list[MapLayout], agents: int, steps: int, name: str, seed: int) -> float:
-    """Mean avg_throughput of the scripted policy `name` (sim.baselines.POLICIES) over one episode per
-    layout."""
+@dataclasses.dataclass(frozen=True)
+class TrainedPolicy:
+    """A trained policy's column: its label, the torch policy and the observation it was trained on."""
+
+    label: str
+    policy: Any
+    observation: ObservationSpec
+
+
+def load_trained(target: str) -> TrainedPolicy:
+    """The trained policy `target` names (run directory, .ckpt or pretrained:NAME), observing its training
+    scenario's channels and neighbours at the benchmark's radius 5; a bad target is a CheckpointError."""
+    from marl.train import load_policy
+
+    policy, meta = load_policy(target)
+    observation = dataclasses.replace(scenarios.load(meta["scenario"]).observation, radius=5)
+    return TrainedPolicy(target, policy, observation)
+
+
+def throughput(
+    layouts: list[MapLayout], agents: int, steps: int, player: str | TrainedPolicy, seed: int
+) -> float:
+    """Mean avg_throughput over one episode per layout of the scripted policy named `player`
+    (sim.baselines.POLICIES) or of a trained policy (its actions sampled with sampling seed `seed`, all
+    layouts in one batch: each episode draws from its own stream, so it plays as it would alone)."""
+    if isinstance(player, TrainedPolicy):
+        import torch
+
+        from marl.evaluate import run_episodes
+
+        env = episode_env(layouts, agents, steps, player.observation)
+        limits = np.full(len(layouts), steps)
+        metrics = run_episodes(env, player.policy, torch.device("cpu"), seed, seed=0, limits=limits)
+        return float(np.mean([m["avg_throughput"] for m in metrics]))
     values = []
-    for layout in layouts:
-        env = episode_env(layout, agents, steps)
+    for layout in layouts:  # one at a time: a scripted policy's random draws depend on the batch
+        env = episode_env([layout], agents, steps)
         env.reset()
-        policy = make_baseline(name, env, seed)
+        policy = make_baseline(player, env, seed)
         for _ in range(steps):
             info = env.step(policy())[4]
         values.append(info["metrics"][0]["avg_throughput"])
@@ -115,12 +160,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--agents", type=int, nargs="+", default=[8, 16, 24, 32, 48, 64])
-    parser.add_argument("--policies", nargs="+", default=["greedy", "pibt", "pibt-swap"], choices=POLICIES)
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        default=["greedy", "pibt", "pibt-swap"],
+        help=f"scripted policies ({', '.join(POLICIES)}) and trained ones (run directory, .ckpt or "
+        "pretrained:NAME)",
+    )
     parser.add_argument("--maps", type=int, default=128, help="maps per set (default all 128)")
     parser.add_argument("--generated", type=int, default=0, help="play K generated maps instead (tuning)")
     parser.add_argument("--seed", type=int, default=0, help="the policies' seed")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
+    players: list[str | TrainedPolicy] = []
+    for name in args.policies:
+        if name in POLICIES:
+            players.append(name)
+            continue
+        from marl.run_dir import CheckpointError
+        from marl.threads import use_torch_threads
+
+        use_torch_threads()
+        try:
+            players.append(load_trained(name))
+        except CheckpointError as error:
+            print(f"planner_table: --policies {name}: {error}", file=sys.stderr)
+            return 2
     for map_set in args.sets:
         file_name, section, steps = SETS[map_set]
         if args.generated:
@@ -141,9 +206,9 @@ def main() -> int:
         print("|---" * (1 + len(args.policies) + len(shown)) + "|")
         for agents in args.agents:
             cells, seconds = [], []
-            for name in args.policies:
+            for player in players:
                 start = time.perf_counter()
-                cells.append(f"{throughput(layouts, agents, steps, name, args.seed):.3f}")
+                cells.append(f"{throughput(layouts, agents, steps, player, args.seed):.3f}")
                 seconds.append(time.perf_counter() - start)
             cells += [f"{published[name].get(agents, float('nan')):.3f}" for name in shown]
             timing = ", ".join(f"{name} {s:.1f} s" for name, s in zip(args.policies, seconds, strict=True))

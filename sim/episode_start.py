@@ -21,8 +21,8 @@ from sim.layout import MapLayout
 from sim.seeds import goal_stream_seeds
 from sim.state import EnvState
 
-LayoutSource = Callable[[int], MapLayout]
-"""The layout of the episode with a given seed."""
+LayoutSource = Callable[[int, int], MapLayout]
+"""The layout of environment `env`'s episode with seed `seed`: (env, seed) -> MapLayout."""
 
 
 class TaskGenerationError(ScenarioError):
@@ -57,7 +57,7 @@ class EpisodePlan:
     def layout(self, env: int, seed: int) -> MapLayout:
         """The map and task layout of environment `env`'s episode with `seed`."""
         if self._layouts is not None:
-            return self._layouts(seed)
+            return self._layouts(env, seed)
         from sim.maps import build_layout
 
         return build_layout(self.variant(env, seed), seed)

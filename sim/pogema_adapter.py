@@ -43,7 +43,7 @@ def scenario_from_grid_config(grid_config: Any, pogema_bugs: bool = True) -> Sce
 
 
 def layouts_from_grid_config(grid_config: Any):
-    """A function seed -> `MapLayout` generating what POGEMA's `Grid(grid_config)` generates for that seed:
+    """A function (env, seed) -> `MapLayout` generating what POGEMA's `Grid(grid_config)` generates for that seed:
     the obstacles (`default_rng(seed).binomial(1, density, (height, width))` unless a map is given; a
     `map_name` in pogema's grid registry replaces them, as in POGEMA), the fixed starts / goals (obstacles
     under them cleared, as POGEMA does) or possible-position lists, and with `empty_outside=False` the random
@@ -61,7 +61,7 @@ def layouts_from_grid_config(grid_config: Any):
     possible_starts = _cells(config.possible_agents_xy)
     possible_goals = _cells(config.possible_targets_xy)
 
-    def layout(seed: int) -> MapLayout:
+    def layout(env: int, seed: int) -> MapLayout:
         if fixed_map is None:
             rng = np.random.default_rng(seed)
             obstacles = rng.binomial(1, config.density, (config.height, config.width)).astype(np.uint8)

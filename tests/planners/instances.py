@@ -52,7 +52,7 @@ def env_for(
         ),
     )
     layout = MapLayout(obstacles, starts=starts, goals=goals)
-    env = GridEnv(scenario, num_envs, seed=0, auto_reset=False, _layouts=lambda _: layout)
+    env = GridEnv(scenario, num_envs, seed=0, auto_reset=False, _layouts=lambda _env, _seed: layout)
     env.reset()
     return env
 

@@ -86,11 +86,11 @@ def test_maps_of_different_sizes_share_a_batch():
 
     small, large = scenario(size=(5, 7), count=4), scenario(size=(11, 6), count=4)
     layouts = {0: build_layout(small, 0), 1: build_layout(large, 1)}
-    batch = GridEnv(small, num_envs=2, _layouts=lambda seed: layouts[seed], auto_reset=False)
+    batch = GridEnv(small, num_envs=2, _layouts=lambda _env, seed: layouts[seed], auto_reset=False)
     batch.reset(episode_seeds=np.array([0, 1]))
     assert batch.map_shapes.tolist() == [[5, 7], [11, 6]] and batch.obstacles.shape == (2, 11, 7)
     assert batch.obstacles[0, 5:].all() and batch.obstacles[1, :, 6:].all()
-    alone = GridEnv(large, num_envs=1, _layouts=lambda seed: layouts[seed], auto_reset=False)
+    alone = GridEnv(large, num_envs=1, _layouts=lambda _env, seed: layouts[seed], auto_reset=False)
     alone.reset(episode_seeds=np.array([1]))
     rng = np.random.default_rng(2)
     for _ in range(12):

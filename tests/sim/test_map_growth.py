@@ -54,10 +54,10 @@ map_sizes = st.lists(st.tuples(st.integers(3, 14), st.integers(3, 14)), min_size
 STEPS, ENVS = 24, 3
 
 
-def seeded_layouts(scenario: scenarios.Scenario) -> Callable[[int], MapLayout]:
+def seeded_layouts(scenario: scenarios.Scenario) -> Callable[[int, int], MapLayout]:
     """The layout of each episode seed s (variant s mod V), as a layout source GridEnv cannot size for."""
     plan = EpisodePlan(scenario, 1)
-    return lambda seed: plan.layout(0, seed)
+    return lambda _env, seed: plan.layout(0, seed)
 
 
 def every_episode_fits(scenario: scenarios.Scenario, seed: int) -> bool:
@@ -173,14 +173,14 @@ def test_pettingzoo_mapf_observations_fit_their_space_on_every_map_size():
     assert len(heights) == 3  # every map size was played
 
 
-def listed_goal_layout(seed: int) -> MapLayout:
+def listed_goal_layout(_env: int, seed: int) -> MapLayout:
     """An open 3 x (s + 2) map for seed s, every cell listed as a possible start and goal (POGEMA's lists)."""
     width = seed + 2
     cells = np.array([(row, col) for row in range(3) for col in range(width)], dtype=np.int64)
     return MapLayout(np.zeros((3, width), dtype=np.uint8), possible_starts=cells, possible_goals=cells)
 
 
-def goal_sequence_layout(seed: int) -> MapLayout:
+def goal_sequence_layout(_env: int, seed: int) -> MapLayout:
     """An open 3 x (s + 2) map for seed s; its two agents cycle through s + 2 goals along rows 0 and 2."""
     width = seed + 2
     sequences = np.array([[(row, col) for col in range(width)] for row in (0, 2)], dtype=np.int64)

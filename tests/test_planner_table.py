@@ -1,0 +1,49 @@
+"""benchmarks/planner_table.py: a trained policy's column plays every benchmark task in one batch exactly as
+each would play alone, and a bad --policies entry is one line."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memory import make_policy
+from scenarios.schema import ObservationSpec
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "planner_table.py"
+
+
+@pytest.fixture(scope="module")
+def table():
+    spec = importlib.util.spec_from_file_location("planner_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["planner_table"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["planner_table"]
+
+
+def test_a_trained_policy_plays_each_task_in_the_batch_as_alone(table):
+    layouts = table.generated_layouts("random", 3)
+    assert len({layout.shape for layout in layouts}) > 1  # maps of different sizes share the batch
+    observation = ObservationSpec(radius=5, channels=("obstacles", "agents", "goal"))
+    obs_shape = table.episode_env(layouts[:1], 8, 16, observation).obs_shape
+    player = table.TrainedPolicy("rmt", make_policy("rmt", tuple(obs_shape), seed=0), observation)
+    batched = table.throughput(layouts, 8, 16, player, seed=3)
+    alone = [table.throughput([layout], 8, 16, player, seed=3) for layout in layouts]
+    assert batched == pytest.approx(sum(alone) / len(alone), abs=1e-12)
+    assert 0.0 < batched <= 8.0
+
+
+def test_an_unknown_policy_is_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--policies", "pibt", "absent-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("planner_table: --policies absent-run:"), line
