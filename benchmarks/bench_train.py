@@ -44,8 +44,10 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     from marl.buffers import RolloutBuffer
     from marl.config import parse_assignments, resolve_config
     from marl.envs import make_training_envs
+    from marl.gae import compute_advantages
+    from marl.learner import make_learner
     from marl.rollout import collect, start_rollouts
-    from marl.train import compute_advantages, make_learner, update
+    from marl.update import update
 
     scenario = scenarios.load(scenario_name)
     config = resolve_config(scenario.train, {"device": "cpu", **parse_assignments(assignments)})

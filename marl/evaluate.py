@@ -27,6 +27,7 @@ from fsio import atomic_writer
 from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
 from marl.rollout import Policy, episode_keys, keyed_actions, keyed_uniforms, step_keeping_torch_threads
+from marl.seeds import evaluation_episode_seeds, pogema_seeds
 
 if TYPE_CHECKING:
     from sim.episodes import Recorder
@@ -226,12 +227,6 @@ def _variants(scenario: Any) -> list[tuple[str, Any]]:
     ]
 
 
-def evaluation_seeds(seed: int, variants: int, episodes: int) -> np.ndarray:
-    """(V, K) int64: the episode seeds of K evaluation episodes of each of V variants."""
-    drawn = np.random.SeedSequence(seed).generate_state(variants * episodes, np.uint64) >> np.uint64(1)
-    return drawn.astype(np.int64).reshape(variants, episodes)
-
-
 def play_scenario(
     scenario: Any,
     policy: Policy,
@@ -292,15 +287,15 @@ def evaluate_scenario(
 ) -> list[dict[str, Any]]:
     """One row per variant of `scenario`: {"variant": label, "episodes": K, <metric means>}.
 
-    K episodes per variant (seeds `evaluation_seeds(seed, V, K)`, sampling seed `seed`), all variants
-    played at once (`play_scenario`). `progress`: a progress line on stderr.
+    K episodes per variant (seeds `marl.seeds.evaluation_episode_seeds(seed, V, K)`, sampling seed
+    `seed`), all variants played at once (`play_scenario`). `progress`: a progress line on stderr.
     """
     labels = [label for label, _ in _variants(scenario)]
     per_variant = play_scenario(
         scenario,
         policy,
         device,
-        evaluation_seeds(seed, len(labels), episodes),
+        evaluation_episode_seeds(seed, len(labels), episodes),
         seed,
         greedy=greedy,
         record=record,
@@ -325,11 +320,6 @@ def with_mean_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if values:
             mean[column] = float(np.mean(values))
     return [*rows, mean]
-
-
-def pogema_seeds(seed: int, variant_index: int, episodes: int) -> list[int]:
-    """The POGEMA GridConfig seeds of a variant's K evaluation episodes."""
-    return [int(s) for s in np.random.SeedSequence([seed, variant_index]).generate_state(episodes)]
 
 
 def play_in_both(

@@ -3,7 +3,7 @@
 The expert is a scripted centralized policy of `sim.baselines.POLICIES`, a planner such as PIBT
 (`sim.planners`, the default) or a baseline, made with the env and called with no arguments for the (E, N)
 actions of the env's current state, keeping its own state (PIBT's priorities). It sees the whole state;
-the learner is the decentralized policy MAPPO trains (`marl.train.build_policy`), reading only the
+the learner is the decentralized policy MAPPO trains (`marl.learner.build_policy`), reading only the
 scenario's observation (and, for SRMT, the memories in its scope).
 
 1. Expert episodes: the expert plays the scenario and every episode goes to an episode store (a few bytes
@@ -52,6 +52,7 @@ from fsio import abandoned_temporaries, atomic_directory
 from marl.buffers import map_state
 from marl.config import ConfigError, ImitationConfig, TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
+from marl.learner import build_policy, load_init_weights, pick_device
 from marl.losses import masked_mean
 from marl.offline import ChunkConfig, ExpertChunks
 from marl.rollout import Policy
@@ -65,7 +66,8 @@ from marl.run_dir import (
     truncate_metrics,
     write_yaml,
 )
-from marl.train import build_policy, load_init_weights, pick_device, sampling_seed, train
+from marl.seeds import dagger_seeds, expert_data_seed
+from marl.train import train
 
 EXPERT_STORE = "experts.zarr"
 DAGGER_DIR = "dagger"
@@ -204,10 +206,6 @@ def dagger_rollout(
 # ---- the recipe ----------------------------------------------------------------------------------------
 
 
-def _derived_seed(*key: int) -> int:
-    return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
-
-
 @dataclasses.dataclass
 class _Clock:
     """Wall and CPU seconds of one stage."""
@@ -328,7 +326,7 @@ class Imitation:
                     imitation.expert,
                     imitation.expert_episodes,
                     imitation.expert_envs,
-                    _derived_seed(self.config.seed, 1),
+                    expert_data_seed(self.config.seed),
                     staging,
                 )
         chunks = self._expert_chunks()
@@ -358,6 +356,7 @@ class Imitation:
         store = self._dagger_store(iteration)
         _clear(store)
         beta = imitation.beta(iteration)
+        rollout_seed, sampling, choice = dagger_seeds(self.config.seed, iteration)
         with atomic_directory(store) as staging:
             metrics, agreement = dagger_rollout(
                 self.scenario,
@@ -365,14 +364,14 @@ class Imitation:
                 imitation.expert,
                 imitation.dagger_episodes,
                 beta,
-                _derived_seed(self.config.seed, 2, iteration),
+                rollout_seed,
                 staging,
-                _derived_seed(sampling_seed(self.config.seed), iteration),
+                sampling,
                 self.device,
             )
         experts = [episode.info.id for episode in self._expert_chunks().episodes]
         count = round(imitation.dagger_expert_fraction * len(experts))
-        chosen = np.random.default_rng(_derived_seed(self.config.seed, 3, iteration)).permutation(experts)
+        chosen = np.random.default_rng(choice).permutation(experts)
         kept = [
             self._dagger_store(i) for i in range(max(1, iteration - imitation.dagger_keep + 1), iteration)
         ]

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 import hpc
+import memory
 from fsio import atomic_write_bytes, atomic_writer
 
 CHECKPOINT_FORMAT = "gridswarm-mappo-3"  # 3: environments and carries saved
@@ -98,6 +100,21 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     except hpc.CheckpointError as error:
         raise CheckpointError(str(error)) from None
     return _require_finite(path, tensors), _require_format(path, meta)
+
+
+def load_policy(checkpoint: Path | str, device: torch.device | str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """The policy stored in a checkpoint file, a run directory's best (else latest) checkpoint or
+    `pretrained:NAME` (`resolve_checkpoint`), in eval mode, and the checkpoint's metadata with its path
+    under "checkpoint"."""
+    path = resolve_checkpoint(checkpoint)
+    tensors, meta = load_checkpoint(path)
+    try:
+        policy = memory.policy_from_config(meta["policy_config"])
+        policy.load_state_dict(tensors["policy"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: policy does not match its config ({reason})") from None
+    return policy.to(device).eval(), {**meta, "checkpoint": str(path)}
 
 
 def has_checkpoints(run_dir: Path) -> bool:

@@ -59,9 +59,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from marl.evaluate import evaluate_in_pogema
-    from marl.run_dir import PRETRAINED_PREFIX, resolve_checkpoint
+    from marl.learner import pick_device
+    from marl.run_dir import PRETRAINED_PREFIX, load_policy, resolve_checkpoint
     from marl.threads import use_torch_threads
-    from marl.train import load_policy, pick_device
 
     checkpoint = resolve_checkpoint(args.target)
     if args.in_pogema and args.record is not None:
@@ -176,7 +176,7 @@ def evaluate_final_policy(
 ) -> None:
     """The closing evaluation of a training run: the policy of `checkpoint` on every variant, reported as
     RUN_DIR/eval.csv and eval.json, its episodes in RUN_DIR/episodes.zarr."""
-    from marl.train import load_policy
+    from marl.run_dir import load_policy
 
     policy, meta = load_policy(checkpoint, device)
     evaluate_and_report(

@@ -80,7 +80,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from marl.imitation import Imitation
-    from marl.train import TrainingStopped, pick_device
+    from marl.learner import pick_device
+    from marl.train import TrainingStopped
     from sim import episodes
 
     scenario = scenarios.load(args.scenario)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 USER_ERRORS = (
     "marl.config.ConfigError",
     "marl.run_dir.CheckpointError",
-    "marl.train.TrainingDiverged",
+    "marl.update.TrainingDiverged",
     "scenarios.errors.ScenarioError",
     "hpc.errors.HpcError",
 )
