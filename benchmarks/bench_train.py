@@ -41,12 +41,12 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     import torch
 
     import scenarios
-    from marl.buffers import RolloutBuffer
     from marl.config import parse_assignments, resolve_config
     from marl.envs import make_training_envs
     from marl.gae import compute_advantages
     from marl.learner import make_learner
     from marl.rollout import collect, start_rollouts
+    from marl.train import allocate_buffer
     from marl.update import update
 
     scenario = scenarios.load(scenario_name)
@@ -56,16 +56,7 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     env = make_training_envs(scenario, config.num_envs, config.seed)
     learner = make_learner(config, env.obs_shape, env.num_actions, device)
     carry = start_rollouts(env, learner.policy, device, seed=config.seed)
-    num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
-    buffer = RolloutBuffer.allocate(
-        config.rollout_length,
-        env.num_envs,
-        env.num_agents,
-        env.obs_shape,
-        carry.obs.dtype,
-        config.chunk_length,
-        num_neighbours,
-    )
+    buffer = allocate_buffer(env, config, carry.obs.dtype)
     timings = {"collect": 0.0, "update": 0.0}
     load_before = os.getloadavg()[0]
     for index in range(updates + 1):

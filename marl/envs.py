@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import scenarios
+from marl.config import ConfigError
 from marl.seeds import part_seeds
 from scenarios import Scenario
 
@@ -111,6 +112,15 @@ def variant_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Stacked
         raise ValueError(
             f"scenario {scenario.name!r}: variants differ in agent count or observation shape"
         ) from None
+
+
+def require_window_observation(scenario: Scenario) -> None:
+    """Training reads the (C, F, F) window observation; a one-line ConfigError otherwise."""
+    if scenario.observation.type != "default":
+        raise ConfigError(
+            f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
+            "training needs 'default'"
+        )
 
 
 def make_training_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Any:

@@ -12,9 +12,7 @@ real POGEMA environments and reports both side by side.
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from fsio import atomic_writer
 from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
 from marl.rollout import Policy, episode_keys, keyed_actions, keyed_uniforms, step_keeping_torch_threads
@@ -308,20 +305,6 @@ def evaluate_scenario(
     ]
 
 
-def with_mean_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows and, when there are several, a last row "mean": each numeric column's mean over the rows
-    (every variant weighs the same) and the total episode count."""
-    if len(rows) < 2:
-        return rows
-    columns = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in ("variant", "episodes")]
-    mean: dict[str, Any] = {"variant": "mean", "episodes": sum(int(row.get("episodes", 0)) for row in rows)}
-    for column in columns:
-        values = [row[column] for row in rows if isinstance(row.get(column), int | float)]
-        if values:
-            mean[column] = float(np.mean(values))
-    return [*rows, mean]
-
-
 def play_in_both(
     scenario: Any,
     policy: Policy,
@@ -416,30 +399,3 @@ def evaluate_in_pogema(
             }
         )
     return rows
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table, one line per row, columns aligned."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def write_report(rows: list[dict[str, Any]], stem: Path) -> None:
-    """stem.csv and stem.json, written atomically."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with atomic_writer(stem.with_suffix(".csv")) as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    with atomic_writer(stem.with_suffix(".json")) as handle:
-        json.dump(rows, handle, indent=1)

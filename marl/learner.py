@@ -13,7 +13,7 @@ import torch
 import hpc
 import memory
 from marl.config import TrainConfig
-from marl.run_dir import CheckpointError, load_checkpoint, resolve_checkpoint
+from marl.run_dir import CheckpointError, read_checkpoint
 from marl.seeds import sampling_seed, shuffle_seed
 from marl.value_norm import ValueNorm
 
@@ -42,8 +42,7 @@ def load_init_weights(policy: Any, init: Path | str) -> Path:
     """Copy the policy weights of checkpoint `init` (a file, a run directory or `pretrained:NAME`) into
     `policy` and return the checkpoint's path. Only the weights are read (weights_only loading); a
     checkpoint of another architecture or observation shape is a one-line CheckpointError."""
-    path = resolve_checkpoint(init)
-    tensors, meta = load_checkpoint(path)
+    tensors, meta, path = read_checkpoint(init)
     theirs, mine = meta.get("policy_config") or {}, policy.config.to_dict()
     if list(theirs.get("obs_shape", [])) != list(mine["obs_shape"]):
         raise CheckpointError(

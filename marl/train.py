@@ -222,16 +222,7 @@ def train(
         carry = start_rollouts(env, learner.policy, device, seed=env_seed(config.seed, comm.rank))
     else:
         carry = _resume_rollouts(env, learner.policy, device, run.saved, comm.rank, run_dir)
-    num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
-    buffer = RolloutBuffer.allocate(
-        config.rollout_length,
-        env.num_envs,
-        env.num_agents,
-        env.obs_shape,
-        carry.obs.dtype,
-        config.chunk_length,
-        num_neighbours,
-    )
+    buffer = allocate_buffer(env, config, carry.obs.dtype)
     log = _Log(run_dir / "metrics.jsonl", plan, echo, sinks, config.log_every)
     with hpc.PreemptionHandler() as preemption:
         for update_index in range(run.start, plan.num_updates):
@@ -261,6 +252,14 @@ def train(
         plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png", CURVE_KEYS)
     comm.barrier()
     return learner
+
+
+def allocate_buffer(env: Any, config: TrainConfig, obs_dtype: np.dtype) -> RolloutBuffer:
+    """The rollout storage of `config.rollout_length` steps of `env`'s E environments x N agents (with the
+    neighbour lists a local memory scope reads), allocated once and written in place by `collect`."""
+    num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
+    T, E, N = config.rollout_length, env.num_envs, env.num_agents
+    return RolloutBuffer.allocate(T, E, N, env.obs_shape, obs_dtype, config.chunk_length, num_neighbours)
 
 
 @dataclass

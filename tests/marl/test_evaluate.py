@@ -16,8 +16,8 @@ from marl.evaluate import (
     play_in_both,
     play_scenario,
     run_episodes,
-    with_mean_row,
 )
+from marl.report import with_mean_row
 from marl.rollout import episode_keys, keyed_actions, keyed_uniforms
 from marl.seeds import evaluation_episode_seeds
 from sim.env import GridEnv
