@@ -23,7 +23,14 @@ import torch
 
 from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
-from marl.rollout import Policy, episode_keys, keyed_actions, keyed_uniforms, step_keeping_torch_threads
+from marl.rollout import (
+    Policy,
+    episode_keys,
+    keyed_actions,
+    keyed_uniforms,
+    policy_step,
+    step_keeping_torch_threads,
+)
 from marl.seeds import evaluation_episode_seeds, pogema_seeds
 
 if TYPE_CHECKING:
@@ -118,12 +125,14 @@ class PolicyActor:
         env, device = self.env, self.device
         if torch.get_num_threads() != self._torch_threads:  # numba's OpenMP layer resets it: see
             torch.set_num_threads(self._torch_threads)  # marl.rollout.step_keeping_torch_threads
-        logits, _, self.state = self.policy.step(
-            torch.from_numpy(np.asarray(obs)).to(device),
+        logits, _, self.state = policy_step(
+            self.policy,
+            device,
+            np.asarray(obs),
             self.state,
-            torch.from_numpy(np.asarray(reset_mask, dtype=bool)).to(device),
-            torch.from_numpy(env.neighbours).to(device) if self.local else None,
-            torch.from_numpy(np.array(env.active, dtype=bool)).to(device),
+            np.asarray(reset_mask, dtype=bool),
+            env.neighbours if self.local else None,
+            np.array(env.active, dtype=bool),
         )
         if self.greedy:
             return logits.argmax(-1).cpu().numpy()
@@ -174,12 +183,14 @@ def run_episodes(
     actions = np.zeros((E, N), dtype=np.int64)
     results: list[dict | None] = [None] * E
     for step in range(max_steps):
-        logits, _, state = policy.step(
-            torch.from_numpy(obs[live]).to(device),
+        logits, _, state = policy_step(
+            policy,
+            device,
+            obs[live],
             state,
-            torch.from_numpy(reset_mask[live]).to(device),
-            torch.from_numpy(env.neighbours[live]).to(device) if local else None,
-            torch.from_numpy(np.array(env.active[live], dtype=bool)).to(device),
+            reset_mask[live],
+            env.neighbours[live] if local else None,
+            np.array(env.active[live], dtype=bool),
         )
         chosen = (
             logits.argmax(-1).cpu().numpy()
