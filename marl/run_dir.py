@@ -327,7 +327,8 @@ def pack_pretrained(
     file). A checkpoint over MAX_PRETRAINED_BYTES is refused."""
     tensors, meta, _ = read_checkpoint(source)
     slim_meta = {"format": CHECKPOINT_FORMAT, "pretrained": name}
-    slim_meta |= {key: meta[key] for key in ("policy_config", "scenario", "train_config") if key in meta}
+    kept = ("policy_config", "scenario", "scenario_spec", "train_config")
+    slim_meta |= {key: meta[key] for key in kept if key in meta}
     with tempfile.TemporaryDirectory() as staging:
         data = hpc.save_checkpoint(staging, 0, {"policy": tensors["policy"]}, slim_meta, keep=1).read_bytes()
     size = len(data)
