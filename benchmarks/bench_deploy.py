@@ -27,9 +27,9 @@ import memory
 from deploy.agent import AgentStep
 from deploy.cbuild import CFunction, build
 from deploy.ccompile import compile_module
-from deploy.checkpoint import load_policy
 from deploy.rollout import WHOLE_MAP, decentralized_rollout, per_sample, radio_range
 from deploy.verify import torch_runner
+from marl.run_dir import load_policy
 from scenarios.loader import load, loads
 
 SMALL = """

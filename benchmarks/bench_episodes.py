@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import scenarios
+from sim.actions import NUM_ACTIONS
 from sim.env import GridEnv
 from sim.episodes import Recorder
 
@@ -63,11 +64,11 @@ def main() -> None:
             recorded_env, directory / "bench.zarr", flush_every=args.flush_every, durable=not args.no_fsync
         )
         recorder.reset()
-        timed_block(bare.step, rng.integers(0, 5, shape))  # compile
+        timed_block(bare.step, rng.integers(0, NUM_ACTIONS, shape))  # compile
         recorded_env.step = timed_env_step
         bare_time = recorded_time = 0.0
         for _ in range(args.blocks):
-            actions = rng.integers(0, 5, shape)
+            actions = rng.integers(0, NUM_ACTIONS, shape)
             bare_time += timed_block(bare.step, actions)
             recorded_time += timed_block(recorder.step, actions)
         start = time.perf_counter()

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for tests.deploy
 
-from deploy.checkpoint import load_policy
 from deploy.export import ExportOptions, export_policy
 from deploy.mcu import TARGET
+from marl.run_dir import load_policy
 from tests.deploy.helpers import decisive_policy
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from gridswarm.commands.bench import FULL_CASES, QUICK_CASES, run_cases
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+from sim.actions import NUM_ACTIONS
 
 # (agents per env, map side, num_envs, timed steps): about the same agent count per step within a row pair.
 BATCHED_CASES = ((64, 32, 1, 2000), (64, 32, 64, 60), (1024, 128, 1, 200), (1024, 128, 16, 20),
@@ -45,7 +46,7 @@ def batched_steps_per_second(agents: int, size: int, num_envs: int, steps: int, 
 
     env = GridEnv(targets_scenario(agents, size), num_envs, seed=0, num_threads=1, obs_dtype=obs_dtype)
     env.reset()
-    actions = np.random.default_rng(0).integers(0, 5, size=(steps + 1, num_envs, agents))
+    actions = np.random.default_rng(0).integers(0, NUM_ACTIONS, size=(steps + 1, num_envs, agents))
     env.step(actions[0])  # compiles or loads numba's cache
     started = time.perf_counter()
     for t in range(1, steps + 1):

@@ -45,7 +45,13 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     from marl.config import parse_assignments, resolve_config
     from marl.envs import make_training_envs
     from marl.rollout import collect, start_rollouts
-    from marl.train import compute_advantages, make_learner, update
+
+    try:
+        from marl.gae import compute_advantages
+        from marl.learner import make_learner
+        from marl.update import update
+    except ImportError:  # --against a revision whose marl.train still held every phase
+        from marl.train import compute_advantages, make_learner, update
 
     scenario = scenarios.load(scenario_name)
     config = resolve_config(scenario.train, {"device": "cpu", **parse_assignments(assignments)})
@@ -54,16 +60,9 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     env = make_training_envs(scenario, config.num_envs, config.seed)
     learner = make_learner(config, env.obs_shape, env.num_actions, device)
     carry = start_rollouts(env, learner.policy, device, seed=config.seed)
-    num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
-    buffer = RolloutBuffer.allocate(
-        config.rollout_length,
-        env.num_envs,
-        env.num_agents,
-        env.obs_shape,
-        carry.obs.dtype,
-        config.chunk_length,
-        num_neighbours,
-    )
+    T, E, N = config.rollout_length, env.num_envs, env.num_agents
+    K = env.neighbours.shape[-1] if config.scope == "local" else 0
+    buffer = RolloutBuffer.allocate(T, E, N, env.obs_shape, carry.obs.dtype, config.chunk_length, K)
     timings = {"collect": 0.0, "update": 0.0}
     load_before = os.getloadavg()[0]
     for index in range(updates + 1):

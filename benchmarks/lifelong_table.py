@@ -32,9 +32,8 @@ import torch
 
 import scenarios
 from marl.evaluate import Progress, mean_metrics, run_episodes
-from marl.run_dir import CheckpointError
+from marl.run_dir import CheckpointError, load_policy
 from marl.threads import use_torch_threads
-from marl.train import load_policy
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim.baselines import POLICIES, make_baseline
 from sim.benchmark_maps import validation_random_maps, write_maps_yaml

@@ -1,7 +1,6 @@
 """Export of trained policies to drones: ONNX, C99, manifests, radio messages, waypoint plans.
 
     from deploy.export import export_policy, ExportOptions     # the whole pipeline (gridswarm export)
-    from deploy.checkpoint import load_policy                   # run dir / checkpoint -> SwarmPolicy
     from deploy.agent import AgentStep, MessageEncoder          # one drone's step as a torch module
     from deploy.ccompile import compile_module, link            # torch module -> C99 function
     from deploy.cbuild import build, CFunction                  # gcc + ctypes

@@ -37,6 +37,7 @@ from deploy.verify import (
     check_export,
     check_message_encoder,
     encoder_runner,
+    input_seed,
     sample_inputs,
     torch_runner,
 )
@@ -81,7 +82,7 @@ class ExportOptions:
 def golden_inputs(step: AgentStep, count: int, seed: int, observations: np.ndarray | None) -> list[dict]:
     """Golden vectors: the first starts an episode alone (reset, no neighbours), the second has every
     neighbour slot filled, the rest come from the sampled recurrence."""
-    samples = sample_inputs(step, max(count, 2), seed + 1, observations)
+    samples = sample_inputs(step, max(count, 2), input_seed(seed, "golden"), observations)
     samples[0] = {**samples[0], "reset": np.array([True])}
     for name, _ in step.state_names:
         samples[0][name] = np.zeros_like(samples[0][name])
@@ -245,7 +246,9 @@ def _on_mcu(
     references: what the step's and the message encoder's outputs should be (torch, or the int8 host
     build)."""
     reference, encode = references
-    recurrence = sample_inputs(step, options.drift_steps, options.seed + 4, observations)
+    recurrence = sample_inputs(
+        step, options.drift_steps, input_seed(options.seed, "mcu_recurrence"), observations
+    )
     data = mcu.selftest_data(step, reference, recurrence, all_slots, encode)
     (directory / "selftest_data.h").write_text(data)
     policy_object, elf = mcu.build_firmware(directory)
@@ -296,9 +299,11 @@ def _on_mcu(
 
 def _plan_int8(step: AgentStep, options: ExportOptions, observations: np.ndarray | None) -> Int8Plan:
     """GPTQ moments and the layers kept in float32, from samples of the verification's kind (other seeds)."""
-    calibration = sample_inputs(step, options.int8_calibration_samples, options.seed + 5, observations)
+    calibration = sample_inputs(
+        step, options.int8_calibration_samples, input_seed(options.seed, "int8_calibration"), observations
+    )
     count = max(options.int8_selection_samples, options.verify_samples)
-    selection = sample_inputs(step, count, options.seed + 6, observations)
+    selection = sample_inputs(step, count, input_seed(options.seed, "int8_selection"), observations)
     return plan_int8(step, calibration, selection, options.int8_plan_agreement)
 
 

@@ -46,19 +46,6 @@ class RolloutResult:
 ROLLOUT_ENVS = 8
 
 
-def load_scenario(name: str, explicit: bool) -> Scenario:
-    """The scenario named with --scenario (`explicit`) or a training run's own (its recorded name or path)."""
-    from scenarios.errors import ScenarioError
-    from scenarios.loader import load
-
-    try:
-        return load(name)
-    except ScenarioError as error:
-        if explicit:
-            raise
-        raise ExportError(f"the run's scenario cannot be read ({error}); name one with --scenario") from None
-
-
 # A Chebyshev radius beyond any map: every agent of the environment is in radio range.
 WHOLE_MAP = float(np.iinfo(np.int32).max)
 

@@ -44,6 +44,20 @@ class Agreement:
 
 
 CHAIN_LENGTH = 10  # steps of each sampled recurrence
+# the input streams an export draws, each its own seed: ExportOptions.seed plus the purpose's offset
+INPUT_SEED_OFFSETS = {
+    "golden": 1,
+    "verify": 2,
+    "drift": 3,
+    "mcu_recurrence": 4,
+    "int8_calibration": 5,
+    "int8_selection": 6,
+}
+
+
+def input_seed(seed: int, purpose: str) -> int:
+    """The seed of the export's input stream `purpose` (a key of INPUT_SEED_OFFSETS)."""
+    return seed + INPUT_SEED_OFFSETS[purpose]
 
 
 def torch_batch(step: AgentStep, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -165,7 +179,7 @@ def check_export(
 ) -> dict:
     """The host checks of an export: C (and ONNX Runtime) against torch on the golden vectors and on
     options.verify_samples inputs, the C recurrence (float32), the int8 agreement; ExportError on a miss."""
-    samples = sample_inputs(step, options.verify_samples, options.seed + 2, observations)
+    samples = sample_inputs(step, options.verify_samples, input_seed(options.seed, "verify"), observations)
     c_run = c_runner(library)
     report = {
         "inputs": "recorded observations" if observations is not None else "random observation planes",
@@ -196,7 +210,8 @@ def check_export(
             )
         if c.same_action_outside_ties < 1.0:
             raise ExportError("C picks another action than torch outside near-ties")
-        drift = recurrent_drift(step, c_run, options.drift_steps, options.seed + 3, observations)
+        drift_seed = input_seed(options.seed, "drift")
+        drift = recurrent_drift(step, c_run, options.drift_steps, drift_seed, observations)
         report["c_recurrent_drift"] = {"steps": options.drift_steps, "max_abs_error": drift}
         if drift > options.drift_tolerance:
             raise ExportError(f"C state drifts {drift:.2e} from torch over {options.drift_steps} steps")

@@ -1,5 +1,6 @@
 """Argument types for the subcommands: each refuses a bad value while the command line is parsed, so a
-command never starts work it cannot finish (argparse reports the refusal as one line, exit status 2)."""
+command never starts work it cannot finish (argparse reports the refusal as one line, exit status 2).
+Also what several subcommands declare alike (`TRAINING_ERRORS`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ MAX_ENVS = 1 << 16
 """Environments of one batch (the machine's memory is checked as well, from the scenario's sizes)."""
 SEED_LIMIT = 2**63
 """Seeds are in [0, 2**63): numpy's SeedSequence refuses negative ones, and seeds are stored as int64."""
+TRAINING_ERRORS = (
+    "marl.config.ConfigError",
+    "marl.run_dir.CheckpointError",
+    "marl.update.TrainingDiverged",
+    "scenarios.errors.ScenarioError",
+    "hpc.errors.HpcError",
+)
+"""The USER_ERRORS of the commands that train (`train`, `imitate`): shown as one line, exit status 2."""
 
 
 def integer(low: int, high: int) -> Callable[[str], int]:

@@ -32,7 +32,6 @@ from typing import Any
 import yaml
 
 from fsio import atomic_write_text, control_character, read_text_bounded
-from hpc.checkpoint import list_checkpoints
 from hpc.errors import HpcError
 
 
@@ -371,30 +370,3 @@ def job_states(job_id: str) -> list[str]:
             f"exit={fields.get('ExitCode')} restarts={fields.get('Restarts')}"
         )
     return lines or [f"{job_id}: no longer known to SLURM (finished jobs are forgotten after MinJobAge)"]
-
-
-def run_progress(run_dir: Path) -> list[str]:
-    """The run's progress: its last metrics record and its newest checkpoint."""
-    lines = []
-    metrics = run_dir / "metrics.jsonl"
-    records = [line for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
-    if records:
-        try:
-            last = json.loads(records[-1])
-        except json.JSONDecodeError:
-            last = {"last line": "being written"}
-        shown = ", ".join(f"{key}={_short(value)}" for key, value in last.items())
-        lines.append(f"metrics: {len(records)} records; last: {shown}")
-    else:
-        lines.append("metrics: none yet")
-    checkpoints = list_checkpoints(run_dir / "checkpoints")
-    lines.append(
-        f"checkpoints: {len(checkpoints)}, newest step {checkpoints[-1][0]}"
-        if checkpoints
-        else "checkpoints: none"
-    )
-    return lines
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from marl.run_dir import CheckpointError, atomic_writer, read_metrics
+from fsio import atomic_writer
+from marl.run_dir import CheckpointError, read_metrics, read_run_config
 
 FINAL_KEYS = ("CSR", "ISR", "ep_length", "avg_throughput")
 CURVE_KEYS = ("CSR", "ISR", "ep_length", "avg_throughput", "entropy", "explained_variance")
@@ -46,11 +46,11 @@ def load_run(path: Path) -> Run:
     config_path, metrics_path = path / "config.yaml", path / "metrics.jsonl"
     if not config_path.is_file() or not metrics_path.is_file():
         raise CheckpointError(f"{path}: not a run directory (expected config.yaml and metrics.jsonl)")
+    config = read_run_config(path)
     try:
-        config = yaml.safe_load(config_path.read_text())
         train_config = config["train_config"]
         model, seed, scenario = str(train_config["model"]), int(train_config["seed"]), str(config["scenario"])
-    except (yaml.YAMLError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         raise CheckpointError(
             f"{config_path}: expected train_config.model, train_config.seed, scenario"
         ) from None

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 import scenarios
+from marl.config import ConfigError
+from marl.seeds import part_seeds
 from scenarios import Scenario
 
 
@@ -55,7 +57,7 @@ class StackedEnvs:
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every part; part k gets the k-th seed derived from `seed` (None: each part's own)."""
-        seeds = _part_seeds(seed, len(self.parts))
+        seeds = part_seeds(seed, len(self.parts))
         return self._join([p.reset(seed=s) for p, s in zip(self.parts, seeds, strict=True)])
 
     def snapshot(self) -> dict[str, np.ndarray]:
@@ -102,7 +104,7 @@ def variant_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Stacked
     counts = [len(range(k, num_envs, len(variants))) for k in range(len(variants))]
     parts = [
         GridEnv(v, n, seed=s, num_threads=1, obs_dtype=np.uint8)
-        for v, n, s in zip(variants, counts, _part_seeds(seed, len(variants)), strict=True)
+        for v, n, s in zip(variants, counts, part_seeds(seed, len(variants)), strict=True)
     ]
     try:
         return StackedEnvs(parts)
@@ -112,10 +114,13 @@ def variant_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Stacked
         ) from None
 
 
-def _part_seeds(seed: int | None, count: int) -> list[int | None]:
-    if seed is None:
-        return [None] * count
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
+def require_window_observation(scenario: Scenario) -> None:
+    """Training reads the (C, F, F) window observation; a one-line ConfigError otherwise."""
+    if scenario.observation.type != "default":
+        raise ConfigError(
+            f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
+            "training needs 'default'"
+        )
 
 
 def make_training_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Any:

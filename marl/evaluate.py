@@ -12,9 +12,7 @@ real POGEMA environments and reports both side by side.
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,10 +21,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from fsio import atomic_writer
 from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
-from marl.rollout import Policy, episode_keys, keyed_actions, keyed_uniforms, step_keeping_torch_threads
+from marl.rollout import (
+    Policy,
+    episode_keys,
+    keyed_actions,
+    keyed_uniforms,
+    policy_step,
+    step_keeping_torch_threads,
+)
+from marl.seeds import evaluation_episode_seeds, pogema_seeds
 
 if TYPE_CHECKING:
     from sim.episodes import Recorder
@@ -120,12 +125,14 @@ class PolicyActor:
         env, device = self.env, self.device
         if torch.get_num_threads() != self._torch_threads:  # numba's OpenMP layer resets it: see
             torch.set_num_threads(self._torch_threads)  # marl.rollout.step_keeping_torch_threads
-        logits, _, self.state = self.policy.step(
-            torch.from_numpy(np.asarray(obs)).to(device),
+        logits, _, self.state = policy_step(
+            self.policy,
+            device,
+            np.asarray(obs),
             self.state,
-            torch.from_numpy(np.asarray(reset_mask, dtype=bool)).to(device),
-            torch.from_numpy(env.neighbours).to(device) if self.local else None,
-            torch.from_numpy(np.array(env.active, dtype=bool)).to(device),
+            np.asarray(reset_mask, dtype=bool),
+            env.neighbours if self.local else None,
+            np.array(env.active, dtype=bool),
         )
         if self.greedy:
             return logits.argmax(-1).cpu().numpy()
@@ -176,12 +183,14 @@ def run_episodes(
     actions = np.zeros((E, N), dtype=np.int64)
     results: list[dict | None] = [None] * E
     for step in range(max_steps):
-        logits, _, state = policy.step(
-            torch.from_numpy(obs[live]).to(device),
+        logits, _, state = policy_step(
+            policy,
+            device,
+            obs[live],
             state,
-            torch.from_numpy(reset_mask[live]).to(device),
-            torch.from_numpy(env.neighbours[live]).to(device) if local else None,
-            torch.from_numpy(np.array(env.active[live], dtype=bool)).to(device),
+            reset_mask[live],
+            env.neighbours[live] if local else None,
+            np.array(env.active[live], dtype=bool),
         )
         chosen = (
             logits.argmax(-1).cpu().numpy()
@@ -224,12 +233,6 @@ def _variants(scenario: Any) -> list[tuple[str, Any]]:
         (f"{key}={value}", variant)
         for value, variant in zip(values, scenarios.expand_variants(scenario), strict=True)
     ]
-
-
-def evaluation_seeds(seed: int, variants: int, episodes: int) -> np.ndarray:
-    """(V, K) int64: the episode seeds of K evaluation episodes of each of V variants."""
-    drawn = np.random.SeedSequence(seed).generate_state(variants * episodes, np.uint64) >> np.uint64(1)
-    return drawn.astype(np.int64).reshape(variants, episodes)
 
 
 def play_scenario(
@@ -292,15 +295,15 @@ def evaluate_scenario(
 ) -> list[dict[str, Any]]:
     """One row per variant of `scenario`: {"variant": label, "episodes": K, <metric means>}.
 
-    K episodes per variant (seeds `evaluation_seeds(seed, V, K)`, sampling seed `seed`), all variants
-    played at once (`play_scenario`). `progress`: a progress line on stderr.
+    K episodes per variant (seeds `marl.seeds.evaluation_episode_seeds(seed, V, K)`, sampling seed
+    `seed`), all variants played at once (`play_scenario`). `progress`: a progress line on stderr.
     """
     labels = [label for label, _ in _variants(scenario)]
     per_variant = play_scenario(
         scenario,
         policy,
         device,
-        evaluation_seeds(seed, len(labels), episodes),
+        evaluation_episode_seeds(seed, len(labels), episodes),
         seed,
         greedy=greedy,
         record=record,
@@ -311,25 +314,6 @@ def evaluate_scenario(
         {"variant": label, "episodes": episodes, **mean_metrics(metrics)}
         for label, metrics in zip(labels, per_variant, strict=True)
     ]
-
-
-def with_mean_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows and, when there are several, a last row "mean": each numeric column's mean over the rows
-    (every variant weighs the same) and the total episode count."""
-    if len(rows) < 2:
-        return rows
-    columns = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in ("variant", "episodes")]
-    mean: dict[str, Any] = {"variant": "mean", "episodes": sum(int(row.get("episodes", 0)) for row in rows)}
-    for column in columns:
-        values = [row[column] for row in rows if isinstance(row.get(column), int | float)]
-        if values:
-            mean[column] = float(np.mean(values))
-    return [*rows, mean]
-
-
-def pogema_seeds(seed: int, variant_index: int, episodes: int) -> list[int]:
-    """The POGEMA GridConfig seeds of a variant's K evaluation episodes."""
-    return [int(s) for s in np.random.SeedSequence([seed, variant_index]).generate_state(episodes)]
 
 
 def play_in_both(
@@ -426,30 +410,3 @@ def evaluate_in_pogema(
             }
         )
     return rows
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table, one line per row, columns aligned."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def write_report(rows: list[dict[str, Any]], stem: Path) -> None:
-    """stem.csv and stem.json, written atomically."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with atomic_writer(stem.with_suffix(".csv")) as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    with atomic_writer(stem.with_suffix(".json")) as handle:
-        json.dump(rows, handle, indent=1)

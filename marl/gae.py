@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from marl.buffers import RolloutBuffer
+
 
 def next_state_values(
     values: np.ndarray,  # (T, E, N) float32, V(o_t) in return units (denormalized)
@@ -48,3 +50,21 @@ def compute_gae(
         running *= active[t]
         advantages[t] = running
     return advantages, advantages + values
+
+
+def compute_advantages(buffer: RolloutBuffer, gamma: float, gae_lambda: float) -> None:
+    """Write buffer.advantages and buffer.returns from the collected rollout (GAE, truncation-aware)."""
+    # values that overflowed (a diverging run) become NaN quietly here: the update's loss check reports them
+    with np.errstate(invalid="ignore", over="ignore"):
+        next_values = next_state_values(
+            buffer.values, buffer.last_values, buffer.terminated, buffer.truncated, buffer.final_values
+        )
+        buffer.advantages[:], buffer.returns[:] = compute_gae(
+            buffer.rewards,
+            buffer.values,
+            next_values,
+            buffer.terminated | buffer.truncated,
+            buffer.active,
+            gamma,
+            gae_lambda,
+        )

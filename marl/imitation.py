@@ -3,7 +3,7 @@
 The expert is a scripted centralized policy of `sim.baselines.POLICIES`, a planner such as PIBT
 (`sim.planners`, the default) or a baseline, made with the env and called with no arguments for the (E, N)
 actions of the env's current state, keeping its own state (PIBT's priorities). It sees the whole state;
-the learner is the decentralized policy MAPPO trains (`marl.train.build_policy`), reading only the
+the learner is the decentralized policy MAPPO trains (`marl.learner.build_policy`), reading only the
 scenario's observation (and, for SRMT, the memories in its scope).
 
 1. Expert episodes: the expert plays the scenario and every episode goes to an episode store (a few bytes
@@ -20,7 +20,7 @@ scenario's observation (and, for SRMT, the memories in its scope).
 4. MAPPO fine-tuning from the cloned weights (`marl.train.train(init=...)`) in RUN_DIR/mappo.
 
 ```
-RUN_DIR/config.yaml         imitation config, train config, policy config, scenario
+RUN_DIR/config.yaml         imitation config, train config, policy config, scenario (name and spec)
 RUN_DIR/metrics.jsonl       one row per stage: phase expert | bc | dagger, losses, accuracy, rollout metrics,
                             wall and CPU seconds
 RUN_DIR/experts.zarr        the expert episodes (unless `expert_data` names a store)
@@ -52,6 +52,7 @@ from fsio import abandoned_temporaries, atomic_directory
 from marl.buffers import map_state
 from marl.config import ConfigError, ImitationConfig, TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
+from marl.learner import build_policy, load_init_weights, pick_device
 from marl.losses import masked_mean
 from marl.offline import ChunkConfig, ExpertChunks
 from marl.rollout import Policy
@@ -61,11 +62,14 @@ from marl.run_dir import (
     append_metrics,
     has_checkpoints,
     latest_checkpoint,
+    read_run_config,
     save_run_checkpoint,
+    scenario_meta,
     truncate_metrics,
     write_yaml,
 )
-from marl.train import build_policy, load_init_weights, pick_device, sampling_seed, train
+from marl.seeds import dagger_seeds, expert_data_seed
+from marl.train import train
 
 EXPERT_STORE = "experts.zarr"
 DAGGER_DIR = "dagger"
@@ -204,10 +208,6 @@ def dagger_rollout(
 # ---- the recipe ----------------------------------------------------------------------------------------
 
 
-def _derived_seed(*key: int) -> int:
-    return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
-
-
 @dataclasses.dataclass
 class _Clock:
     """Wall and CPU seconds of one stage."""
@@ -228,7 +228,7 @@ class Imitation:
         imitation: ImitationConfig,
         config: TrainConfig,
         run_dir: Path,
-        scenario_ref: str,
+        scenario_name: str,
         echo: Callable[[str], None] = print,
     ) -> None:
         from sim.baselines import POLICIES
@@ -247,7 +247,7 @@ class Imitation:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=imitation.bc_lr, eps=config.adam_eps)
         self.meta = {
             "format": CHECKPOINT_FORMAT,
-            "scenario": scenario_ref,
+            **scenario_meta(scenario, scenario_name),
             "imitation_config": imitation.to_dict(),
             "train_config": config.to_dict(),
             "policy_config": self.policy.config.to_dict(),
@@ -290,7 +290,9 @@ class Imitation:
                 )
             write_yaml(config_path, {k: v for k, v in self.meta.items() if k != "format"})
             return 0
-        saved = _saved_configs(config_path)
+        saved = read_run_config(self.run_dir)
+        if "imitation_config" not in saved:
+            raise CheckpointError(f"{config_path}: not the config of an imitation run (no imitation_config)")
         for key in ("imitation_config", "train_config"):
             if saved.get(key) != self.meta[key]:
                 changed = sorted(k for k, v in self.meta[key].items() if (saved.get(key) or {}).get(k) != v)
@@ -328,7 +330,7 @@ class Imitation:
                     imitation.expert,
                     imitation.expert_episodes,
                     imitation.expert_envs,
-                    _derived_seed(self.config.seed, 1),
+                    expert_data_seed(self.config.seed),
                     staging,
                 )
         chunks = self._expert_chunks()
@@ -358,6 +360,7 @@ class Imitation:
         store = self._dagger_store(iteration)
         _clear(store)
         beta = imitation.beta(iteration)
+        rollout_seed, sampling, choice = dagger_seeds(self.config.seed, iteration)
         with atomic_directory(store) as staging:
             metrics, agreement = dagger_rollout(
                 self.scenario,
@@ -365,14 +368,14 @@ class Imitation:
                 imitation.expert,
                 imitation.dagger_episodes,
                 beta,
-                _derived_seed(self.config.seed, 2, iteration),
+                rollout_seed,
                 staging,
-                _derived_seed(sampling_seed(self.config.seed), iteration),
+                sampling,
                 self.device,
             )
         experts = [episode.info.id for episode in self._expert_chunks().episodes]
         count = round(imitation.dagger_expert_fraction * len(experts))
-        chosen = np.random.default_rng(_derived_seed(self.config.seed, 3, iteration)).permutation(experts)
+        chosen = np.random.default_rng(choice).permutation(experts)
         kept = [
             self._dagger_store(i) for i in range(max(1, iteration - imitation.dagger_keep + 1), iteration)
         ]
@@ -408,6 +411,9 @@ class Imitation:
         meta = {**self.meta, "update": stage, "phase": row["phase"], "best": None, "rng": rng_meta}
         save_run_checkpoint(self.run_dir, stage, tensors, meta, best=False)
 
+    def _scenario_meta(self) -> dict[str, Any]:
+        return {key: self.meta[key] for key in ("scenario", "scenario_spec")}
+
     def _finetune(self, cloned: Path) -> Path:
         config = dataclasses.replace(self.config, total_agent_steps=self.imitation.finetune_agent_steps)
         if self.imitation.finetune_lr is not None:
@@ -417,7 +423,7 @@ class Imitation:
         env = make_training_envs(self.scenario, config.num_envs, config.seed)
         out = self.run_dir / MAPPO_DIR
         self.echo(f"MAPPO fine-tuning from {cloned} -> {out}")
-        train(env, config, out, resume="auto", echo=self.echo, extra_meta={"scenario": self.meta["scenario"]},
+        train(env, config, out, resume="auto", echo=self.echo, extra_meta=self._scenario_meta(),
               init=cloned)  # fmt: skip
         return latest_checkpoint(out)[2]
 
@@ -442,17 +448,6 @@ def _clear(store: Path) -> None:
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
                 leftover.unlink(missing_ok=True)
-
-
-def _saved_configs(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise CheckpointError(f"{path.parent}: no config.yaml (not an imitation run directory)")
-    saved = yaml.safe_load(path.read_text())
-    if not isinstance(saved, dict) or "imitation_config" not in saved:
-        raise CheckpointError(f"{path}: not the config of an imitation run (no imitation_config)")
-    return saved
 
 
 def _progress_line(stage: int, num_stages: int, row: dict[str, Any]) -> str:

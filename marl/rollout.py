@@ -155,6 +155,23 @@ def _on(device: torch.device, array: np.ndarray | None) -> torch.Tensor | None:
     return None if array is None else torch.from_numpy(array).to(device, non_blocking=True)
 
 
+def policy_step(
+    policy: Policy,
+    device: torch.device,
+    obs: np.ndarray,
+    state: State,
+    reset_mask: np.ndarray,
+    neighbours: np.ndarray | None,
+    active: np.ndarray,
+) -> tuple[torch.Tensor, torch.Tensor, State]:
+    """One batched policy call on the environments' arrays (obs (B, N, C, F, F), reset_mask and active
+    (B, N) bool, neighbours (B, N, K) or None), moved to `device`: (logits (B, N, A), raw value (B, N),
+    new state). Training, evaluation and `PolicyActor` all act through it."""
+    return policy.step(
+        _on(device, obs), state, _on(device, reset_mask), _on(device, neighbours), _on(device, active)
+    )
+
+
 def _live_neighbours(env: Any, buffer: RolloutBuffer) -> np.ndarray | None:
     return None if buffer.neighbours is None else env.neighbours
 
@@ -173,12 +190,14 @@ def _final_values(
     rows = np.flatnonzero(ended)
     index = torch.from_numpy(rows).to(device)
     active = np.asarray(info["active"], dtype=bool)[rows]
-    _, final_raw, _ = policy.step(
-        _on(device, info["final_obs"][rows]),
+    _, final_raw, _ = policy_step(
+        policy,
+        device,
+        info["final_obs"][rows],
         map_state(lambda leaf: leaf[index], state),
-        _on(device, np.zeros_like(active)),
-        _on(device, None if neighbours is None else neighbours[rows]),
-        _on(device, active),
+        np.zeros_like(active),
+        None if neighbours is None else neighbours[rows],
+        active,
     )
     return final_raw
 
@@ -205,12 +224,8 @@ def collect(
         neighbours = _live_neighbours(env, buffer)
         if neighbours is not None:
             buffer.neighbours[t] = neighbours
-        logits, raw_value, state = policy.step(
-            _on(device, buffer.obs[t]),
-            carry.state,
-            _on(device, buffer.reset_masks[t]),
-            _on(device, neighbours),
-            _on(device, buffer.active[t]),
+        logits, raw_value, state = policy_step(
+            policy, device, buffer.obs[t], carry.state, buffer.reset_masks[t], neighbours, buffer.active[t]
         )
         actions, log_probs = sample_actions(logits, generator)
         actions_np = actions.cpu().numpy()
@@ -234,12 +249,8 @@ def collect(
             reset_mask=np.repeat(ended[:, None], env.num_agents, axis=1),
             active=np.array(env.active, dtype=bool),
         )
-    _, last_raw, _ = policy.step(
-        _on(device, carry.obs),
-        carry.state,
-        _on(device, carry.reset_mask),
-        _on(device, _live_neighbours(env, buffer)),
-        _on(device, carry.active),
+    _, last_raw, _ = policy_step(
+        policy, device, carry.obs, carry.state, carry.reset_mask, _live_neighbours(env, buffer), carry.active
     )
     buffer.last_values[:] = value_norm.denormalize(last_raw).cpu().numpy()
     return carry, finished

@@ -109,6 +109,7 @@ def fastest_rate(step: Callable[[int], Any], steps: int) -> float:
 
 def measure_ours(case: Case, greedy: bool) -> tuple[float, float]:
     """(env steps/s, reset seconds) of GridSwarm, random actions or the greedy baseline."""
+    from sim.actions import NUM_ACTIONS
     from sim.baselines import GreedyPolicy
 
     env = bench_env(case)
@@ -116,7 +117,7 @@ def measure_ours(case: Case, greedy: bool) -> tuple[float, float]:
     env.reset(episode_seeds=np.array([BENCH_SEED]))
     reset_seconds = time.perf_counter() - started
     steps = case.greedy_steps if greedy else case.steps
-    actions = np.random.default_rng(0).integers(0, 5, size=(WINDOWS * steps, 1, case.agents))
+    actions = np.random.default_rng(0).integers(0, NUM_ACTIONS, size=(WINDOWS * steps, 1, case.agents))
     policy = GreedyPolicy(env, seed=0) if greedy else None
     env.step(policy() if policy else actions[0])  # warm-up
     rate = fastest_rate(lambda t: env.step(policy() if policy else actions[t]), steps)
@@ -125,13 +126,15 @@ def measure_ours(case: Case, greedy: bool) -> tuple[float, float]:
 
 def measure_pogema(case: Case) -> tuple[float, float]:
     """(env steps/s, reset seconds) of POGEMA 1.4.0 with random actions."""
+    from sim.actions import NUM_ACTIONS
+
     env = pogema_env(case)
     env.reset()
     started = time.perf_counter()
     env.reset()
     reset_seconds = time.perf_counter() - started
     steps = case.pogema_steps
-    actions = np.random.default_rng(0).integers(0, 5, size=(WINDOWS * steps, case.agents)).tolist()
+    actions = np.random.default_rng(0).integers(0, NUM_ACTIONS, size=(WINDOWS * steps, case.agents)).tolist()
     rate = fastest_rate(lambda t: env.step(list(actions[t])), steps)  # soft mode edits the list in place
     return rate, reset_seconds
 

@@ -59,11 +59,11 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from marl.evaluate import evaluate_in_pogema
-    from marl.run_dir import PRETRAINED_PREFIX, resolve_checkpoint
+    from marl.learner import pick_device
+    from marl.report import evaluate_and_report, report
+    from marl.run_dir import PRETRAINED_PREFIX, load_policy, run_scenario
     from marl.threads import use_torch_threads
-    from marl.train import load_policy, pick_device
 
-    checkpoint = resolve_checkpoint(args.target)
     if args.in_pogema and args.record is not None:
         raise ConfigError("--record writes GridSwarm's own evaluation; run it without --in-pogema")
     use_torch_threads(args.torch_threads)
@@ -71,11 +71,10 @@ def run(args: argparse.Namespace) -> int:
         device = pick_device(args.device)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    policy, meta = load_policy(checkpoint, device)
-    name = args.scenario if args.scenario is not None else meta.get("scenario")
-    if name is None:
-        raise ConfigError(f"{checkpoint}: no scenario recorded; pass --scenario")
-    scenario = scenarios.load(name)
+    policy, meta = load_policy(args.target, device)
+    checkpoint = Path(meta["checkpoint"])
+    # by default the scenario the policy was trained on, as it was loaded then
+    scenario = scenarios.load(args.scenario) if args.scenario is not None else run_scenario(meta, checkpoint)
     checkpoints = next((parent for parent in checkpoint.parents if parent.name == "checkpoints"), None)
     # one report per (checkpoint, scenario, mode): evaluating best/ and the final step, or sampled and
     # greedy actions, must not overwrite each other
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             )
         except ValueError as error:
             raise ConfigError(f"--in-pogema: scenario {scenario.name!r}: {error}") from None
-        _report(rows, stem, meta)
+        report(rows, stem, meta)
         return 0
     _require_policy_fits(scenario, policy, checkpoint)
     evaluate_and_report(
@@ -122,81 +121,3 @@ def _require_policy_fits(scenario: Any, policy: Any, checkpoint: Path) -> None:
             f"scenario {scenario.name!r} gives observations of shape {shape}, the policy of {checkpoint} "
             f"reads {tuple(policy.config.obs_shape)} (evaluate it on scenarios like the one it learned)"
         )
-
-
-def policy_identity(meta: dict[str, Any]) -> str:
-    """What episode stores record as the policy: its kind and the checkpoint it came from."""
-    kind = meta.get("policy_config", {}).get("name", "policy")
-    return f"{kind} {meta.get('checkpoint', '')}".strip()
-
-
-def checkpoint_label(meta: dict[str, Any]) -> str:
-    """Which checkpoint a table evaluates: its path, whether it is best/ or a step, and its update."""
-    path = Path(meta.get("checkpoint", ""))
-    which = "best/" if path.parent.name == "best" else path.stem
-    update = meta.get("update")
-    return f"{path} ({which}" + (f", update {update})" if update is not None else ")")
-
-
-def evaluate_and_report(
-    scenario: Any,
-    policy: Any,
-    episodes: int,
-    seed: int,
-    device: Any,
-    stem: Path,
-    greedy: bool = False,
-    record: Path | None = None,
-    meta: dict[str, Any] | None = None,
-) -> None:
-    """Evaluate on every variant, print the table, save it as CSV and JSON (and the episodes to `record`).
-    `meta`: the evaluated checkpoint's metadata (named above the table and in the recorded episodes)."""
-    from marl.evaluate import evaluate_scenario
-
-    meta = meta or {}
-    # evaluation seeds are disjoint from training's (which start at the training seed)
-    rows = evaluate_scenario(
-        scenario,
-        policy,
-        episodes,
-        seed + 1_000_003,
-        device,
-        greedy=greedy,
-        record=record,
-        policy_name=policy_identity(meta),
-        progress=True,
-    )
-    _report(rows, stem, meta)
-    if record is not None:
-        print(f"episodes: {record}")
-
-
-def evaluate_final_policy(
-    scenario: Any, checkpoint: Path, episodes: int, seed: int, device: Any, run_dir: Path
-) -> None:
-    """The closing evaluation of a training run: the policy of `checkpoint` on every variant, reported as
-    RUN_DIR/eval.csv and eval.json, its episodes in RUN_DIR/episodes.zarr."""
-    from marl.train import load_policy
-
-    policy, meta = load_policy(checkpoint, device)
-    evaluate_and_report(
-        scenario,
-        policy,
-        episodes,
-        seed,
-        device,
-        run_dir / "eval",
-        record=run_dir / "episodes.zarr",
-        meta=meta,
-    )
-
-
-def _report(rows: list[dict[str, Any]], stem: Path, meta: dict[str, Any]) -> None:
-    from marl.evaluate import format_table, with_mean_row, write_report
-
-    rows = with_mean_row(rows)
-    if meta.get("checkpoint"):
-        print(f"checkpoint: {checkpoint_label(meta)}")
-    print(format_table(rows))
-    write_report(rows, stem)
-    print(f"evaluation: {stem.with_suffix('.csv')}, {stem.with_suffix('.json')}")

@@ -10,14 +10,19 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+import scenarios
 from deploy.errors import ExportError
 from fsio import open_regular
 from gridswarm.arguments import integer, number, seed
 
-USER_ERRORS = ("deploy.errors.ExportError", "scenarios.errors.ScenarioError")
+if TYPE_CHECKING:
+    from scenarios import Scenario
+
+USER_ERRORS = ("deploy.errors.ExportError", "marl.run_dir.CheckpointError", "scenarios.errors.ScenarioError")
 plan_value = number(0, 1000, low_open=True)  # a flight plan's length, speed or duration: positive, finite
 
 
@@ -98,21 +103,22 @@ def _numbers(option: str, text: str, count: int, kind: type) -> tuple:
 
 
 def _policy(args: argparse.Namespace):
+    """(policy in eval mode, what the manifest says of its source, the checkpoint's metadata or {})."""
     import memory
-    from deploy.checkpoint import load_policy
+    from marl.run_dir import load_policy
 
     if not args.source.startswith("new:"):
-        return load_policy(args.source)
+        policy, meta = load_policy(args.source)
+        source = {key: meta.get(key) for key in ("checkpoint", "format", "step", "agent_steps", "scenario")}
+        return policy, source, meta
     name = args.source.removeprefix("new:")
     obs_shape = _numbers("--obs-shape", args.obs_shape, 3, int)
     try:
         policy = memory.make_policy(name, obs_shape, preset=args.preset, scope=args.scope, seed=args.seed)
     except ValueError as error:
         raise ExportError(str(error)) from None
-    return policy.eval(), {
-        "checkpoint": None,
-        "fresh": {"name": name, "preset": args.preset, "seed": args.seed},
-    }
+    fresh = {"checkpoint": None, "fresh": {"name": name, "preset": args.preset, "seed": args.seed}}
+    return policy.eval(), fresh, {}
 
 
 def _plan_cells(args: argparse.Namespace, rollout_positions: np.ndarray | None) -> np.ndarray:
@@ -141,12 +147,23 @@ def _plan_cells(args: argparse.Namespace, rollout_positions: np.ndarray | None) 
     return rollout_positions
 
 
+def _run_scenario(meta: dict) -> Scenario:
+    """The scenario a checkpoint's run trained on, as it was loaded then; ExportError when unreadable."""
+    from marl.run_dir import CheckpointError, run_scenario
+    from scenarios.errors import ScenarioError
+
+    try:
+        return run_scenario(meta, meta["checkpoint"])
+    except (CheckpointError, ScenarioError) as error:
+        raise ExportError(f"the run's scenario cannot be read ({error}); name one with --scenario") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from deploy.agent import AgentStep
     from deploy.export import CRAZYFLIE, FORMATS, ExportOptions, export_policy
     from deploy.manifest import describe_sizes
     from deploy.radio import check_addressable
-    from deploy.rollout import ROLLOUT_ENVS, decentralized_rollout, load_scenario
+    from deploy.rollout import ROLLOUT_ENVS, decentralized_rollout
     from deploy.verify import torch_runner
     from deploy.waypoints import GridToWorld, make_plan, plan_summary
     from sim.maps import largest_map_shape
@@ -154,11 +171,11 @@ def run(args: argparse.Namespace) -> int:
     formats = tuple(part.strip() for part in args.format.split(",") if part.strip())
     if not formats or set(formats) - set(FORMATS):
         raise ExportError(f"--format {args.format!r}: expected a comma list of {', '.join(FORMATS)}")
-    policy, source = _policy(args)
+    policy, source, meta = _policy(args)
     observations = channels = positions = None
     scenario_name = source.get("scenario") if args.scenario is None else args.scenario
     if scenario_name is not None:
-        scenario = load_scenario(scenario_name, explicit=args.scenario is not None)
+        scenario = scenarios.load(args.scenario) if args.scenario is not None else _run_scenario(meta)
         channels = scenario.observation.channels
         check_addressable(scenario.agents.count, largest_map_shape(scenario))
         step = AgentStep(policy, args.neighbours)

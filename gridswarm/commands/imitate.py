@@ -11,10 +11,7 @@ from typing import Any
 
 import scenarios
 from fsio import path_component
-from gridswarm.arguments import seed
-from gridswarm.commands.eval import evaluate_final_policy
-from gridswarm.commands.train import USER_ERRORS as TRAIN_ERRORS
-from gridswarm.commands.train import require_window_observation, scenario_reference
+from gridswarm.arguments import TRAINING_ERRORS, seed
 from marl.config import (
     MODEL_NAMES,
     ConfigError,
@@ -25,7 +22,7 @@ from marl.config import (
 )
 
 # the recipe ends in a MAPPO run: train's errors, and the episode stores'
-USER_ERRORS = (*TRAIN_ERRORS, "sim.episodes.EpisodeStoreError")
+USER_ERRORS = (*TRAINING_ERRORS, "sim.episodes.EpisodeStoreError")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -79,8 +76,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from marl.envs import require_window_observation
     from marl.imitation import Imitation
-    from marl.train import TrainingStopped, pick_device
+    from marl.learner import pick_device
+    from marl.report import evaluate_final_policy
+    from marl.run_dir import load_policy
+    from marl.train import TrainingStopped
     from sim import episodes
 
     scenario = scenarios.load(args.scenario)
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         f"agent-steps of MAPPO -> {out}"
     )
     try:
-        recipe = Imitation(scenario, imitation, config, out, scenario_reference(args.scenario))
+        recipe = Imitation(scenario, imitation, config, out, args.scenario)
     except ValueError as error:  # --device cuda without CUDA
         raise ConfigError(str(error)) from None
     try:
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         return 0 if stopped.requeued else 1
     print(f"final policy: {final}")
     if config.eval_episodes > 0:
-        evaluate_final_policy(
-            scenario, final, config.eval_episodes, config.seed, pick_device(config.device), out
-        )
+        device = pick_device(config.device)
+        policy, meta = load_policy(final, device)
+        evaluate_final_policy(scenario, policy, meta, config.eval_episodes, config.seed, device, out)
     return 0

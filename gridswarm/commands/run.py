@@ -80,7 +80,7 @@ def make_policy(name: str, env: GridEnv, seed: int | None) -> Callable[[], np.nd
 
         return make_baseline(name, env, seed)
     from marl.evaluate import PolicyActor
-    from marl.train import load_policy
+    from marl.run_dir import load_policy
 
     policy, meta = load_policy(name)
     wanted, given = tuple(policy.config.obs_shape), tuple(env.obs_shape)

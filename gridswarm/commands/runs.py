@@ -41,7 +41,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     from marl.compare import CURVE_KEYS, final_table, group_runs, load_run, plot_groups
-    from marl.evaluate import format_table
+    from marl.report import format_table
 
     if args.out is not None and (args.out.suffix.lower() != ".png" or args.out.is_dir()):
         raise ConfigError(f"--out {args.out}: expected a .png file")

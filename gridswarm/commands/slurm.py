@@ -154,12 +154,12 @@ def _require_checkpoint(target: Path) -> None:
     """HpcError unless `target` is a checkpoint file or a run directory with one: refused here, not by a
     job that waited in the queue."""
     from hpc.errors import HpcError
-    from marl.run_dir import CheckpointError, load_checkpoint, resolve_checkpoint
+    from marl.run_dir import CheckpointError, read_checkpoint
 
     if not (target.is_dir() or target.is_file()):
         raise HpcError(f"{target}: no such run directory or checkpoint file")
     try:
-        load_checkpoint(resolve_checkpoint(target))
+        read_checkpoint(target)
     except CheckpointError as error:
         raise HpcError(str(error)) from None
 
@@ -251,6 +251,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from hpc import slurm
     from hpc.errors import HpcError
+    from marl.run_dir import progress_lines
 
     run_dir = args.run_dir.resolve()
     if not run_dir.is_dir():
@@ -263,6 +264,6 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"{job['kind']} job {job['job_id']} (submitted {submitted})")
         for line in slurm.job_states(job["job_id"]):
             print(f"  {line}")
-    for line in slurm.run_progress(run_dir):
+    for line in progress_lines(run_dir):
         print(line)
     return 0

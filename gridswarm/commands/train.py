@@ -8,26 +8,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 import scenarios
-from fsio import control_character, path_component, read_text_bounded
-from gridswarm.arguments import integer, seed
-from gridswarm.commands.eval import evaluate_final_policy
+from fsio import control_character, path_component
+from gridswarm.arguments import TRAINING_ERRORS, integer, seed
 from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
 
 if TYPE_CHECKING:
     from marl.train import TrainingPlan
     from marl.watch import MetricSink
 
-USER_ERRORS = (
-    "marl.config.ConfigError",
-    "marl.run_dir.CheckpointError",
-    "marl.train.TrainingDiverged",
-    "scenarios.errors.ScenarioError",
-    "hpc.errors.HpcError",
-)
-MAX_CONFIG_BYTES = 16 << 20
+USER_ERRORS = TRAINING_ERRORS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -113,36 +103,29 @@ def _resume_target(args: argparse.Namespace) -> tuple[bool | str, Path | None]:
     return True, run_dir
 
 
-def scenario_reference(name: str) -> str:
-    """What a run records as its scenario: a built-in's name, or a file's absolute path, so that `eval` and
-    `--resume` find it from any working directory."""
-    if not Path(name).is_file() and name in scenarios.builtin_names():
-        return name
-    return str(Path(name).resolve())
-
-
 def _saved_run(run_dir: Path) -> dict[str, Any]:
-    from marl.run_dir import CheckpointError
+    from marl.run_dir import CheckpointError, read_run_config
 
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        raise CheckpointError(f"{run_dir}: no config.yaml (not a GridSwarm run directory)")
-    try:
-        saved = yaml.safe_load(read_text_bounded(config, MAX_CONFIG_BYTES))
-    except (OSError, yaml.YAMLError) as error:
+    saved = read_run_config(run_dir)
+    if not isinstance(saved.get("train_config"), dict) or not isinstance(saved.get("scenario"), str):
         raise CheckpointError(
-            f"{config}: not a readable run configuration ({type(error).__name__})"
-        ) from None
-    valid = isinstance(saved, dict) and isinstance(saved.get("train_config"), dict)
-    if not valid or not isinstance(saved.get("scenario"), str):
-        raise CheckpointError(f"{config}: expected the keys train_config (a mapping) and scenario (a name)")
+            f"{run_dir / 'config.yaml'}: expected the keys train_config (a mapping) and scenario (a name)"
+        )
     return saved
 
 
 def run(args: argparse.Namespace) -> int:
     import hpc
-    from marl.envs import make_training_envs
-    from marl.run_dir import has_checkpoints, latest_checkpoint, latest_update
+    from marl.envs import make_training_envs, require_window_observation
+    from marl.report import evaluate_final_policy
+    from marl.run_dir import (
+        final_checkpoint_meta,
+        has_checkpoints,
+        latest_update,
+        run_scenario,
+        scenario_meta,
+        scenario_reference,
+    )
     from marl.train import TrainingPlan, TrainingStopped, train
 
     resume, resume_dir = _resume_target(args)
@@ -150,16 +133,19 @@ def run(args: argparse.Namespace) -> int:
     scenario_name = args.scenario or (saved["scenario"] if saved else None)
     if scenario_name is None:
         raise ConfigError("name a scenario (or resume a run directory with --resume RUN_DIR)")
-    scenario = scenarios.load(scenario_name)
     scenario_ref = scenario_reference(scenario_name)
     resumed = resume_dir or (args.out if resume and args.out is not None else None)
-    if resumed is not None and (resumed / "config.yaml").is_file():
-        trained_on = _saved_run(resumed)["scenario"]
-        if trained_on != scenario_ref:
-            raise ConfigError(
-                f"--resume {resumed}: the run trains on {trained_on!r}, not {scenario_ref!r} "
-                "(leave the scenario out to continue it, or train into another --out)"
-            )
+    recorded = _saved_run(resumed) if resumed is not None and (resumed / "config.yaml").is_file() else None
+    if recorded is not None and recorded["scenario"] != scenario_ref:
+        raise ConfigError(
+            f"--resume {resumed}: the run trains on {recorded['scenario']!r}, not {scenario_ref!r} "
+            "(leave the scenario out to continue it, or train into another --out)"
+        )
+    # a resumed run plays its scenario as it was loaded when the run started, whatever became of the file
+    if recorded is None:
+        scenario = scenarios.load(scenario_name)
+    else:
+        scenario = run_scenario(recorded, resumed / "config.yaml")
     require_window_observation(scenario)
     flags = {"model": args.model, "total_agent_steps": args.steps, "seed": args.seed, "device": args.device}
     overrides = {**parse_assignments(args.assignments), **{k: v for k, v in flags.items() if v is not None}}
@@ -189,14 +175,14 @@ def run(args: argparse.Namespace) -> int:
     resuming = bool(resume) and has_checkpoints(out)
     sinks = _sinks(args, out, config, plan, resuming) if comm.is_root else []
     try:
-        train(
+        learner = train(
             env,
             config,
             out,
             resume=resume,
             echo=say,
             comm=comm,
-            extra_meta={"scenario": scenario_ref},
+            extra_meta=scenario_meta(scenario, scenario_name),
             sinks=sinks,
             init=args.init,
         )
@@ -210,9 +196,8 @@ def run(args: argparse.Namespace) -> int:
             sink.close()
     if config.eval_episodes > 0 and comm.is_root:
         # the final policy, not best/: a saturating best_metric (CSR 1.0) freezes best/ at its first hit
-        evaluate_final_policy(
-            scenario, latest_checkpoint(out)[2], config.eval_episodes, config.seed, device, out
-        )
+        final = final_checkpoint_meta(out, learner.policy, plan.num_updates)
+        evaluate_final_policy(scenario, learner.policy, final, config.eval_episodes, config.seed, device, out)
     return 0
 
 
@@ -244,15 +229,6 @@ def wandb_project(text: str) -> str:
             f"characters), found {text[:40]!r}"
         )
     return text
-
-
-def require_window_observation(scenario: Any) -> None:
-    """Training reads the (C, F, F) window observation; a one-line ConfigError otherwise."""
-    if scenario.observation.type != "default":
-        raise ConfigError(
-            f"scenario {scenario.name!r}: observation.type {scenario.observation.type!r}; "
-            "training needs 'default'"
-        )
 
 
 def _quiet(line: str) -> None:

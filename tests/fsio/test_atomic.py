@@ -130,7 +130,7 @@ def write_checkpoint(path: Path) -> None:
 
 
 def write_report(path: Path) -> None:
-    from marl.evaluate import write_report as report
+    from marl.report import write_report as report
 
     report([{"variant": "v", "episodes": 1, "CSR": 1.0}], path.with_suffix(""))
 

@@ -61,6 +61,42 @@ def test_a_run_finds_its_scenario_file_from_any_directory(tmp_path, monkeypatch,
     assert "CSR" in capsys.readouterr().out
 
 
+def test_a_run_keeps_its_scenario_as_loaded_when_its_file_changes(tmp_path, capsys):
+    """The run directory holds the scenario as it was loaded: after its file is edited, eval gives the same
+    table as before, and after it is deleted the run still resumes (from its directory alone)."""
+    import dataclasses
+    import json
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    import scenarios
+    from marl.run_dir import latest_update, run_scenario
+
+    scenario_file = tmp_path / "tiny.yaml"
+    shutil.copy(Path(__file__).parents[1] / "hpc" / "tiny.yaml", scenario_file)
+    run = tmp_path / "run"
+    assert main(["train", str(scenario_file), *TRAIN_SMALL, "--steps", "256", "--out", str(run)]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    stored = run_scenario(saved, run / "config.yaml")
+    assert dataclasses.replace(stored, source=None) == dataclasses.replace(
+        scenarios.load(scenario_file), source=None
+    )
+    evaluate = ["eval", str(run), "--episodes", "3", "--device", "cpu"]
+    assert main(evaluate) == 0
+    report = next(run.glob("eval-tiny-*.json"))
+    before = json.loads(report.read_text())
+    edited = scenario_file.read_text().replace("max_episode_steps: 16", "max_episode_steps: 2")
+    scenario_file.write_text(edited)
+    assert main(evaluate) == 0
+    assert json.loads(report.read_text()) == before
+    scenario_file.unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "512"]) == 0, capsys.readouterr().err
+    assert latest_update(run) == 512 // 64  # 2 envs x 4 agents x 8 steps per update
+
+
 def test_steps_are_agent_steps_and_a_finished_run_is_left_alone(tmp_path, capsys):
     """--steps N runs N agent-steps rounded to whole updates and says so first; resuming a finished run
     changes nothing, and a larger --steps extends it."""

@@ -13,13 +13,13 @@ import sim.episodes
 from marl.evaluate import (
     Progress,
     evaluate_scenario,
-    evaluation_seeds,
     play_in_both,
     play_scenario,
     run_episodes,
-    with_mean_row,
 )
+from marl.report import with_mean_row
 from marl.rollout import episode_keys, keyed_actions, keyed_uniforms
+from marl.seeds import evaluation_episode_seeds
 from sim.env import GridEnv
 
 CPU = torch.device("cpu")
@@ -104,7 +104,7 @@ def test_batched_evaluation_equals_one_variant_at_a_time(name: str, greedy: bool
     """All variants x episodes in one batch (episodes ending at different steps and dropping out of it)
     give every episode exactly the metrics it has when its variant is evaluated alone."""
     scenario = scenarios.loads(THREE_CORRIDORS)
-    seeds = evaluation_seeds(5, 3, 4)
+    seeds = evaluation_episode_seeds(5, 3, 4)
     model = policy(name, seed=2)
     batched = play_scenario(scenario, model, CPU, seeds, sampling_seed=9, greedy=greedy)
     assert batched == play_each_variant_alone(scenario, seeds, 9, model, greedy)
@@ -115,7 +115,7 @@ def test_batched_evaluation_equals_one_variant_at_a_time(name: str, greedy: bool
 def test_the_batch_comparison_catches_sampling_that_depends_on_the_batch(monkeypatch) -> None:
     """The harness above fails when an episode's random numbers depend on its place in the batch."""
     scenario = scenarios.loads(THREE_CORRIDORS)
-    seeds = evaluation_seeds(5, 3, 4)
+    seeds = evaluation_episode_seeds(5, 3, 4)
     model = policy("srmt", seed=2)
     monkeypatch.setattr(
         "marl.evaluate.episode_keys",

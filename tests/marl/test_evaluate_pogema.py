@@ -7,7 +7,8 @@ import torch
 
 import memory
 import scenarios
-from marl.evaluate import evaluate_in_pogema, play_in_both, pogema_seeds
+from marl.evaluate import evaluate_in_pogema, play_in_both
+from marl.seeds import pogema_seeds
 
 pytest.importorskip("pogema")
 pytestmark = pytest.mark.pogema

@@ -20,9 +20,10 @@ import scenarios
 from marl.config import ImitationConfig, TrainConfig
 from marl.envs import make_training_envs
 from marl.imitation import Imitation, clone_epoch, dagger_rollout, record_expert
+from marl.learner import build_policy, load_init_weights
 from marl.offline import ChunkConfig, ExpertChunks
 from marl.run_dir import CheckpointError, latest_checkpoint, load_checkpoint, read_metrics
-from marl.train import build_policy, load_init_weights, train
+from marl.train import train
 from sim.baselines import make_baseline
 from sim.env import GridEnv
 from sim.episodes import Recorder

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from marl.config import TrainConfig
-from marl.train import make_learner
+from marl.learner import make_learner
 
 CONFIG = TrainConfig(model="gru", num_envs=2, rollout_length=8, chunk_length=4, seed=3)
 

@@ -17,8 +17,8 @@ import scenarios
 from gridswarm.cli import main
 from marl.envs import make_training_envs
 from marl.evaluate import PolicyActor, mean_metrics, run_episodes
-from marl.run_dir import CheckpointError, latest_checkpoint, load_checkpoint, pretrained_policies
-from marl.train import load_policy, train
+from marl.run_dir import CheckpointError, latest_checkpoint, load_checkpoint, load_policy, pretrained_policies
+from marl.train import train
 from sim.baselines import play_episodes
 from sim.env import GridEnv
 from tests.marl.test_imitation import TINY, tiny_config

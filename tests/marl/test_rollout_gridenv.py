@@ -12,9 +12,12 @@ import scenarios
 from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
 from marl.evaluate import evaluate_scenario
+from marl.gae import compute_advantages
+from marl.learner import make_learner
 from marl.rollout import collect, start_rollouts
-from marl.run_dir import latest_checkpoint
-from marl.train import compute_advantages, load_policy, make_learner, train, update
+from marl.run_dir import latest_checkpoint, load_policy
+from marl.train import train
+from marl.update import update
 from sim.env import GridEnv
 
 CPU = torch.device("cpu")

@@ -20,9 +20,17 @@ import torch
 from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
+from marl.learner import make_learner
 from marl.rollout import collect, start_rollouts
-from marl.run_dir import CheckpointError, latest_checkpoint, load_checkpoint, read_metrics, resolve_checkpoint
-from marl.train import TrainingStopped, load_policy, make_learner, train
+from marl.run_dir import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    load_policy,
+    read_metrics,
+    resolve_checkpoint,
+)
+from marl.train import TrainingStopped, train
 from tests.marl.corridor import CorridorEnv
 
 CPU = torch.device("cpu")

@@ -1,6 +1,6 @@
 """Run under `mpiexec -n R` with a scratch directory: on the tiny real scenario (tests/hpc/tiny.yaml),
 
-1. one real MAPPO update (marl.train.update, the GridEnv rollouts of every rank) on R ranks with E
+1. one real MAPPO update (marl.update.update, the GridEnv rollouts of every rank) on R ranks with E
    environments each gives the gradient, the parameters and the value-normalizer statistics of one process
    updating on all R*E environments' rollouts;
 2. `marl.train.train` for a few updates leaves every rank with identical parameters (printed as a hash).
@@ -17,16 +17,12 @@ import hpc
 import scenarios
 from marl.buffers import RolloutBuffer, map_state
 from marl.config import TrainConfig
+from marl.gae import compute_advantages
+from marl.learner import make_learner
 from marl.rollout import collect, start_rollouts
-from marl.train import (
-    SINGLE_PROCESS,
-    Ranks,
-    compute_advantages,
-    env_seed,
-    make_learner,
-    train,
-    update,
-)
+from marl.seeds import env_seed
+from marl.train import train
+from marl.update import SINGLE_PROCESS, Ranks, update
 from sim.env import GridEnv
 
 comm = hpc.get_comm()
