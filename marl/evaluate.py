@@ -27,6 +27,7 @@ from fsio import atomic_writer
 from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
 from marl.rollout import Policy, episode_keys, keyed_actions, keyed_uniforms, step_keeping_torch_threads
+from scenarios.variants import expand_variants, variant_blocks, variant_labels
 
 if TYPE_CHECKING:
     from sim.episodes import Recorder
@@ -213,19 +214,6 @@ def mean_metrics(episodes: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([e[k] for e in episodes if k in e])) for k in keys}
 
 
-def _variants(scenario: Any) -> list[tuple[str, Any]]:
-    """(label, concrete scenario) per variant; a scenario without variants is its own single row "all"."""
-    import scenarios
-
-    if scenario.variants is None:
-        return [("all", scenario)]
-    key, values = scenario.variants.key, scenario.variants.values
-    return [
-        (f"{key}={value}", variant)
-        for value, variant in zip(values, scenarios.expand_variants(scenario), strict=True)
-    ]
-
-
 def evaluation_seeds(seed: int, variants: int, episodes: int) -> np.ndarray:
     """(V, K) int64: the episode seeds of K evaluation episodes of each of V variants."""
     drawn = np.random.SeedSequence(seed).generate_state(variants * episodes, np.uint64) >> np.uint64(1)
@@ -253,13 +241,13 @@ def play_scenario(
     from sim.env import GridEnv
     from sim.episodes import Recorder
 
-    variants = [variant for _, variant in _variants(scenario)]
+    variants = expand_variants(scenario)
     num_variants, episodes = episode_seeds.shape
     if num_variants != len(variants):
         raise ValueError(f"episode_seeds: {num_variants} rows for {len(variants)} variants")
-    env_variants = None if scenario.variants is None else np.repeat(np.arange(num_variants), episodes)
-    env = GridEnv(scenario, num_variants * episodes, seed=0, auto_reset=False, env_variants=env_variants)
-    limits = np.repeat([v.dynamics.max_episode_steps for v in variants], episodes)
+    pinned = variant_blocks(scenario, num_variants * episodes)  # episode k of variant v: env v * K + k
+    env = GridEnv(scenario, num_variants * episodes, seed=0, auto_reset=False, env_variants=pinned)
+    limits = np.array([variants[v].dynamics.max_episode_steps for v in pinned])
     play = functools.partial(
         run_episodes,
         env,
@@ -295,7 +283,7 @@ def evaluate_scenario(
     K episodes per variant (seeds `evaluation_seeds(seed, V, K)`, sampling seed `seed`), all variants
     played at once (`play_scenario`). `progress`: a progress line on stderr.
     """
-    labels = [label for label, _ in _variants(scenario)]
+    labels = variant_labels(scenario)
     per_variant = play_scenario(
         scenario,
         policy,
@@ -403,7 +391,7 @@ def evaluate_in_pogema(
     """One row per variant: GridSwarm's metric means, POGEMA's ("pogema <metric>") on the same tasks, and
     how many of the K episodes had exactly equal metrics in both ("equal_episodes"). Every variant's
     episodes run side by side, in one batch per engine."""
-    variants = _variants(scenario)
+    variants = list(zip(variant_labels(scenario), expand_variants(scenario), strict=True))
     tasks = [
         (variant, s)
         for index, (_, variant) in enumerate(variants)
