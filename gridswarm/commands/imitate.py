@@ -25,7 +25,7 @@ from marl.config import (
 )
 
 # the recipe ends in a MAPPO run: train's errors, and the episode stores'
-USER_ERRORS = (*TRAIN_ERRORS, "sim.episodes.EpisodeStoreError")
+USER_ERRORS = (*TRAIN_ERRORS, "sim.episode_format.EpisodeStoreError")
 
 
 def add_parser(subparsers: Any) -> None:
