@@ -91,12 +91,18 @@ class StackedEnvs:
 
 
 def make_training_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Any:
-    """One GridEnv of `num_envs` environments, pinned to the variants in blocks for a curriculum."""
+    """One GridEnv of `num_envs` environments, pinned to the variants in blocks for a curriculum.
+
+    A curriculum's batch steps on the calling thread (`num_threads=1`), as its variants played as separate
+    GridEnvs did: for its batches of few agents numba's thread pool costs more than it gains, and far more
+    on a busy host (bottleneck, 256 x 2 agents, 2 cores at load 11: 30 batch steps/s against 790)."""
     from scenarios.variants import variant_blocks
     from sim.env import GridEnv
 
-    pinned = None if scenario.variants is None else variant_blocks(scenario, num_envs)
-    return GridEnv(scenario, num_envs, seed=seed, obs_dtype=np.uint8, env_variants=pinned)
+    if scenario.variants is None:
+        return GridEnv(scenario, num_envs, seed=seed, obs_dtype=np.uint8)
+    pinned = variant_blocks(scenario, num_envs)
+    return GridEnv(scenario, num_envs, seed=seed, num_threads=1, obs_dtype=np.uint8, env_variants=pinned)
 
 
 class PogemaEnv:
