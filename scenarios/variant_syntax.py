@@ -16,7 +16,7 @@ from scenarios.schema import Scenario, Variants, _frozen
 VARIANT_BLOCKED = ("name", "description", "variants", "train", "eval", "seed")
 VARIANT_KEYS = ("map.", "dynamics.max_episode_steps")
 """What variants may change (prefixes): a batch of environments builds its agents, observations, rewards
-and rules once (`sim.env` refuses variants that change them)."""
+and rules once (`scenarios.variants.batchable_variants` refuses variants that change them)."""
 
 
 def variant_context(context: Context, variants: Variants | None) -> Context:

@@ -93,3 +93,35 @@ def test_a_stack_of_other_seeds_or_blocks_is_refused(lifelong_curriculum):
 def test_fewer_environments_than_variants_are_refused(lifelong_curriculum):
     with pytest.raises(ValueError, match="need at least one environment per variant"):
         make_training_envs(lifelong_curriculum, 2, 0)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_curriculum_run_stopped_and_resumed_ends_as_the_straight_run(tmp_path):
+    """The one-GridEnv curriculum batch is checkpointed and restored by training: bit-equal weights."""
+    import torch
+
+    from marl.config import TrainConfig
+    from marl.run_dir import latest_checkpoint
+    from marl.train import train
+
+    scenario = curriculum([(5, 6), (9, 4), (7, 8)], [6, 9, 7], "finish")
+    config = TrainConfig(
+        model="gru", total_agent_steps=7 * 2 * 8 * 4, num_envs=7, rollout_length=8, chunk_length=4,
+        epochs=1, num_minibatches=2, checkpoint_every=2, eval_episodes=0, device="cpu", seed=3,
+    )  # fmt: skip
+    train(make_training_envs(scenario, 7, 3), config, tmp_path / "straight", echo=lambda line: None)
+
+    def stop_at_update_3(line: str) -> None:
+        if line.startswith("update 3/"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(make_training_envs(scenario, 7, 3), config, tmp_path / "resumed", echo=stop_at_update_3)
+    assert latest_checkpoint(tmp_path / "resumed")[1]["update"] == 2
+    train(make_training_envs(scenario, 7, 3), config, tmp_path / "resumed", resume=True, echo=lambda _: None)
+    straight, resumed = (latest_checkpoint(tmp_path / name)[0] for name in ("straight", "resumed"))
+    for name, tensor in straight["policy"].items():
+        assert torch.equal(tensor, resumed["policy"][name]), name

@@ -1,4 +1,4 @@
-"""`sim.episode_replay.observe` rebuilds POGEMA's default observation from stored state (differential test)."""
+"""`sim.episode_replay.observe` rebuilds POGEMA's default observation from stored state (differential)."""
 
 from __future__ import annotations
 
