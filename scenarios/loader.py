@@ -32,7 +32,7 @@ import yaml
 
 from fsio import control_character, read_text_bounded
 from scenarios.checks import GENERATOR_KEYS, check
-from scenarios.convert import convert_dataclass
+from scenarios.convert import FieldReader, convert_dataclass
 from scenarios.errors import ScenarioError, shown
 from scenarios.limits import MAX_FILE_BYTES
 from scenarios.nodes import Context, Node, parse, plain
@@ -98,7 +98,7 @@ def loads(text: str, source: str = "<string>", base: Path | None = None) -> Scen
     return scenario
 
 
-def _block(key: str) -> Any:
+def _block(key: str) -> FieldReader:
     """A reader of the `train` or `eval` block: any mapping, kept as plain read-only values."""
 
     def read(node: Node, context: Context) -> Any:
@@ -109,7 +109,7 @@ def _block(key: str) -> Any:
     return read
 
 
-_SCENARIO_READERS = {
+_SCENARIO_READERS: dict[str, FieldReader] = {
     "variants": lambda node, context: None if node.value is None else convert_variants(node, context),
     "train": _block("train"),
     "eval": _block("eval"),
