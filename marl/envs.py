@@ -94,8 +94,8 @@ def make_training_envs(scenario: Scenario, num_envs: int, seed: int | None) -> A
     """One GridEnv of `num_envs` environments, pinned to the variants in blocks for a curriculum.
 
     A curriculum's batch steps on the calling thread (`num_threads=1`), as its variants played as separate
-    GridEnvs did: for its batches of few agents numba's thread pool costs more than it gains, and far more
-    on a busy host (bottleneck, 256 x 2 agents, 2 cores at load 11: 30 batch steps/s against 790)."""
+    GridEnvs did: on batches of few agents numba's thread pool costs more than it gains, most of all on a
+    busy host."""
     from scenarios.variants import variant_blocks
     from sim.env import GridEnv
 
