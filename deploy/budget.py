@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deploy.ccompile import CProgram, weight_bytes
+from deploy.cprogram import CProgram, weight_bytes
 from deploy.errors import BudgetError
 
 

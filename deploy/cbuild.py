@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.ccompile import TensorSpec
+from deploy.cprogram import TensorSpec
 from deploy.errors import ExportError
 
 # The flags the generated code builds cleanly with; -ffp-contract=off keeps gcc from fusing

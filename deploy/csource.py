@@ -16,7 +16,7 @@ import numpy as np
 from deploy import radio
 from deploy.agent import AgentStep
 from deploy.c_runtime import runtime_source
-from deploy.ccompile import CProgram, _array_literal, float_literal, link
+from deploy.cprogram import CProgram, array_literal, float_literal, link
 
 GUARD = "GRIDSWARM_POLICY_H"
 
@@ -118,7 +118,7 @@ def _selftest(program: CProgram, golden: list[dict[str, np.ndarray]]) -> list[st
         values = np.stack([g[spec.name].astype(np.float32).ravel() for g in golden])
         lines.append(
             f"static const float gs_golden_{spec.name}[{values.size}] = "
-            f"{_array_literal(values, float_literal)};"
+            f"{array_literal(values, float_literal)};"
         )
     for spec in program.outputs:
         lines.append(f"static float gs_result_{spec.name}[{spec.numel}];")

@@ -25,7 +25,8 @@ from deploy import mcu
 from deploy.agent import AgentStep, MessageEncoder
 from deploy.budget import CRAZYFLIE, Budget, check, check_weights, estimate, step_time
 from deploy.cbuild import CFunction, build, selftest_error
-from deploy.ccompile import CProgram, compile_module
+from deploy.ccompile import compile_module
+from deploy.cprogram import CProgram
 from deploy.csource import render_header, render_source
 from deploy.errors import ExportError
 from deploy.manifest import build_manifest

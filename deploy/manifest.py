@@ -12,7 +12,7 @@ import torch
 
 from deploy.agent import AgentStep
 from deploy.budget import Budget
-from deploy.ccompile import CProgram
+from deploy.cprogram import CProgram
 from deploy.onnx_export import ONNX_OPSET
 from deploy.quantize import Int8Plan
 from deploy.radio import message_format

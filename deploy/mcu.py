@@ -24,7 +24,7 @@ import numpy as np
 
 from deploy.agent import AgentStep
 from deploy.cbuild import first_error
-from deploy.ccompile import _array_literal, float_literal
+from deploy.cprogram import array_literal, float_literal
 from deploy.errors import ExportError
 
 GCC, SIZE, NM, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm"
@@ -102,7 +102,7 @@ def _c_array(name: str, values: Sequence[np.ndarray] | np.ndarray, ctype: str = 
     """A static const one-dimensional table of every value (a single 0 when there are none, as C wants)."""
     flat = np.concatenate([np.ravel(v) for v in values]) if len(values) else np.zeros(0)
     literal = float_literal if ctype == "float" else str
-    return f"static const {ctype} {name}[] = {_array_literal(flat, literal)};"
+    return f"static const {ctype} {name}[] = {array_literal(flat, literal)};"
 
 
 def _state_vector(step: AgentStep, values: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:

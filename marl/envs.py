@@ -1,12 +1,12 @@
 """Batches of environments for training and evaluation, all with `sim.GridEnv`'s batched interface.
 
-`make_training_envs(scenario, num_envs, seed)` returns a plain `sim.GridEnv` when the scenario has no
-variants; otherwise the variants side by side (environment e plays variant e mod K, so every variant is
-trained on at once): one GridEnv per variant joined by `StackedEnvs`. All variants must share the agent
-count and observation shape. Observations are uint8 (the same 0/1 values as POGEMA's float32, a quarter of
-the copying; the policy converts them on its device).
+`make_training_envs(scenario, num_envs, seed)` returns one `sim.GridEnv` with uint8 observations (the same
+0/1 values as POGEMA's float32, a quarter of the copying; the policy converts them on its device). For a
+curriculum its environments are pinned to the variants in blocks (`scenarios.variants.variant_blocks`, the
+rule evaluation uses too), so every variant is trained on in every rollout.
 
-`PogemaEnv` presents one real `pogema_v0` environment through the same interface, so that a policy can be
+`PogemaEnv` presents one real `pogema_v0` environment through the same interface, and `StackedEnvs` steps
+several such environments (or GridEnvs of different POGEMA configs) as one batch, so that a policy can be
 evaluated inside POGEMA itself (`marl.evaluate.play_in_both`).
 """
 
@@ -18,9 +18,7 @@ from typing import Any
 
 import numpy as np
 
-import scenarios
 from marl.config import ConfigError
-from marl.seeds import part_seeds
 from scenarios import Scenario
 
 
@@ -57,7 +55,9 @@ class StackedEnvs:
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every part; part k gets the k-th seed derived from `seed` (None: each part's own)."""
-        seeds = part_seeds(seed, len(self.parts))
+        from sim.seeds import variant_seeds
+
+        seeds = [None] * len(self.parts) if seed is None else variant_seeds(seed, len(self.parts))
         return self._join([p.reset(seed=s) for p, s in zip(self.parts, seeds, strict=True)])
 
     def snapshot(self) -> dict[str, np.ndarray]:
@@ -91,29 +91,6 @@ class StackedEnvs:
         return obs, rewards, terminated, truncated, info
 
 
-def variant_envs(scenario: Scenario, num_envs: int, seed: int | None) -> StackedEnvs:
-    """One GridEnv per variant of `scenario`, environment e playing variant e mod K, as one batch."""
-    from sim.env import GridEnv
-
-    variants = scenarios.expand_variants(scenario)
-    if num_envs < len(variants):
-        raise ValueError(
-            f"num_envs {num_envs}: need at least one environment per variant "
-            f"({len(variants)} variants of {scenario.variants.key})"
-        )
-    counts = [len(range(k, num_envs, len(variants))) for k in range(len(variants))]
-    parts = [
-        GridEnv(v, n, seed=s, num_threads=1, obs_dtype=np.uint8)
-        for v, n, s in zip(variants, counts, part_seeds(seed, len(variants)), strict=True)
-    ]
-    try:
-        return StackedEnvs(parts)
-    except ValueError:
-        raise ValueError(
-            f"scenario {scenario.name!r}: variants differ in agent count or observation shape"
-        ) from None
-
-
 def require_window_observation(scenario: Scenario) -> None:
     """Training reads the (C, F, F) window observation; a one-line ConfigError otherwise."""
     if scenario.observation.type != "default":
@@ -124,12 +101,18 @@ def require_window_observation(scenario: Scenario) -> None:
 
 
 def make_training_envs(scenario: Scenario, num_envs: int, seed: int | None) -> Any:
-    """GridEnv for a plain scenario; the variants side by side for a curriculum."""
+    """One GridEnv of `num_envs` environments, pinned to the variants in blocks for a curriculum.
+
+    A curriculum's batch steps on the calling thread (`num_threads=1`), as its variants played as separate
+    GridEnvs did: on batches of few agents numba's thread pool costs more than it gains, most of all on a
+    busy host."""
+    from scenarios.variants import variant_blocks
     from sim.env import GridEnv
 
     if scenario.variants is None:
         return GridEnv(scenario, num_envs, seed=seed, obs_dtype=np.uint8)
-    return variant_envs(scenario, num_envs, seed)
+    pinned = variant_blocks(scenario, num_envs)
+    return GridEnv(scenario, num_envs, seed=seed, num_threads=1, obs_dtype=np.uint8, env_variants=pinned)
 
 
 class PogemaEnv:

@@ -32,6 +32,7 @@ from marl.rollout import (
     step_keeping_torch_threads,
 )
 from marl.seeds import evaluation_episode_seeds, pogema_seeds
+from scenarios.variants import expand_variants, variant_blocks, variant_labels
 
 if TYPE_CHECKING:
     from sim.episodes import Recorder
@@ -222,19 +223,6 @@ def mean_metrics(episodes: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([e[k] for e in episodes if k in e])) for k in keys}
 
 
-def _variants(scenario: Any) -> list[tuple[str, Any]]:
-    """(label, concrete scenario) per variant; a scenario without variants is its own single row "all"."""
-    import scenarios
-
-    if scenario.variants is None:
-        return [("all", scenario)]
-    key, values = scenario.variants.key, scenario.variants.values
-    return [
-        (f"{key}={value}", variant)
-        for value, variant in zip(values, scenarios.expand_variants(scenario), strict=True)
-    ]
-
-
 def play_scenario(
     scenario: Any,
     policy: Policy,
@@ -256,13 +244,13 @@ def play_scenario(
     from sim.env import GridEnv
     from sim.episodes import Recorder
 
-    variants = [variant for _, variant in _variants(scenario)]
+    variants = expand_variants(scenario)
     num_variants, episodes = episode_seeds.shape
     if num_variants != len(variants):
         raise ValueError(f"episode_seeds: {num_variants} rows for {len(variants)} variants")
-    env_variants = None if scenario.variants is None else np.repeat(np.arange(num_variants), episodes)
-    env = GridEnv(scenario, num_variants * episodes, seed=0, auto_reset=False, env_variants=env_variants)
-    limits = np.repeat([v.dynamics.max_episode_steps for v in variants], episodes)
+    pinned = variant_blocks(scenario, num_variants * episodes)  # episode k of variant v: env v * K + k
+    env = GridEnv(scenario, num_variants * episodes, seed=0, auto_reset=False, env_variants=pinned)
+    limits = np.array([variants[v].dynamics.max_episode_steps for v in pinned])
     play = functools.partial(
         run_episodes,
         env,
@@ -298,7 +286,7 @@ def evaluate_scenario(
     K episodes per variant (seeds `marl.seeds.evaluation_episode_seeds(seed, V, K)`, sampling seed
     `seed`), all variants played at once (`play_scenario`). `progress`: a progress line on stderr.
     """
-    labels = [label for label, _ in _variants(scenario)]
+    labels = variant_labels(scenario)
     per_variant = play_scenario(
         scenario,
         policy,
@@ -387,7 +375,7 @@ def evaluate_in_pogema(
     """One row per variant: GridSwarm's metric means, POGEMA's ("pogema <metric>") on the same tasks, and
     how many of the K episodes had exactly equal metrics in both ("equal_episodes"). Every variant's
     episodes run side by side, in one batch per engine."""
-    variants = _variants(scenario)
+    variants = list(zip(variant_labels(scenario), expand_variants(scenario), strict=True))
     tasks = [
         (variant, s)
         for index, (_, variant) in enumerate(variants)

@@ -40,13 +40,6 @@ def evaluation_seed(seed: int) -> int:
     return seed + EVALUATION_OFFSET
 
 
-def part_seeds(seed: int | None, count: int) -> list[int | None]:
-    """The seeds of `count` stacked environment batches (a curriculum's variants) from one seed."""
-    if seed is None:
-        return [None] * count
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
-
-
 def evaluation_episode_seeds(seed: int, variants: int, episodes: int) -> np.ndarray:
     """(V, K) int64: the episode seeds of K evaluation episodes of each of V variants."""
     drawn = np.random.SeedSequence(seed).generate_state(variants * episodes, np.uint64) >> np.uint64(1)

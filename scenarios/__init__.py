@@ -5,7 +5,7 @@ for variant in scenarios.expand_variants(scenario): ...
 """
 
 from scenarios.errors import ScenarioError
-from scenarios.loader import builtin_names, dump, expand_variants, load, loads, to_dict
+from scenarios.loader import builtin_names, dump, load, loads, to_dict
 from scenarios.schema import (
     AgentsSpec,
     DynamicsSpec,
@@ -15,6 +15,7 @@ from scenarios.schema import (
     Scenario,
     Variants,
 )
+from scenarios.variants import expand_variants
 
 __all__ = [
     "AgentsSpec",

@@ -12,8 +12,10 @@
 | info | "metrics": list of E (None or POGEMA's metrics dict), "active": (E, N) bool, and
   "final_obs" on steps where an environment ended and was reset |
 
-Episodes: episode k of environment e has seed SeedSequence(seed, spawn_key=(e, k)); that seed generates
-the map (random maps) and the task exactly as POGEMA generates them from `GridConfig(seed=...)`.
+Episodes: episode k of environment e has seed SeedSequence(seed, spawn_key=(e, k)) (with `env_variants`:
+its variant's base seed and its index among that variant's environments, `sim.episode_start.EpisodePlan`);
+that seed generates the map (random maps) and the task exactly as POGEMA generates them from
+`GridConfig(seed=...)`.
 Buffers are allocated once and written in place: the returned observations, rewards, terminated and
 truncated arrays are the environment's own and are overwritten by the next `step` / `reset` (copy to keep;
 never write into them: an agent's obstacle window is rewritten only when the agent moves).
@@ -45,8 +47,8 @@ from sim.observation import (
     kernel_channels,
     observation,
 )
-from sim.seeds import base_seed, episode_seed
-from sim.state import EnvState, scenario_rules
+from sim.seeds import base_seed, variant_seeds
+from sim.state import EnvState, scenario_rules, stacked_parts
 
 __all__ = ["GridEnv", "TaskGenerationError"]
 
@@ -64,7 +66,8 @@ class GridEnv:
     calling thread without numba's thread pool (cheapest for small batches). `obs_dtype`: float32
     (POGEMA's) or uint8, the same 0/1 values in a quarter of the memory traffic (faster at scale).
     `env_variants`: for a scenario with variants, the variant index (into `scenarios.expand_variants`)
-    that each environment always plays; by default an episode plays variant (episode seed mod V).
+    that each environment always plays (`scenarios.variants.variant_blocks`); by default an episode plays
+    variant (episode seed mod V).
     """
 
     num_actions = NUM_ACTIONS
@@ -284,7 +287,7 @@ class GridEnv:
         counts[env] += 1
         if self._fixed_seed is not None:
             return int(self._fixed_seed)
-        return episode_seed(int(self._state.base_seed), env, episode)
+        return self._plan.episode_seed(int(self._state.base_seed), env, episode)
 
     def _finish_observation(self) -> None:
         if self._extras is None:
@@ -302,7 +305,14 @@ class GridEnv:
     def restore(self, snapshot: dict[str, np.ndarray]) -> Any:
         """Continue from `snapshot` (of a GridEnv with the same scenario, num_envs and options; any snapshot
         format `sim.state` reads); returns the observation the snapshot was taken at. Raises ValueError for
-        a snapshot of another batch."""
-        self._state = self._state.restored(snapshot)
+        a snapshot of another batch. With `env_variants` in blocks it also reads the snapshot of one GridEnv
+        per variant stacked by `marl.envs.StackedEnvs` ("<variant>/<name>" entries, each variant's
+        environments made with its `variant_seeds` base seed): the same episodes, continued exactly."""
+        parts = stacked_parts(snapshot)
+        if parts is None:
+            self._state = self._state.restored(snapshot)
+        else:
+            seeds = variant_seeds(int(self._state.base_seed), len(self._plan.variants))
+            self._state = self._state.joined(parts, self._plan.variant_bounds(), seeds)
         self._extras = Extras(self.scenario, self._state)  # distance fields etc. over the restored maps
         return observation(self._state, self.scenario.observation.type)

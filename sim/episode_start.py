@@ -13,12 +13,13 @@ import numpy as np
 
 from scenarios.errors import ScenarioError
 from scenarios.schema import Scenario
+from scenarios.variants import batchable_variants, variant_of_seed
 from sim.kernels.dynamics import RESTART
 from sim.kernels.observe import observe
 from sim.kernels.rng import seed_streams
 from sim.kernels.tasks import GOALS_FROM_COMPONENT, GOALS_FROM_LIST, GOALS_FROM_SEQUENCE, place_agents
 from sim.layout import MapLayout
-from sim.seeds import goal_stream_seeds
+from sim.seeds import episode_seed, goal_stream_seeds, variant_seeds
 from sim.state import EnvState
 
 LayoutSource = Callable[[int, int], MapLayout]
@@ -31,10 +32,13 @@ class TaskGenerationError(ScenarioError):
 
 
 class EpisodePlan:
-    """Which concrete scenario (variant) and layout each environment's episodes play.
+    """Which concrete scenario (variant), layout and seed each environment's episodes play.
 
-    `env_variants`: the variant index (into `scenarios.expand_variants`) each environment always plays;
-    None: the episode with seed s plays variant s mod V. `layouts`: the layout of each episode seed
+    `env_variants`: the variant index (into `scenarios.expand_variants`) each environment always plays
+    (`scenarios.variants.variant_blocks` is the rule training and evaluation use); its episodes then derive
+    their seeds from its variant's base seed (`sim.seeds.variant_seeds`) and its index among that
+    variant's environments. None: the episode with seed s plays variant `variant_of_seed(s, V)`, episode k
+    of environment e has seed `episode_seed(base, e, k)`. `layouts`: the layout of each episode seed
     instead of `sim.maps.build_layout` of the episode's variant."""
 
     def __init__(
@@ -46,13 +50,14 @@ class EpisodePlan:
     ) -> None:
         self.variants = batchable_variants(scenario)  # expanded once: expanding costs ~2 ms
         self._env_variants = _checked_env_variants(env_variants, len(self.variants), num_envs)
+        self._rank = None if self._env_variants is None else _rank_within_variant(self._env_variants)
         self._layouts = layouts
 
     def variant(self, env: int, seed: int) -> Scenario:
         """The concrete scenario of environment `env`'s episode with `seed`."""
         if self._env_variants is not None:
             return self.variants[self._env_variants[env]]
-        return self.variants[seed % len(self.variants)]
+        return self.variants[variant_of_seed(seed, len(self.variants))]
 
     def layout(self, env: int, seed: int) -> MapLayout:
         """The map and task layout of environment `env`'s episode with `seed`."""
@@ -61,6 +66,22 @@ class EpisodePlan:
         from sim.maps import build_layout
 
         return build_layout(self.variant(env, seed), seed)
+
+    def episode_seed(self, base: int, env: int, episode: int) -> int:
+        """The seed of episode `episode` of environment `env` in a batch with base seed `base`."""
+        if self._env_variants is None or self._rank is None:
+            return episode_seed(base, env, episode)
+        variant_base = variant_seeds(base, len(self.variants))[self._env_variants[env]]
+        return episode_seed(variant_base, self._rank[env], episode)
+
+    def variant_bounds(self) -> list[tuple[int, int]]:
+        """(start, stop) of each variant's environments when they are contiguous blocks in variant order
+        (`variant_blocks`); ValueError otherwise."""
+        chosen = self._env_variants
+        if chosen is None or list(chosen) != sorted(chosen) or set(chosen) != set(range(len(self.variants))):
+            raise ValueError("the environments are not pinned to the variants in blocks, variant by variant")
+        counts = np.bincount(chosen, minlength=len(self.variants))
+        return [(int(stop - count), int(stop)) for stop, count in zip(np.cumsum(counts), counts, strict=True)]
 
 
 def _checked_env_variants(
@@ -75,6 +96,16 @@ def _checked_env_variants(
             f"got {list(chosen)[:8]}"
         )
     return chosen
+
+
+def _rank_within_variant(env_variants: tuple[int, ...]) -> tuple[int, ...]:
+    """Each environment's index among the environments of its variant."""
+    seen: dict[int, int] = {}
+    ranks = []
+    for variant in env_variants:
+        ranks.append(seen.get(variant, 0))
+        seen[variant] = ranks[-1] + 1
+    return tuple(ranks)
 
 
 def start_episode(state: EnvState, env: int, seed: int, layout: MapLayout, variant: Scenario) -> None:
@@ -186,19 +217,3 @@ def _set_sequences(state: EnvState, env: int, sequences: np.ndarray) -> None:
     valid = sequences[:, :, 0] >= 0
     state.sequence_length[env] = np.where(valid.all(axis=1), length, valid.argmin(axis=1))
     state.goal_mode[env] = GOALS_FROM_SEQUENCE
-
-
-def batchable_variants(scenario: Scenario) -> list[Scenario]:
-    """The concrete scenarios a batch plays (`[scenario]` without variants). Variants may change the map
-    and the episode limit only: a batch shares its agents, observations and rewards."""
-    from scenarios.loader import expand_variants
-
-    variants = expand_variants(scenario)
-    for variant in variants:
-        for block in ("agents", "observation", "reward"):
-            if getattr(variant, block) != getattr(variants[0], block):
-                raise ValueError(
-                    f"scenario '{scenario.name}': variants of '{scenario.variants.key}' change the {block} "
-                    f"block; GridEnv batches only variants that change the map and the episode limit"
-                )
-    return variants

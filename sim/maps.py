@@ -253,7 +253,7 @@ GENERATORS: dict[str, Callable[[MapSpec, int | None], MapLayout]] = {
 def largest_map_shape(scenario: Scenario) -> tuple[int, int]:
     """The (height, width) that bounds every map `scenario`'s episodes can draw: every variant, every
     benchmark map its glob matches. A batch of environments sizes its grid buffers with it once."""
-    from scenarios.loader import expand_variants
+    from scenarios.variants import expand_variants
 
     shapes = [shape for variant in expand_variants(scenario) for shape in _possible_shapes(variant.map)]
     return (max(height for height, _ in shapes), max(width for _, width in shapes))

@@ -43,12 +43,12 @@ def scenario_from_grid_config(grid_config: Any, pogema_bugs: bool = True) -> Sce
 
 
 def layouts_from_grid_config(grid_config: Any):
-    """A function (env, seed) -> `MapLayout` generating what POGEMA's `Grid(grid_config)` generates for that seed:
-    the obstacles (`default_rng(seed).binomial(1, density, (height, width))` unless a map is given; a
-    `map_name` in pogema's grid registry replaces them, as in POGEMA), the fixed starts / goals (obstacles
-    under them cleared, as POGEMA does) or possible-position lists, and with `empty_outside=False` the random
-    obstacles beyond the border ring. Ragged per-agent goal sequences are padded with rows of -1 (the env
-    ends each sequence there)."""
+    """A layout source (env, seed) -> `MapLayout` generating what POGEMA's `Grid(grid_config)` generates for
+    that seed (whatever the environment): the obstacles (`default_rng(seed).binomial(1, density, (height,
+    width))` unless a map is given; a `map_name` in pogema's grid registry replaces them, as in POGEMA), the
+    fixed starts / goals (obstacles under them cleared, as POGEMA does) or possible-position lists, and with
+    `empty_outside=False` the random obstacles beyond the border ring. Ragged per-agent goal sequences are
+    padded with rows of -1 (the env ends each sequence there)."""
     config = copy.deepcopy(grid_config)
     num_agents = int(config.num_agents)
     fixed_map = None if config.map is None else np.array(config.map, dtype=np.uint8)

@@ -1,10 +1,12 @@
-"""Every seed the simulator derives from another: the base seed of a batch, each episode's seed, the
-seeds of an episode's lifelong goal streams, and the greedy baseline's tie-breaking stream. A recorded
-episode seed replays its episode (`GridEnv.reset(episode_seeds=...)`), so these derivations are part of
-what a stored seed means.
+"""Every seed the simulator derives from another: the base seed of a batch, each episode's seed (and
+each variant's base seed in a batch of pinned variants), the seeds of an episode's lifelong goal streams,
+and the greedy baseline's tie-breaking stream. A recorded episode seed replays its episode
+(`GridEnv.reset(episode_seeds=...)`), so these derivations are part of what a stored seed means.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -26,6 +28,15 @@ def episode_seed(base: int, env: int, episode: int) -> int:
     first 64-bit word, shifted to 63 bits (POGEMA accepts seeds < sys.maxsize)."""
     state = np.random.SeedSequence(base, spawn_key=(env, episode)).generate_state(1, np.uint64)[0]
     return int(state >> np.uint64(1))
+
+
+@functools.lru_cache(maxsize=64)
+def variant_seeds(base: int, num_variants: int) -> tuple[int, ...]:
+    """The base seed of each variant's environments in a batch that pins environments to variants:
+    SeedSequence(base)'s first `num_variants` 32-bit words. Episode k of the j-th environment of variant v
+    has seed `episode_seed(variant_seeds(base, V)[v], j, k)`, the episodes one GridEnv per variant with
+    those base seeds plays."""
+    return tuple(int(word) for word in np.random.SeedSequence(base).generate_state(num_variants))
 
 
 def goal_stream_seeds(seed: int, num_agents: int) -> np.ndarray:

@@ -269,6 +269,32 @@ class EnvState:
             like, **{name: np.array(arrays[name], copy=True) for name in SNAPSHOT_FIELDS}
         )
 
+    def joined(
+        self, parts: list[dict[str, Any]], bounds: list[tuple[int, int]], base_seeds: tuple[int, ...]
+    ) -> EnvState:
+        """The state of this batch from snapshots of its environments' blocks (`bounds`: each part's
+        (start, stop)), each taken from a batch of those environments alone with base seed `base_seeds[k]`.
+        The map and list buffers grow to the largest part's (the kernels' results do not depend on the
+        capacity); the base seed stays this batch's. ValueError when a part does not fit its block."""
+        if len(parts) != len(bounds):
+            raise ValueError(f"snapshot has {len(parts)} parts, expected {len(bounds)} (one per variant)")
+        states = []
+        for k, (part, (start, stop), seed) in enumerate(zip(parts, bounds, base_seeds, strict=True)):
+            alone = self.allocate(
+                self.rules, self.channels, self.max_steps[start:stop], self.positions.shape[1],
+                self.obs.shape[2:], self.obs.dtype, self.neighbours.shape[2],
+            ).restored(part)  # fmt: skip
+            if int(alone.base_seed) != seed:
+                raise ValueError(f"snapshot part {k}: base seed {int(alone.base_seed)}, expected {seed}")
+            states.append(alone)
+        height, width = (max(state.capacity[axis] for state in states) for axis in (0, 1))
+        for state in states:
+            state.grow_maps(height, width)
+            state.grow_goal_list(max(s.goal_list.shape[1] for s in states))
+            state.grow_sequences(max(s.sequences.shape[2] for s in states))
+        batch = {name: np.concatenate([getattr(s, name) for s in states]) for name in _PER_ENV_FIELDS}
+        return self.restored(self.snapshot() | batch)
+
 
 def scenario_rules(scenario: Scenario) -> np.ndarray:
     """The `rules` field of a batch of `scenario`."""
@@ -287,6 +313,7 @@ KERNEL_FIELDS = _fields_where("kernel")
 """The fields the step kernels take, in the order of `kernel_state`'s StructRef."""
 SNAPSHOT_FIELDS = _fields_where("snapshot")
 """The fields a snapshot holds: the state."""
+_PER_ENV_FIELDS = tuple(name for name in SNAPSHOT_FIELDS if name not in ("rules", "channels", "base_seed"))
 _SCRATCH_FIELDS = tuple(f.name for f in dataclasses.fields(EnvState) if not f.metadata["snapshot"])
 _FORMAT_1_SIZES = ("map_capacity", "largest_map")  # format 1's map sizes (obstacles' shape, the scenario's)
 
@@ -303,6 +330,22 @@ def _state_arrays(snapshot: dict[str, Any]) -> dict[str, np.ndarray]:
     if version.shape != () or int(version) != SNAPSHOT_FORMAT:
         raise ValueError(f"snapshot format {version.tolist()}, expected 1 or {SNAPSHOT_FORMAT}")
     return arrays
+
+
+def stacked_parts(snapshot: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The parts of a snapshot of stacked batches ("<part>/<name>" entries, `marl.envs.StackedEnvs`), in
+    part order, or None for a snapshot of one batch. ValueError for parts that are not 0, 1, 2, ..."""
+    if not any("/" in name for name in snapshot):
+        return None
+    parts: dict[int, dict[str, Any]] = {}
+    for key, array in snapshot.items():
+        index, _, name = key.partition("/")
+        if not index.isdigit() or not name:
+            raise ValueError(f"snapshot entry {key!r}: expected '<part>/<name>'")
+        parts.setdefault(int(index), {})[name] = array
+    if sorted(parts) != list(range(len(parts))):
+        raise ValueError(f"snapshot parts {sorted(parts)[:8]}: expected 0 to {len(parts) - 1}")
+    return [parts[index] for index in range(len(parts))]
 
 
 def _grown(array: np.ndarray, shape: tuple[int, ...], fill: int) -> np.ndarray:

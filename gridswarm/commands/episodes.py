@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-USER_ERRORS = ("sim.episodes.EpisodeStoreError",)
+USER_ERRORS = ("sim.episode_format.EpisodeStoreError",)
 
 
 def add_parser(subparsers: Any) -> None:

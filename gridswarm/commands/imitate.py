@@ -22,7 +22,7 @@ from marl.config import (
 )
 
 # the recipe ends in a MAPPO run: train's errors, and the episode stores'
-USER_ERRORS = (*TRAINING_ERRORS, "sim.episodes.EpisodeStoreError")
+USER_ERRORS = (*TRAINING_ERRORS, "sim.episode_format.EpisodeStoreError")
 
 
 def add_parser(subparsers: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from gridswarm.arguments import integer, number
 
-USER_ERRORS = ("sim.episodes.EpisodeStoreError", "sim.render.RenderError")
+USER_ERRORS = ("sim.episode_format.EpisodeStoreError", "sim.render.RenderError")
 FORMATS = (".gif", ".mp4", ".html", ".png", ".svg")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-USER_ERRORS = ("sim.episodes.EpisodeStoreError",)
+USER_ERRORS = ("sim.episode_format.EpisodeStoreError",)
 SHOWN_MISMATCHES = 10
 
 

@@ -267,7 +267,7 @@ def test_what_check_accepts_the_simulator_places_and_what_it_refuses_it_cannot(s
     rows=st.integers(1, 6), columns=st.integers(1, 6), length=st.integers(1, 12), stations=st.integers(0, 4)
 )
 def test_the_warehouse_size_check_uses_the_size_the_generator_builds(rows, columns, length, stations):
-    from scenarios.loader import _map_shape
+    from scenarios.checks import map_shape
     from sim.maps import GENERATORS
 
     spec = MapSpec(
@@ -277,4 +277,4 @@ def test_the_warehouse_size_check_uses_the_size_the_generator_builds(rows, colum
         shelf_length=length,
         station_columns=stations,
     )
-    assert _map_shape(spec) == GENERATORS["warehouse"](spec, 0).shape
+    assert map_shape(spec) == GENERATORS["warehouse"](spec, 0).shape

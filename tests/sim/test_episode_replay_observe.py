@@ -1,4 +1,4 @@
-"""`sim.episodes.observe` rebuilds POGEMA's default observation from stored state (differential test)."""
+"""`sim.episode_replay.observe` rebuilds POGEMA's default observation from stored state (differential)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.episodes import observe
+from sim.episode_replay import observe
 
 pogema = pytest.importorskip("pogema")
 pytestmark = pytest.mark.pogema
