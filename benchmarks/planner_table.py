@@ -123,7 +123,7 @@ class TrainedPolicy:
 def load_trained(target: str) -> TrainedPolicy:
     """The trained policy `target` names (run directory, .ckpt or pretrained:NAME), observing its training
     scenario's channels and neighbours at the benchmark's radius 5; a bad target is a CheckpointError."""
-    from marl.train import load_policy
+    from marl.run_dir import load_policy
 
     policy, meta = load_policy(target)
     observation = dataclasses.replace(scenarios.load(meta["scenario"]).observation, radius=5)
