@@ -16,12 +16,11 @@ from deploy.cprogram import CProgram
 from deploy.onnx_export import ONNX_OPSET
 from deploy.quantize import Int8Plan
 from deploy.radio import message_format
+from scenarios.schema import DEFAULT_CHANNELS
 from sim.actions import ACTION_NAMES, MOVES
 
 if TYPE_CHECKING:
     from deploy.export import ExportOptions
-
-POGEMA_CHANNELS = ("obstacles", "agents", "goal")
 
 
 def describe_sizes(manifest: dict) -> str:
@@ -66,8 +65,8 @@ def build_manifest(
 ) -> dict:
     """manifest.json (without the file hashes, which the exporter adds last)."""
     config = step.policy.config
-    if channels is None and config.obs_shape[0] == len(POGEMA_CHANNELS):
-        channels = POGEMA_CHANNELS
+    if channels is None and config.obs_shape[0] == len(DEFAULT_CHANNELS):
+        channels = DEFAULT_CHANNELS
     return {
         "format": "gridswarm-export-1",
         "policy": config.to_dict(),

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from marl.threads import TORCH_THREADS
-
-MODEL_NAMES: tuple[str, ...] = ("srmt", "rmt", "attention", "gru", "empty", "neighbour_attention")
+from memory.config import POLICY_NAMES
 
 LrSchedule = Literal["constant", "linear", "kl_adaptive"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -113,10 +112,10 @@ class TrainConfig:
             value = getattr(self, field.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{field.name} {value}: expected a finite number")
-        if self.model not in MODEL_NAMES:
+        if self.model not in POLICY_NAMES:
             raise ConfigError(
-                f"model {self.model!r}: expected one of {', '.join(MODEL_NAMES)}"
-                f"{_did_you_mean(self.model, MODEL_NAMES)}"
+                f"model {self.model!r}: expected one of {', '.join(POLICY_NAMES)}"
+                f"{_did_you_mean(self.model, POLICY_NAMES)}"
             )
         if self.rollout_length % self.chunk_length:
             raise ConfigError(

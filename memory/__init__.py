@@ -7,53 +7,46 @@
 Policies: srmt (shared recurrent memory transformer), rmt (own memory, nothing shared), attention (history,
 no memory), gru, empty (encoder to heads), neighbour_attention (attention over the encodings of the agents
 in scope). Presets: bottleneck, lmapf, drone. See `SwarmPolicy` for the step contract.
+
+Importing the package loads no torch: the names of the policies, scopes and presets (`memory.config`)
+serve a command-line parser as they are, and the torch-backed names load their module on first use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import torch
+from memory.config import POLICY_NAMES, PRESETS, SCOPES, PolicyConfig, resolve_config
 
-from memory.config import POLICY_NAMES, PRESETS, PolicyConfig, resolve_config
-from memory.policy import SwarmPolicy
-from memory.state import PolicyState
+if TYPE_CHECKING:
+    from memory.policy import SwarmPolicy, make_policy, policy_from_config
+    from memory.state import PolicyState
+
+_TORCH_BACKED = {
+    "SwarmPolicy": "memory.policy",
+    "make_policy": "memory.policy",
+    "policy_from_config": "memory.policy",
+    "PolicyState": "memory.state",
+}
+"""The public names whose module imports torch, loaded on first access (PEP 562)."""
 
 __all__ = [
     "POLICY_NAMES",
     "PRESETS",
+    "SCOPES",
     "PolicyConfig",
     "PolicyState",
     "SwarmPolicy",
     "make_policy",
     "policy_from_config",
+    "resolve_config",
 ]
 
 
-def make_policy(
-    name: str,
-    obs_shape: tuple[int, int, int],
-    num_actions: int = 5,
-    preset: str = "bottleneck",
-    scope: str = "global",
-    seed: int | None = None,
-    **overrides: Any,
-) -> SwarmPolicy:
-    """A freshly initialized policy `name` (one of POLICY_NAMES) with a preset's sizes and `overrides`
-    (any PolicyConfig size field: width, heads, layers, history, filters, res_blocks, mlp_ratio).
-
-    With `seed`, the initial weights depend only on it (the global torch RNG is left untouched).
-    Unknown names, presets or override keys raise a ValueError naming the valid ones.
-    """
-    return policy_from_config(resolve_config(name, obs_shape, num_actions, preset, scope, overrides), seed)
-
-
-def policy_from_config(config: PolicyConfig | dict[str, Any], seed: int | None = None) -> SwarmPolicy:
-    """A freshly initialized policy of a saved config (`PolicyConfig.to_dict()` output or the dataclass)."""
-    if not isinstance(config, PolicyConfig):
-        config = PolicyConfig.from_dict(config)
-    if seed is None:
-        return SwarmPolicy(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SwarmPolicy(config)
+def __getattr__(name: str) -> Any:
+    if name not in _TORCH_BACKED:
+        raise AttributeError(f"module 'memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_TORCH_BACKED[name]), name)
+    globals()[name] = value
+    return value

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from memory.config import PolicyConfig
+from memory.config import PolicyConfig, resolve_config
 from memory.cores import make_core
 from memory.layers import HIDDEN_KEY_SCORE, ResnetEncoder
 from memory.pool import Pool, agent_pool, global_pool, local_pool
@@ -284,3 +284,32 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
     elif hasattr(module, "position"):
         nn.init.normal_(module.position, std=0.02)
+
+
+def make_policy(
+    name: str,
+    obs_shape: tuple[int, int, int],
+    num_actions: int = 5,
+    preset: str = "bottleneck",
+    scope: str = "global",
+    seed: int | None = None,
+    **overrides: Any,
+) -> SwarmPolicy:
+    """A freshly initialized policy `name` (one of POLICY_NAMES) with a preset's sizes and `overrides`
+    (any PolicyConfig size field: width, heads, layers, history, filters, res_blocks, mlp_ratio).
+
+    With `seed`, the initial weights depend only on it (the global torch RNG is left untouched).
+    Unknown names, presets or override keys raise a ValueError naming the valid ones.
+    """
+    return policy_from_config(resolve_config(name, obs_shape, num_actions, preset, scope, overrides), seed)
+
+
+def policy_from_config(config: PolicyConfig | dict[str, Any], seed: int | None = None) -> SwarmPolicy:
+    """A freshly initialized policy of a saved config (`PolicyConfig.to_dict()` output or the dataclass)."""
+    if not isinstance(config, PolicyConfig):
+        config = PolicyConfig.from_dict(config)
+    if seed is None:
+        return SwarmPolicy(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SwarmPolicy(config)

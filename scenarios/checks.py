@@ -18,7 +18,7 @@ from scenarios.limits import (
     MAX_SIDE,
 )
 from scenarios.nodes import Context, Node
-from scenarios.schema import AgentsSpec, MapSpec, Scenario
+from scenarios.schema import BOTTLENECK_ROOM_ROWS, BOTTLENECK_WIDTH, AgentsSpec, MapSpec, Scenario
 from scenarios.variants import dotted
 
 # The map keys each generator reads; giving any other map key is an error, not silently ignored.
@@ -31,8 +31,6 @@ GENERATOR_KEYS: dict[str, tuple[str, ...]] = {
     "movingai": ("path",),
     "benchmark": ("path", "name"),
 }
-BOTTLENECK_WIDTH = 9
-BOTTLENECK_ROOM_ROWS = 2
 
 
 # Range checks on converted values: dotted key -> (accepts, what was expected).

@@ -21,6 +21,12 @@ RewardScheme = Literal["pogema", "sparse", "dense", "directional", "directional_
 Channel = Literal["obstacles", "agents", "goal", "path", "other_goals"]
 
 DEFAULT_CHANNELS: tuple[Channel, ...] = ("obstacles", "agents", "goal")
+"""POGEMA's observation channels, in its order."""
+
+BOTTLENECK_WIDTH = 9
+"""Columns of SRMT's bottleneck map; its corridor is the middle column."""
+BOTTLENECK_ROOM_ROWS = 2
+"""Rows of each of the bottleneck map's two rooms (the map is corridor_length + 2 * 2 rows high)."""
 
 
 def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:

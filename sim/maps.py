@@ -33,13 +33,10 @@ import numpy as np
 
 from scenarios.asciimap import AsciiMap, parse_ascii_map
 from scenarios.errors import ScenarioError, scenario_error
-from scenarios.schema import MapSpec, Scenario
+from scenarios.schema import BOTTLENECK_ROOM_ROWS, BOTTLENECK_WIDTH, MapSpec, Scenario
 from sim.kernels.tasks import label_components
 from sim.layout import MapLayout
 from sim.mapfiles import benchmark_map, read_benchmark_maps, read_movingai_map, read_scen
-
-BOTTLENECK_WIDTH = 9
-ROOM_ROWS = 2
 
 
 def build_layout(scenario: Scenario, seed: int | None) -> MapLayout:
@@ -127,9 +124,9 @@ def warehouse_ascii(shelf_rows: int, shelf_columns: int, shelf_length: int, stat
 
 def bottleneck_obstacles(corridor_length: int) -> np.ndarray:
     """SRMT's bottleneck (corridor_length + 4, 9) uint8: two rooms joined by a corridor at column 4."""
-    obstacles = np.zeros((corridor_length + 2 * ROOM_ROWS, BOTTLENECK_WIDTH), dtype=np.uint8)
-    obstacles[ROOM_ROWS : ROOM_ROWS + corridor_length, :] = 1
-    obstacles[ROOM_ROWS : ROOM_ROWS + corridor_length, BOTTLENECK_WIDTH // 2] = 0
+    obstacles = np.zeros((corridor_length + 2 * BOTTLENECK_ROOM_ROWS, BOTTLENECK_WIDTH), dtype=np.uint8)
+    obstacles[BOTTLENECK_ROOM_ROWS : BOTTLENECK_ROOM_ROWS + corridor_length, :] = 1
+    obstacles[BOTTLENECK_ROOM_ROWS : BOTTLENECK_ROOM_ROWS + corridor_length, BOTTLENECK_WIDTH // 2] = 0
     return obstacles
 
 
@@ -142,8 +139,8 @@ def room_placement(corridor_length: int, count: int, seed: int | None) -> tuple[
     (goal) equal to an earlier agent's start (goal) is redrawn; a goal may equal another agent's start.
     """
     rng = np.random.default_rng(seed)
-    top = (0, ROOM_ROWS)
-    bottom = (ROOM_ROWS + corridor_length, 2 * ROOM_ROWS + corridor_length)
+    top = (0, BOTTLENECK_ROOM_ROWS)
+    bottom = (BOTTLENECK_ROOM_ROWS + corridor_length, 2 * BOTTLENECK_ROOM_ROWS + corridor_length)
     start_rooms = [top if agent % 2 == 0 else bottom for agent in range(count)]
     goal_rooms = [bottom if agent % 2 == 0 else top for agent in range(count)]
     return _draw_in_rooms(rng, start_rooms), _draw_in_rooms(rng, goal_rooms)

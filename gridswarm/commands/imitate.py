@@ -13,13 +13,13 @@ import scenarios
 from fsio import path_component
 from gridswarm.arguments import TRAINING_ERRORS, seed
 from marl.config import (
-    MODEL_NAMES,
     ConfigError,
     parse_assignments,
     resolve_config,
     resolve_imitation_config,
     split_overrides,
 )
+from memory.config import POLICY_NAMES
 
 # the recipe ends in a MAPPO run: train's errors, and the episode stores'
 USER_ERRORS = (*TRAINING_ERRORS, "sim.episode_format.EpisodeStoreError")
@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="CHECKPOINT",
         help="start from a policy's weights (a checkpoint, run directory or pretrained:NAME)",
     )
-    parser.add_argument("--model", choices=MODEL_NAMES, help="policy architecture (default: srmt)")
+    parser.add_argument("--model", choices=POLICY_NAMES, help="policy architecture (default: srmt)")
     parser.add_argument("--seed", type=seed, help="seed of data, initialization and sampling")
     parser.add_argument(
         "--out", type=Path, help="run directory (default: runs/SCENARIO-imitate-EXPERT-sSEED)"

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import scenarios
 from fsio import control_character, path_component
 from gridswarm.arguments import TRAINING_ERRORS, integer, seed
-from marl.config import MODEL_NAMES, ConfigError, parse_assignments, resolve_config
+from marl.config import ConfigError, parse_assignments, resolve_config
+from memory.config import POLICY_NAMES
 
 if TYPE_CHECKING:
     from marl.train import TrainingPlan
@@ -35,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
         nargs="?",
         help="built-in scenario name or YAML file (default with --resume RUN_DIR: the run's)",
     )
-    parser.add_argument("--model", choices=MODEL_NAMES, help="policy architecture (default: srmt)")
+    parser.add_argument("--model", choices=POLICY_NAMES, help="policy architecture (default: srmt)")
     parser.add_argument(
         "--steps",
         type=integer(1, 2**62),
