@@ -48,14 +48,14 @@ from sim.observation import (
     observation,
 )
 from sim.seeds import base_seed, variant_seeds
-from sim.state import EnvState, scenario_rules, stacked_parts
+from sim.state import EnvState, StateViews, scenario_rules, stacked_parts
 
 __all__ = ["GridEnv", "TaskGenerationError"]
 
 _OBS_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8))
 
 
-class GridEnv:
+class GridEnv(StateViews):
     """E environments of N agents each, POGEMA 1.4.0 semantics, stepped as arrays.
 
     `scenario`: a `Scenario`, or a built-in scenario name / YAML path (`scenarios.load`). `seed`: the base
@@ -133,58 +133,11 @@ class GridEnv:
         size = 2 * self.radius + 1
         return (len(channel_names(self.scenario)), size, size)
 
-    # live state (views of the env's buffers)
-
-    @property
-    def positions(self) -> np.ndarray:
-        """(E, N, 2) int32 (row, col), unpadded."""
-        return self._state.positions
-
-    @property
-    def goals(self) -> np.ndarray:
-        """(E, N, 2) int32 current goals."""
-        return self._state.goals
-
-    @property
-    def active(self) -> np.ndarray:
-        """(E, N) bool: POGEMA's is_active."""
-        return self._state.active
-
-    @property
-    def obstacles(self) -> np.ndarray:
-        """(E, Hmax, Wmax) uint8, 1 = obstacle; cells beyond an environment's map are obstacles."""
-        return self._state.obstacles
-
-    @property
-    def map_shapes(self) -> np.ndarray:
-        """(E, 2) int32: each environment's (H, W)."""
-        return self._state.map_shapes
-
-    @property
-    def elapsed(self) -> np.ndarray:
-        """(E,) steps of the current episode (keeps counting after the end when auto_reset is off)."""
-        return self._state.elapsed
-
-    @property
-    def episode_seeds(self) -> np.ndarray:
-        """(E,) int64: the seed of each environment's current episode (`reset(episode_seeds=...)` replays)."""
-        return self._state.seeds
-
     @property
     def observation(self) -> Any:
         """The current observation (what the last `reset` or `step` returned; the env's own buffer)."""
         self._require_reset()
         return observation(self._state, self.scenario.observation.type)
-
-    @property
-    def starts(self) -> np.ndarray:
-        """(E, N, 2) int32: the start cells of the current episodes."""
-        return self._state.starts
-
-    @property
-    def neighbours(self) -> np.ndarray:
-        """(E, N, K) int32: each agent's K nearest active agents (observation.neighbours), -1 padded."""
-        return self._state.neighbours
 
     def distance_to_goal(
         self,

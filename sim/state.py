@@ -353,3 +353,55 @@ def _grown(array: np.ndarray, shape: tuple[int, ...], fill: int) -> np.ndarray:
     grown = np.full(shape, fill, dtype=array.dtype)
     grown[tuple(slice(0, size) for size in array.shape)] = array
     return grown
+
+
+class StateViews:
+    """The live state of a batch as read-only properties: views of `_state`'s buffers (not copies),
+    overwritten by the next step or reset."""
+
+    _state: EnvState
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(E, N, 2) int32 (row, col), unpadded."""
+        return self._state.positions
+
+    @property
+    def goals(self) -> np.ndarray:
+        """(E, N, 2) int32 current goals."""
+        return self._state.goals
+
+    @property
+    def active(self) -> np.ndarray:
+        """(E, N) bool: POGEMA's is_active."""
+        return self._state.active
+
+    @property
+    def obstacles(self) -> np.ndarray:
+        """(E, Hmax, Wmax) uint8, 1 = obstacle; cells beyond an environment's map are obstacles."""
+        return self._state.obstacles
+
+    @property
+    def map_shapes(self) -> np.ndarray:
+        """(E, 2) int32: each environment's (H, W)."""
+        return self._state.map_shapes
+
+    @property
+    def elapsed(self) -> np.ndarray:
+        """(E,) steps of the current episode (keeps counting after the end when auto_reset is off)."""
+        return self._state.elapsed
+
+    @property
+    def episode_seeds(self) -> np.ndarray:
+        """(E,) int64: the seed of each environment's current episode (`reset(episode_seeds=...)` replays)."""
+        return self._state.seeds
+
+    @property
+    def starts(self) -> np.ndarray:
+        """(E, N, 2) int32: the start cells of the current episodes."""
+        return self._state.starts
+
+    @property
+    def neighbours(self) -> np.ndarray:
+        """(E, N, K) int32: each agent's K nearest active agents (observation.neighbours), -1 padded."""
+        return self._state.neighbours
