@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import io
 import os
 import platform
@@ -59,7 +60,9 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     device = torch.device("cpu")
     env = make_training_envs(scenario, config.num_envs, config.seed)
     learner = make_learner(config, env.obs_shape, env.num_actions, device)
-    carry = start_rollouts(env, learner.policy, device, seed=config.seed)
+    # --against a revision whose start_rollouts, collect and update take the device as an argument
+    device_argument = (device,) if "device" in inspect.signature(collect).parameters else ()
+    carry = start_rollouts(env, learner.policy, *device_argument, seed=config.seed)
     T, E, N = config.rollout_length, env.num_envs, env.num_agents
     K = env.neighbours.shape[-1] if config.scope == "local" else 0
     buffer = RolloutBuffer.allocate(T, E, N, env.obs_shape, carry.obs.dtype, config.chunk_length, K)
@@ -69,10 +72,13 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
         if index == 1:
             cpu_start = time.process_time()
         tick = time.perf_counter()
-        carry, _ = collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, device)
+        carry, _ = collect(
+            env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, *device_argument
+        )
         middle = time.perf_counter()
         compute_advantages(buffer, config.gamma, config.gae_lambda)
-        update(learner.policy, learner.optimizer, learner.value_norm, buffer, config, learner.shuffle, device)
+        policy, optimizer = learner.policy, learner.optimizer
+        update(policy, optimizer, learner.value_norm, buffer, config, learner.shuffle, *device_argument)
         if index > 0:  # the first update compiles and warms up
             timings["collect"] += middle - tick
             timings["update"] += time.perf_counter() - middle

@@ -7,6 +7,7 @@ policy's device, environments step on the CPU, and each step's arrays are writte
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +20,8 @@ from marl.value_norm import ValueNorm
 
 class Policy(Protocol):
     """What marl needs of a memory policy (memory.make_policy builds them)."""
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
 
     def initial_state(self, num_envs: int, num_agents: int) -> State: ...
 
@@ -51,9 +54,15 @@ class RolloutCarry:
     active: np.ndarray  # (E, N) bool, the agent acts on obs
 
 
-def start_rollouts(env: Any, policy: Policy, device: torch.device, seed: int | None) -> RolloutCarry:
-    """Reset every environment and start every agent's memory from scratch."""
+def policy_device(policy: Policy) -> torch.device:
+    """The device the policy's weights are on: where its inputs and memory state go."""
+    return next(policy.parameters()).device
+
+
+def start_rollouts(env: Any, policy: Policy, seed: int | None) -> RolloutCarry:
+    """Reset every environment and start every agent's memory from scratch, on the policy's device."""
     obs = env.reset(seed=seed)
+    device = policy_device(policy)
     state = map_state(lambda leaf: leaf.to(device), policy.initial_state(env.num_envs, env.num_agents))
     reset_mask = np.ones((env.num_envs, env.num_agents), dtype=bool)
     return RolloutCarry(obs=obs, state=state, reset_mask=reset_mask, active=np.array(env.active, dtype=bool))
@@ -74,7 +83,7 @@ def carry_tensors(carry: RolloutCarry) -> dict[str, Any]:
 
 
 def resume_rollouts(
-    env: Any, policy: Policy, device: torch.device, snapshot: dict[str, np.ndarray], saved: dict[str, Any]
+    env: Any, policy: Policy, snapshot: dict[str, np.ndarray], saved: dict[str, Any]
 ) -> RolloutCarry:
     """Restore the environments from `snapshot` and the carry from `carry_tensors`: collection continues
     exactly where the checkpointed run stood. Raises ValueError when they belong to another set-up."""
@@ -83,7 +92,7 @@ def resume_rollouts(
     template = policy.initial_state(env.num_envs, env.num_agents)
     if [leaf.shape for leaf in _state_leaves(template)] != [leaf.shape for leaf in leaves]:
         raise ValueError("the checkpoint's memory state does not fit this policy and batch")
-    remaining = iter(leaves)
+    remaining, device = iter(leaves), policy_device(policy)
     state = map_state(lambda leaf: next(remaining).to(device=device, dtype=leaf.dtype), template)
     if not np.array_equal(obs, saved["obs"].numpy()):
         raise ValueError("the checkpoint's observation differs from its environments' snapshot")
@@ -210,10 +219,10 @@ def collect(
     buffer: RolloutBuffer,
     carry: RolloutCarry,
     generator: torch.Generator,
-    device: torch.device,
 ) -> tuple[RolloutCarry, list[dict[str, float]]]:
     """Fill `buffer` with T steps; return the next rollout's carry and the finished episodes' metrics."""
     finished: list[dict[str, float]] = []
+    device = policy_device(policy)
     torch_threads = torch.get_num_threads()
     for t in range(buffer.shape[0]):
         if t % buffer.chunk_length == 0:

@@ -128,11 +128,11 @@ class TrainingPlan:
 
 
 def _resume_rollouts(
-    env: Any, policy: Policy, device: torch.device, tensors: dict[str, Any], rank: int, run_dir: Path
+    env: Any, policy: Policy, tensors: dict[str, Any], rank: int, run_dir: Path
 ) -> RolloutCarry:
     snapshot = {name: tensor.numpy() for name, tensor in tensors["envs"][rank].items()}
     try:
-        return resume_rollouts(env, policy, device, snapshot, tensors["carries"][rank])
+        return resume_rollouts(env, policy, snapshot, tensors["carries"][rank])
     except ValueError as error:
         raise CheckpointError(f"{run_dir}: cannot continue the checkpoint's environments ({error})") from None
 
@@ -219,9 +219,9 @@ def train(
     # allocate once
     plan = TrainingPlan.of(config, env.num_envs, env.num_agents, comm.size)
     if run.saved is None:
-        carry = start_rollouts(env, learner.policy, device, seed=env_seed(config.seed, comm.rank))
+        carry = start_rollouts(env, learner.policy, seed=env_seed(config.seed, comm.rank))
     else:
-        carry = _resume_rollouts(env, learner.policy, device, run.saved, comm.rank, run_dir)
+        carry = _resume_rollouts(env, learner.policy, run.saved, comm.rank, run_dir)
     buffer = allocate_buffer(env, config, carry.obs.dtype)
     log = _Log(run_dir / "metrics.jsonl", plan, echo, sinks, config.log_every)
     with hpc.PreemptionHandler() as preemption:
@@ -230,14 +230,14 @@ def train(
             log.start()
             # collect
             carry, finished = collect(
-                env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, device
+                env, learner.policy, learner.value_norm, buffer, carry, learner.sampling
             )
             log.collected()
             # advantages
             compute_advantages(buffer, config.gamma, config.gae_lambda)
             explained = explained_variance_across(comm, buffer)
             # update
-            stats = _update_or_stop(learner, buffer, config, ranks, device, update_index)
+            stats = _update_or_stop(learner, buffer, config, ranks, update_index)
             # log
             done = update_index + 1
             episodes = run.recent.add_across(comm, finished)
@@ -330,7 +330,6 @@ def _update_or_stop(
     buffer: RolloutBuffer,
     config: TrainConfig,
     ranks: Ranks,
-    device: torch.device,
     update_index: int,
 ) -> dict[str, float]:
     """`update` on the collected rollout; TrainingDiverged naming the update when anything became
@@ -343,7 +342,6 @@ def _update_or_stop(
             buffer,
             config,
             learner.shuffle,
-            device,
             ranks,
             critic_only=update_index < config.critic_warmup_updates,
         )

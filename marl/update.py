@@ -17,7 +17,7 @@ import hpc
 from marl.buffers import RolloutBuffer, gather_chunks, gather_states
 from marl.config import TrainConfig
 from marl.losses import LossTerms, categorical_log_prob_entropy, mappo_loss
-from marl.rollout import Policy
+from marl.rollout import Policy, policy_device
 from marl.value_norm import ValueNorm
 
 
@@ -149,7 +149,6 @@ def update(
     buffer: RolloutBuffer,
     config: TrainConfig,
     shuffle: torch.Generator,
-    device: torch.device,
     ranks: Ranks = SINGLE_PROCESS,
     critic_only: bool = False,
 ) -> dict[str, float]:
@@ -161,7 +160,7 @@ def update(
     its share of the active steps and the gradients are averaged, so the step equals one process's step
     on all ranks' data (to float tolerance), and the statistics and early stops agree on every rank.
     """
-    comm = ranks.comm
+    comm, device = ranks.comm, policy_device(policy)
     num_envs = buffer.shape[1]
     active = torch.from_numpy(buffer.active)
     update_value_norm_across(comm, value_norm, torch.from_numpy(buffer.returns), active)

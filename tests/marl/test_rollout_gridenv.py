@@ -103,9 +103,9 @@ def test_local_scope_flows_through_collection_and_the_chunked_update() -> None:
     )
     env = NeighbourLog(GridEnv(scenario, 4, seed=2, obs_dtype=np.uint8))
     learner = make_learner(config, env.obs_shape, env.num_actions, CPU)
-    carry = start_rollouts(env, learner.policy, CPU, seed=2)
+    carry = start_rollouts(env, learner.policy, seed=2)
     buffer = RolloutBuffer.allocate(16, 4, 5, env.obs_shape, np.uint8, 8, num_neighbours=2)
-    collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, CPU)
+    collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling)
     assert buffer.obs.dtype == np.uint8
     assert np.array_equal(buffer.neighbours, np.stack(env.seen[:16]))
     assert (buffer.neighbours >= 0).any() and (buffer.neighbours == -1).any()
@@ -136,9 +136,7 @@ def test_local_scope_flows_through_collection_and_the_chunked_update() -> None:
 
     compute_advantages(buffer, config.gamma, config.gae_lambda)
     before = [p.detach().clone() for p in learner.policy.parameters()]
-    stats = update(
-        learner.policy, learner.optimizer, learner.value_norm, buffer, config, learner.shuffle, CPU
-    )
+    stats = update(learner.policy, learner.optimizer, learner.value_norm, buffer, config, learner.shuffle)
     assert stats["minibatch_steps"] == 2 and np.isfinite(stats["policy_loss"])
     changed = [not torch.equal(b, p) for b, p in zip(before, learner.policy.parameters(), strict=True)]
     assert all(changed), "every parameter, the memory cross-attention included, gets a gradient step"
@@ -158,9 +156,9 @@ def test_collection_on_threaded_environments_keeps_torch_on_its_thread_count() -
         env = GridEnv(scenarios.loads(CROWD), 4, seed=0, num_threads=2, obs_dtype=np.uint8)
         config = TrainConfig(model="gru", num_envs=4, rollout_length=4, chunk_length=4, device="cpu")
         learner = make_learner(config, env.obs_shape, env.num_actions, CPU)
-        carry = start_rollouts(env, learner.policy, CPU, seed=0)
+        carry = start_rollouts(env, learner.policy, seed=0)
         buffer = RolloutBuffer.allocate(4, 4, 5, env.obs_shape, carry.obs.dtype, 4, 0)
-        collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, CPU)
+        collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(previous)

@@ -49,8 +49,8 @@ def collected(model, num_envs=3, steps=16, chunk=4, max_steps=5):
     env = CorridorEnv(num_envs, num_agents=3, length=4, max_steps=max_steps)
     learner = make_learner(config, env.obs_shape, env.num_actions, CPU)
     buffer = RolloutBuffer.allocate(steps, num_envs, 3, env.obs_shape, np.float32, chunk)
-    carry = start_rollouts(env, learner.policy, CPU, seed=5)
-    collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, CPU)
+    carry = start_rollouts(env, learner.policy, seed=5)
+    collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling)
     return learner, buffer
 
 

@@ -52,8 +52,8 @@ def rank_rollout(rank: int) -> RolloutBuffer:
     buffer = RolloutBuffer.allocate(
         CONFIG.rollout_length, CONFIG.num_envs, env.num_agents, env.obs_shape, np.float32, CONFIG.chunk_length
     )
-    carry = start_rollouts(env, learner.policy, CPU, seed=env_seed(CONFIG.seed, rank))
-    collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, CPU)
+    carry = start_rollouts(env, learner.policy, seed=env_seed(CONFIG.seed, rank))
+    collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling)
     compute_advantages(buffer, CONFIG.gamma, CONFIG.gae_lambda)
     return buffer
 
@@ -87,14 +87,11 @@ update(
     buffers[comm.rank],
     CONFIG,
     mine.shuffle,
-    CPU,
     Ranks.of(comm, mine.policy),
 )
 everything = dataclasses.replace(CONFIG, num_envs=CONFIG.num_envs * comm.size)
 one = make_learner(everything, (3, 5, 5), 5, CPU, 0)
-update(
-    one.policy, one.optimizer, one.value_norm, joined(buffers), everything, one.shuffle, CPU, SINGLE_PROCESS
-)
+update(one.policy, one.optimizer, one.value_norm, joined(buffers), everything, one.shuffle, SINGLE_PROCESS)
 
 for (name, param), reference in zip(mine.policy.named_parameters(), one.policy.parameters(), strict=True):
     torch.testing.assert_close(param.grad, reference.grad, rtol=1e-4, atol=1e-6, msg=f"gradient {name}")
