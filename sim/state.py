@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -355,53 +355,51 @@ def _grown(array: np.ndarray, shape: tuple[int, ...], fill: int) -> np.ndarray:
     return grown
 
 
+class StateView:
+    """A read-only attribute showing one `EnvState` buffer of the owner's `_state` (a view, not a copy)."""
+
+    def __init__(self, doc: str, field: str | None = None) -> None:
+        self.__doc__ = doc
+        self.field = field
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.field = self.field or name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> StateView: ...
+
+    @overload
+    def __get__(self, instance: StateViews, owner: type | None = None) -> np.ndarray: ...
+
+    def __get__(self, instance: StateViews | None, owner: type | None = None) -> StateView | np.ndarray:
+        return self if instance is None else getattr(instance._state, self.field)
+
+    def __set__(self, instance: StateViews, value: Any) -> None:
+        raise AttributeError(f"{self.name} is a view of the environment's state: write into it, not over it")
+
+
 class StateViews:
-    """The live state of a batch as read-only properties: views of `_state`'s buffers (not copies),
-    overwritten by the next step or reset."""
+    """The live state of a batch: views of `_state`'s buffers (not copies), overwritten by the next step or
+    reset."""
 
     _state: EnvState
 
-    @property
-    def positions(self) -> np.ndarray:
-        """(E, N, 2) int32 (row, col), unpadded."""
-        return self._state.positions
-
-    @property
-    def goals(self) -> np.ndarray:
-        """(E, N, 2) int32 current goals."""
-        return self._state.goals
-
-    @property
-    def active(self) -> np.ndarray:
-        """(E, N) bool: POGEMA's is_active."""
-        return self._state.active
-
-    @property
-    def obstacles(self) -> np.ndarray:
-        """(E, Hmax, Wmax) uint8, 1 = obstacle; cells beyond an environment's map are obstacles."""
-        return self._state.obstacles
-
-    @property
-    def map_shapes(self) -> np.ndarray:
-        """(E, 2) int32: each environment's (H, W)."""
-        return self._state.map_shapes
-
-    @property
-    def elapsed(self) -> np.ndarray:
-        """(E,) steps of the current episode (keeps counting after the end when auto_reset is off)."""
-        return self._state.elapsed
-
-    @property
-    def episode_seeds(self) -> np.ndarray:
-        """(E,) int64: the seed of each environment's current episode (`reset(episode_seeds=...)` replays)."""
-        return self._state.seeds
-
-    @property
-    def starts(self) -> np.ndarray:
-        """(E, N, 2) int32: the start cells of the current episodes."""
-        return self._state.starts
-
-    @property
-    def neighbours(self) -> np.ndarray:
-        """(E, N, K) int32: each agent's K nearest active agents (observation.neighbours), -1 padded."""
-        return self._state.neighbours
+    positions = StateView("(E, N, 2) int32 (row, col), unpadded.")
+    goals = StateView("(E, N, 2) int32 current goals.")
+    active = StateView("(E, N) bool: POGEMA's is_active.")
+    obstacles = StateView(
+        "(E, Hmax, Wmax) uint8, 1 = obstacle; cells beyond an environment's map are obstacles."
+    )
+    map_shapes = StateView("(E, 2) int32: each environment's (H, W).")
+    elapsed = StateView(
+        "(E,) steps of the current episode (keeps counting after the end when auto_reset is off)."
+    )
+    episode_seeds = StateView(
+        "(E,) int64: the seed of each environment's current episode (`reset(episode_seeds=...)` replays).",
+        field="seeds",
+    )
+    starts = StateView("(E, N, 2) int32: the start cells of the current episodes.")
+    neighbours = StateView(
+        "(E, N, K) int32: each agent's K nearest active agents (observation.neighbours), -1 padded."
+    )

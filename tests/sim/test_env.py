@@ -121,6 +121,19 @@ def test_step_before_reset_is_a_clear_error():
         GridEnv(scenario(), 1, seed=0).step(np.zeros((1, 12), dtype=np.int64))
 
 
+def test_state_views_follow_the_live_state_and_refuse_assignment():
+    env = GridEnv(scenario(), 2, seed=0)
+    env.reset()
+    positions, seeds = env.positions, env.episode_seeds
+    snapshot = env.snapshot()
+    assert np.array_equal(positions, snapshot["positions"]) and np.array_equal(seeds, snapshot["seeds"])
+    env.step(np.full((2, 12), 2, dtype=np.int64))  # every agent tries to move down
+    assert env.positions is positions, "a view is the buffer the step writes into, not a copy"
+    assert not np.array_equal(positions, snapshot["positions"])
+    with pytest.raises(AttributeError, match="view of the environment's state"):
+        env.positions = positions.copy()
+
+
 @given(seed=st.integers(0, 2**31), on_target=st.sampled_from(["finish", "nothing", "restart"]))
 def test_soft_collisions_never_share_cells_or_swap(seed, on_target):
     env = GridEnv(scenario(on_target, count=10, size=(7, 8)), 1, seed=seed, auto_reset=False)
