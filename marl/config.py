@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from marl.threads import TORCH_THREADS
 from memory.config import POLICY_NAMES
+from scenarios.convert import CoercionError, coerce
 
 LrSchedule = Literal["constant", "linear", "kl_adaptive"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -279,48 +280,16 @@ Config = typing.TypeVar("Config", TrainConfig, ImitationConfig)
 
 def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
     """Turn a YAML value or command-line string into the field's type, or raise a one-line ConfigError."""
-    args = typing.get_args(annotation)
-    if isinstance(annotation, types.UnionType):  # `float | None`
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        return _coerce(key, value, next(a for a in args if a is not type(None)), where)
-    if typing.get_origin(annotation) is Literal:
-        if value not in args:
-            raise ConfigError(
-                f"{where}key {key!r}: expected one of {', '.join(map(str, args))}, found {value!r}"
-            )
-        return value
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _BOOL_WORDS:
-            return _BOOL_WORDS[value.lower()]
-    elif annotation in (int, float):
-        number = _as_number(value)
-        if number is not None and (annotation is float or number.is_integer()):
-            return annotation(number)
-    elif annotation is str and isinstance(value, str):
-        return value
-    raise ConfigError(
-        f"{where}key {key!r}: expected {getattr(annotation, '__name__', annotation)}, found {value!r}"
-    )
-
-
-_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-
-
-def _as_number(value: Any) -> float | None:
-    """A YAML number or a numeric string as a float; None for anything else (booleans included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        return coerce(value, annotation, lenient=True)
+    except CoercionError:
+        if isinstance(annotation, types.UnionType):  # `float | None`: name the type besides None
+            annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+        if typing.get_origin(annotation) is Literal:
+            expected = f"one of {', '.join(map(str, typing.get_args(annotation)))}"
+        else:
+            expected = getattr(annotation, "__name__", annotation)
+        raise ConfigError(f"{where}key {key!r}: expected {expected}, found {value!r}") from None
 
 
 def apply_overrides(config: Config, overrides: Mapping[str, Any], where: str = "") -> Config:

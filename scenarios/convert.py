@@ -1,5 +1,9 @@
 """Located YAML nodes to schema values: each field converted against the schema's type hints, with
-an error naming the key, its line, what was expected and what was found."""
+an error naming the key, its line, what was expected and what was found.
+
+`coerce` is the one conversion of a plain value to a field's type: the scenario fields here, and the
+training settings of `marl.config` (a train block's values and `--set key=value` strings, `lenient`).
+Each caller words its own one-line error around a `CoercionError`."""
 
 from __future__ import annotations
 
@@ -16,6 +20,63 @@ from scenarios.nodes import Context, Node, plain
 
 FieldReader = Callable[[Node, Context], Any]
 """Converts one field's node in its own way (`convert_dataclass`'s `readers`)."""
+
+_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+_NONE_WORDS = ("none", "null")
+
+
+class CoercionError(ValueError):
+    """A value that is not of the type asked for; the caller says where and what was expected."""
+
+
+def coerce(value: Any, hint: Any, lenient: bool = False) -> Any:
+    """`value` as the type `hint`: bool, int, float, str, a Literal of strings, or an Optional / union of
+    these (the first alternative that fits). Strict by default, for values a YAML parser typed: a bool is
+    no number, an int is a float. `lenient` also reads what a command line gives as text and what a
+    loosely typed block holds: numbers in strings ("3e-4"), integral numbers as ints ("1e6", 2.0), the
+    words true/yes/1 and false/no/0, none/null. Non-finite floats pass (callers check their ranges).
+    Raises `CoercionError` when nothing fits.
+    """
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        words = lenient and isinstance(value, str) and value.lower() in _NONE_WORDS
+        if (value is None or words) and type(None) in get_args(hint):
+            return None
+        for inner in (arg for arg in get_args(hint) if arg is not type(None)):
+            try:
+                return coerce(value, inner, lenient)
+            except CoercionError:
+                continue
+    elif origin is Literal:
+        if isinstance(value, str) and value in get_args(hint):
+            return value
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+        if lenient and isinstance(value, str) and value.lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.lower()]
+    elif hint in (int, float):
+        number = _number(value, lenient)
+        if hint is float and number is not None:
+            return float(number)
+        if isinstance(number, int) or (lenient and isinstance(number, float) and number.is_integer()):
+            return int(number)
+    elif hint is str and isinstance(value, str):
+        return value
+    raise CoercionError(f"{value!r} is not {hint}")
+
+
+def _number(value: Any, lenient: bool) -> int | float | None:
+    """An int or float of a number (or, `lenient`, of a numeric string); None for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if lenient and isinstance(value, str):
+        for parse in (int, float):
+            try:
+                return parse(value)
+            except ValueError:
+                continue
+    return None
 
 
 @cache
@@ -67,25 +128,26 @@ def convert(node: Node, hint: Any, key: str, context: Context) -> Any:
                 raise mismatch(node, hint, key, context) from None
         return convert(node, last, key, context)
     if origin is Literal:
-        choices = get_args(hint)
-        if value not in choices or not isinstance(value, str):
+        try:
+            return coerce(value, hint)
+        except CoercionError:
+            choices = get_args(hint)
             close = difflib.get_close_matches(str(value), [str(choice) for choice in choices], n=1)
             hint_text = f" (did you mean '{close[0]}'?)" if close else ""
             raise context.error(
                 key, f"expected {_expected(hint)}, found {shown(value)}{hint_text}", node.line
-            )
-        return value
+            ) from None
     if origin is tuple:
         return _convert_tuple(node, hint, key, context)
     if dataclasses.is_dataclass(hint):
         return convert_dataclass(node, hint, key, context)
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise mismatch(node, hint, key, context)
-        return float(value)
-    if hint in (int, str, bool) and isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-        return value
-    raise mismatch(node, hint, key, context)
+    try:
+        converted = coerce(value, hint)
+    except CoercionError:
+        raise mismatch(node, hint, key, context) from None
+    if isinstance(converted, float) and not math.isfinite(converted):
+        raise mismatch(node, hint, key, context)
+    return converted
 
 
 def _convert_tuple(node: Node, hint: Any, key: str, context: Context) -> tuple[Any, ...]:
