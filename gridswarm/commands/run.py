@@ -12,14 +12,10 @@ import numpy as np
 
 from gridswarm.arguments import MAX_ENVS, integer, seed
 from scenarios.schema import Scenario
+from sim.policy_names import BASELINES, PLANNERS, POLICIES
 
 if TYPE_CHECKING:
     from sim.env import GridEnv
-
-# the names of sim.baselines.POLICIES, for the help without importing the simulator (a test keeps them equal)
-BASELINES = ("random", "greedy")
-PLANNERS = ("pibt", "pibt-swap", "pibt-guided", "pibt-lns")  # sim.planners.PRESETS
-POLICIES = (*BASELINES, *PLANNERS)
 
 
 class UnknownPolicyError(ValueError):
