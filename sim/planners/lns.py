@@ -38,8 +38,9 @@ from numba import njit
 
 from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
 from sim.paths import splitmix64
+from sim.planners.buffers import env_view, uniform01
 from sim.planners.fields import gather_near, window_distance
-from sim.planners.pibt import can_follow, env_view, plan_env, uniform01, write_move
+from sim.planners.pibt import can_follow, plan_env, write_move
 
 
 class WindowBuffers(NamedTuple):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sim.baselines import BatchedState
+from sim.planners.buffers import new_plan_buffers
 from sim.planners.fields import (
     ensure_windows,
     forget_changed_maps,
@@ -35,10 +36,9 @@ from sim.planners.pibt import (
     RULE_UNDO,
     TIES_FIXED,
     TIES_RANDOM,
-    new_plan_buffers,
     plan_envs,
-    update_priorities,
 )
+from sim.planners.priorities import update_priorities
 
 DEFAULT_WINDOW_BUDGET = 512 * 2**20
 """Bytes of distance windows a policy keeps by default (sim.planners.fields)."""
