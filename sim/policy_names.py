@@ -23,3 +23,7 @@ PLANNERS = tuple(PLANNER_OPTIONS)
 
 POLICIES = (*BASELINES, *PLANNERS)
 """Every scripted policy by name: the baselines, then the planner presets (experts)."""
+
+GUIDABLE_PLANNERS = ("pibt", "pibt-swap", "pibt-guided")
+"""The planner presets a trained policy's move preferences can order (`marl.guided`); pibt-lns plans
+several steps ahead and takes none."""

@@ -14,7 +14,8 @@ cells are flat row * W + col):
     swap_partner   (N,) int64       the agent to pull into our cell (RULE_SWAP), -1 if none
     stack          (N,) int64       the inheritance chain
     journal        (N,) int64       agents in order of reservation (RULE_UNDO)
-    keys           (5,) float64     sort keys scratch
+    keys           (5,) float64     sort keys scratch: distance plus tie-break
+    ranks          (5,) float64     sort keys scratch: the negated move preference, compared first
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class PlanBuffers(NamedTuple):
     stack: np.ndarray
     journal: np.ndarray
     keys: np.ndarray
+    ranks: np.ndarray
 
 
 class EnvView(NamedTuple):
@@ -57,14 +59,21 @@ class EnvView(NamedTuple):
     origin: np.ndarray  # (N, 2) int32
     base: np.ndarray  # (N,) int64
     near: np.ndarray  # (N, 5) int32
+    preferences: np.ndarray  # (N, 5) float32, by action (0 stay, 1 up, 2 down, 3 left, 4 right): higher first
 
 
 @njit(cache=True)
-def env_view(obstacles, map_shapes, windows, env):
+def env_view(
+    obstacles,  # (E, H, W) uint8
+    map_shapes,  # (E, 2) int32
+    windows,  # sim.planners.fields.Windows
+    preferences,  # (E, N, 5) float32, the move preferences by action
+    env,  # int
+):
     """The EnvView of environment `env` of a batch."""
     return EnvView(
         obstacles[env], map_shapes[env, 0], map_shapes[env, 1], windows.values[env], windows.origin[env],
-        windows.base[env], windows.near[env],
+        windows.base[env], windows.near[env], preferences[env],
     )  # fmt: skip
 
 
@@ -84,6 +93,7 @@ def new_plan_buffers(num_agents: int, map_shape: tuple[int, int]) -> PlanBuffers
         stack=np.zeros(num_agents, dtype=np.int64),
         journal=np.zeros(num_agents, dtype=np.int64),
         keys=np.zeros(5, dtype=np.float64),
+        ranks=np.zeros(5, dtype=np.float64),
     )
 
 

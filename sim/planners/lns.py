@@ -369,6 +369,7 @@ def plan_window_envs(
     obstacles,
     map_shapes,
     windows,
+    preferences,
     priorities,
     ties,
     rules,
@@ -383,8 +384,8 @@ def plan_window_envs(
 ):
     """`plan_window_env` for every environment (arguments batched over E as in pibt.plan_envs)."""
     for env in range(positions.shape[0]):
+        view = env_view(obstacles, map_shapes, windows, preferences, env)
         plan_window_env(
-            positions[env], goals[env], active[env], env_view(obstacles, map_shapes, windows, env),
-            priorities[env], ties[env], rules, pibt_buffers, cells, rng_state, buffers, iterations,
-            neighbourhood, actions[env], planned[env],
+            positions[env], goals[env], active[env], view, priorities[env], ties[env], rules, pibt_buffers,
+            cells, rng_state, buffers, iterations, neighbourhood, actions[env], planned[env],
         )  # fmt: skip

@@ -10,6 +10,14 @@ visited in decreasing priority; an agent without a reserved next cell runs PIBT(
     reservation yet, run PIBT(b) with b inheriting our priority; if that fails, try the next candidate.
     If none works, stay and report failure to the caller, which backtracks.
 
+Move preferences (`preferences`, (E, N, 5) float32 by action, owned by the caller) come before the
+distance: an agent tries the move it prefers most first, and equal preferences keep the distance order, so
+all-equal preferences are plain PIBT. This is how a learned policy's action probabilities order PIBT's
+candidates in CS-PIBT (Veerapaneni, Wang, Li, Likhachev, "Improving Learnt Local MAPF Policies with
+Heuristic Search", ICAPS 2024; Veerapaneni et al., "Work Smarter Not Harder: Simple Imitation Learning with
+CS-PIBT Outperforms Large Scale Imitation Learning for MAPF", arXiv:2409.14491): PIBT keeps the joint move
+free of conflicts whatever the order (`marl.guided` feeds a trained policy's preferences).
+
 The recursion runs on an explicit stack (`_pibt`). Options (`rules`, an int64 array):
     RULE_FOLLOW  what a move may enter, from the environment's collision system (below)
     RULE_SWAP    1: the swap technique of LaCAM3 (Okumura, "Engineering LaCAM*", AAMAS 2024): when the
@@ -75,10 +83,12 @@ def _sort_candidates(
     buffers,  # PlanBuffers
     rng_state,  # (1,) uint64
 ):
-    """Writes the agent's candidates (free neighbours and its own cell) best first; returns their count."""
+    """Writes the agent's candidates (free neighbours and its own cell) best first; returns their count.
+    Best first: the higher move preference (`view.preferences`, by action), then the shorter distance, then
+    the tie-break (`RULE_TIES`, `RULE_PREFER_FREE`). Equal preferences leave the distance order as it is."""
     map_width = view.grid.shape[1]
     row, col = cell // map_width, cell % map_width
-    keys = buffers.keys
+    keys, ranks = buffers.keys, buffers.ranks
     out = buffers.candidates[agent]
     count = 0
     for k in range(5):
@@ -91,12 +101,17 @@ def _sort_candidates(
             holder = buffers.occupied_now[here]
             tie = 0.5 * tie + (0.5 if holder >= 0 and holder != agent else 0.0)
         key = distance + tie
+        rank = -np.float64(view.preferences[agent, (k + 1) % 5])  # candidate k is action k + 1, stay is 0
         position = count
-        while position > 0 and keys[position - 1] > key:  # insertion sort, stable
+        while position > 0 and (  # insertion sort, stable
+            ranks[position - 1] > rank or (ranks[position - 1] == rank and keys[position - 1] > key)
+        ):
             keys[position] = keys[position - 1]
+            ranks[position] = ranks[position - 1]
             out[position] = out[position - 1]
             position -= 1
         keys[position] = key
+        ranks[position] = rank
         out[position] = here
         count += 1
     return count
@@ -293,6 +308,7 @@ def plan_envs(
     obstacles,  # (E, H, W) uint8
     map_shapes,  # (E, 2) int32
     windows,  # sim.planners.fields.Windows
+    preferences,  # (E, N, 5) float32, move preferences by action (higher tried first; all equal: plain PIBT)
     priorities,  # (E, N) float64
     rules,  # (NUM_RULES,) int64
     buffers,  # PlanBuffers
@@ -303,7 +319,7 @@ def plan_envs(
 ):
     """One PIBT step for every environment (`plan_env`)."""
     for env in range(positions.shape[0]):
-        view = env_view(obstacles, map_shapes, windows, env)
+        view = env_view(obstacles, map_shapes, windows, preferences, env)
         plan_env(
             positions[env], goals[env], active[env], view, priorities[env], rules, buffers, cells, rng_state,
             actions[env], planned[env],

@@ -121,6 +121,12 @@ class PIBTPolicy:
     snapshot, a step the policy did not see) restarts its priorities; calling twice at the same step
     returns the same plan only with ties="fixed" (random ties draw afresh) and never changes priorities.
     After a call, `planned` (E, N, 2) holds the cells the agents will stand on after the step.
+
+    `preferences`: an (E, N, 5) float32 array the caller owns and rewrites before each call, the agents'
+    preferences over the actions (0 stay, 1 up, 2 down, 3 left, 4 right; finite, higher tried first):
+    every agent tries its moves in that order, equal preferences in PIBT's distance order
+    (sim/planners/pibt.py; `marl.guided` fills it from a trained policy). Without it the planner is plain
+    PIBT (`self.preferences` is then all zeros). lns_window plans many steps ahead and takes none.
     """
 
     def __init__(
@@ -130,6 +136,7 @@ class PIBTPolicy:
         *,
         config: PIBTConfig | None = None,
         collision_system: str | None = None,
+        preferences: np.ndarray | None = None,
         **options: Any,
     ) -> None:
         if config is None:
@@ -161,6 +168,16 @@ class PIBTPolicy:
         self._actions = np.zeros(shape, dtype=np.int64)
         self.planned = np.zeros((*shape, 2), dtype=np.int32)
         self._cells = np.zeros(env.num_agents, dtype=np.int64)
+        if preferences is None:
+            preferences = np.zeros((*shape, 5), dtype=np.float32)
+        elif config.lns_window:
+            raise ValueError("PIBTConfig.lns_window plans several steps ahead: it takes no move preferences")
+        elif preferences.shape != (*shape, 5) or preferences.dtype != np.float32:
+            raise ValueError(
+                f"preferences must be a float32 array of shape {(*shape, 5)}; got {preferences.dtype} "
+                f"{preferences.shape}"
+            )
+        self.preferences = preferences
         self._map_shape: tuple[int, ...] = ()
 
     def _allocate(self, obstacles: np.ndarray) -> None:
@@ -205,6 +222,7 @@ class PIBTPolicy:
             obstacles,
             env.map_shapes,
             self.windows,
+            self.preferences,
             self.priorities,
         )
         if self.config.lns_window:
