@@ -10,13 +10,14 @@ visited in decreasing priority; an agent without a reserved next cell runs PIBT(
     reservation yet, run PIBT(b) with b inheriting our priority; if that fails, try the next candidate.
     If none works, stay and report failure to the caller, which backtracks.
 
-Move preferences (`preferences`, (E, N, 5) float32 by action, owned by the caller) come before the
-distance: an agent tries the move it prefers most first, and equal preferences keep the distance order, so
-all-equal preferences are plain PIBT. This is how a learned policy's action probabilities order PIBT's
-candidates in CS-PIBT (Veerapaneni, Wang, Li, Likhachev, "Improving Learnt Local MAPF Policies with
-Heuristic Search", ICAPS 2024; Veerapaneni et al., "Work Smarter Not Harder: Simple Imitation Learning with
-CS-PIBT Outperforms Large Scale Imitation Learning for MAPF", arXiv:2409.14491): PIBT keeps the joint move
-free of conflicts whatever the order (`marl.guided` feeds a trained policy's preferences).
+Move preferences (`preferences`, (E, N, 5) float32 by action, owned by the caller; RULE_PREFERENCES)
+come before the distance: an agent tries the move it prefers most first, and equal preferences keep the
+distance order, so all-equal preferences are plain PIBT. This is how a learned policy's action
+probabilities order PIBT's candidates in CS-PIBT (Veerapaneni, Wang, Li, Likhachev, "Improving Learnt Local
+MAPF Policies with Heuristic Search", ICAPS 2024; Veerapaneni et al., "Work Smarter Not Harder: Simple
+Imitation Learning with CS-PIBT Outperforms Large Scale Imitation Learning for MAPF", arXiv:2409.14491):
+PIBT keeps the joint move free of conflicts whatever the order (`marl.guided` feeds a trained policy's
+preferences).
 
 The recursion runs on an explicit stack (`_pibt`). Options (`rules`, an int64 array):
     RULE_FOLLOW  what a move may enter, from the environment's collision system (below)
@@ -30,6 +31,7 @@ The recursion runs on an explicit stack (`_pibt`). Options (`rules`, an int64 ar
                  LaCAM3); TIES_FIXED: in the order up, down, left, right, stay (pymapf's neighbour order
                  with its shuffle left out), so a run is reproducible against another implementation
     RULE_PREFER_FREE  1: among equal distances, cells no agent stands on first (pibt2's tie-break)
+    RULE_PREFERENCES  1: candidates ordered by the move preferences first (below); 0: they are not read
 
 Collision systems. The joint moves are free of vertex and swap conflicts by construction. Such a move is
 executed as planned by POGEMA's `soft` rule, which lets agents follow each other and rotate in cycles.
@@ -55,8 +57,8 @@ from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
 from sim.planners.buffers import env_view, uniform01
 from sim.planners.swap import prepare_swap
 
-RULE_FOLLOW, RULE_SWAP, RULE_UNDO, RULE_TIES, RULE_PREFER_FREE = range(5)
-NUM_RULES = 5
+RULE_FOLLOW, RULE_SWAP, RULE_UNDO, RULE_TIES, RULE_PREFER_FREE, RULE_PREFERENCES = range(6)
+NUM_RULES = 6
 FOLLOW_ANY, FOLLOW_LOWER, FOLLOW_NONE = 0, 1, 2
 FOLLOW_RULES = {"soft": FOLLOW_ANY, "priority": FOLLOW_LOWER, "block_both": FOLLOW_NONE}
 TIES_RANDOM, TIES_FIXED = 0, 1
@@ -84,11 +86,13 @@ def _sort_candidates(
     rng_state,  # (1,) uint64
 ):
     """Writes the agent's candidates (free neighbours and its own cell) best first; returns their count.
-    Best first: the higher move preference (`view.preferences`, by action), then the shorter distance, then
-    the tie-break (`RULE_TIES`, `RULE_PREFER_FREE`). Equal preferences leave the distance order as it is."""
+    Best first: under RULE_PREFERENCES the higher move preference (`view.preferences`, by action), then
+    the shorter distance, then the tie-break (`RULE_TIES`, `RULE_PREFER_FREE`); equal preferences leave the
+    distance order as it is."""
     map_width = view.grid.shape[1]
     row, col = cell // map_width, cell % map_width
     keys, ranks = buffers.keys, buffers.ranks
+    guided = rules[RULE_PREFERENCES] != 0
     out = buffers.candidates[agent]
     count = 0
     for k in range(5):
@@ -101,17 +105,23 @@ def _sort_candidates(
             holder = buffers.occupied_now[here]
             tie = 0.5 * tie + (0.5 if holder >= 0 and holder != agent else 0.0)
         key = distance + tie
-        rank = -np.float64(view.preferences[agent, (k + 1) % 5])  # candidate k is action k + 1, stay is 0
         position = count
-        while position > 0 and (  # insertion sort, stable
-            ranks[position - 1] > rank or (ranks[position - 1] == rank and keys[position - 1] > key)
-        ):
-            keys[position] = keys[position - 1]
-            ranks[position] = ranks[position - 1]
-            out[position] = out[position - 1]
-            position -= 1
+        if guided:  # insertion sort, stable: preference first, then distance and tie-break
+            rank = -np.float64(view.preferences[agent, (k + 1) % 5])  # candidate k is action k + 1, stay 0
+            while position > 0 and (
+                ranks[position - 1] > rank or (ranks[position - 1] == rank and keys[position - 1] > key)
+            ):
+                keys[position] = keys[position - 1]
+                ranks[position] = ranks[position - 1]
+                out[position] = out[position - 1]
+                position -= 1
+            ranks[position] = rank
+        else:  # insertion sort, stable: distance and tie-break (plain PIBT)
+            while position > 0 and keys[position - 1] > key:
+                keys[position] = keys[position - 1]
+                out[position] = out[position - 1]
+                position -= 1
         keys[position] = key
-        ranks[position] = rank
         out[position] = here
         count += 1
     return count

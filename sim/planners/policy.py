@@ -31,6 +31,7 @@ from sim.planners.pibt import (
     NUM_RULES,
     RULE_FOLLOW,
     RULE_PREFER_FREE,
+    RULE_PREFERENCES,
     RULE_SWAP,
     RULE_TIES,
     RULE_UNDO,
@@ -126,7 +127,8 @@ class PIBTPolicy:
     preferences over the actions (0 stay, 1 up, 2 down, 3 left, 4 right; finite, higher tried first):
     every agent tries its moves in that order, equal preferences in PIBT's distance order
     (sim/planners/pibt.py; `marl.guided` fills it from a trained policy). Without it the planner is plain
-    PIBT (`self.preferences` is then all zeros). lns_window plans many steps ahead and takes none.
+    PIBT: the kernel's preference pass is off and `self.preferences` stays all zeros. lns_window plans
+    many steps ahead and takes none.
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class PIBTPolicy:
         rules[RULE_UNDO] = int(config.backtrack == "undo")
         rules[RULE_TIES] = TIES_FIXED if config.ties == "fixed" else TIES_RANDOM
         rules[RULE_PREFER_FREE] = int(config.prefer_free)
+        rules[RULE_PREFERENCES] = int(preferences is not None)
         self._rules = rules
         entropy = np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)
         self._rng_state = np.array(entropy, dtype=np.uint64)
@@ -169,7 +172,7 @@ class PIBTPolicy:
         self.planned = np.zeros((*shape, 2), dtype=np.int32)
         self._cells = np.zeros(env.num_agents, dtype=np.int64)
         if preferences is None:
-            preferences = np.zeros((*shape, 5), dtype=np.float32)
+            preferences = np.zeros((*shape, 5), dtype=np.float32)  # never read (RULE_PREFERENCES 0)
         elif config.lns_window:
             raise ValueError("PIBTConfig.lns_window plans several steps ahead: it takes no move preferences")
         elif preferences.shape != (*shape, 5) or preferences.dtype != np.float32:
