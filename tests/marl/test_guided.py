@@ -4,27 +4,24 @@ centralized and refuses what it cannot do in one line."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import memory
-import scenarios
 import sim.episodes
 from gridswarm.cli import main
-from marl.envs import make_training_envs
 from marl.evaluate import PolicyActor
 from marl.guided import GuidedPlanner
-from marl.train import train
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim.env import GridEnv
 from sim.layout import MapLayout
-from tests.marl.test_imitation import TINY, tiny_config
+from tests.marl import test_pretrained
 from tests.planners.instances import conflicts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+trained = test_pretrained.trained  # the fixture: a tiny MAPPO run and its scenario file
 
 OBSERVATION = ObservationSpec(radius=2, channels=("obstacles", "agents", "goal"))
 
@@ -86,23 +83,6 @@ def test_a_planner_that_takes_no_preferences_is_refused():
     env = open_env([(3, 3)], [(0, 0)])
     with pytest.raises(ValueError, match="not 'pibt-lns'"):
         GuidedPlanner(untrained_policy(env, 0), env, "pibt-lns")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny MAPPO run on the TINY scenario (a YAML file): (run directory, scenario file)."""
-    root = tmp_path_factory.mktemp("guided")
-    scenario_file = root / "tiny.yaml"
-    scenario_file.write_text(TINY)
-    scenario = scenarios.load(scenario_file)
-    train(
-        make_training_envs(scenario, 4, 0),
-        tiny_config(total_agent_steps=4 * 8 * 4),
-        root / "run",
-        echo=lambda _: None,
-        extra_meta={"scenario": str(scenario_file)},
-    )
-    return root / "run", scenario_file
 
 
 def test_run_guide_plays_and_records_the_mode_as_centralized(trained, tmp_path, capsys):

@@ -11,22 +11,13 @@ from hypothesis import strategies as st
 from sim.kernels.dynamics import MOVES
 from sim.planners import PIBTPolicy
 from tests.planners.instances import conflicts, env_for, instance
-
-SYSTEMS = ("soft", "priority", "block_both")
-ON_TARGET = ("finish", "nothing", "restart")
+from tests.planners.test_pibt_properties import ON_TARGET, SYSTEMS, options
 
 
 @st.composite
-def options(draw):
+def guidable_options(draw):
     """Every PIBTConfig option a preference array combines with (all but lns_window)."""
-    return {
-        "swap": draw(st.booleans()),
-        "guidance": draw(st.booleans()),
-        "prefer_free": draw(st.booleans()),
-        "ties": draw(st.sampled_from(("random", "fixed"))),
-        "priority_ties": draw(st.sampled_from(("random", "index"))),
-        "backtrack": draw(st.sampled_from(("stay", "undo"))),
-    }
+    return {**draw(options()), "guidance": draw(st.booleans())}
 
 
 INSTANCE = {
@@ -37,7 +28,7 @@ INSTANCE = {
     "agents": st.integers(1, 40),
     "system": st.sampled_from(SYSTEMS),
     "on_target": st.sampled_from(ON_TARGET),
-    "config": options(),
+    "config": guidable_options(),
 }
 
 
