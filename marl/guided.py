@@ -22,6 +22,7 @@ import torch
 
 from marl.evaluate import PolicyActor
 from marl.rollout import Policy
+from sim.planners import PRESETS, PIBTPolicy
 from sim.policy_names import GUIDABLE_PLANNERS
 
 
@@ -35,11 +36,8 @@ class GuidedPlanner:
     """
 
     def __init__(self, policy: Policy, env: Any, planner: str = "pibt", seed: int | None = None) -> None:
-        from sim.planners import PRESETS, PIBTPolicy
-
         if planner not in GUIDABLE_PLANNERS:
             raise ValueError(f"a policy guides {', '.join(GUIDABLE_PLANNERS)}, not {planner!r}")
-        self.planner_name = planner
         self.actor = PolicyActor(policy, env, seed or 0)
         self.preferences = np.zeros((env.num_envs, env.num_agents, 5), dtype=np.float32)
         self.planner = PIBTPolicy(env, seed=seed, config=PRESETS[planner], preferences=self.preferences)
