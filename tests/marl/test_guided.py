@@ -35,7 +35,7 @@ def open_env(starts: list[tuple[int, int]], goals: list[tuple[int, int]], size: 
         observation=OBSERVATION,
     )
     layout = MapLayout(np.zeros((size, size), dtype=np.uint8), starts=np.array(starts), goals=np.array(goals))
-    env = GridEnv(scenario, 1, seed=0, auto_reset=False, _layouts=lambda _: layout)
+    env = GridEnv(scenario, 1, seed=0, auto_reset=False, _layouts=lambda _env, _seed: layout)
     env.reset()
     return env
 
