@@ -2,10 +2,10 @@
 published POGEMA-benchmark numbers, on the benchmark's lifelong (LMAPF) Random protocol.
 
 Usage: python benchmarks/lifelong_table.py CHECKPOINT [--episodes K] [--seed S] [--agents 8 16 32 64]
-[--maps MAPS.yaml] [--steps 256] [--baselines greedy pibt] [--greedy-actions]. CHECKPOINT: a run directory
-(its best, else newest checkpoint), a .ckpt file or pretrained:NAME. Another maps file of the benchmark
-(e.g. 02-mazes.yaml, played for 128 steps: --steps 128) plays all of its maps; the published numbers are
-shown for the Random set only.
+[--maps MAPS.yaml] [--steps 256] [--baselines greedy pibt] [--guided pibt] [--greedy-actions]. CHECKPOINT:
+a run directory (its best, else newest checkpoint), a .ckpt file or pretrained:NAME. Another maps file of
+the benchmark (e.g. 02-mazes.yaml, played for 128 steps: --steps 128) plays all of its maps; the published
+numbers are shown for the Random set only.
 
 Protocol (Skrynnik et al., "POGEMA: A Benchmark Platform for Cooperative Multi-Agent Pathfinding", ICLR
 2025): the 128 validation maps of the Random set (one drawn per episode seed), soft collisions, lifelong
@@ -15,7 +15,9 @@ with the benchmark's published generator (`sim.benchmark_maps`, identical to its
 `--baselines greedy pibt` adds the PIBT planner) play the very same K episodes per agent count
 (GridEnv(scenario, K, seed=S), one episode per environment); the policy samples its actions
 (`--greedy-actions` takes the argmax instead) and reads the observation of the scenario it was trained on
-(channels and neighbour lists). The published columns are the benchmark's LMAPF Random results (public
+(channels and neighbour lists). `--guided pibt` adds policy-guided PIBT (`marl.guided`: the policy's action
+probabilities order PIBT's moves), a centralized planner, in its own column marked "centralized", never in
+the policy's column. The published columns are the benchmark's LMAPF Random results (public
 repository Cognitive-AI-Systems/pogema-benchmark, raw data, 128 runs per cell).
 """
 
@@ -23,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +36,14 @@ import torch
 
 import scenarios
 from marl.evaluate import Progress, mean_metrics, run_episodes
+from marl.guided import GuidedPlanner
 from marl.run_dir import CheckpointError, load_policy
 from marl.threads import use_torch_threads
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim.baselines import POLICIES, make_baseline
 from sim.benchmark_maps import validation_random_maps, write_maps_yaml
 from sim.env import GridEnv
+from sim.policy_names import GUIDABLE_PLANNERS
 
 # The benchmark's LMAPF Random avg_throughput per agent count (its raw data, 128 runs per cell).
 PUBLISHED = {
@@ -58,11 +64,14 @@ def benchmark_scenario(maps: Path, agents: int, observation: ObservationSpec, st
     )
 
 
-def scripted_throughput(scenario: Scenario, name: str, episodes: int, seed: int) -> float:
-    """The mean avg_throughput of the scripted policy `name` (sim.baselines.POLICIES) over the K episodes."""
+def scripted_throughput(
+    scenario: Scenario, make: Callable[[GridEnv], Callable[[], np.ndarray]], episodes: int, seed: int
+) -> float:
+    """The mean avg_throughput over the K episodes of the centralized policy `make(env)` (a scripted one of
+    sim.baselines.POLICIES, or a guided planner)."""
     env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
     env.reset()
-    policy = make_baseline(name, env, seed)
+    policy = make(env)
     for _ in range(scenario.dynamics.max_episode_steps):
         info = env.step(policy())[4]
     return float(np.mean([m["avg_throughput"] for m in info["metrics"]]))
@@ -107,6 +116,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=["greedy"],
         help="scripted policies played on the same episodes (default greedy; e.g. greedy pibt)",
     )
+    parser.add_argument(
+        "--guided",
+        nargs="+",
+        choices=GUIDABLE_PLANNERS,
+        default=[],
+        help="planners guided by the policy (centralized), each its own column (e.g. pibt)",
+    )
     parser.add_argument("--greedy-actions", action="store_true", help="the policy takes its argmax action")
     return parser.parse_args(argv)
 
@@ -127,19 +143,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lifelong-maps-") as scratch:
         maps = args.maps or write_maps_yaml(Path(scratch) / "01-random.yaml", validation_random_maps())
         rows = []
+        guided = [f"{name} guided by this run (centralized)" for name in args.guided]
+        centralized = [*args.baselines, *guided]
         for agents in args.agents:
             scenario = benchmark_scenario(maps, agents, observation, args.steps)
             ours = policy_throughput(scenario, policy, args.episodes, args.seed, args.greedy_actions)
-            scripted = [
-                scripted_throughput(scenario, name, args.episodes, args.seed) for name in args.baselines
+            makers = [functools.partial(make_baseline, name, seed=args.seed) for name in args.baselines]
+            makers += [
+                functools.partial(GuidedPlanner, policy, planner=name, seed=args.seed) for name in args.guided
             ]
+            scripted = [scripted_throughput(scenario, make, args.episodes, args.seed) for make in makers]
             rows.append((agents, ours, scripted))
             measured = ", ".join(
-                f"{name} {value:.3f}" for name, value in zip(args.baselines, scripted, strict=True)
+                f"{name} {value:.3f}" for name, value in zip(centralized, scripted, strict=True)
             )
             print(f"{agents} agents: policy {ours:.3f}, {measured}", flush=True)
     names = list(PUBLISHED) if args.maps is None or args.maps.name == "01-random.yaml" else []
-    columns = [f"{meta['policy_config']['name']} (this run)", *args.baselines, *names]
+    columns = [f"{meta['policy_config']['name']} (this run)", *centralized, *names]
     print("\n| agents | " + " | ".join(columns) + " |")
     print("|---" * (1 + len(columns)) + "|")
     for agents, ours, scripted in rows:

@@ -120,9 +120,10 @@ class PolicyActor:
         self._torch_threads = torch.get_num_threads()
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, reset_mask: np.ndarray) -> np.ndarray:
-        """Actions (E, N) int64 for observation (E, N, C, F, F); reset_mask (E, N) bool marks agents whose
-        episode starts at this observation (every agent on the first call)."""
+    def logits(self, obs: np.ndarray, reset_mask: np.ndarray) -> torch.Tensor:
+        """The policy's action logits (E, N, A) for observation (E, N, C, F, F), advancing its memory state;
+        reset_mask (E, N) bool marks agents whose episode starts at this observation (every agent on the
+        first call)."""
         env, device = self.env, self.device
         if torch.get_num_threads() != self._torch_threads:  # numba's OpenMP layer resets it: see
             torch.set_num_threads(self._torch_threads)  # marl.rollout.step_keeping_torch_threads
@@ -135,6 +136,12 @@ class PolicyActor:
             env.neighbours if self.local else None,
             np.array(env.active, dtype=bool),
         )
+        return logits
+
+    def act(self, obs: np.ndarray, reset_mask: np.ndarray) -> np.ndarray:
+        """Actions (E, N) int64 for observation (E, N, C, F, F) (`logits`)."""
+        env = self.env
+        logits = self.logits(obs, reset_mask)
         if self.greedy:
             return logits.argmax(-1).cpu().numpy()
         keys = episode_keys(self.sampling_seed, env.episode_seeds)
@@ -142,8 +149,12 @@ class PolicyActor:
 
     def __call__(self) -> np.ndarray:
         """Actions (E, N) int64 for the env's current state (GridEnv: `observation` and `elapsed`)."""
+        return self.act(self.env.observation, self.starting())
+
+    def starting(self) -> np.ndarray:
+        """(E, N) bool: the agents of every environment whose episode has just started (`elapsed == 0`)."""
         starting = np.asarray(self.env.elapsed) == 0  # (E,)
-        return self.act(self.env.observation, np.repeat(starting[:, None], self.env.num_agents, axis=1))
+        return np.repeat(starting[:, None], self.env.num_agents, axis=1)
 
 
 @torch.no_grad()

@@ -12,8 +12,10 @@ from typing import Any, Protocol
 import numpy as np
 from numba import njit
 
+from sim import policy_names
 from sim.actions import NUM_ACTIONS
 from sim.paths import compact_pool, forget_changed_maps, new_plans, new_search, plan_agent, still_on_plan
+from sim.policy_names import PLANNERS, POLICIES  # the names, kept here for the callers of make_baseline
 from sim.seeds import tie_break_state
 
 _MIN_POOL = 1 << 16
@@ -133,20 +135,14 @@ BaselineFactory = Callable[[BatchedState, int | None], Callable[[], np.ndarray]]
 
 # The centralized policies over a batched env, by name: each is made with (env, seed) and then called with
 # no arguments for the (E, N) actions of the env's current state, keeping its own state between calls.
-BASELINES: dict[str, BaselineFactory] = {
-    "random": RandomPolicy,
-    "greedy": GreedyPolicy,
-}
-
-
-PLANNERS = ("pibt", "pibt-swap", "pibt-guided", "pibt-lns")  # sim.planners.PRESETS (a test keeps them equal)
-POLICIES = (*BASELINES, *PLANNERS)
-"""Every scripted policy by name: the baselines, then the planner presets of `sim.planners` (experts)."""
+BASELINES: dict[str, BaselineFactory] = dict(
+    zip(policy_names.BASELINES, (RandomPolicy, GreedyPolicy), strict=True)
+)
 
 
 def make_baseline(name: str, env: BatchedState, seed: int | None = None) -> Callable[[], np.ndarray]:
-    """The scripted policy `name` (of POLICIES: a baseline or a planner preset) over `env`; an unknown name
-    raises a one-line ValueError."""
+    """The scripted policy `name` (of POLICIES, from sim.policy_names: a baseline or a planner preset) over
+    `env`; an unknown name raises a one-line ValueError."""
     if name in PLANNERS:
         from sim.planners import make_planner  # sim.planners builds on this module
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from importlib.metadata import version
 from pathlib import Path
-
-import numba
 
 from fsio import atomic_write_text
 
@@ -27,7 +26,7 @@ STAMP_NAME = "numba-sources.sha256"
 
 def sources_digest(package_dir: Path) -> str:
     """sha256 over numba's version and the relative path and bytes of every `.py` file under package_dir."""
-    digest = hashlib.sha256(numba.__version__.encode())
+    digest = hashlib.sha256(version("numba").encode())  # the installed version, without importing numba
     for path in sorted(package_dir.rglob("*.py")):
         digest.update(str(path.relative_to(package_dir)).encode() + b"\0")
         digest.update(path.read_bytes())

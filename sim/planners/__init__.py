@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from sim.baselines import BatchedState
 from sim.planners.policy import PIBTConfig, PIBTPolicy
+from sim.policy_names import PLANNER_OPTIONS
 
-PRESETS: dict[str, PIBTConfig] = {
-    "pibt": PIBTConfig(),
-    "pibt-swap": PIBTConfig(swap=True),
-    "pibt-guided": PIBTConfig(guidance=True),
-    "pibt-lns": PIBTConfig(swap=True, lns_window=8),
-}
-"""Named planner configurations: plain PIBT, PIBT with LaCAM3's swap technique, PIBT following
-traffic-flow guide paths."""
+PRESETS: dict[str, PIBTConfig] = {name: PIBTConfig(**options) for name, options in PLANNER_OPTIONS.items()}
+"""Named planner configurations (sim.policy_names.PLANNER_OPTIONS)."""
 
 
 def make_planner(name: str, env: BatchedState, seed: int | None = None) -> PIBTPolicy:

@@ -38,8 +38,9 @@ from numba import njit
 
 from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
 from sim.paths import splitmix64
+from sim.planners.buffers import env_view, uniform01
 from sim.planners.fields import gather_near, window_distance
-from sim.planners.pibt import can_follow, env_view, plan_env, uniform01, write_move
+from sim.planners.pibt import can_follow, plan_env, write_move
 
 
 class WindowBuffers(NamedTuple):
@@ -368,6 +369,7 @@ def plan_window_envs(
     obstacles,
     map_shapes,
     windows,
+    preferences,
     priorities,
     ties,
     rules,
@@ -382,8 +384,8 @@ def plan_window_envs(
 ):
     """`plan_window_env` for every environment (arguments batched over E as in pibt.plan_envs)."""
     for env in range(positions.shape[0]):
+        view = env_view(obstacles, map_shapes, windows, preferences, env)
         plan_window_env(
-            positions[env], goals[env], active[env], env_view(obstacles, map_shapes, windows, env),
-            priorities[env], ties[env], rules, pibt_buffers, cells, rng_state, buffers, iterations,
-            neighbourhood, actions[env], planned[env],
+            positions[env], goals[env], active[env], view, priorities[env], ties[env], rules, pibt_buffers,
+            cells, rng_state, buffers, iterations, neighbourhood, actions[env], planned[env],
         )  # fmt: skip

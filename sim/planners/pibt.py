@@ -10,6 +10,15 @@ visited in decreasing priority; an agent without a reserved next cell runs PIBT(
     reservation yet, run PIBT(b) with b inheriting our priority; if that fails, try the next candidate.
     If none works, stay and report failure to the caller, which backtracks.
 
+Move preferences (`preferences`, (E, N, 5) float32 by action, owned by the caller; RULE_PREFERENCES)
+come before the distance: an agent tries the move it prefers most first, and equal preferences keep the
+distance order, so all-equal preferences are plain PIBT. This is how a learned policy's action
+probabilities order PIBT's candidates in CS-PIBT (Veerapaneni, Wang, Li, Likhachev, "Improving Learnt Local
+MAPF Policies with Heuristic Search", ICAPS 2024; Veerapaneni et al., "Work Smarter Not Harder: Simple
+Imitation Learning with CS-PIBT Outperforms Large Scale Imitation Learning for MAPF", arXiv:2409.14491):
+PIBT keeps the joint move free of conflicts whatever the order (`marl.guided` feeds a trained policy's
+preferences).
+
 The recursion runs on an explicit stack (`_pibt`). Options (`rules`, an int64 array):
     RULE_FOLLOW  what a move may enter, from the environment's collision system (below)
     RULE_SWAP    1: the swap technique of LaCAM3 (Okumura, "Engineering LaCAM*", AAMAS 2024): when the
@@ -22,6 +31,7 @@ The recursion runs on an explicit stack (`_pibt`). Options (`rules`, an int64 ar
                  LaCAM3); TIES_FIXED: in the order up, down, left, right, stay (pymapf's neighbour order
                  with its shuffle left out), so a run is reproducible against another implementation
     RULE_PREFER_FREE  1: among equal distances, cells no agent stands on first (pibt2's tie-break)
+    RULE_PREFERENCES  1: candidates ordered by the move preferences first (below); 0: they are not read
 
 Collision systems. The joint moves are free of vertex and swap conflicts by construction. Such a move is
 executed as planned by POGEMA's `soft` rule, which lets agents follow each other and rotate in cycles.
@@ -34,104 +44,26 @@ never. Where a move may not follow, the agent pushes the occupant instead (prior
 reserving its cell) and waits one step in its own cell while the occupant clears the way. With the
 matching rule the environment executes every planned move exactly, under all three systems.
 
-Buffers (`PlanBuffers`, one set reused by every environment of a batch, N agents, H x W map buffer;
-cells are flat row * W + col):
-    occupied_now   (H * W,) int32   the agent standing on a cell, -1 between calls
-    occupied_next  (H * W,) int32   the agent that reserved a cell for the next step, -1 between calls
-    next_cell      (N,) int64       reserved cell, -1 while undecided
-    candidates     (N, 5) int64     candidate cells, best first
-    num_candidates (N,) int64
-    tried          (N,) int64       candidates tried so far
-    mark           (N,) int64       journal length before the agent's current reservation
-    waiting        (N,) bool        the agent stays to push the occupant of its wanted cell
-    swap_partner   (N,) int64       the agent to pull into our cell (RULE_SWAP), -1 if none
-    stack          (N,) int64       the inheritance chain
-    journal        (N,) int64       agents in order of reservation (RULE_UNDO)
-    keys           (5,) float64     sort keys scratch
+The scratch buffers and the per-environment view are in sim/planners/buffers.py, the swap technique in
+swap.py, the dynamic priorities in priorities.py.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
-from sim.paths import splitmix64
-from sim.planners.fields import window_distance
+from sim.planners.buffers import env_view, uniform01
+from sim.planners.swap import prepare_swap
 
-RULE_FOLLOW, RULE_SWAP, RULE_UNDO, RULE_TIES, RULE_PREFER_FREE = range(5)
-NUM_RULES = 5
+RULE_FOLLOW, RULE_SWAP, RULE_UNDO, RULE_TIES, RULE_PREFER_FREE, RULE_PREFERENCES = range(6)
+NUM_RULES = 6
 FOLLOW_ANY, FOLLOW_LOWER, FOLLOW_NONE = 0, 1, 2
 FOLLOW_RULES = {"soft": FOLLOW_ANY, "priority": FOLLOW_LOWER, "block_both": FOLLOW_NONE}
 TIES_RANDOM, TIES_FIXED = 0, 1
 
 _NONE, _SUCCESS, _FAILURE = 0, 1, 2
-_UNIT = 1.0 / 9007199254740992.0  # 2**-53
-
-
-class PlanBuffers(NamedTuple):
-    """The planner's scratch (module docstring); kernels take it whole."""
-
-    occupied_now: np.ndarray
-    occupied_next: np.ndarray
-    next_cell: np.ndarray
-    candidates: np.ndarray
-    num_candidates: np.ndarray
-    tried: np.ndarray
-    mark: np.ndarray
-    waiting: np.ndarray
-    swap_partner: np.ndarray
-    stack: np.ndarray
-    journal: np.ndarray
-    keys: np.ndarray
-
-
-class EnvView(NamedTuple):
-    """One environment's map and its agents' heuristic, as the kernels read them (views of the batch)."""
-
-    grid: np.ndarray  # (H, W) uint8, the environment's map buffer
-    height: int  # the environment's map rows
-    width: int  # the environment's map columns
-    values: np.ndarray  # (N, S, S) uint16, the agents' windows (sim.planners.fields.Windows)
-    origin: np.ndarray  # (N, 2) int32
-    base: np.ndarray  # (N,) int64
-    near: np.ndarray  # (N, 5) int32
-
-
-@njit(cache=True)
-def env_view(obstacles, map_shapes, windows, env):
-    """The EnvView of environment `env` of a batch."""
-    return EnvView(
-        obstacles[env], map_shapes[env, 0], map_shapes[env, 1], windows.values[env], windows.origin[env],
-        windows.base[env], windows.near[env],
-    )  # fmt: skip
-
-
-def new_plan_buffers(num_agents: int, map_shape: tuple[int, int]) -> PlanBuffers:
-    """Scratch for N agents over maps of up to `map_shape` cells."""
-    cells = map_shape[0] * map_shape[1]
-    return PlanBuffers(
-        occupied_now=np.full(cells, -1, dtype=np.int32),
-        occupied_next=np.full(cells, -1, dtype=np.int32),
-        next_cell=np.full(num_agents, -1, dtype=np.int64),
-        candidates=np.zeros((num_agents, 5), dtype=np.int64),
-        num_candidates=np.zeros(num_agents, dtype=np.int64),
-        tried=np.zeros(num_agents, dtype=np.int64),
-        mark=np.zeros(num_agents, dtype=np.int64),
-        waiting=np.zeros(num_agents, dtype=bool),
-        swap_partner=np.full(num_agents, -1, dtype=np.int64),
-        stack=np.zeros(num_agents, dtype=np.int64),
-        journal=np.zeros(num_agents, dtype=np.int64),
-        keys=np.zeros(5, dtype=np.float64),
-    )
-
-
-@njit(cache=True, inline="always")
-def uniform01(rng_state):  # rng_state: (1,) uint64, advanced
-    """A uniform float64 in [0, 1) from the SplitMix64 stream."""
-    return (splitmix64(rng_state) >> np.uint64(11)) * _UNIT
 
 
 @njit(cache=True, inline="always")
@@ -145,20 +77,6 @@ def can_follow(follower, leader, follow_rule):
 
 
 @njit(cache=True, inline="always")
-def _distance(view, agent, cell):
-    """Agent's distance to its goal from flat `cell` (its window; UNREACHABLE where unknown)."""
-    map_width = view.grid.shape[1]
-    return window_distance(
-        view.values[agent], view.origin[agent], view.base[agent], cell // map_width, cell % map_width
-    )
-
-
-@njit(cache=True, inline="always")
-def _free(view, row, col):
-    return 0 <= row < view.height and 0 <= col < view.width and view.grid[row, col] == 0
-
-
-@njit(cache=True, inline="always")
 def _sort_candidates(
     agent,  # int
     cell,  # int, the agent's flat cell
@@ -167,10 +85,14 @@ def _sort_candidates(
     buffers,  # PlanBuffers
     rng_state,  # (1,) uint64
 ):
-    """Writes the agent's candidates (free neighbours and its own cell) best first; returns their count."""
+    """Writes the agent's candidates (free neighbours and its own cell) best first; returns their count.
+    Best first: under RULE_PREFERENCES the higher move preference (`view.preferences`, by action), then
+    the shorter distance, then the tie-break (`RULE_TIES`, `RULE_PREFER_FREE`); equal preferences leave the
+    distance order as it is."""
     map_width = view.grid.shape[1]
     row, col = cell // map_width, cell % map_width
-    keys = buffers.keys
+    keys, ranks = buffers.keys, buffers.ranks
+    guided = rules[RULE_PREFERENCES] != 0
     out = buffers.candidates[agent]
     count = 0
     for k in range(5):
@@ -184,118 +106,25 @@ def _sort_candidates(
             tie = 0.5 * tie + (0.5 if holder >= 0 and holder != agent else 0.0)
         key = distance + tie
         position = count
-        while position > 0 and keys[position - 1] > key:  # insertion sort, stable
-            keys[position] = keys[position - 1]
-            out[position] = out[position - 1]
-            position -= 1
+        if guided:  # insertion sort, stable: preference first, then distance and tie-break
+            rank = -np.float64(view.preferences[agent, (k + 1) % 5])  # candidate k is action k + 1, stay 0
+            while position > 0 and (
+                ranks[position - 1] > rank or (ranks[position - 1] == rank and keys[position - 1] > key)
+            ):
+                keys[position] = keys[position - 1]
+                ranks[position] = ranks[position - 1]
+                out[position] = out[position - 1]
+                position -= 1
+            ranks[position] = rank
+        else:  # insertion sort, stable: distance and tie-break (plain PIBT)
+            while position > 0 and keys[position - 1] > key:
+                keys[position] = keys[position - 1]
+                out[position] = out[position - 1]
+                position -= 1
         keys[position] = key
         out[position] = here
         count += 1
     return count
-
-
-@njit(cache=True)
-def _free_degree(view, cell):
-    """Number of free neighbours of flat `cell` and the last of them (flat), for corridor walks."""
-    map_width = view.grid.shape[1]
-    row, col = cell // map_width, cell % map_width
-    count, last = 0, -1
-    for k in range(4):
-        r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-        if _free(view, r, c):
-            count += 1
-            last = r * map_width + c
-    return count, last
-
-
-@njit(cache=True)
-def _corridor_step(view, cell, behind, goals, occupied_now):
-    """LaCAM3's corridor test at `cell` coming from `behind`: counts the free neighbours other than
-    `behind` and dead ends where an agent rests on its goal; returns (count, the last such neighbour)."""
-    map_width = view.grid.shape[1]
-    row, col = cell // map_width, cell % map_width
-    count, onward = 0, -1
-    for k in range(4):
-        r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-        if not _free(view, r, c):
-            continue
-        here = r * map_width + c
-        if here == behind:
-            continue
-        holder = occupied_now[here]
-        if holder >= 0 and goals[holder, 0] * map_width + goals[holder, 1] == here:
-            degree, _ = _free_degree(view, here)
-            if degree == 1:
-                continue
-        count += 1
-        onward = here
-    return count, onward
-
-
-@njit(cache=True)
-def _swap_required(pusher, puller, pusher_cell, puller_cell, view, goals, occupied_now):
-    """LaCAM3's is_swap_required: walking from the puller's cell along a corridor while that brings the
-    pusher closer to its goal, does the corridor end before a side branch lets them pass?"""
-    while _distance(view, pusher, puller_cell) < _distance(view, pusher, pusher_cell):
-        count, onward = _corridor_step(view, puller_cell, pusher_cell, goals, occupied_now)
-        if count >= 2:
-            return False
-        if count <= 0:
-            break
-        pusher_cell, puller_cell = puller_cell, onward
-    puller_gains = _distance(view, puller, pusher_cell) < _distance(view, puller, puller_cell)
-    pusher_here = _distance(view, pusher, pusher_cell)
-    pusher_gains = pusher_here == 0 or _distance(view, pusher, puller_cell) < pusher_here
-    return puller_gains and pusher_gains
-
-
-@njit(cache=True)
-def _swap_possible(pusher_origin, puller_origin, view, goals, occupied_now):
-    """LaCAM3's is_swap_possible: pulling along the corridor, is there a side branch to pass at?"""
-    pusher_cell, puller_cell = pusher_origin, puller_origin
-    for _ in range(view.grid.size):  # a corridor walk ends long before; the bound only guards the loop
-        if puller_cell == pusher_origin:
-            return False
-        count, onward = _corridor_step(view, puller_cell, pusher_cell, goals, occupied_now)
-        if count >= 2:
-            return True
-        if count <= 0:
-            return False
-        pusher_cell, puller_cell = puller_cell, onward
-    return False
-
-
-@njit(cache=True)
-def _swap_partner(agent, cells, goals, view, buffers):
-    """LaCAM3's is_swap_required_and_possible: the agent to swap with, or -1."""
-    occupied_now = buffers.occupied_now
-    here = cells[agent]
-    best = buffers.candidates[agent, 0]
-    other = occupied_now[best]
-    if (
-        other >= 0
-        and other != agent
-        and buffers.next_cell[other] < 0
-        and _swap_required(agent, other, here, cells[other], view, goals, occupied_now)
-        and _swap_possible(cells[other], here, view, goals, occupied_now)
-    ):
-        return other
-    if best != here:  # clearing the way, as in push and swap
-        map_width = view.grid.shape[1]
-        row, col = here // map_width, here % map_width
-        for k in range(4):
-            r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
-            if not _free(view, r, c):
-                continue
-            neighbour = occupied_now[r * map_width + c]
-            if (
-                neighbour >= 0
-                and best != cells[neighbour]
-                and _swap_required(neighbour, agent, here, best, view, goals, occupied_now)
-                and _swap_possible(best, here, view, goals, occupied_now)
-            ):
-                return neighbour
-    return -1
 
 
 @njit(cache=True, inline="always")
@@ -336,16 +165,6 @@ def _enter(agent, cells, view, rules, buffers, rng_state):
     buffers.swap_partner[agent] = -1
 
 
-@njit(cache=True)
-def _prepare_swap(agent, cells, goals, view, buffers):
-    """RULE_SWAP: find the agent's swap partner; if there is one, reverse its candidates."""
-    partner = _swap_partner(agent, cells, goals, view, buffers)
-    if partner >= 0:
-        count = buffers.num_candidates[agent]
-        buffers.swap_partner[agent] = partner
-        buffers.candidates[agent, :count] = buffers.candidates[agent, :count][::-1].copy()
-
-
 @njit(cache=True, inline="always")
 def _pibt(root, cells, goals, view, rules, buffers, rng_state, journal_length):
     """PIBT(root) with priority inheritance and backtracking on an explicit stack; returns the journal
@@ -359,7 +178,7 @@ def _pibt(root, cells, goals, view, rules, buffers, rng_state, journal_length):
     stack[0] = root
     _enter(root, cells, view, rules, buffers, rng_state)
     if swap:
-        _prepare_swap(root, cells, goals, view, buffers)
+        prepare_swap(root, cells, goals, view, buffers)
     result = _NONE  # outcome of the frame just popped, for the frame below it
     while depth >= 0:
         agent = stack[depth]
@@ -410,7 +229,7 @@ def _pibt(root, cells, goals, view, rules, buffers, rng_state, journal_length):
             stack[depth] = child
             _enter(child, cells, view, rules, buffers, rng_state)
             if swap:
-                _prepare_swap(child, cells, goals, view, buffers)
+                prepare_swap(child, cells, goals, view, buffers)
             continue
         if result == _SUCCESS:
             partner = buffers.swap_partner[agent]
@@ -499,6 +318,7 @@ def plan_envs(
     obstacles,  # (E, H, W) uint8
     map_shapes,  # (E, 2) int32
     windows,  # sim.planners.fields.Windows
+    preferences,  # (E, N, 5) float32, move preferences by action (higher tried first; all equal: plain PIBT)
     priorities,  # (E, N) float64
     rules,  # (NUM_RULES,) int64
     buffers,  # PlanBuffers
@@ -509,46 +329,8 @@ def plan_envs(
 ):
     """One PIBT step for every environment (`plan_env`)."""
     for env in range(positions.shape[0]):
-        view = env_view(obstacles, map_shapes, windows, env)
+        view = env_view(obstacles, map_shapes, windows, preferences, env)
         plan_env(
             positions[env], goals[env], active[env], view, priorities[env], rules, buffers, cells, rng_state,
             actions[env], planned[env],
         )  # fmt: skip
-
-
-@njit(cache=True)
-def update_priorities(
-    positions,  # (E, N, 2) int32, after the last step
-    goals,  # (E, N, 2) int32, now
-    elapsed,  # (E,) int64, the environments' step counters now
-    seen_elapsed,  # (E,) int64, the counters at the last update (-1: never); updated
-    seen_goals,  # (E, N, 2) int32, the goals at the last update; updated
-    ties,  # (E, N) float64, per-agent tie-breaking values in [0, 1); redrawn at a restart
-    tie_rule,  # int, 0: uniform draws, 1: agent index / (N + 1)
-    priorities,  # (E, N) float64, updated
-    rng_state,  # (1,) uint64
-):
-    """PIBT's dynamic priorities: +1 for every step an agent ends away from the goal it was heading to, back
-    to its tie value on arrival. An environment seen again at the same step keeps its priorities; one
-    whose counter did not advance by exactly one (a new episode, a restored snapshot, skipped steps)
-    restarts from the tie values. Returns how many environments restarted."""
-    restarted = 0
-    num_envs, num_agents = priorities.shape
-    for env in range(num_envs):
-        if seen_elapsed[env] >= 0 and elapsed[env] == seen_elapsed[env]:
-            continue
-        if seen_elapsed[env] >= 0 and elapsed[env] == seen_elapsed[env] + 1:
-            for agent in range(num_agents):
-                arrived = (
-                    positions[env, agent, 0] == seen_goals[env, agent, 0]
-                    and positions[env, agent, 1] == seen_goals[env, agent, 1]
-                )
-                priorities[env, agent] = ties[env, agent] if arrived else priorities[env, agent] + 1.0
-        else:
-            restarted += 1
-            for agent in range(num_agents):
-                ties[env, agent] = uniform01(rng_state) if tie_rule == 0 else agent / (num_agents + 1.0)
-                priorities[env, agent] = ties[env, agent]
-        seen_elapsed[env] = elapsed[env]
-        seen_goals[env] = goals[env]
-    return restarted

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sim.baselines import BatchedState
+from sim.planners.buffers import new_plan_buffers
 from sim.planners.fields import (
     ensure_windows,
     forget_changed_maps,
@@ -30,15 +31,15 @@ from sim.planners.pibt import (
     NUM_RULES,
     RULE_FOLLOW,
     RULE_PREFER_FREE,
+    RULE_PREFERENCES,
     RULE_SWAP,
     RULE_TIES,
     RULE_UNDO,
     TIES_FIXED,
     TIES_RANDOM,
-    new_plan_buffers,
     plan_envs,
-    update_priorities,
 )
+from sim.planners.priorities import update_priorities
 
 DEFAULT_WINDOW_BUDGET = 512 * 2**20
 """Bytes of distance windows a policy keeps by default (sim.planners.fields)."""
@@ -121,6 +122,13 @@ class PIBTPolicy:
     snapshot, a step the policy did not see) restarts its priorities; calling twice at the same step
     returns the same plan only with ties="fixed" (random ties draw afresh) and never changes priorities.
     After a call, `planned` (E, N, 2) holds the cells the agents will stand on after the step.
+
+    `preferences`: an (E, N, 5) float32 array the caller owns and rewrites before each call, the agents'
+    preferences over the actions (0 stay, 1 up, 2 down, 3 left, 4 right; finite, higher tried first):
+    every agent tries its moves in that order, equal preferences in PIBT's distance order
+    (sim/planners/pibt.py; `marl.guided` fills it from a trained policy). Without it the planner is plain
+    PIBT: the kernel's preference pass is off and `self.preferences` stays all zeros. lns_window plans
+    many steps ahead and takes none.
     """
 
     def __init__(
@@ -130,6 +138,7 @@ class PIBTPolicy:
         *,
         config: PIBTConfig | None = None,
         collision_system: str | None = None,
+        preferences: np.ndarray | None = None,
         **options: Any,
     ) -> None:
         if config is None:
@@ -150,6 +159,7 @@ class PIBTPolicy:
         rules[RULE_UNDO] = int(config.backtrack == "undo")
         rules[RULE_TIES] = TIES_FIXED if config.ties == "fixed" else TIES_RANDOM
         rules[RULE_PREFER_FREE] = int(config.prefer_free)
+        rules[RULE_PREFERENCES] = int(preferences is not None)
         self._rules = rules
         entropy = np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)
         self._rng_state = np.array(entropy, dtype=np.uint64)
@@ -161,6 +171,16 @@ class PIBTPolicy:
         self._actions = np.zeros(shape, dtype=np.int64)
         self.planned = np.zeros((*shape, 2), dtype=np.int32)
         self._cells = np.zeros(env.num_agents, dtype=np.int64)
+        if preferences is None:
+            preferences = np.zeros((*shape, 5), dtype=np.float32)  # never read (RULE_PREFERENCES 0)
+        elif config.lns_window:
+            raise ValueError("PIBTConfig.lns_window plans several steps ahead: it takes no move preferences")
+        elif preferences.shape != (*shape, 5) or preferences.dtype != np.float32:
+            raise ValueError(
+                f"preferences must be a float32 array of shape {(*shape, 5)}; got {preferences.dtype} "
+                f"{preferences.shape}"
+            )
+        self.preferences = preferences
         self._map_shape: tuple[int, ...] = ()
 
     def _allocate(self, obstacles: np.ndarray) -> None:
@@ -205,6 +225,7 @@ class PIBTPolicy:
             obstacles,
             env.map_shapes,
             self.windows,
+            self.preferences,
             self.priorities,
         )
         if self.config.lns_window:

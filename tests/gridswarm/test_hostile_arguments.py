@@ -200,6 +200,7 @@ HOSTILE: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {
         {
             "<scenario>": SCENARIO,
             "--policy": ("", "astar", *CHECKPOINT, "pretrained:nope"),
+            "--guide": ("", *CHECKPOINT, "pretrained:nope"),
             "--episodes": (*INT, "0"),
             "--envs": (*INT, "0", "65537"),
             "--seed": SEED,

@@ -43,9 +43,43 @@ def imported_after(*argv: str) -> set[str]:
     return set(report["loaded"])
 
 
-@pytest.mark.parametrize("argv", [("--help",), ("scenario", "list"), ("scenario", "check", "--help")])
+@pytest.mark.parametrize(
+    "argv", [("--help",), ("run", "--help"), ("scenario", "list"), ("scenario", "check", "--help")]
+)
 def test_the_parser_and_scenario_list_import_no_heavy_library(argv: tuple[str, ...]) -> None:
     assert imported_after(*argv) == set()
+
+
+def test_run_help_names_every_scripted_policy_without_loading_the_simulator() -> None:
+    # the names come from sim.policy_names, which `import sim` reaches without numba
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "numba,sim.env,sim.baselines,sim.planners", "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert json.loads(lines[-1]) == {"code": 0, "loaded": []}
+    from sim.policy_names import POLICIES
+
+    help_text = " ".join(" ".join(lines[:-1]).split())
+    assert all(name in help_text for name in POLICIES)
+
+
+def test_import_sim_is_lazy_and_keeps_its_public_names() -> None:
+    probe = (
+        "import json, sys, sim; before = 'numba' in sys.modules; "
+        "from sim import GridEnv, MapLayout, TaskGenerationError, parallel_env; "
+        "print(json.dumps([before, sorted(sim.__all__), GridEnv.__module__, 'numba' in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=300
+    )
+    before, names, home, after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not before and after  # numba arrives with the first public name read, not with `import sim`
+    assert names == ["GridEnv", "MapLayout", "TaskGenerationError", "parallel_env"]
+    assert home == "sim.env"
 
 
 def test_scenario_check_builds_maps_without_torch() -> None:
