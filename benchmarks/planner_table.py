@@ -39,6 +39,7 @@ from sim import GridEnv, MapLayout
 from sim.baselines import POLICIES, make_baseline
 from sim.mapfiles import benchmark_map, read_benchmark_maps
 from sim.maps import build_layout
+from sim.policy_names import GUIDABLE_PLANNERS
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark"
 SETS = {
@@ -130,12 +131,26 @@ def load_trained(target: str) -> TrainedPolicy:
     return TrainedPolicy(target, policy, observation)
 
 
+@dataclasses.dataclass(frozen=True)
+class GuidedPlayer:
+    """A column of policy-guided PIBT (`marl.guided`): the planner preset `planner`, its candidate moves
+    ordered by the trained policy's preferences. Centralized, whatever the policy."""
+
+    planner: str
+    guide: TrainedPolicy
+
+    @property
+    def label(self) -> str:
+        return f"{self.planner} guided by {self.guide.label} (centralized)"
+
+
 def throughput(
-    layouts: list[MapLayout], agents: int, steps: int, player: str | TrainedPolicy, seed: int
+    layouts: list[MapLayout], agents: int, steps: int, player: str | TrainedPolicy | GuidedPlayer, seed: int
 ) -> float:
     """Mean avg_throughput over one episode per layout of the scripted policy named `player`
     (sim.baselines.POLICIES) or of a trained policy (its actions sampled with sampling seed `seed`, all
-    layouts in one batch: each episode draws from its own stream, so it plays as it would alone)."""
+    layouts in one batch: each episode draws from its own stream, so it plays as it would alone) or of a
+    guided planner."""
     if isinstance(player, TrainedPolicy):
         import torch
 
@@ -147,9 +162,16 @@ def throughput(
         return float(np.mean([m["avg_throughput"] for m in metrics]))
     values = []
     for layout in layouts:  # one at a time: a scripted policy's random draws depend on the batch
-        env = episode_env([layout], agents, steps)
-        env.reset()
-        policy = make_baseline(player, env, seed)
+        if isinstance(player, GuidedPlayer):
+            from marl.guided import GuidedPlanner
+
+            env = episode_env([layout], agents, steps, player.guide.observation)
+            env.reset()
+            policy = GuidedPlanner(player.guide.policy, env, player.planner, seed)
+        else:
+            env = episode_env([layout], agents, steps)
+            env.reset()
+            policy = make_baseline(player, env, seed)
         for _ in range(steps):
             info = env.step(policy())[4]
         values.append(info["metrics"][0]["avg_throughput"])
@@ -167,12 +189,19 @@ def main() -> int:
         help=f"scripted policies ({', '.join(POLICIES)}) and trained ones (run directory, .ckpt or "
         "pretrained:NAME)",
     )
+    parser.add_argument(
+        "--guided",
+        nargs="+",
+        default=[],
+        choices=GUIDABLE_PLANNERS,
+        help="planners guided by each trained policy of --policies (centralized), each its own column",
+    )
     parser.add_argument("--maps", type=int, default=128, help="maps per set (default all 128)")
     parser.add_argument("--generated", type=int, default=0, help="play K generated maps instead (tuning)")
     parser.add_argument("--seed", type=int, default=0, help="the policies' seed")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
-    players: list[str | TrainedPolicy] = []
+    players: list[str | TrainedPolicy | GuidedPlayer] = []
     for name in args.policies:
         if name in POLICIES:
             players.append(name)
@@ -186,6 +215,9 @@ def main() -> int:
         except CheckpointError as error:
             print(f"planner_table: --policies {name}: {error}", file=sys.stderr)
             return 2
+    trained = [player for player in players if isinstance(player, TrainedPolicy)]
+    players += [GuidedPlayer(planner, guide) for guide in trained for planner in args.guided]
+    labels = [player if isinstance(player, str) else player.label for player in players]
     for map_set in args.sets:
         file_name, section, steps = SETS[map_set]
         if args.generated:
@@ -202,8 +234,8 @@ def main() -> int:
         published = {} if args.generated else published_results(args.data / "published-results.txt", section)
         shown = [name for name in PUBLISHED if name in published]
         print(f"\n### {section}: {source}, {steps} steps, avg_throughput\n")
-        print("| agents | " + " | ".join([*args.policies, *shown]) + " |")
-        print("|---" * (1 + len(args.policies) + len(shown)) + "|")
+        print("| agents | " + " | ".join([*labels, *shown]) + " |")
+        print("|---" * (1 + len(labels) + len(shown)) + "|")
         for agents in args.agents:
             cells, seconds = [], []
             for player in players:
@@ -211,7 +243,7 @@ def main() -> int:
                 cells.append(f"{throughput(layouts, agents, steps, player, args.seed):.3f}")
                 seconds.append(time.perf_counter() - start)
             cells += [f"{published[name].get(agents, float('nan')):.3f}" for name in shown]
-            timing = ", ".join(f"{name} {s:.1f} s" for name, s in zip(args.policies, seconds, strict=True))
+            timing = ", ".join(f"{name} {s:.1f} s" for name, s in zip(labels, seconds, strict=True))
             print(f"| {agents} | " + " | ".join(cells) + f" |  <!-- {timing} -->", flush=True)
     return 0
 
