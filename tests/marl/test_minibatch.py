@@ -56,10 +56,10 @@ def rollout(config: TrainConfig, keep_messages: bool):
     torch.set_num_threads(1)
     env = GridEnv(scenarios.loads(CROWD), config.num_envs, seed=4, obs_dtype=np.uint8)
     learner = make_learner(config, env.obs_shape, env.num_actions, CPU)
-    carry = start_rollouts(env, learner.policy, CPU, seed=4)
+    carry = start_rollouts(env, learner.policy, seed=4)
     sizes = learner.policy.message_sizes if keep_messages else None
     buffer = RolloutBuffer.allocate(16, config.num_envs, 6, env.obs_shape, np.uint8, 8, 3, sizes)
-    collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling, CPU)
+    collect(env, learner.policy, learner.value_norm, buffer, carry, learner.sampling)
     compute_advantages(buffer, config.gamma, config.gae_lambda)
     assert buffer.reset_masks[1:].any() and (buffer.neighbours >= 0).any()
     return learner, buffer
@@ -67,7 +67,7 @@ def rollout(config: TrainConfig, keep_messages: bool):
 
 def updated_parameters(learner, buffer, config: TrainConfig) -> dict[str, torch.Tensor]:
     learner = copy.deepcopy(learner)
-    update(learner.policy, learner.optimizer, learner.value_norm, buffer, config, learner.shuffle, CPU)
+    update(learner.policy, learner.optimizer, learner.value_norm, buffer, config, learner.shuffle)
     return dict(learner.policy.named_parameters())
 
 
