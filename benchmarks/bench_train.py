@@ -1,7 +1,7 @@
 """Training throughput (collection + update) of MAPPO on a scenario, in agent-steps per second.
 
 Usage: .venv/bin/python benchmarks/bench_train.py [SCENARIO] [--updates U] [--set key=value ...]
-       .venv/bin/python benchmarks/bench_train.py [SCENARIO] --against REV [--rounds R] [...]
+       .venv/bin/python benchmarks/bench_train.py [SCENARIO] --against REV [--rounds R] [--this-set k=v] [...]
 
 The settings are those `gridswarm train SCENARIO` uses (TrainConfig defaults <- the scenario's train block)
 with --set overrides. One warm-up update (numba compilation, torch first calls) is excluded from the timing.
@@ -63,9 +63,19 @@ def measure(scenario_name: str, updates: int, assignments: list[str]) -> str:
     # --against a revision whose start_rollouts, collect and update take the device as an argument
     device_argument = (device,) if "device" in inspect.signature(collect).parameters else ()
     carry = start_rollouts(env, learner.policy, *device_argument, seed=config.seed)
-    T, E, N = config.rollout_length, env.num_envs, env.num_agents
-    K = env.neighbours.shape[-1] if config.scope == "local" else 0
-    buffer = RolloutBuffer.allocate(T, E, N, env.obs_shape, carry.obs.dtype, config.chunk_length, K)
+    num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
+    # an update over agent groups keeps each step's messages (trees without agent groups: no such key)
+    kept = {"message_sizes": learner.policy.message_sizes} if getattr(config, "agent_groups", 1) > 1 else {}
+    buffer = RolloutBuffer.allocate(
+        config.rollout_length,
+        env.num_envs,
+        env.num_agents,
+        env.obs_shape,
+        carry.obs.dtype,
+        config.chunk_length,
+        num_neighbours,
+        **kept,
+    )
     timings = {"collect": 0.0, "update": 0.0}
     load_before = os.getloadavg()[0]
     for index in range(updates + 1):
@@ -104,12 +114,15 @@ def extract(revision: str, into: Path) -> None:
         tar.extractall(into, filter="data")
 
 
-def run_tree(tree: Path, args: argparse.Namespace) -> tuple[float, float, float, float, str]:
+def run_tree(
+    tree: Path, args: argparse.Namespace, extra: list[str]
+) -> tuple[float, float, float, float, str]:
     """(total, collect, update agent-steps/s, agent-steps per CPU-second, the line) of one fresh process
-    measuring `tree`'s code (this script, run with `tree` first on the import path)."""
+    measuring `tree`'s code (this script, run with `tree` first on the import path) with the --set
+    assignments and `extra` ones."""
     command = [sys.executable, str(Path(__file__).resolve()), args.scenario]
     command += ["--updates", str(args.updates)]
-    for assignment in args.assignments:
+    for assignment in [*args.assignments, *extra]:
         command += ["--set", assignment]
     environment = {**os.environ, "PYTHONPATH": str(tree)}
     output = subprocess.run(command, cwd=tree, env=environment, check=True, capture_output=True, text=True)
@@ -145,8 +158,8 @@ def compare(args: argparse.Namespace) -> None:
         extract(args.against, reference)
         results: dict[str, list[tuple[float, float, float, float, str]]] = {}
         for round_index in range(args.rounds):
-            for side, tree in ((args.against, reference), ("this tree", ROOT)):
-                result = run_tree(tree, args)
+            for side, tree, extra in ((args.against, reference, []), ("this tree", ROOT, args.this_only)):
+                result = run_tree(tree, args, extra)
                 print(f"round {round_index + 1} {side}: {result[4]}", flush=True)
                 results.setdefault(side, []).append(result)
     ours, theirs = (max(results[side]) for side in ("this tree", args.against))
@@ -166,6 +179,14 @@ def main() -> None:
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--against", metavar="REV", help="measure git revision REV side by side")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds with --against")
+    parser.add_argument(
+        "--this-set",
+        dest="this_only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --against: a setting for this tree's side only (one the reference lacks)",
+    )
     args = parser.parse_args()
     if args.against:
         compare(args)

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 State = Any
+MESSAGE_NAMES = ("memory", "encoding", "features")
+"""The fields of memory.StepMessages, in the order of `SwarmPolicy.message_sizes`."""
 
 
 def map_state(fn: Callable[..., torch.Tensor], *states: State) -> State:
@@ -63,6 +65,9 @@ class RolloutBuffer:
     returns: np.ndarray  # (T, E, N) float32, value targets in return units
     chunk_length: int
     chunk_states: list[State]  # num_chunks_per_env states, leaves (E, ...), detached
+    # what each agent offered the others at each step (memory.StepMessages: "memory", "encoding",
+    # "features", (T, E, N, X) float32 each), kept for an update over groups of agents; else None
+    messages: dict[str, np.ndarray] | None = None
 
     @classmethod
     def allocate(
@@ -74,8 +79,10 @@ class RolloutBuffer:
         obs_dtype: np.dtype,
         chunk_length: int,
         num_neighbours: int = 0,
+        message_sizes: tuple[int, int, int] | None = None,
     ) -> RolloutBuffer:
-        """Storage filled with sentinels (NaN, -1) so that a slot never written shows up at once."""
+        """Storage filled with sentinels (NaN, -1) so that a slot never written shows up at once.
+        `message_sizes` (the policy's `message_sizes`) also keeps every step's messages."""
         shape = (steps, num_envs, num_agents)
 
         def floats() -> np.ndarray:
@@ -103,6 +110,12 @@ class RolloutBuffer:
             returns=floats(),
             chunk_length=chunk_length,
             chunk_states=[None] * (steps // chunk_length),
+            messages=None
+            if message_sizes is None
+            else {
+                name: np.full((*shape, size), np.nan, dtype=np.float32)
+                for name, size in zip(MESSAGE_NAMES, message_sizes, strict=True)
+            },
         )
 
     @property
@@ -115,16 +128,3 @@ def chunk_view(array: np.ndarray, chunk_length: int) -> np.ndarray:
     """(T, E, ...) -> (K, L, E, ...) with T = K * L, a view (no copy)."""
     steps = array.shape[0]
     return array.reshape(steps // chunk_length, chunk_length, *array.shape[1:])  # (K, L, E, ...)
-
-
-def gather_chunks(
-    array: np.ndarray, chunk_length: int, chunk_index: np.ndarray, env_index: np.ndarray
-) -> np.ndarray:
-    """Select B (chunk, env) pairs: (T, E, ...) -> (L, B, ...), time-major for policy.unroll."""
-    picked = chunk_view(array, chunk_length)[chunk_index, :, env_index]  # (B, L, ...)
-    return np.swapaxes(picked, 0, 1)  # (L, B, ...)
-
-
-def gather_states(chunk_states: list[State], chunk_index: torch.Tensor, env_index: torch.Tensor) -> State:
-    """The stored states at the starts of B (chunk, env) pairs: leaves (E, ...) -> (B, ...)."""
-    return map_state(lambda *leaves: torch.stack(leaves)[chunk_index, env_index], *chunk_states)

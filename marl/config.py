@@ -52,7 +52,11 @@ class TrainConfig:
     epochs: int = 2
     """passes over each rollout in the update"""
     num_minibatches: int = 4
-    """minibatches per epoch; a minibatch is a set of (chunk, env) pairs with all agents of that env"""
+    """minibatches per epoch; a minibatch is a set of (chunk, env, agent group) units (marl.minibatch)"""
+    agent_groups: int = 1
+    """groups each env's agents are split into for the update (local scope only): a unit holds one chunk
+    of one group; what its agents read of the other groups is the rollout's stored messages (no gradient
+    into them; marl/minibatch.py says exactly what this drops). 1: a unit holds all agents of its env"""
     lr: float = 1e-3
     """Adam learning rate (the starting value for the linear and kl_adaptive schedules)"""
     lr_schedule: LrSchedule = "constant"
@@ -122,11 +126,13 @@ class TrainConfig:
             raise ConfigError(
                 f"rollout_length {self.rollout_length} must be a multiple of chunk_length {self.chunk_length}"
             )
-        if self.num_chunks_per_env * self.num_envs < self.num_minibatches:
+        if self.num_chunks < self.num_minibatches:
             raise ConfigError(
                 f"num_minibatches {self.num_minibatches} exceeds the {self.num_chunks}"
-                " (chunk, env) pairs of a rollout"
+                " (chunk, env, agent group) units of a rollout"
             )
+        if self.agent_groups > 1 and self.scope != "local":
+            raise ConfigError(f"agent_groups {self.agent_groups} needs scope 'local' (--set scope=local)")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ConfigError(f"gamma {self.gamma} and gae_lambda {self.gae_lambda} must lie in [0, 1]")
         if self.lr <= 0 or self.clip <= 0 or self.adam_eps <= 0 or self.max_grad_norm <= 0:
@@ -152,8 +158,8 @@ class TrainConfig:
 
     @property
     def num_chunks(self) -> int:
-        """(chunk, env) pairs per rollout: the units minibatches are drawn from."""
-        return self.num_chunks_per_env * self.num_envs
+        """(chunk, env, agent group) units per rollout: what minibatches are drawn from."""
+        return self.num_chunks_per_env * self.num_envs * self.agent_groups
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML types."""
@@ -167,6 +173,7 @@ UPPER_BOUNDS = {
     "chunk_length": 1 << 16,
     "epochs": 1000,
     "num_minibatches": 1 << 20,
+    "agent_groups": 1 << 20,
     "torch_threads": 1024,
     "log_every": 2**31,
     "checkpoint_every": 2**31,

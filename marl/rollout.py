@@ -41,7 +41,18 @@ class Policy(Protocol):
         reset_masks: torch.Tensor,
         neighbours_seq: torch.Tensor | None = None,
         active_seq: torch.Tensor | None = None,
+        action_mask_seq: torch.Tensor | None = None,
+        outside_seq: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor, State]: ...
+
+    def step_with_messages(
+        self,
+        obs: torch.Tensor,
+        state: State,
+        reset_mask: torch.Tensor,
+        neighbours: torch.Tensor | None = None,
+        active: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, State, Any]: ...
 
 
 @dataclass
@@ -233,9 +244,26 @@ def collect(
         neighbours = _live_neighbours(env, buffer)
         if neighbours is not None:
             buffer.neighbours[t] = neighbours
-        logits, raw_value, state = policy_step(
-            policy, device, buffer.obs[t], carry.state, buffer.reset_masks[t], neighbours, buffer.active[t]
-        )
+        if buffer.messages is None:
+            logits, raw_value, state = policy_step(
+                policy,
+                device,
+                buffer.obs[t],
+                carry.state,
+                buffer.reset_masks[t],
+                neighbours,
+                buffer.active[t],
+            )
+        else:  # an update over agent groups reads what each agent offered the others
+            logits, raw_value, state, messages = policy.step_with_messages(
+                _on(device, buffer.obs[t]),
+                carry.state,
+                _on(device, buffer.reset_masks[t]),
+                _on(device, neighbours),
+                _on(device, buffer.active[t]),
+            )
+            for name, stored in buffer.messages.items():
+                stored[t] = getattr(messages, name).cpu().numpy()
         actions, log_probs = sample_actions(logits, generator)
         actions_np = actions.cpu().numpy()
         obs, rewards, terminated, truncated, info = step_keeping_torch_threads(env, actions_np, torch_threads)

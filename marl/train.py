@@ -31,6 +31,7 @@ from marl.buffers import RolloutBuffer
 from marl.config import TrainConfig
 from marl.gae import compute_advantages
 from marl.learner import Learner, load_init_weights, make_learner
+from marl.minibatch import kept_messages
 from marl.rollout import Policy, RolloutCarry, carry_tensors, collect, resume_rollouts, start_rollouts
 from marl.run_dir import (
     CheckpointError,
@@ -222,7 +223,7 @@ def train(
         carry = start_rollouts(env, learner.policy, seed=env_seed(config.seed, comm.rank))
     else:
         carry = _resume_rollouts(env, learner.policy, run.saved, comm.rank, run_dir)
-    buffer = allocate_buffer(env, config, carry.obs.dtype)
+    buffer = allocate_buffer(env, config, carry.obs.dtype, kept_messages(config, learner.policy))
     log = _Log(run_dir / "metrics.jsonl", plan, echo, sinks, config.log_every)
     with hpc.PreemptionHandler() as preemption:
         for update_index in range(run.start, plan.num_updates):
@@ -254,12 +255,17 @@ def train(
     return learner
 
 
-def allocate_buffer(env: Any, config: TrainConfig, obs_dtype: np.dtype) -> RolloutBuffer:
+def allocate_buffer(
+    env: Any, config: TrainConfig, obs_dtype: np.dtype, message_sizes: tuple[int, int, int] | None = None
+) -> RolloutBuffer:
     """The rollout storage of `config.rollout_length` steps of `env`'s E environments x N agents (with the
-    neighbour lists a local memory scope reads), allocated once and written in place by `collect`."""
+    neighbour lists a local memory scope reads, and each step's messages for agent groups: `message_sizes`
+    from `marl.minibatch.kept_messages`), allocated once and written in place by `collect`."""
     num_neighbours = env.neighbours.shape[-1] if config.scope == "local" else 0
     T, E, N = config.rollout_length, env.num_envs, env.num_agents
-    return RolloutBuffer.allocate(T, E, N, env.obs_shape, obs_dtype, config.chunk_length, num_neighbours)
+    return RolloutBuffer.allocate(
+        T, E, N, env.obs_shape, obs_dtype, config.chunk_length, num_neighbours, message_sizes
+    )
 
 
 @dataclass

@@ -14,11 +14,13 @@ import numpy as np
 import torch
 
 import hpc
-from marl.buffers import RolloutBuffer, gather_chunks, gather_states
+from marl.buffers import RolloutBuffer
 from marl.config import TrainConfig
 from marl.losses import LossTerms, categorical_log_prob_entropy, mappo_loss
+from marl.minibatch import MinibatchLayout, loss_inputs
 from marl.rollout import Policy, policy_device
 from marl.value_norm import ValueNorm
+from memory.pool import Outside
 
 
 def learning_rate(config: TrainConfig, progress: float, current: float) -> float:
@@ -44,25 +46,19 @@ def _adapt_lr_to_kl(config: TrainConfig, optimizer: torch.optim.Optimizer, appro
             group["lr"] = min(group["lr"] * 1.5, 1e-2)
 
 
-def _minibatch(
-    arrays: dict[str, np.ndarray],
-    chunk_length: int,
-    chunk_index: np.ndarray,
-    env_index: np.ndarray,
-    device: torch.device,
-) -> dict[str, torch.Tensor]:
-    """The (L, B, N, ...) slices of B (chunk, env) pairs, on the device."""
-    return {
-        name: torch.from_numpy(gather_chunks(array, chunk_length, chunk_index, env_index)).to(device)
-        for name, array in arrays.items()
-    }
-
-
 def minibatch_loss(
-    policy: Policy, value_norm: ValueNorm, mb: dict[str, torch.Tensor], state0: Any, config: TrainConfig
+    policy: Policy,
+    value_norm: ValueNorm,
+    mb: dict[str, torch.Tensor],
+    state0: Any,
+    config: TrainConfig,
+    outside: list[Outside] | None = None,
 ) -> LossTerms:
-    """Unroll the chunks from their stored memory (gradients through memory) and score them."""
-    logits, values, _ = policy.unroll(mb["obs"], state0, mb["reset"], mb.get("neighbours"), mb["active"])
+    """Unroll the chunks from their stored memory (gradients through memory) and score them; `outside`:
+    the rest of each env's agents when the minibatch holds groups of agents (marl.minibatch)."""
+    group = {} if outside is None else {"outside_seq": outside}
+    inputs = (mb["obs"], state0, mb["reset"], mb.get("neighbours"), mb["active"])
+    logits, values, _ = policy.unroll(*inputs, **group)
     log_probs, entropy = categorical_log_prob_entropy(logits, mb["actions"])
     return mappo_loss(
         log_probs,
@@ -152,7 +148,8 @@ def update(
     ranks: Ranks = SINGLE_PROCESS,
     critic_only: bool = False,
 ) -> dict[str, float]:
-    """Epochs of clipped-PPO minibatch steps over (chunk, env) pairs; returns mean loss statistics.
+    """Epochs of clipped-PPO minibatch steps over (chunk, env, agent group) units (marl.minibatch);
+    returns mean loss statistics.
 
     `critic_only`: only the value head's parameters are stepped (the critic warm-up of a fine-tuned
     policy); the gradients of every other parameter are dropped after averaging.
@@ -161,34 +158,24 @@ def update(
     on all ranks' data (to float tolerance), and the statistics and early stops agree on every rank.
     """
     comm, device = ranks.comm, policy_device(policy)
-    num_envs = buffer.shape[1]
+    layout = MinibatchLayout.of(buffer, config.agent_groups)
     active = torch.from_numpy(buffer.active)
     update_value_norm_across(comm, value_norm, torch.from_numpy(buffer.returns), active)
     advantages = torch.from_numpy(buffer.advantages)
     if config.normalize_advantages:
         advantages = normalize_advantages_across(comm, advantages, active)
-    arrays = {
-        "advantages": advantages.numpy(),
-        "returns": buffer.returns,
-        "old_log_probs": buffer.log_probs,
-        "old_values": buffer.raw_values,
-        "actions": buffer.actions,
-        "obs": buffer.obs,
-        "reset": buffer.reset_masks,
-        "active": buffer.active,
-    }
-    if buffer.neighbours is not None:
-        arrays["neighbours"] = buffer.neighbours
+    arrays = loss_inputs(buffer, advantages.numpy())
     frozen = _actor_parameters(policy) if critic_only else []
     sums = dict.fromkeys((*LOSS_STATS, "grad_norm"), 0.0)
     steps = 0
     for _epoch in range(config.epochs):
         epoch_kl: list[float] = []
-        for minibatch in torch.randperm(config.num_chunks, generator=shuffle).chunk(config.num_minibatches):
-            chunk_index, env_index = minibatch // num_envs, minibatch % num_envs
-            mb = _minibatch(arrays, config.chunk_length, chunk_index.numpy(), env_index.numpy(), device)
-            state0 = gather_states(buffer.chunk_states, chunk_index.to(device), env_index.to(device))
-            terms = minibatch_loss(policy, value_norm, mb, state0, config)
+        for minibatch in torch.randperm(layout.num_units, generator=shuffle).chunk(config.num_minibatches):
+            units = minibatch.numpy()
+            mb = layout.minibatch(arrays, units, device)
+            state0 = layout.gather_states(buffer.chunk_states, units, device)
+            outside = layout.outside(buffer, units, device)
+            terms = minibatch_loss(policy, value_norm, mb, state0, config, outside)
             count = float(mb["active"].sum().item())
             local = [terms.policy, terms.value, terms.entropy, terms.approx_kl, terms.clip_fraction]
             reduced = _global_sums(comm, [count, *(count * term.item() for term in local)])

@@ -7,7 +7,8 @@ h history length, K neighbours per agent.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,24 @@ from torch import Tensor, nn
 from memory.config import PolicyConfig, resolve_config
 from memory.cores import make_core
 from memory.layers import HIDDEN_KEY_SCORE, ResnetEncoder
-from memory.pool import Pool, agent_pool, global_pool, local_pool
+from memory.pool import Outside, Pool, agent_pool, global_pool, local_pool
 from memory.state import PolicyState
 
 ArrayLike = Tensor | np.ndarray
+ENCODER_PIECE = 2048
+"""Observations per encoder call in `step` and `unroll` (see `SwarmPolicy._encode`)."""
+
+
+@dataclass(frozen=True)
+class StepMessages:
+    """What a step's agents offer the others, (E, N, ...) each: memory (M) before the step, wiped at a
+    reset (srmt's message and the critic's memory summary); encoding (D): the encoder output
+    (neighbour_attention's message; zero-sized for the other policies); features (D): the core output
+    (the critic's features summary). `SwarmPolicy.message_sizes` gives the three sizes."""
+
+    memory: Tensor
+    encoding: Tensor
+    features: Tensor
 
 
 class SwarmPolicy(nn.Module):
@@ -48,6 +63,12 @@ class SwarmPolicy(nn.Module):
     def memory_size(self) -> int:
         """M: the memory vector size (0 for policies without memory)."""
         return self.config.width if self.config.has_memory else 0
+
+    @property
+    def message_sizes(self) -> tuple[int, int, int]:
+        """The last sizes of `StepMessages`' memory, encoding and features."""
+        encoding = self.config.width if self.config.message_source == "encoding" else 0
+        return self.memory_size, encoding, self.config.width
 
     @property
     def device(self) -> torch.device:
@@ -91,9 +112,25 @@ class SwarmPolicy(nn.Module):
         pool and keep their state (wiped if reset); action_mask (E, N, A) bool, True = allowed.
         Returns logits (E, N, A), value (E, N), new state.
         """
+        logits, value, new_state, _ = self.step_with_messages(
+            obs, state, reset_mask, neighbours, active, action_mask
+        )
+        return logits, value, new_state
+
+    def step_with_messages(
+        self,
+        obs: ArrayLike,
+        state: PolicyState,
+        reset_mask: ArrayLike,
+        neighbours: ArrayLike | None = None,
+        active: ArrayLike | None = None,
+        action_mask: ArrayLike | None = None,
+    ) -> tuple[Tensor, Tensor, PolicyState, StepMessages]:
+        """`step`, and what this step's agents offer the others (the rollout stores it for a
+        group-minibatched update, see `Outside`)."""
         obs = self._observations(obs, leading_dims=2)
         E, N = obs.shape[:2]
-        encoding = self.encoder(obs.flatten(0, 1))  # (E*N, C, F, F) -> (E*N, D)
+        encoding = self._encode(obs.flatten(0, 1))  # (E*N, C, F, F) -> (E*N, D)
         return self._step_encoded(encoding, state, reset_mask, neighbours, active, action_mask, E, N)
 
     def _step_encoded(
@@ -106,27 +143,36 @@ class SwarmPolicy(nn.Module):
         action_mask: ArrayLike | None,
         E: int,
         N: int,
-    ) -> tuple[Tensor, Tensor, PolicyState]:
-        """`step` after the encoder: encoding (E*N, D) of this step's observations."""
+        outside: Outside | None = None,
+    ) -> tuple[Tensor, Tensor, PolicyState, StepMessages]:
+        """`step` after the encoder: encoding (E*N, D) of this step's observations. With `outside`, the
+        N agents are a group of each env's N_all (local scope only): what they read of the other agents
+        comes from `outside`."""
         reset = self._mask("reset_mask", reset_mask, (E, N), default=False)
         active = self._mask("active", active, (E, N), default=True)
-        scope = self._scope(neighbours, E, N)
+        scope = self._scope(neighbours, E, N, outside)
         self._check_state(state, (E, N))
         memory = state.memory.masked_fill(reset.unsqueeze(-1), 0.0)  # (E, N, M)
         history = state.history.masked_fill(reset.view(E, N, 1, 1), 0.0)  # (E, N, h, D)
-        remembered = active & ~reset  # whose memory is valid and may be read by others
+        # who may be read by others (E, N_all): acting, and for memory also not reset (N_all = N without
+        # `outside`; with it the flags of the whole env, the group's own among them)
+        sending = active if outside is None else outside.active
+        remembered = active & ~reset if outside is None else outside.active & ~outside.reset
+        encoded = encoding.view(E, N, -1)  # (E, N, D)
         pool = None
         if self.config.message_source == "memory":
-            pool = scope(memory, remembered)
+            pool = scope(_widen(outside, memory, "memory"), remembered)
         elif self.config.message_source == "encoding":
-            pool = scope(encoding.view(E, N, -1), active)  # (E, N, D)
+            pool = scope(_widen(outside, encoded, "encoding"), sending)  # (E, N_all, D)
         features, new_memory, new_history = self.core(
             encoding, memory.flatten(0, 1), history.flatten(0, 1), reset.flatten(), pool
         )
         logits = self._logits(features, action_mask, (E * N, self.config.num_actions))
-        summaries = [features, scope(features.view(E, N, -1), active).mean()]  # (E*N, D) each
+        sent_encoding = encoded if self.config.message_source == "encoding" else encoded[..., :0]
+        messages = StepMessages(memory, sent_encoding, features.view(E, N, -1))
+        summaries = [features, scope(_widen(outside, messages.features, "features"), sending).mean()]
         if self.config.has_memory:
-            summaries.append(scope(memory, remembered).mean())  # (E*N, M)
+            summaries.append(scope(_widen(outside, memory, "memory"), remembered).mean())  # (E*N, M)
         value = self.value_head(torch.cat(summaries, dim=1))  # (E*N, 1)
         # inactive agents keep their state, wiped if they were reset
         keep = active.view(E, N, 1)
@@ -134,7 +180,7 @@ class SwarmPolicy(nn.Module):
             torch.where(keep, new_memory.view(E, N, -1), memory),  # (E, N, M)
             torch.where(keep.unsqueeze(-1), new_history.view(history.shape), history),
         )  # (E, N, h, D)
-        return logits.view(E, N, -1), value.view(E, N), new_state
+        return logits.view(E, N, -1), value.view(E, N), new_state, messages
 
     def unroll(
         self,
@@ -144,20 +190,22 @@ class SwarmPolicy(nn.Module):
         neighbours_seq: ArrayLike | None = None,
         active_seq: ArrayLike | None = None,
         action_mask_seq: ArrayLike | None = None,
+        outside_seq: Sequence[Outside] | None = None,
     ) -> tuple[Tensor, Tensor, PolicyState]:
         """T steps (T, E, N, ...) from state0, differentiable through memory and history (truncated BPTT).
 
         Equal to T calls of `step`. Returns logits (T, E, N, A), values (T, E, N), the final state.
+        `outside_seq`: T `Outside`s when the N agents are a group of each env's agents (local scope).
         The encoder does not depend on the state, so it runs once over all T steps' observations; only the
         core steps one at a time.
         """
         obs_seq = self._observations(obs_seq, leading_dims=3)
         T, E, N = obs_seq.shape[:3]
-        encodings = self.encoder(obs_seq.flatten(0, 2)).view(T, E * N, -1)  # (T*E*N, ...) -> (T, E*N, D)
+        encodings = self._encode(obs_seq.flatten(0, 2)).view(T, E * N, -1)  # (T*E*N, ...) -> (T, E*N, D)
         state = state0
         logits, values = [], []
         for t in range(T):
-            step_logits, step_value, state = self._step_encoded(
+            step_logits, step_value, state, _ = self._step_encoded(
                 encodings[t],
                 state,
                 reset_masks[t],
@@ -166,6 +214,7 @@ class SwarmPolicy(nn.Module):
                 _at(action_mask_seq, t),
                 E,
                 N,
+                _at(outside_seq, t),
             )
             logits.append(step_logits)
             values.append(step_value)
@@ -211,6 +260,14 @@ class SwarmPolicy(nn.Module):
         logits = self._logits(features, action_mask, (B, self.config.num_actions))
         return logits, PolicyState(new_memory, new_history)
 
+    def _encode(self, obs: Tensor) -> Tensor:
+        """The encoder over observations (B, C, F, F) -> (B, D), in pieces of ENCODER_PIECE: the
+        convolutions of a piece stay in cache (forward and backward), 2-2.5x faster per observation on
+        CPU than one call over 10,000 windows (docs/results.md, swarm scale)."""
+        if len(obs) <= ENCODER_PIECE:
+            return self.encoder(obs)
+        return torch.cat([self.encoder(piece) for piece in obs.split(ENCODER_PIECE)])
+
     def _logits(self, features: Tensor, action_mask: ArrayLike | None, shape: tuple[int, int]) -> Tensor:
         logits = self.policy_head(features)  # (B, A)
         if action_mask is None:
@@ -218,21 +275,28 @@ class SwarmPolicy(nn.Module):
         allowed = self._mask("action_mask", action_mask, shape, default=True, flatten=True)
         return logits.masked_fill(~allowed, HIDDEN_KEY_SCORE)
 
-    def _scope(self, neighbours: ArrayLike | None, E: int, N: int) -> Callable[[Tensor, Tensor], Pool]:
-        """The pool builder of the configured scope: (messages (E, N, M), visible (E, N)) -> Pool."""
+    def _scope(
+        self, neighbours: ArrayLike | None, E: int, N: int, outside: Outside | None = None
+    ) -> Callable[[Tensor, Tensor], Pool]:
+        """The pool builder of the configured scope: (messages (E, N_all, M), visible (E, N_all)) -> Pool,
+        N_all = N unless `outside` makes the N agents a group of a larger env."""
         if self.config.scope == "global":
+            if outside is not None:
+                raise ValueError("a group of an env's agents (outside) needs scope 'local'")
             return global_pool
         if neighbours is None:
             raise ValueError("scope 'local' needs neighbours: an (E, N, K) int array, -1 padded")
         index = self._tensor(neighbours, torch.long)
         if index.dim() != 3 or tuple(index.shape[:2]) != (E, N):
             raise ValueError(f"neighbours: expected shape ({E}, {N}, K), found {tuple(index.shape)}")
-        if index.numel() and (int(index.max()) >= N or int(index.min()) < -1):
+        everyone = N if outside is None else outside.active.shape[1]
+        if index.numel() and (int(index.max()) >= everyone or int(index.min()) < -1):
             raise ValueError(
-                f"neighbours: expected agent indices in [0, {N}) or -1, found "
+                f"neighbours: expected agent indices in [0, {everyone}) or -1, found "
                 f"[{int(index.min())}, {int(index.max())}]"
             )
-        return functools.partial(local_pool, neighbours=index)
+        members = None if outside is None else outside.members
+        return functools.partial(local_pool, neighbours=index, members=members)
 
     def _check_state(self, state: PolicyState, batch: tuple[int, ...]) -> None:
         _check_shape("state.memory", state.memory, (*batch, self.memory_size))
@@ -273,6 +337,11 @@ def _check_shape(name: str, tensor: Tensor, expected: tuple[int, ...]) -> None:
 
 def _at(sequence: Any, t: int) -> Any:
     return None if sequence is None else sequence[t]
+
+
+def _widen(outside: Outside | None, live: Tensor, name: str) -> Tensor:
+    """live (E, N, X) of the step's agents, widened to the env's N_all agents with `outside`'s `name`."""
+    return live if outside is None else outside.widen(live, getattr(outside, name))
 
 
 def _init_weights(module: nn.Module) -> None:

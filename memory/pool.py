@@ -45,10 +45,18 @@ def global_pool(messages: Tensor, visible: Tensor) -> Pool:
     return Pool(messages, visible, group=messages.shape[1])
 
 
-def local_pool(messages: Tensor, visible: Tensor, neighbours: Tensor) -> Pool:
-    """Agent i reads its own message and those of neighbours[e, i] (E, N, K) long, -1 = no neighbour."""
+def local_pool(messages: Tensor, visible: Tensor, neighbours: Tensor, members: Tensor | None = None) -> Pool:
+    """Agent i reads its own message and those of neighbours[e, i] (E, N, K) long, -1 = no neighbour.
+
+    messages (E, N_all, M) and visible (E, N_all) cover every agent of an env; the N agents whose rows are
+    built are agents 0..N-1 (N_all = N), or `members` (E, N) long, their indices among the N_all (a
+    group of agents trained apart from the rest of its env).
+    """
     E, N = neighbours.shape[:2]
-    own = torch.arange(N, device=neighbours.device).view(1, N, 1).expand(E, N, 1)
+    if members is None:
+        own = torch.arange(N, device=neighbours.device).view(1, N, 1).expand(E, N, 1)
+    else:
+        own = members.unsqueeze(-1)  # (E, N, 1)
     index = torch.cat([own, neighbours], dim=2)  # (E, N, 1+K)
     # self listed as its own neighbour would count twice
     listed = torch.cat([torch.ones_like(own, dtype=torch.bool), (neighbours >= 0) & (neighbours != own)], 2)
@@ -66,3 +74,28 @@ def agent_pool(
     messages = torch.cat([own_message.unsqueeze(1), neighbour_messages], dim=1)  # (B, 1+K, M)
     visible = torch.cat([own_visible.unsqueeze(1), neighbour_visible], dim=1)  # (B, 1+K)
     return Pool(messages, visible, group=1)
+
+
+@dataclass(frozen=True)
+class Outside:
+    """The agents of each env outside the group a step computes, as fixed inputs of that step.
+
+    A group-minibatched update unrolls only the G agents `members` of an env; the messages and critic
+    summaries its agents read from the other N_all - G agents of the env are those stored in the rollout
+    (no gradient flows into them). Leaves are (E, N_all, ...) at one step:
+    members (E, G) long; memory (E, N_all, M): every agent's memory before the step, wiped where it resets;
+    encoding (E, N_all, D or 0): the step's encoder outputs (neighbour_attention's messages);
+    features (E, N_all, D): the step's core outputs; reset, active (E, N_all) bool.
+    """
+
+    members: Tensor
+    memory: Tensor
+    encoding: Tensor
+    features: Tensor
+    reset: Tensor
+    active: Tensor
+
+    def widen(self, live: Tensor, stored: Tensor) -> Tensor:
+        """(E, N_all, X): `stored` with the members' rows replaced by `live` (E, G, X), differentiably."""
+        index = self.members.unsqueeze(-1).expand(*self.members.shape, live.shape[-1])  # (E, G, X)
+        return stored.scatter(1, index, live)

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import scenarios
-from marl.buffers import RolloutBuffer, gather_chunks, gather_states
+from marl.buffers import RolloutBuffer
 from marl.config import TrainConfig
 from marl.evaluate import evaluate_scenario
 from marl.gae import compute_advantages
 from marl.learner import make_learner
+from marl.minibatch import MinibatchLayout
 from marl.rollout import collect, start_rollouts
 from marl.run_dir import latest_checkpoint, load_policy
 from marl.train import train
@@ -112,12 +113,13 @@ def test_local_scope_flows_through_collection_and_the_chunked_update() -> None:
     assert buffer.reset_masks[1:].any(), "the rollout must cross an episode boundary inside a chunk"
 
     # unrolling every (chunk, env) from its stored state reproduces the collected log-probs and values
-    chunks, envs = (a.ravel() for a in np.meshgrid(np.arange(2), np.arange(4), indexing="ij"))
+    layout = MinibatchLayout.of(buffer, groups=1)
+    units = np.arange(2 * 4)  # every (chunk, env)
     pick = {
-        name: torch.from_numpy(gather_chunks(getattr(buffer, name), 8, chunks, envs))
+        name: torch.from_numpy(layout.gather(getattr(buffer, name), units))
         for name in ("obs", "reset_masks", "active", "actions", "log_probs", "raw_values", "neighbours")
     }
-    state0 = gather_states(buffer.chunk_states, torch.from_numpy(chunks), torch.from_numpy(envs))
+    state0 = layout.gather_states(buffer.chunk_states, units, CPU)
 
     def unrolled(neighbours: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():

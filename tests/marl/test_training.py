@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from marl.buffers import RolloutBuffer, gather_chunks, gather_states
+from marl.buffers import RolloutBuffer
 from marl.config import TrainConfig
 from marl.evaluate import mean_metrics, run_episodes
 from marl.learner import make_learner
+from marl.minibatch import MinibatchLayout
 from marl.rollout import collect, start_rollouts
 from marl.run_dir import (
     CheckpointError,
@@ -60,13 +61,13 @@ def test_chunks_unrolled_from_stored_memory_reproduce_the_rollout(model):
     log-probs and values seen during collection: chunk states and in-chunk memory resets are right."""
     learner, buffer = collected(model)
     assert buffer.reset_masks[1:].any(), "the rollout must cross episode boundaries inside chunks"
-    chunks, envs = np.meshgrid(np.arange(4), np.arange(3), indexing="ij")
-    chunk_index, env_index = chunks.ravel(), envs.ravel()
+    layout = MinibatchLayout.of(buffer, groups=1)
+    units = np.arange(4 * 3)  # every (chunk, env)
     pick = {
-        name: torch.from_numpy(gather_chunks(getattr(buffer, name), 4, chunk_index, env_index))
+        name: torch.from_numpy(layout.gather(getattr(buffer, name), units))
         for name in ("obs", "reset_masks", "active", "actions", "log_probs", "raw_values")
     }
-    state0 = gather_states(buffer.chunk_states, torch.from_numpy(chunk_index), torch.from_numpy(env_index))
+    state0 = layout.gather_states(buffer.chunk_states, units, CPU)
     with torch.no_grad():
         logits, values, _ = learner.policy.unroll(
             pick["obs"], state0, pick["reset_masks"], active_seq=pick["active"]
