@@ -77,6 +77,19 @@ def random_map_scenario(agents: int, side: int) -> Scenario:
     )
 
 
+def lifelong(scenario: Scenario) -> Scenario:
+    """`scenario` itself if one episode of it runs its whole length and ends with an avg_throughput (lifelong
+    goals, no variants); otherwise a ScenarioError."""
+    if scenario.dynamics.on_target != "restart":
+        raise ScenarioError(
+            f"{scenario.name}: expected a lifelong scenario (dynamics.on_target restart), found "
+            f"{scenario.dynamics.on_target}"
+        )
+    if scenario.variants is not None:
+        raise ScenarioError(f"{scenario.name}: expected a scenario without variants (one map, one length)")
+    return scenario
+
+
 def with_steps(scenario: Scenario, steps: int | None) -> Scenario:
     """`scenario` whose episodes last `steps` steps (None: as they are)."""
     if steps is None:
@@ -204,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swarm_table: --policies {name}: {error}", file=sys.stderr)
         return 2
     try:
-        rows = [with_steps(scenarios.load(name), args.steps) for name in args.scenarios]
+        rows = [with_steps(lifelong(scenarios.load(name)), args.steps) for name in args.scenarios]
     except ScenarioError as error:
         print(f"swarm_table: --scenarios: {error}", file=sys.stderr)
         return 2
