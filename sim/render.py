@@ -16,6 +16,7 @@ import colorsys
 import json
 import os
 from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -24,7 +25,6 @@ from PIL import Image
 
 from fsio import atomic_path
 from optdeps import require
-from sim.render_player import PLAYER_TEMPLATE
 
 FREE_RGB = (250, 250, 250)
 OBSTACLE_RGB = (60, 60, 70)
@@ -399,7 +399,12 @@ def save_html(
         "free": _hex(np.array(FREE_RGB)),
         "obstacle": _hex(np.array(OBSTACLE_RGB)),
     }
-    page = PLAYER_TEMPLATE.replace("__TITLE__", escape(title)).replace("__DATA__", json.dumps(data))
+    # sim/player.html: one page, no network; __TITLE__ and __DATA__ become the title and the episode's JSON.
+    # Arrays arrive base64-encoded: obstacles (H*W uint8), positions and goals (T*N*2 little-endian int16),
+    # active (T*N bits, little-endian). The player mirrors its state on document.body.dataset (frame,
+    # playing, follow, trails) for tests.
+    template = resources.files("sim").joinpath("player.html").read_text(encoding="utf-8")
+    page = template.replace("__TITLE__", escape(title)).replace("__DATA__", json.dumps(data))
     target = Path(path)
     _atomic_write(target, lambda temp: Path(temp).write_text(page, encoding="utf-8"))
     return target
