@@ -59,6 +59,20 @@ def minibatch_loss(
     group = {} if outside is None else {"outside_seq": outside}
     inputs = (mb["obs"], state0, mb["reset"], mb.get("neighbours"), mb["active"])
     logits, values, _ = policy.unroll(*inputs, **group)
+    return score_unrolled(logits, values, mb, mb["active"], value_norm, config)
+
+
+def score_unrolled(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    mb: dict[str, torch.Tensor],
+    scored: torch.Tensor,
+    value_norm: ValueNorm,
+    config: TrainConfig,
+) -> LossTerms:
+    """MAPPO's loss terms of unrolled logits (L, B, N, A) and values (L, B, N) against the minibatch's
+    stored actions, old log-probs / values, advantages and returns, averaged over the `scored` (L, B, N)
+    agent-steps."""
     log_probs, entropy = categorical_log_prob_entropy(logits, mb["actions"])
     return mappo_loss(
         log_probs,
@@ -68,7 +82,7 @@ def minibatch_loss(
         values,
         mb["old_values"],
         value_norm.normalize(mb["returns"]),
-        mb["active"],
+        scored,
         clip=config.clip,
         value_clip=config.value_clip,
         huber_delta=config.huber_delta,

@@ -14,12 +14,11 @@ from marl.buffers import RolloutBuffer
 from marl.config import ConfigError, TrainConfig
 from marl.gae import compute_advantages
 from marl.learner import make_learner
-from marl.losses import categorical_log_prob_entropy, mappo_loss
 from marl.minibatch import MinibatchLayout, loss_inputs
 from marl.rollout import collect, start_rollouts
 from marl.run_dir import latest_checkpoint
 from marl.train import train
-from marl.update import update
+from marl.update import score_unrolled, update
 from memory.pool import Outside
 from sim.env import GridEnv
 
@@ -102,23 +101,7 @@ def test_the_differential_check_catches_a_group_path_that_loses_the_live_rows(mo
 
 def loss_of(learner, config, mb, logits, values, scored) -> torch.Tensor:
     """The minibatch loss of the unrolled logits and values, averaged over the `scored` steps."""
-    log_probs, entropy = categorical_log_prob_entropy(logits, mb["actions"])
-    terms = mappo_loss(
-        log_probs,
-        mb["old_log_probs"],
-        entropy,
-        mb["advantages"],
-        values,
-        mb["old_values"],
-        learner.value_norm.normalize(mb["returns"]),
-        scored,
-        clip=config.clip,
-        value_clip=config.value_clip,
-        huber_delta=config.huber_delta,
-        value_coef=config.value_coef,
-        entropy_coef=config.entropy_coef,
-    )
-    return terms.total
+    return score_unrolled(logits, values, mb, scored, learner.value_norm, config).total
 
 
 def gradient(policy, loss: torch.Tensor) -> torch.Tensor:
