@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import scenarios
 from marl.evaluate import Progress, mean_metrics, run_episodes
 from marl.guided import GuidedPlanner
-from marl.run_dir import CheckpointError, load_policy
+from marl.run_dir import CheckpointError, load_policy, run_scenario
 from marl.threads import use_torch_threads
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim.baselines import POLICIES, make_baseline
@@ -139,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lifelong_table: {error}", file=sys.stderr)
         return 2
     # what the policy was trained to read, at the benchmark's radius
-    observation = dataclasses.replace(scenarios.load(meta["scenario"]).observation, radius=5)
+    trained_on = run_scenario(meta, meta["checkpoint"])  # the scenario as the run stored it
+    observation = dataclasses.replace(trained_on.observation, radius=5)
     with tempfile.TemporaryDirectory(prefix="lifelong-maps-") as scratch:
         maps = args.maps or write_maps_yaml(Path(scratch) / "01-random.yaml", validation_random_maps())
         rows = []

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-import scenarios
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim import GridEnv, MapLayout
 from sim.baselines import POLICIES, make_baseline
@@ -124,10 +123,11 @@ class TrainedPolicy:
 def load_trained(target: str) -> TrainedPolicy:
     """The trained policy `target` names (run directory, .ckpt or pretrained:NAME), observing its training
     scenario's channels and neighbours at the benchmark's radius 5; a bad target is a CheckpointError."""
-    from marl.run_dir import load_policy
+    from marl.run_dir import load_policy, run_scenario
 
     policy, meta = load_policy(target)
-    observation = dataclasses.replace(scenarios.load(meta["scenario"]).observation, radius=5)
+    trained_on = run_scenario(meta, meta["checkpoint"])  # the scenario as the run stored it
+    observation = dataclasses.replace(trained_on.observation, radius=5)
     return TrainedPolicy(target, policy, observation)
 
 

@@ -17,7 +17,14 @@ import scenarios
 from gridswarm.cli import main
 from marl.envs import make_training_envs
 from marl.evaluate import PolicyActor, mean_metrics, run_episodes
-from marl.run_dir import CheckpointError, latest_checkpoint, load_checkpoint, load_policy, pretrained_policies
+from marl.run_dir import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    load_policy,
+    pretrained_policies,
+    run_scenario,
+)
 from marl.train import train
 from sim.baselines import play_episodes
 from sim.env import GridEnv
@@ -170,7 +177,7 @@ def test_every_shipped_policy_is_complete_small_and_intact():
         assert hashlib.sha256(data).hexdigest() == policy.manifest["sha256"], policy.name
         assert all(policy.manifest[key] is not None for key in marl.run_dir.MANIFEST_KEYS), policy.name
         loaded, meta = load_policy(f"pretrained:{policy.name}")
-        scenario = scenarios.load(meta["scenario"])
+        scenario = run_scenario(meta, policy.checkpoint)
         assert tuple(loaded.config.obs_shape) == GridEnv(scenario, 1).obs_shape, policy.name
 
 
