@@ -24,7 +24,6 @@ repository Cognitive-AI-Systems/pogema-benchmark, raw data, 128 runs per cell).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import sys
 import tempfile
@@ -139,7 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # what the policy was trained to read, at the benchmark's radius
     trained_on = run_scenario(meta, meta["checkpoint"])  # the scenario as the run stored it
-    observation = dataclasses.replace(trained_on.observation, radius=5)
+    if trained_on.observation.radius != 5:
+        print(
+            f"lifelong_table: {args.checkpoint}: trained at observation radius "
+            f"{trained_on.observation.radius}; the benchmark observes at radius 5",
+            file=sys.stderr,
+        )
+        return 2
+    observation = trained_on.observation
     with tempfile.TemporaryDirectory(prefix="lifelong-maps-") as scratch:
         maps = args.maps or write_maps_yaml(Path(scratch) / "01-random.yaml", validation_random_maps())
         rows = []

@@ -121,14 +121,19 @@ class TrainedPolicy:
 
 
 def load_trained(target: str) -> TrainedPolicy:
-    """The trained policy `target` names (run directory, .ckpt or pretrained:NAME), observing its training
-    scenario's channels and neighbours at the benchmark's radius 5; a bad target is a CheckpointError."""
-    from marl.run_dir import load_policy, run_scenario
+    """The trained policy `target` names (run directory, .ckpt or pretrained:NAME), observing as in its
+    training scenario (channels, neighbours); a bad target, or a policy trained at another radius than the
+    benchmark's 5, is a CheckpointError."""
+    from marl.run_dir import CheckpointError, load_policy, run_scenario
 
     policy, meta = load_policy(target)
     trained_on = run_scenario(meta, meta["checkpoint"])  # the scenario as the run stored it
-    observation = dataclasses.replace(trained_on.observation, radius=5)
-    return TrainedPolicy(target, policy, observation)
+    if trained_on.observation.radius != 5:
+        raise CheckpointError(
+            f"{target}: trained at observation radius {trained_on.observation.radius}; the benchmark "
+            "observes at radius 5"
+        )
+    return TrainedPolicy(target, policy, trained_on.observation)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,3 +47,38 @@ def test_an_unknown_policy_is_one_line(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line.startswith("planner_table: --policies absent-run:"), line
+
+
+def test_a_policy_trained_at_another_radius_is_one_line(tmp_path):
+    """The benchmark observes at radius 5: a policy whose run stored a radius-2 scenario is refused before
+    it plays, in planner_table and lifelong_table alike, rather than failing on the first observation."""
+    import scenarios
+    from hpc.checkpoint import save_checkpoint
+    from marl.run_dir import CHECKPOINT_FORMAT
+    from scenarios.loader import to_dict
+
+    scenario = scenarios.load("bottleneck")
+    assert scenario.observation.radius == 2
+    policy = make_policy("gru", (3, 5, 5), seed=0)
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "policy_config": policy.config.to_dict(),
+        "update": 1,
+        "scenario": scenario.name,
+        "scenario_spec": to_dict(scenario),
+    }
+    save_checkpoint(tmp_path / "run" / "checkpoints", 1, {"policy": policy.state_dict()}, meta)
+    for script, arguments in (
+        (SCRIPT, ["--sets", "random", "--maps", "1", "--policies", str(tmp_path / "run")]),
+        (SCRIPT.with_name("lifelong_table.py"), [str(tmp_path / "run"), "--episodes", "1"]),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(script), *arguments],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 2 and done.stdout == "", done.stderr[-500:]
+        (line,) = done.stderr.splitlines()
+        assert "trained at observation radius 2; the benchmark observes at radius 5" in line, line
