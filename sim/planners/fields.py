@@ -21,7 +21,8 @@ lifelong arrival rates. So each agent keeps the exact distances over an S x S wi
 
 Values are stored as uint16 offsets from a per-agent base (the agent's distance minus 32767 when the
 window was filled, floored at 0), so an agent's relative distances are exact wherever it can stand before
-the window is refreshed; UNKNOWN (65535) marks cells that are obstacles, unreached or uncertified.
+the window is refreshed; UNKNOWN (65535) marks cells that are obstacles, unreached, uncertified or beyond
+the offsets' range.
 Memory: E * N * S * S * 2 bytes (`side_for_budget` picks S from a byte budget).
 
 Buffers (the `Windows` named tuple; E environments, N agents):
@@ -47,7 +48,7 @@ from sim.distance import COL_STEPS, ROW_STEPS, UNREACHABLE
 
 UNKNOWN = 65535
 _BASE_OFFSET = 32767
-_FIRST_MARGIN = 8
+FIRST_MARGIN = 8
 _MIN_SIDE = 8
 
 
@@ -225,7 +226,7 @@ def fill_window(
                 if d > bound:
                     continue
             offset = d - base
-            if offset < UNKNOWN:
+            if 0 <= offset < UNKNOWN:  # a cell far closer to the goal than the agent is not stored
                 values[map_row - row_start, map_col - col_start] = offset
     return base, whole, visited
 
@@ -335,7 +336,7 @@ def ensure_windows(
                 known = gather_near(grid, height, width, values, origin, base, row, col, near)
                 if known or windows.whole[env, agent]:
                     continue
-            margin = _FIRST_MARGIN
+            margin = FIRST_MARGIN
             while True:
                 base, whole, visited = fill_window(
                     grid, height, width, goal_row, goal_col, row, col, margin, search, values, origin

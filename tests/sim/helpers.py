@@ -33,6 +33,30 @@ def reference_bfs(obstacles: np.ndarray, goal: tuple[int, int]) -> np.ndarray:
     return distance
 
 
+def reference_path_plane(distance: np.ndarray, position, radius: int) -> np.ndarray:
+    """(2r+1, 2r+1) float32: the `path` channel of an agent at `position`, drawn in plain Python down the full
+    distance field of its goal, each step the first downhill move in order up, down, left, right."""
+    size = 2 * radius + 1
+    plane = np.zeros((size, size), dtype=np.float32)
+    cell = (int(position[0]), int(position[1]))
+    if distance[cell] == UNREACHABLE:
+        return plane
+    while True:
+        a, b = cell[0] - position[0] + radius, cell[1] - position[1] + radius
+        if not (0 <= a < size and 0 <= b < size):
+            return plane
+        plane[a, b] = 1
+        if distance[cell] == 0:
+            return plane
+        cell = next(
+            (cell[0] + dr, cell[1] + dc)
+            for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
+            if 0 <= cell[0] + dr < distance.shape[0]
+            and 0 <= cell[1] + dc < distance.shape[1]
+            and distance[cell[0] + dr, cell[1] + dc] == distance[cell] - 1
+        )
+
+
 def random_actions(env: GridEnv, rng: np.random.Generator) -> np.ndarray:
     """(1, N) actions drawn uniformly from all of the env's actions."""
     return rng.integers(0, env.num_actions, size=(1, env.num_agents))

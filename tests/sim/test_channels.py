@@ -5,33 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.channels import ExtraChannels
-from sim.distance import UNREACHABLE, DistanceCache
-from tests.sim.helpers import reference_bfs
-
-MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))  # up, down, left, right: the documented tie order
-
-
-def reference_path_plane(obstacles, position, goal, radius):
-    distance = reference_bfs(obstacles, goal)
-    size = 2 * radius + 1
-    plane = np.zeros((size, size), dtype=np.float32)
-    cell = tuple(position)
-    if distance[cell] == UNREACHABLE:
-        return plane
-    while True:
-        a, b = cell[0] - position[0] + radius, cell[1] - position[1] + radius
-        if not (0 <= a < size and 0 <= b < size):
-            return plane
-        plane[a, b] = 1
-        if distance[cell] == 0:
-            return plane
-        cell = next(
-            (cell[0] + dr, cell[1] + dc)
-            for dr, dc in MOVES
-            if 0 <= cell[0] + dr < obstacles.shape[0]
-            and 0 <= cell[1] + dc < obstacles.shape[1]
-            and distance[cell[0] + dr, cell[1] + dc] == distance[cell] - 1
-        )
+from sim.distance import DistanceCache
+from tests.sim.helpers import reference_bfs, reference_path_plane
 
 
 def reference_other_goals_plane(positions, goals, active, agent, radius):
@@ -66,8 +41,8 @@ def test_path_and_other_goals_channels_match_references(world):
         obs, positions, goals, active
     )
     for agent in range(positions.shape[1]):
-        goal = tuple(goals[0, agent])
-        expected_path = reference_path_plane(obstacles[0], positions[0, agent], goal, radius)
+        distance = reference_bfs(obstacles[0], tuple(goals[0, agent]))
+        expected_path = reference_path_plane(distance, positions[0, agent], radius)
         np.testing.assert_array_equal(obs[0, agent, 1], expected_path, err_msg=f"path of agent {agent}")
         expected_goals = reference_other_goals_plane(positions[0], goals[0], active[0], agent, radius)
         np.testing.assert_array_equal(obs[0, agent, 3], expected_goals, err_msg=f"goals of agent {agent}")
