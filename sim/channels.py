@@ -39,10 +39,10 @@ from sim.planners.fields import (
     FIRST_MARGIN,
     UNKNOWN,
     Windows,
-    fill_window,
     forget_changed_maps,
     new_field_search,
     new_windows,
+    refill_window,
     side_for_budget,
 )
 
@@ -219,25 +219,21 @@ def write_path_channel_from_windows(
             if grid[row, col] != 0 or grid[goal_row, goal_col] != 0:  # a full field has no path there either
                 plane[:, :] = 0
                 continue
+            drawn = False
             if windows.goal[env, agent, 0] == goal_row and windows.goal[env, agent, 1] == goal_col:
                 here = filled_at[env, agent, 0] == row and filled_at[env, agent, 1] == col
                 base, whole = windows.base[env, agent], windows.whole[env, agent]
-                if draw_path_in_window(grid, values, origin, base, whole, here, row, col, plane):
-                    continue
+                drawn = draw_path_in_window(grid, values, origin, base, whole, here, row, col, plane)
             margin = FIRST_MARGIN
-            while True:
-                base, whole, visited = fill_window(
-                    grid, height, width, goal_row, goal_col, row, col, margin, search, values, origin
+            while not drawn:  # each refill widens the search box 4x, up to the whole map
+                whole = refill_window(
+                    windows, env, agent, grid, height, width, goal_row, goal_col, row, col, margin, search
                 )
-                runs += 1
-                windows.stats[1] += visited
-                if draw_path_in_window(grid, values, origin, base, whole, True, row, col, plane):
-                    break
+                filled_at[env, agent, 0], filled_at[env, agent, 1] = row, col
+                base = windows.base[env, agent]
+                drawn = draw_path_in_window(grid, values, origin, base, whole, True, row, col, plane)
                 margin *= 4
-            windows.base[env, agent], windows.whole[env, agent] = base, whole
-            windows.goal[env, agent, 0], windows.goal[env, agent, 1] = goal_row, goal_col
-            filled_at[env, agent, 0], filled_at[env, agent, 1] = row, col
-    windows.stats[0] += runs
+                runs += 1
     return runs
 
 

@@ -305,6 +305,24 @@ def _inside(origin, side, row, col, height, width):
 
 
 @njit(cache=True)
+def refill_window(
+    windows, env, agent, obstacles, height, width, goal_row, goal_col, row, col, margin, search
+):
+    """`fill_window` (the same arguments after `agent`) into the window of agent `agent` of environment `env`,
+    recorded in `windows` (Windows: base, whole, goal, search counts); returns whether the search covered the
+    map."""
+    base, whole, visited = fill_window(
+        obstacles, height, width, goal_row, goal_col, row, col, margin, search,
+        windows.values[env, agent], windows.origin[env, agent],
+    )  # fmt: skip
+    windows.base[env, agent], windows.whole[env, agent] = base, whole
+    windows.goal[env, agent, 0], windows.goal[env, agent, 1] = goal_row, goal_col
+    windows.stats[0] += 1
+    windows.stats[1] += visited
+    return whole
+
+
+@njit(cache=True)
 def ensure_windows(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
@@ -338,18 +356,14 @@ def ensure_windows(
                     continue
             margin = FIRST_MARGIN
             while True:
-                base, whole, visited = fill_window(
-                    grid, height, width, goal_row, goal_col, row, col, margin, search, values, origin
+                whole = refill_window(
+                    windows, env, agent, grid, height, width, goal_row, goal_col, row, col, margin, search
                 )
                 runs += 1
-                windows.stats[1] += visited
+                base = windows.base[env, agent]
                 if gather_near(grid, height, width, values, origin, base, row, col, near) or whole:
                     break
                 margin *= 4
-            windows.base[env, agent] = base
-            windows.whole[env, agent] = whole
-            windows.goal[env, agent, 0], windows.goal[env, agent, 1] = goal_row, goal_col
-    windows.stats[0] += runs
     return runs
 
 
