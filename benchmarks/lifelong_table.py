@@ -5,7 +5,7 @@ Usage: python benchmarks/lifelong_table.py CHECKPOINT [--episodes K] [--seed S] 
 [--maps MAPS.yaml] [--steps 256] [--baselines greedy pibt] [--guided pibt] [--greedy-actions]. CHECKPOINT:
 a run directory (its best, else newest checkpoint), a .ckpt file or pretrained:NAME. Another maps file of
 the benchmark (e.g. 02-mazes.yaml, played for 128 steps: --steps 128) plays all of its maps; the published
-numbers are shown for the Random set only.
+numbers shown are those of the set the maps file names (01-random or 02-mazes).
 
 Protocol (Skrynnik et al., "POGEMA: A Benchmark Platform for Cooperative Multi-Agent Pathfinding", ICLR
 2025): the 128 validation maps of the Random set (one drawn per episode seed), soft collisions, lifelong
@@ -17,8 +17,9 @@ with the benchmark's published generator (`sim.benchmark_maps`, identical to its
 (`--greedy-actions` takes the argmax instead) and reads the observation of the scenario it was trained on
 (channels and neighbour lists). `--guided pibt` adds policy-guided PIBT (`marl.guided`: the policy's action
 probabilities order PIBT's moves), a centralized planner, in its own column marked "centralized", never in
-the policy's column. The published columns are the benchmark's LMAPF Random results (public
-repository Cognitive-AI-Systems/pogema-benchmark, raw data, 128 runs per cell).
+the policy's column. The published columns are the benchmark's LMAPF results of that set
+(`lmapf_protocol.PUBLISHED`: public repository CognitiveAISystems/pogema-benchmark, raw data, 128 runs per
+cell).
 """
 
 from __future__ import annotations
@@ -32,47 +33,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lmapf_protocol import PUBLISHED, centralized_throughputs, load_trained, protocol_scenario
 
 from marl.evaluate import Progress, mean_metrics, run_episodes
 from marl.guided import GuidedPlanner
-from marl.run_dir import CheckpointError, load_policy, run_scenario
+from marl.run_dir import CheckpointError
 from marl.threads import use_torch_threads
-from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+from scenarios.schema import MapSpec, ObservationSpec, Scenario
 from sim.baselines import POLICIES, make_baseline
 from sim.benchmark_maps import validation_random_maps, write_maps_yaml
 from sim.env import GridEnv
 from sim.policy_names import GUIDABLE_PLANNERS
 
-# The benchmark's LMAPF Random avg_throughput per agent count (its raw data, 128 runs per cell).
-PUBLISHED = {
-    "Follower": {8: 0.589, 16: 1.114, 32: 1.801, 64: 2.416},
-    "MATS-LP": {8: 0.596, 16: 1.143, 32: 1.872, 64: 2.381},
-    "QPLEX": {8: 0.574, 16: 1.043, 32: 1.495, 64: 1.336},
-    "RHCR": {8: 0.625, 16: 1.251, 32: 2.286, 64: 3.819},
-}
+RANDOM_STEPS = 256
 
 
-def benchmark_scenario(maps: Path, agents: int, observation: ObservationSpec, steps: int = 256) -> Scenario:
-    return Scenario(
-        name=f"pogema-benchmark-{maps.stem}-{agents}",
-        map=MapSpec(generator="benchmark", path=str(maps), name="*"),
-        agents=AgentsSpec(count=agents),
-        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=steps),
-        observation=observation,
-    )
+def benchmark_scenario(
+    maps: Path, agents: int, observation: ObservationSpec, steps: int = RANDOM_STEPS
+) -> Scenario:
+    """The protocol's scenario over every map of the benchmark file `maps`, one drawn per episode seed."""
+    map_spec = MapSpec(generator="benchmark", path=str(maps), name="*")
+    return protocol_scenario(f"pogema-benchmark-{maps.stem}-{agents}", map_spec, agents, steps, observation)
 
 
 def scripted_throughput(
     scenario: Scenario, make: Callable[[GridEnv], Callable[[], np.ndarray]], episodes: int, seed: int
 ) -> float:
-    """The mean avg_throughput over the K episodes of the centralized policy `make(env)` (a scripted one of
-    sim.baselines.POLICIES, or a guided planner)."""
-    env = GridEnv(scenario, episodes, seed=seed, auto_reset=False)
-    env.reset()
-    policy = make(env)
-    for _ in range(scenario.dynamics.max_episode_steps):
-        info = env.step(policy())[4]
-    return float(np.mean([m["avg_throughput"] for m in info["metrics"]]))
+    """The mean avg_throughput over the K episodes of the centralized policy `make(env)`."""
+    return float(
+        np.mean(centralized_throughputs(GridEnv(scenario, episodes, seed=seed, auto_reset=False), make))
+    )
 
 
 def policy_throughput(scenario: Scenario, policy, episodes: int, seed: int, greedy: bool) -> float:
@@ -132,20 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     use_torch_threads()
     try:
-        policy, meta = load_policy(args.checkpoint)
+        trained = load_trained(args.checkpoint)
     except CheckpointError as error:
         print(f"lifelong_table: {error}", file=sys.stderr)
         return 2
-    # what the policy was trained to read, at the benchmark's radius
-    trained_on = run_scenario(meta, meta["checkpoint"])  # the scenario as the run stored it
-    if trained_on.observation.radius != 5:
-        print(
-            f"lifelong_table: {args.checkpoint}: trained at observation radius "
-            f"{trained_on.observation.radius}; the benchmark observes at radius 5",
-            file=sys.stderr,
-        )
-        return 2
-    observation = trained_on.observation
+    policy, observation = trained.policy, trained.observation
     with tempfile.TemporaryDirectory(prefix="lifelong-maps-") as scratch:
         maps = args.maps or write_maps_yaml(Path(scratch) / "01-random.yaml", validation_random_maps())
         rows = []
@@ -164,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} {value:.3f}" for name, value in zip(centralized, scripted, strict=True)
             )
             print(f"{agents} agents: policy {ours:.3f}, {measured}", flush=True)
-    names = list(PUBLISHED) if args.maps is None or args.maps.name == "01-random.yaml" else []
-    columns = [f"{meta['policy_config']['name']} (this run)", *centralized, *names]
+    maps_name = "01-random.yaml" if args.maps is None else args.maps.name
+    published = PUBLISHED.get(f"LMAPF {Path(maps_name).stem}", {})
+    columns = [f"{policy.config.name} (this run)", *centralized, *published]
     print("\n| agents | " + " | ".join(columns) + " |")
     print("|---" * (1 + len(columns)) + "|")
     for agents, ours, scripted in rows:
-        values = [ours, *scripted, *(PUBLISHED[n].get(agents, float("nan")) for n in names)]
+        values = [ours, *scripted, *(cells.get(agents, float("nan")) for cells in published.values())]
         print(f"| {agents} | " + " | ".join(f"{value:.3f}" for value in values) + " |")
     return 0
 

@@ -9,31 +9,42 @@ Protocol (the POGEMA benchmark's LMAPF sets: Skrynnik et al., ICLR 2025, arXiv 2
 github.com/CognitiveAISystems/pogema-benchmark): every map of 01-random.yaml (256 steps) and 02-mazes.yaml
 (128 steps), POGEMA's task of seed 0 on each (its starts, goals and lifelong goal streams, as
 `GridConfig(seed=0)` draws them), soft collisions, lifelong (on_target restart), obs radius 5; avg_throughput
-= arrivals / steps, averaged over the maps. The map files and published-results.txt are third-party data read
-by path from --data (default ../shared/data/pogema-benchmark); a missing map file is reported in one line and
-its set skipped. `--generated K` plays K maps the scenario generators draw instead (random: 17-21 cells a
-side, density 0.1-0.3; mazes: 17-21 odd sides, the `maze` generator with loops), seeds 10_000 + k: the set to
-tune planner options (or choose among trained policies) on without touching the benchmark's maps.
+= arrivals / steps, averaged over the maps. The map files are third-party data read by path from --data
+(default ../shared/data/pogema-benchmark); a missing map file is reported in one line and its set skipped. The
+published columns are `lmapf_protocol.PUBLISHED`. `--generated K` plays K maps the scenario generators draw
+instead (random: 17-21 cells a side, density 0.1-0.3; mazes: 17-21 odd sides, the `maze` generator with
+loops), seeds 10_000 + k: the set to tune planner options (or choose among trained policies) on without
+touching the benchmark's maps.
 
 A `--policies` entry that is not a scripted policy of `sim.baselines.POLICIES` is a trained policy (a run
 directory, a .ckpt file or pretrained:NAME): it reads the observation of the scenario it was trained on
 (channels and neighbour lists) at the benchmark's radius 5, samples its actions, and plays the very same
 tasks; it is decentralized, the planners are not.
+
+A cell is the mean over the maps and the half-width of its 95% confidence interval (1.96 standard errors of
+the per-map values): "mean ± half-width". The published cells are means.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
+import functools
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from lmapf_protocol import (
+    PUBLISHED,
+    TrainedPolicy,
+    centralized_throughputs,
+    load_trained,
+    mean_and_interval,
+    protocol_scenario,
+)
 
-from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+from scenarios.schema import MapSpec, ObservationSpec, Scenario
 from sim import GridEnv, MapLayout
 from sim.baselines import POLICIES, make_baseline
 from sim.mapfiles import benchmark_map, read_benchmark_maps
@@ -45,26 +56,8 @@ SETS = {
     "random": ("01-random.yaml", "LMAPF 01-random", 256),
     "mazes": ("02-mazes.yaml", "LMAPF 02-mazes", 128),
 }
-PUBLISHED = ("Follower", "MATS-LP", "RHCR")
+SHOWN = ("Follower", "MATS-LP", "RHCR")  # the published columns
 GENERATED_SEED = 10_000
-
-
-def published_results(path: Path, section: str) -> dict[str, dict[int, float]]:
-    """The avg_throughput rows of one section of published-results.txt: method -> agents -> value."""
-    if not path.is_file():
-        return {}
-    lines = path.read_text().splitlines()
-    start = lines.index(f"## {section}")
-    header = lines[start + 1].split()
-    counts = [int(token) for token in header[1:] if token.isdigit()]
-    table: dict[str, dict[int, float]] = {}
-    for line in lines[start + 2 :]:
-        if not line.strip() or line.startswith(("mean", "grid", "#")):
-            break
-        name, *values = line.split()
-        numbers = [float(v) for v in values if re.fullmatch(r"\d+\.\d+", v)]
-        table[name] = dict(zip(counts, numbers, strict=False))
-    return table
 
 
 def benchmark_layouts(path: Path, limit: int) -> list[MapLayout]:
@@ -99,41 +92,11 @@ def episode_env(
     protocol), observed through `observation` (default: the obstacle, agent and goal channels at radius 5).
     The environments are independent: each plays as it would alone."""
     height, width = layouts[0].shape
-    scenario = Scenario(
-        name=layouts[0].name,
-        map=MapSpec(width=width, height=height),
-        agents=AgentsSpec(count=agents),
-        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=steps),
-        observation=ObservationSpec(radius=5) if observation is None else observation,
-    )
+    map_spec = MapSpec(width=width, height=height)
+    scenario = protocol_scenario(layouts[0].name, map_spec, agents, steps, observation)
     return GridEnv(
         scenario, len(layouts), auto_reset=False, _layouts=lambda env, _seed: layouts[env], _fixed_seed=0
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainedPolicy:
-    """A trained policy's column: its label, the torch policy and the observation it was trained on."""
-
-    label: str
-    policy: Any
-    observation: ObservationSpec
-
-
-def load_trained(target: str) -> TrainedPolicy:
-    """The trained policy `target` names (run directory, .ckpt or pretrained:NAME), observing as in its
-    training scenario (channels, neighbours); a bad target, or a policy trained at another radius than the
-    benchmark's 5, is a CheckpointError."""
-    from marl.run_dir import CheckpointError, load_policy, run_scenario
-
-    policy, meta = load_policy(target)
-    trained_on = run_scenario(meta, meta["checkpoint"])  # the scenario as the run stored it
-    if trained_on.observation.radius != 5:
-        raise CheckpointError(
-            f"{target}: trained at observation radius {trained_on.observation.radius}; the benchmark "
-            "observes at radius 5"
-        )
-    return TrainedPolicy(target, policy, trained_on.observation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,10 +112,10 @@ class GuidedPlayer:
         return f"{self.planner} guided by {self.guide.label} (centralized)"
 
 
-def throughput(
+def throughputs(
     layouts: list[MapLayout], agents: int, steps: int, player: str | TrainedPolicy | GuidedPlayer, seed: int
-) -> float:
-    """Mean avg_throughput over one episode per layout of the scripted policy named `player`
+) -> list[float]:
+    """avg_throughput of one episode per layout (in layout order) of the scripted policy named `player`
     (sim.baselines.POLICIES) or of a trained policy (its actions sampled with sampling seed `seed`, all
     layouts in one batch: each episode draws from its own stream, so it plays as it would alone) or of a
     guided planner."""
@@ -164,23 +127,19 @@ def throughput(
         env = episode_env(layouts, agents, steps, player.observation)
         limits = np.full(len(layouts), steps)
         metrics = run_episodes(env, player.policy, torch.device("cpu"), seed, seed=0, limits=limits)
-        return float(np.mean([m["avg_throughput"] for m in metrics]))
+        return [float(m["avg_throughput"]) for m in metrics]
     values = []
     for layout in layouts:  # one at a time: a scripted policy's random draws depend on the batch
         if isinstance(player, GuidedPlayer):
             from marl.guided import GuidedPlanner
 
             env = episode_env([layout], agents, steps, player.guide.observation)
-            env.reset()
-            policy = GuidedPlanner(player.guide.policy, env, player.planner, seed)
+            make = functools.partial(GuidedPlanner, player.guide.policy, planner=player.planner, seed=seed)
         else:
             env = episode_env([layout], agents, steps)
-            env.reset()
-            policy = make_baseline(player, env, seed)
-        for _ in range(steps):
-            info = env.step(policy())[4]
-        values.append(info["metrics"][0]["avg_throughput"])
-    return float(np.mean(values))
+            make = functools.partial(make_baseline, player, seed=seed)
+        values += centralized_throughputs(env, make)
+    return values
 
 
 def main() -> int:
@@ -236,8 +195,8 @@ def main() -> int:
                 )
                 continue
             layouts, source = benchmark_layouts(path, args.maps), f"{min(args.maps, 128)} maps of {file_name}"
-        published = {} if args.generated else published_results(args.data / "published-results.txt", section)
-        shown = [name for name in PUBLISHED if name in published]
+        published = {} if args.generated else PUBLISHED[section]
+        shown = [name for name in SHOWN if name in published]
         print(f"\n### {section}: {source}, {steps} steps, avg_throughput\n")
         print("| agents | " + " | ".join([*labels, *shown]) + " |")
         print("|---" * (1 + len(labels) + len(shown)) + "|")
@@ -245,7 +204,7 @@ def main() -> int:
             cells, seconds = [], []
             for player in players:
                 start = time.perf_counter()
-                cells.append(f"{throughput(layouts, agents, steps, player, args.seed):.3f}")
+                cells.append(mean_and_interval(throughputs(layouts, agents, steps, player, args.seed)))
                 seconds.append(time.perf_counter() - start)
             cells += [f"{published[name].get(agents, float('nan')):.3f}" for name in shown]
             timing = ", ".join(f"{name} {s:.1f} s" for name, s in zip(labels, seconds, strict=True))

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from planner_table import TrainedPolicy, load_trained
+from lmapf_protocol import TrainedPolicy, load_trained
 
 import scenarios
 from scenarios.errors import ScenarioError

@@ -29,7 +29,6 @@ README's test command (its second line) is what .ci/run runs; here it is only ch
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import re
 import shlex
@@ -45,6 +44,7 @@ import pytest
 import scenarios
 from gridswarm.cli import build_parser
 from marl.config import TrainConfig, parse_assignments, resolve_config
+from tests.benchmarks.helpers import benchmark_script
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -142,13 +142,6 @@ def readme_commands() -> list[list[str]]:
     return commands
 
 
-def lifelong_table_module():
-    spec = importlib.util.spec_from_file_location("lifelong_table", REPO / "benchmarks" / "lifelong_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def parsed_as_written(parse: Callable[[list[str]], argparse.Namespace], argv: list[str], command: str):
     try:
         return parse(argv)
@@ -175,7 +168,8 @@ def test_every_readme_command_is_valid_as_written(monkeypatch):
             assert argv[1] == "benchmarks/lifelong_table.py", (
                 f"a README script the test does not know: {command}"
             )
-            args = parsed_as_written(lifelong_table_module().parse_args, argv[2:], command)
+            with benchmark_script("lifelong_table") as table:
+                args = parsed_as_written(table.parse_args, argv[2:], command)
             assert args.episodes > 0 and all(count > 0 for count in args.agents), command
             parsed += 1
             continue

@@ -1,15 +1,15 @@
 """benchmarks/lifelong_table.py from a clone: a complete --help, one-line errors, and no third-party file
 needed (the maps are regenerated)."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 from memory import make_policy
 from scenarios.schema import ObservationSpec
+from tests.benchmarks.helpers import BENCHMARKS, benchmark_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lifelong_table.py"
+SCRIPT = BENCHMARKS / "lifelong_table.py"
 
 
 def run(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -42,16 +42,14 @@ def test_a_missing_maps_file_or_run_is_one_line(tmp_path):
 def test_the_policy_column_replays_its_episodes(tmp_path):
     """The policy's throughput is measured on the same episodes every time (per-episode sampling streams),
     and is a rate of arrivals per step."""
-    spec = importlib.util.spec_from_file_location("lifelong_table", SCRIPT)
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
-    maps = table.write_maps_yaml(
-        tmp_path / "01-random.yaml", dict(list(table.validation_random_maps().items())[:2])
-    )
-    scenario = table.benchmark_scenario(
-        maps, 8, ObservationSpec(radius=5, channels=("obstacles", "agents", "goal"))
-    )
-    obs_shape = table.GridEnv(scenario, 1, seed=0).obs_shape
-    policy = make_policy("empty", tuple(obs_shape), seed=0)
-    first, again = (table.policy_throughput(scenario, policy, 2, seed=3, greedy=False) for _ in range(2))
+    with benchmark_script("lifelong_table") as table:
+        maps = table.write_maps_yaml(
+            tmp_path / "01-random.yaml", dict(list(table.validation_random_maps().items())[:2])
+        )
+        scenario = table.benchmark_scenario(
+            maps, 8, ObservationSpec(radius=5, channels=("obstacles", "agents", "goal"))
+        )
+        obs_shape = table.GridEnv(scenario, 1, seed=0).obs_shape
+        policy = make_policy("empty", tuple(obs_shape), seed=0)
+        first, again = (table.policy_throughput(scenario, policy, 2, seed=3, greedy=False) for _ in range(2))
     assert first == again and 0.0 <= first <= 8.0

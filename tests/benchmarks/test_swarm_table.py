@@ -1,10 +1,8 @@
 """benchmarks/swarm_table.py: scripted and trained columns play the same task, the reported throughput is
 the episode's arrivals per step, and bad input is one line with exit status 2."""
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +13,8 @@ from scenarios.errors import ScenarioError
 from scenarios.schema import ObservationSpec
 from sim import GridEnv
 from sim.baselines import make_baseline
+from tests.benchmarks.helpers import BENCHMARKS, benchmark_script
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPT = BENCHMARKS / "swarm_table.py"
 # a trained policy's observation unlike the scenario's own: more channels, fewer neighbours
 TRAINED_OBSERVATION = ObservationSpec(
@@ -29,12 +27,7 @@ TRAINED_OBSERVATION = ObservationSpec(
 
 @pytest.fixture(scope="module")
 def table():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))  # as when run as a script: it imports planner_table
-        spec = importlib.util.spec_from_file_location("swarm_table", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        patch.setitem(sys.modules, "swarm_table", module)  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
+    with benchmark_script("swarm_table") as module:
         yield module
 
 
