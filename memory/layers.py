@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Windows of more cells than this are convolved channels-last, smaller ones in torch's default NCHW: oneDNN's
-# channels-last convolutions were about 2x faster on 11 x 11 windows and 1.6x slower on 5 x 5 (8 filters,
-# one thread, Intel Xeon; docs/results.md).
+# Windows of at least this many cells are convolved channels-last, smaller ones in torch's default NCHW: the
+# forward of oneDNN's channels-last convolutions was about 2x faster on 11 x 11 windows and 1.6x slower on
+# 5 x 5 (8 filters, one thread, Intel Xeon; docs/results.md).
 CHANNELS_LAST_MIN_CELLS = 26
 
 # Added to the attention score of a hidden key: finite, so a row with every key hidden stays finite
