@@ -8,11 +8,12 @@ with --set overrides. One warm-up update (numba compilation, torch first calls) 
 Prints the load average before and after: on a shared machine the numbers only mean something next to it.
 
 `--against REV` measures the reference side by side in one run: REV (a git revision of this repository,
-e.g. main) is extracted into a temporary directory, and R rounds alternate between that tree's code and
-this one's, each a fresh process of this script; the fastest round of each side counts (the same command
-moves by up to 2x from one minute to the next on a shared machine), and the ratio is printed with the
-machine, load, date and commit. Agent-steps per CPU-second (the process's own CPU time, one torch thread
-and the simulator on the calling thread) changes much less with the load than wall-clock rates do.
+e.g. main; repeat the option for several) is extracted into a temporary directory, and R rounds alternate
+between the references' code and this tree's, each a fresh process of this script; the fastest round of
+each side counts (the same command moves by up to 2x from one minute to the next on a shared machine), and
+the ratios are printed with the machine, load, date and commit. Agent-steps per CPU-second (the process's
+own CPU time, one torch thread and the simulator on the calling thread) changes much less with the load
+than wall-clock rates do.
 """
 
 from __future__ import annotations
@@ -146,30 +147,35 @@ def compare(args: argparse.Namespace) -> None:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    references = ", ".join(f"{revision} ({commit_of(revision)})" for revision in args.against)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; date {datetime.datetime.now().isoformat(timespec='minutes')}; "
-        f"this tree {commit_of('HEAD')}{' (uncommitted changes)' if dirty else ''} vs {args.against} "
-        f"({commit_of(args.against)}); load average {os.getloadavg()[0]:.1f}",
+        f"this tree {commit_of('HEAD')}{' (uncommitted changes)' if dirty else ''} vs {references}; "
+        f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="bench-train-ref-") as temp:
-        reference = Path(temp)
-        extract(args.against, reference)
+        sides = []
+        for index, revision in enumerate(args.against):
+            extract(revision, Path(temp) / str(index))
+            sides.append((revision, Path(temp) / str(index), []))
+        sides.append(("this tree", ROOT, args.this_only))
         results: dict[str, list[tuple[float, float, float, float, str]]] = {}
         for round_index in range(args.rounds):
-            for side, tree, extra in ((args.against, reference, []), ("this tree", ROOT, args.this_only)):
+            for side, tree, extra in sides:
                 result = run_tree(tree, args, extra)
                 print(f"round {round_index + 1} {side}: {result[4]}", flush=True)
                 results.setdefault(side, []).append(result)
-    ours, theirs = (max(results[side]) for side in ("this tree", args.against))
-    cpu_ours, cpu_theirs = (max(r[3] for r in results[side]) for side in ("this tree", args.against))
-    print(
-        f"best of {args.rounds}: this tree {ours[0]:,.0f} agent-steps/s (collect {ours[1]:,.0f}/s, update "
-        f"{ours[2]:,.0f}/s), {args.against} {theirs[0]:,.0f} (collect {theirs[1]:,.0f}/s, update "
-        f"{theirs[2]:,.0f}/s): {ours[0] / theirs[0]:.2f}x; per CPU-second {cpu_ours:,.0f} vs "
-        f"{cpu_theirs:,.0f}: {cpu_ours / cpu_theirs:.2f}x; load average {os.getloadavg()[0]:.1f}"
-    )
+    ours, cpu_ours = max(results["this tree"]), max(r[3] for r in results["this tree"])
+    for revision in args.against:
+        theirs, cpu_theirs = max(results[revision]), max(r[3] for r in results[revision])
+        print(
+            f"best of {args.rounds}: this tree {ours[0]:,.0f} agent-steps/s (collect {ours[1]:,.0f}/s, "
+            f"update {ours[2]:,.0f}/s), {revision} {theirs[0]:,.0f} (collect {theirs[1]:,.0f}/s, update "
+            f"{theirs[2]:,.0f}/s): {ours[0] / theirs[0]:.2f}x; per CPU-second {cpu_ours:,.0f} vs "
+            f"{cpu_theirs:,.0f}: {cpu_ours / cpu_theirs:.2f}x; load average {os.getloadavg()[0]:.1f}"
+        )
 
 
 def main() -> None:
@@ -177,7 +183,13 @@ def main() -> None:
     parser.add_argument("scenario", nargs="?", default="bottleneck")
     parser.add_argument("--updates", type=int, default=3)
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--against", metavar="REV", help="measure git revision REV side by side")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        action="append",
+        default=[],
+        help="measure git revision REV side by side (repeatable: every round runs each revision)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds with --against")
     parser.add_argument(
         "--this-set",
