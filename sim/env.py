@@ -104,7 +104,7 @@ class GridEnv(StateViews):
         self._plan = EpisodePlan(scenario, self.num_envs, env_variants, _layouts)
         self._fixed_seed = _fixed_seed
         # Sized for the largest map up front when the scenario says what it is (no growing mid-batch).
-        self._largest_map = largest_map_shape(scenario) if _layouts is None else (0, 0)
+        self._largest_map = largest_map_shape(self._plan.variants) if _layouts is None else (0, 0)
         require_memory(scenario, self.num_envs, self._largest_map, self.obs_dtype)
         max_steps = np.full(self.num_envs, scenario.dynamics.max_episode_steps)
         self._state = EnvState.allocate(

@@ -24,7 +24,7 @@ uses is the environment's choice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
@@ -247,12 +247,11 @@ GENERATORS: dict[str, Callable[[MapSpec, int | None], MapLayout]] = {
 }
 
 
-def largest_map_shape(scenario: Scenario) -> tuple[int, int]:
-    """The (height, width) that bounds every map `scenario`'s episodes can draw: every variant, every
-    benchmark map its glob matches. A batch of environments sizes its grid buffers with it once."""
-    from scenarios.variants import expand_variants
-
-    shapes = [shape for variant in expand_variants(scenario) for shape in _possible_shapes(variant.map)]
+def largest_map_shape(variants: Sequence[Scenario]) -> tuple[int, int]:
+    """The (height, width) that bounds every map the concrete scenarios `variants` (a scenario's
+    `scenarios.expand_variants`, expanded once by the caller) can draw: every variant, every benchmark map
+    its glob matches. A batch of environments sizes its grid buffers with it once."""
+    shapes = [shape for variant in variants for shape in _possible_shapes(variant.map)]
     return (max(height for height, _ in shapes), max(width for _, width in shapes))
 
 

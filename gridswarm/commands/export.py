@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     if scenario_name is not None:
         scenario = scenarios.load(args.scenario) if args.scenario is not None else _run_scenario(meta)
         channels = scenario.observation.channels
-        check_addressable(scenario.agents.count, largest_map_shape(scenario))
+        check_addressable(scenario.agents.count, largest_map_shape(scenarios.expand_variants(scenario)))
         step = AgentStep(policy, args.neighbours)
         rollout = decentralized_rollout(step, torch_runner(step), scenario, ROLLOUT_ENVS, seed=args.seed)
         observations, positions = rollout.observations, rollout.positions

@@ -46,7 +46,7 @@ def check_variant(variant: Scenario, seed: int) -> MapLayout:
     from sim.budget import require_memory
     from sim.maps import build_layout, largest_map_shape
 
-    require_memory(variant, 1, largest_map_shape(variant))
+    require_memory(variant, 1, largest_map_shape([variant]))
     layouts = [build_layout(variant, seed + offset) for offset in range(CHECK_SEEDS)]
     return layouts[0]
 

@@ -145,13 +145,13 @@ def test_growing_keeps_the_other_envs_maps_and_agents():
 
 def test_scenario_batches_are_sized_for_their_largest_map_up_front():
     scenario = curriculum([(5, 6), (11, 4), (7, 9)], [4, 4, 4], "finish")
-    assert largest_map_shape(scenario) == (11, 9)
+    assert largest_map_shape(scenarios.expand_variants(scenario)) == (11, 9)
     env = GridEnv(scenario, num_envs=2, seed=3)
     env.reset()
     assert env.obstacles.shape == (2, 11, 9)
     puzzles = GridEnv("puzzles", num_envs=1, seed=0)
     puzzles.reset()
-    assert puzzles.obstacles.shape[1:] == largest_map_shape(puzzles.scenario)
+    assert puzzles.obstacles.shape[1:] == largest_map_shape(scenarios.expand_variants(puzzles.scenario))
 
 
 def test_pettingzoo_mapf_observations_fit_their_space_on_every_map_size():
