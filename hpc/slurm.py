@@ -24,13 +24,14 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from coercion import CoercionError, coerce, conforms, field_hints
 from fsio import atomic_write_text, control_character, read_text_bounded
 from hpc.errors import HpcError
 
@@ -87,65 +88,51 @@ class SlurmSettings:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            _validate(field.name, getattr(self, field.name))
-
-
-def _validate(key: str, value: Any) -> None:
-    rules: dict[str, tuple[bool, str]] = {
-        "job_name": (isinstance(value, str) and bool(NAME.fullmatch(value)), "letters, digits and _.+-"),
-        "nodes": (_is_int(value) and 1 <= value <= 100_000, "an integer in [1, 100000]"),
-        "ntasks_per_node": (_is_int(value) and 1 <= value <= 10_000, "an integer in [1, 10000]"),
-        "cpus_per_task": (_is_int(value) and 1 <= value <= 10_000, "an integer in [1, 10000]"),
-        "gpus_per_node": (_is_int(value) and 0 <= value <= 1024, "an integer in [0, 1024]"),
-        "time": (isinstance(value, str) and bool(TIME.fullmatch(value)), "minutes, HH:MM:SS or D-HH:MM:SS"),
-        "partition": (
-            value is None or (isinstance(value, str) and bool(NAME_LIST.fullmatch(value))),
-            "a name",
-        ),
-        "account": (value is None or (isinstance(value, str) and bool(NAME.fullmatch(value))), "a name"),
-        "mem": (
-            value is None or (isinstance(value, str) and bool(MEMORY.fullmatch(value))),
-            "e.g. 16G or 4000M",
-        ),
-        "launcher": (value in LAUNCHERS, f"one of {', '.join(LAUNCHERS)}"),
-        "mpi": (
-            isinstance(value, str) and bool(NAME.fullmatch(value)),
-            "an srun --mpi plugin such as pmi2 or pmix",
-        ),
-        "signal_seconds": (_is_int(value) and 0 <= value <= 65535, "seconds in 0..65535"),
-        "modules": (_all_match(value, NAME_PATH), "module names"),
-        "setup": (_all_lines(value), "a list of single shell lines"),
-        "extra_directives": (
-            _all_lines(value) and all(item.startswith("--") for item in value),
-            "a list of sbatch options starting with --",
-        ),
-        "python": (isinstance(value, str) and _printable(value) and value != "", "a path to python"),
-    }
-    valid, expected = rules[key]
-    if not valid:
-        raise HpcError(f"slurm setting {key}={value!r}: expected {expected}")
+            object.__setattr__(self, field.name, _validate(field.name, getattr(self, field.name)))
 
 
 NAME_PATH = re.compile(r"[A-Za-z0-9_.+/-]{1,1024}")
 LAUNCHERS = ("srun", "mpiexec")
 
+# What each setting's value (already of its field's type) must satisfy, and how the error says it.
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "job_name": (lambda value: bool(NAME.fullmatch(value)), "letters, digits and _.+-"),
+    "nodes": (lambda value: 1 <= value <= 100_000, "an integer in [1, 100000]"),
+    "ntasks_per_node": (lambda value: 1 <= value <= 10_000, "an integer in [1, 10000]"),
+    "cpus_per_task": (lambda value: 1 <= value <= 10_000, "an integer in [1, 10000]"),
+    "gpus_per_node": (lambda value: 0 <= value <= 1024, "an integer in [0, 1024]"),
+    "time": (lambda value: bool(TIME.fullmatch(value)), "minutes, HH:MM:SS or D-HH:MM:SS"),
+    "partition": (lambda value: value is None or bool(NAME_LIST.fullmatch(value)), "a name"),
+    "account": (lambda value: value is None or bool(NAME.fullmatch(value)), "a name"),
+    "mem": (lambda value: value is None or bool(MEMORY.fullmatch(value)), "e.g. 16G or 4000M"),
+    "launcher": (lambda value: value in LAUNCHERS, f"one of {', '.join(LAUNCHERS)}"),
+    "mpi": (lambda value: bool(NAME.fullmatch(value)), "an srun --mpi plugin such as pmi2 or pmix"),
+    "signal_seconds": (lambda value: 0 <= value <= 65535, "seconds in 0..65535"),
+    "modules": (lambda value: all(NAME_PATH.fullmatch(item) for item in value), "module names"),
+    "setup": (lambda value: all(map(_printable, value)), "a list of single shell lines"),
+    "extra_directives": (
+        lambda value: all(_printable(item) and item.startswith("--") for item in value),
+        "a list of sbatch options starting with --",
+    ),
+    "python": (lambda value: _printable(value) and value != "", "a path to python"),
+}
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+
+def _validate(key: str, value: Any) -> Any:
+    """`value` as setting `key`'s type (`coercion.coerce`, strict: a list becomes a tuple), checked
+    against its rule; HpcError naming the key, the value and what was expected."""
+    valid, expected = _RULES[key]
+    try:
+        typed = coerce(value, field_hints(SlurmSettings)[key])
+    except CoercionError:
+        raise HpcError(f"slurm setting {key}={value!r}: expected {expected}") from None
+    if not valid(typed):
+        raise HpcError(f"slurm setting {key}={value!r}: expected {expected}")
+    return typed
 
 
 def _printable(value: str) -> bool:
     return control_character(value) is None
-
-
-def _all_lines(value: Any) -> bool:
-    return isinstance(value, tuple) and all(isinstance(item, str) and _printable(item) for item in value)
-
-
-def _all_match(value: Any, pattern: re.Pattern) -> bool:
-    return isinstance(value, tuple) and all(
-        isinstance(item, str) and pattern.fullmatch(item) for item in value
-    )
 
 
 def sbatch_path(path: str | os.PathLike[str], what: str) -> str:
@@ -161,7 +148,6 @@ def sbatch_path(path: str | os.PathLike[str], what: str) -> str:
 
 
 SETTING_NAMES = tuple(field.name for field in dataclasses.fields(SlurmSettings))
-LIST_SETTINGS = ("modules", "setup", "extra_directives")
 
 
 def load_site_file(path: str | Path) -> dict[str, Any]:
@@ -183,6 +169,7 @@ def load_site_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(root, yaml.MappingNode):
         raise HpcError(f"site file {path}: expected a mapping of setting names to values")
     values = yaml.safe_load(text)
+    settings: dict[str, Any] = {}
     for key_node, _ in root.value:
         key = key_node.value
         if key not in SETTING_NAMES:
@@ -190,16 +177,14 @@ def load_site_file(path: str | Path) -> dict[str, Any]:
             hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(SETTING_NAMES)}"
             raise HpcError(f"site file {path} line {key_node.start_mark.line + 1}: unknown key {key!r}{hint}")
         try:
-            _validate(key, _as_setting(key, values[key]))
+            settings[key] = _validate(key, _as_setting(key, values[key]))
         except HpcError as error:
             raise HpcError(f"site file {path} line {key_node.start_mark.line + 1}: {error}") from None
-    return {key: _as_setting(key, value) for key, value in values.items()}
+    return settings
 
 
 def _as_setting(key: str, value: Any) -> Any:
-    if key in LIST_SETTINGS:
-        return tuple(value) if isinstance(value, list) else value
-    if key == "time" and _is_int(value):
+    if key == "time" and conforms(value, int):
         return str(value)  # YAML reads `time: 30` as an integer number of minutes
     return value
 

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from coercion import CoercionError, coerce, field_hints
 from marl.threads import TORCH_THREADS
 from memory.config import POLICY_NAMES
-from scenarios.convert import CoercionError, coerce
 
 LrSchedule = Literal["constant", "linear", "kl_adaptive"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -280,8 +280,8 @@ def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-FIELD_TYPES: dict[str, Any] = typing.get_type_hints(TrainConfig)
-IMITATION_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(ImitationConfig)
+FIELD_TYPES: dict[str, Any] = field_hints(TrainConfig)
+IMITATION_FIELD_TYPES: dict[str, Any] = field_hints(ImitationConfig)
 Config = typing.TypeVar("Config", TrainConfig, ImitationConfig)
 
 

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from coercion import CoercionError, coerce, conforms
+
 POLICY_NAMES: tuple[str, ...] = ("srmt", "rmt", "attention", "gru", "empty", "neighbour_attention")
 SCOPES: tuple[str, ...] = ("global", "local")
 
@@ -38,7 +40,7 @@ SIZE_LIMITS = {
 
 
 def _int_in(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return conforms(value, int) and low <= value <= high
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,10 @@ class PolicyConfig:
             raise ValueError(f"policy name {self.name!r}: expected one of {', '.join(POLICY_NAMES)}")
         if self.scope not in SCOPES:
             raise ValueError(f"scope {self.scope!r}: expected one of {', '.join(SCOPES)}")
-        shape = tuple(self.obs_shape) if isinstance(self.obs_shape, list | tuple) else ()
+        try:
+            shape = coerce(self.obs_shape, tuple[int, ...])  # a list (JSON, YAML) becomes a tuple
+        except CoercionError:
+            shape = ()
         limits = ((1, MAX_CHANNELS), (1, MAX_WINDOW), (1, MAX_WINDOW))
         if len(shape) != 3 or not all(_int_in(n, *bounds) for n, bounds in zip(shape, limits, strict=True)):
             raise ValueError(

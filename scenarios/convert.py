@@ -1,9 +1,9 @@
 """Located YAML nodes to schema values: each field converted against the schema's type hints, with
 an error naming the key, its line, what was expected and what was found.
 
-`coerce` is the one conversion of a plain value to a field's type: the scenario fields here, and the
-training settings of `marl.config` (a train block's values and `--set key=value` strings, `lenient`).
-Each caller words its own one-line error around a `CoercionError`."""
+Scalars go through `coercion.coerce`, the one conversion of a plain value to a field's type that the
+training settings (`marl.config`), SLURM site files (`hpc.slurm`) and policy configs (`memory.config`)
+use too."""
 
 from __future__ import annotations
 
@@ -12,77 +12,14 @@ import difflib
 import math
 import types
 from collections.abc import Callable, Mapping
-from functools import cache
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin
 
+from coercion import CoercionError, coerce, field_hints
 from scenarios.errors import ScenarioError, shown
 from scenarios.nodes import Context, Node, plain
 
 FieldReader = Callable[[Node, Context], Any]
 """Converts one field's node in its own way (`convert_dataclass`'s `readers`)."""
-
-_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-_NONE_WORDS = ("none", "null")
-
-
-class CoercionError(ValueError):
-    """A value that is not of the type asked for; the caller says where and what was expected."""
-
-
-def coerce(value: Any, hint: Any, lenient: bool = False) -> Any:
-    """`value` as the type `hint`: bool, int, float, str, a Literal of strings, or an Optional / union of
-    these (the first alternative that fits). Strict by default, for values a YAML parser typed: a bool is
-    no number, an int is a float. `lenient` also reads what a command line gives as text and what a
-    loosely typed block holds: numbers in strings ("3e-4"), integral numbers as ints ("1e6", 2.0), the
-    words true/yes/1 and false/no/0, none/null. Non-finite floats pass (callers check their ranges).
-    Raises `CoercionError` when nothing fits.
-    """
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        words = lenient and isinstance(value, str) and value.lower() in _NONE_WORDS
-        if (value is None or words) and type(None) in get_args(hint):
-            return None
-        for inner in (arg for arg in get_args(hint) if arg is not type(None)):
-            try:
-                return coerce(value, inner, lenient)
-            except CoercionError:
-                continue
-    elif origin is Literal:
-        if isinstance(value, str) and value in get_args(hint):
-            return value
-    elif hint is bool:
-        if isinstance(value, bool):
-            return value
-        if lenient and isinstance(value, str) and value.lower() in _BOOL_WORDS:
-            return _BOOL_WORDS[value.lower()]
-    elif hint in (int, float):
-        number = _number(value, lenient)
-        if hint is float and number is not None:
-            return float(number)
-        if isinstance(number, int) or (lenient and isinstance(number, float) and number.is_integer()):
-            return int(number)
-    elif hint is str and isinstance(value, str):
-        return value
-    raise CoercionError(f"{value!r} is not {hint}")
-
-
-def _number(value: Any, lenient: bool) -> int | float | None:
-    """An int or float of a number (or, `lenient`, of a numeric string); None for anything else."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    if lenient and isinstance(value, str):
-        for parse in (int, float):
-            try:
-                return parse(value)
-            except ValueError:
-                continue
-    return None
-
-
-@cache
-def hints(cls: type) -> dict[str, Any]:
-    """The resolved type hints of a schema dataclass (cached)."""
-    return get_type_hints(cls)
 
 
 def _expected(hint: Any) -> str:
@@ -183,7 +120,7 @@ def convert_dataclass(
     their own way (the scenario's variants, train and eval blocks) instead of by type hint."""
     if not isinstance(node.value, dict):
         raise mismatch(node, cls, key, context)
-    field_hints = hints(cls)
+    hints = field_hints(cls)
     allowed = [field.name for field in dataclasses.fields(cls) if field.name != "source"]
     values: dict[str, Any] = {}
     for name, child in node.value.items():
@@ -194,5 +131,5 @@ def convert_dataclass(
         if readers is not None and name in readers:
             values[name] = readers[name](child, context)
         else:
-            values[name] = convert(child, field_hints[name], child_key, context)
+            values[name] = convert(child, hints[name], child_key, context)
     return cls(**values)

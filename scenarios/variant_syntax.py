@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from scenarios.convert import convert, hints, mismatch, unknown_key
+from coercion import field_hints
+from scenarios.convert import convert, mismatch, unknown_key
 from scenarios.errors import shown
 from scenarios.limits import MAX_VARIANTS
 from scenarios.nodes import Context, Node, plain
@@ -69,7 +70,7 @@ def _variant_hint(key_node: Node, context: Context, where: str) -> Any:
                 f"expected a dotted key of a scenario field, found {shown(dotted)}",
                 key_node.line,
             )
-        cls = hints(cls)[part]
+        cls = field_hints(cls)[part]
     if dataclasses.is_dataclass(cls) or not parts:
         raise context.error(where, f"expected a key of a single value, found {shown(dotted)}", key_node.line)
     if not dotted.startswith(VARIANT_KEYS):

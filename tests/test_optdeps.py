@@ -14,7 +14,7 @@ import optdeps
 from optdeps import MissingPackageError, install_command, require
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("gridswarm", "fsio", "sim", "scenarios", "memory", "marl", "hpc", "deploy", "optdeps")
+PACKAGES = ("gridswarm", "fsio", "coercion", "sim", "scenarios", "memory", "marl", "hpc", "deploy", "optdeps")
 
 
 def test_from_the_checkout_the_command_is_the_readme_one(monkeypatch):

@@ -135,6 +135,10 @@ def test_the_launcher_comes_from_the_site_file_or_the_command_line(capsys, tmp_p
         ("partition: [\n", "not valid YAML"),
         ("- a\n", "expected a mapping"),
         ("launcher: mpirun\n", "line 1: slurm setting launcher='mpirun': expected one of srun, mpiexec"),
+        ("nodes: true\n", "line 1: slurm setting nodes=True: expected an integer"),
+        ("gpus_per_node: 2.0\n", "line 1: slurm setting gpus_per_node=2.0: expected an integer"),
+        ("modules: [gcc, 3]\n", "line 1: slurm setting modules=\\['gcc', 3\\]: expected module names"),
+        ("account: 7\n", "line 1: slurm setting account=7: expected a name"),
     ],
 )
 def test_a_bad_site_file_is_one_line_naming_file_line_and_key(capsys, tmp_path, content, message):
@@ -145,6 +149,14 @@ def test_a_bad_site_file_is_one_line_naming_file_line_and_key(capsys, tmp_path, 
     assert error.startswith(f"gridswarm slurm: error: site file {site}") and error.count("\n") == 1
     with pytest.raises(HpcError, match=message):
         slurm.load_site_file(site)
+
+
+def test_site_file_values_arrive_as_their_fields_types(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("time: 30\nmodules: [gcc, openmpi]\nnodes: 2\n")
+    settings = slurm.resolve_settings(slurm.load_site_file(site), {})
+    assert (settings.time, settings.modules, settings.nodes) == ("30", ("gcc", "openmpi"), 2)
+    assert slurm.SlurmSettings(setup=["module list"]).setup == ("module list",)  # lists become tuples
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""`scenarios.convert.coerce`: the one conversion of plain values to field types (scenario fields strict,
-training settings lenient)."""
+"""`coercion.coerce`: the one conversion of plain values to field types (scenario fields and settings
+files strict, training settings and command lines lenient)."""
 
 from typing import Literal
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scenarios.convert import CoercionError, coerce
+from coercion import CoercionError, coerce, conforms
 
 SCALARS = st.one_of(
     st.booleans(), st.integers(-(2**60), 2**60), st.floats(allow_nan=False), st.text(max_size=8), st.none()
@@ -73,3 +73,13 @@ def test_lenient_conversions(value: object, hint: object, expected: object) -> N
 def test_lenient_still_refuses_what_is_not_of_the_type(value: object, hint: object) -> None:
     with pytest.raises(CoercionError):
         coerce(value, hint, lenient=True)
+
+
+@given(items=st.lists(SCALARS, max_size=4))
+def test_a_tuple_hint_takes_a_list_or_tuple_of_items_of_its_type(items: list) -> None:
+    all_text = all(type(item) is str for item in items)
+    for value in (items, tuple(items)):
+        assert conforms(value, tuple[str, ...]) == all_text
+        if all_text:
+            assert coerce(value, tuple[str, ...]) == tuple(items)
+    assert not conforms("a", tuple[str, ...])  # text is no list of characters
