@@ -21,16 +21,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from marl.buffers import map_state
 from marl.envs import PogemaEnv, StackedEnvs
-from marl.rollout import (
-    Policy,
-    episode_keys,
-    keyed_actions,
-    keyed_uniforms,
-    policy_step,
-    step_keeping_torch_threads,
-)
+from marl.rollout import Policy, PolicyLoop, episode_keys, keyed_actions, keyed_uniforms
 from marl.seeds import evaluation_episode_seeds, pogema_seeds
 from scenarios.variants import expand_variants, variant_blocks, variant_labels
 
@@ -112,31 +104,16 @@ class PolicyActor:
     ) -> None:
         self.policy, self.env, self.greedy = policy, env, greedy
         self.sampling_seed = sampling_seed
-        self.device = device or torch.device("cpu")
-        self.local = policy.config.scope == "local"
-        self.state = map_state(
-            lambda leaf: leaf.to(self.device), policy.initial_state(env.num_envs, env.num_agents)
-        )
-        self._torch_threads = torch.get_num_threads()
+        self.loop = PolicyLoop(policy, env, device=device or torch.device("cpu"))
 
     @torch.no_grad()
     def logits(self, obs: np.ndarray, reset_mask: np.ndarray) -> torch.Tensor:
         """The policy's action logits (E, N, A) for observation (E, N, C, F, F), advancing its memory state;
         reset_mask (E, N) bool marks agents whose episode starts at this observation (every agent on the
         first call)."""
-        env, device = self.env, self.device
-        if torch.get_num_threads() != self._torch_threads:  # numba's OpenMP layer resets it: see
-            torch.set_num_threads(self._torch_threads)  # marl.rollout.step_keeping_torch_threads
-        logits, _, self.state = policy_step(
-            self.policy,
-            device,
-            np.asarray(obs),
-            self.state,
-            np.asarray(reset_mask, dtype=bool),
-            env.neighbours if self.local else None,
-            np.array(env.active, dtype=bool),
-        )
-        return logits
+        self.loop.keep_threads()  # the caller stepped the simulator since the last call
+        self.loop.reset_mask = np.asarray(reset_mask, dtype=bool)
+        return self.loop.act(np.asarray(obs)).logits
 
     def act(self, obs: np.ndarray, reset_mask: np.ndarray) -> np.ndarray:
         """Actions (E, N) int64 for observation (E, N, C, F, F) (`logits`)."""
@@ -183,48 +160,37 @@ def run_episodes(
     whatever else is in the batch. `limits` (E,): episode step limits, for `progress`'s time bound.
     """
     io = env if recorder is None else recorder
-    torch_threads = torch.get_num_threads()  # before the simulator's first (possibly threaded) call
-    obs = io.reset(episode_seeds=episode_seeds) if episode_seeds is not None else io.reset(seed=seed)
-    torch.set_num_threads(torch_threads)
+    loop = PolicyLoop(policy, env, device=device)
+    obs = (
+        loop.sim(io.reset, episode_seeds=episode_seeds)
+        if episode_seeds is not None
+        else loop.sim(io.reset, seed=seed)
+    )
     E, N = env.num_envs, env.num_agents
     keys = episode_keys(sampling_seed, env.episode_seeds)
-    state = map_state(lambda leaf: leaf.to(device), policy.initial_state(E, N))
-    reset_mask = np.ones((E, N), dtype=bool)
-    local = policy.config.scope == "local"
-    live = np.arange(E)  # environments whose episode is still running
     actions = np.zeros((E, N), dtype=np.int64)
     results: list[dict | None] = [None] * E
     for step in range(max_steps):
-        logits, _, state = policy_step(
-            policy,
-            device,
-            obs[live],
-            state,
-            reset_mask[live],
-            env.neighbours[live] if local else None,
-            np.array(env.active[live], dtype=bool),
-        )
+        live = loop.rows  # environments whose episode is still running
+        logits = loop.act(obs[live]).logits
         chosen = (
             logits.argmax(-1).cpu().numpy()
             if greedy
             else keyed_actions(logits, keyed_uniforms(keys[live], step, N))
         )
         actions[live] = chosen
-        obs, _, _, _, info = step_keeping_torch_threads(io, actions, torch_threads)
-        ended = np.array([info["metrics"][e] is not None for e in live], dtype=bool)  # (live,)
+        obs, _, _, _, info = loop.sim(io.step, actions)
+        ended = loop.episodes_ended(info)  # (live,)
         for e in live[ended]:
             results[e] = dict(info["metrics"][e])
             actions[e] = 0  # an ended episode no longer moves (nor counts)
         if ended.any():
-            live = live[~ended]
-            still = torch.from_numpy(~ended).to(device)
-            state = map_state(lambda leaf, keep=still: leaf[keep], state)
+            loop.drop(ended)
         if progress is not None:
-            steps_left = int((limits[live] - step - 1).max(initial=0)) if limits is not None else 0
-            progress.update(step + 1, E - live.size, steps_left)
-        if live.size == 0:
+            steps_left = int((limits[loop.rows] - step - 1).max(initial=0)) if limits is not None else 0
+            progress.update(step + 1, E - loop.rows.size, steps_left)
+        if loop.rows.size == 0:
             return results  # type: ignore[return-value]
-        reset_mask = np.zeros((E, N), dtype=bool)
     raise RuntimeError(f"evaluation did not finish within {max_steps} steps")
 
 

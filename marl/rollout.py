@@ -7,15 +7,17 @@ policy's device, environments step on the CPU, and each step's arrays are writte
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from marl.buffers import RolloutBuffer, State, map_state
 from marl.value_norm import ValueNorm
+
+Result = TypeVar("Result")
 
 
 class Policy(Protocol):
@@ -115,17 +117,6 @@ def resume_rollouts(
     )
 
 
-def step_keeping_torch_threads(env: Any, actions: np.ndarray, torch_threads: int) -> tuple[Any, ...]:
-    """`env.step(actions)`, then torch's thread count set back to `torch_threads`. numba's OpenMP threading
-    layer sets the process-wide OpenMP thread count on every parallel simulator step and torch reads that
-    count: without this, torch silently ran on numba's thread count after the first step (slower beside
-    the simulator, and with float results that depended on when the simulator first ran in the process)."""
-    result = env.step(actions)
-    if torch.get_num_threads() != torch_threads:
-        torch.set_num_threads(torch_threads)
-    return result
-
-
 def sample_actions(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one action per agent from softmax(logits): (E, N, A) -> actions (E, N) int64, log-probs (E, N)."""
     log_pi = torch.log_softmax(logits, dim=-1)
@@ -186,14 +177,112 @@ def policy_step(
 ) -> tuple[torch.Tensor, torch.Tensor, State]:
     """One batched policy call on the environments' arrays (obs (B, N, C, F, F), reset_mask and active
     (B, N) bool, neighbours (B, N, K) or None), moved to `device`: (logits (B, N, A), raw value (B, N),
-    new state). Training, evaluation and `PolicyActor` all act through it."""
+    new state). `PolicyLoop.act` and the value bootstraps of `collect` call it."""
     return policy.step(
         _on(device, obs), state, _on(device, reset_mask), _on(device, neighbours), _on(device, active)
     )
 
 
-def _live_neighbours(env: Any, buffer: RolloutBuffer) -> np.ndarray | None:
-    return None if buffer.neighbours is None else env.neighbours
+class PolicyOutput(NamedTuple):
+    """What one batched policy call of a `PolicyLoop` gives, for the B environments of its batch."""
+
+    logits: torch.Tensor  # (B, N, A)
+    raw_value: torch.Tensor  # (B, N), normalized
+    messages: Any  # what each agent offered the others (`step_with_messages`); None unless asked for
+
+
+class PolicyLoop:
+    """A memory policy acting for every agent of a batched env, step after step: the one mechanism that
+    carries the memory state, keeps the reset mask (the agents whose episode starts at the next
+    observation), hands a local-scope policy the env's neighbour lists and keeps torch's thread count
+    across simulator calls. Training (`collect`), evaluation (`marl.evaluate.run_episodes`, and with it
+    DAgger's labelled rollouts and the benchmark tables) and `marl.evaluate.PolicyActor` (`gridswarm run
+    --policy`, policy-guided PIBT) all act through one.
+
+    Per step a caller calls `act` with the batch's observation, steps the env through `sim`, and marks the
+    environments whose episode ended (`episodes_ended`). `rows` are the env's environments in the batch,
+    all of them unless `drop` took finished ones out (evaluation plays one episode per environment).
+    `carry`: continue where a `RolloutCarry` stood (its memory state and reset mask).
+    """
+
+    def __init__(
+        self, policy: Policy, env: Any, carry: RolloutCarry | None = None, device: torch.device | None = None
+    ) -> None:
+        self.policy, self.env = policy, env
+        self.device = policy_device(policy) if device is None else device
+        self.local = policy.config.scope == "local"
+        self.torch_threads = torch.get_num_threads()  # before the simulator's next (possibly threaded) call
+        self.rows = np.arange(env.num_envs)
+        if carry is None:
+            self.state = map_state(
+                lambda leaf: leaf.to(self.device), policy.initial_state(env.num_envs, env.num_agents)
+            )
+            self.reset_mask = np.ones((env.num_envs, env.num_agents), dtype=bool)  # (B, N)
+        else:
+            self.state, self.reset_mask = carry.state, carry.reset_mask
+
+    def keep_threads(self) -> None:
+        """Set torch's thread count back to the loop's. numba's OpenMP threading layer sets the process-wide
+        OpenMP thread count on every parallel simulator step and torch reads that count: without this,
+        torch silently ran on numba's thread count after the first step (slower beside the simulator, and
+        with float results that depended on when the simulator first ran in the process)."""
+        if torch.get_num_threads() != self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+
+    def sim(self, call: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+        """`call(*args, **kwargs)`, a simulator call (the env's or its recorder's `reset` or `step`), then
+        torch's thread count kept (`keep_threads`)."""
+        result = call(*args, **kwargs)
+        self.keep_threads()
+        return result
+
+    def neighbours(self, lists: np.ndarray | None = None) -> np.ndarray | None:
+        """(B, N, K) the batch's neighbour lists for a local-scope policy, from `lists` (E, N, K) where
+        the caller read the env's already; None for a global one (its pool is every agent of the
+        environment, whatever the lists say)."""
+        if not self.local:
+            return None
+        lists = self.env.neighbours if lists is None else lists
+        return lists if self.rows.size == self.env.num_envs else lists[self.rows]
+
+    def act(
+        self,
+        obs: np.ndarray,
+        active: np.ndarray | None = None,
+        neighbours: np.ndarray | None = None,
+        with_messages: bool = False,
+    ) -> PolicyOutput:
+        """One batched policy call on the batch's observation obs (B, N, C, F, F), under the reset mask,
+        for the agents `active` (B, N) bool (default: the env's), with the env's neighbour lists (or
+        `neighbours` (E, N, K), the caller's read of them); the memory state advances. `with_messages`:
+        also what each agent offered the others."""
+        if active is None:
+            active = np.array(self.env.active[self.rows], dtype=bool)
+        inputs = (obs, self.state, self.reset_mask, self.neighbours(neighbours), active)
+        if not with_messages:
+            logits, raw_value, self.state = policy_step(self.policy, self.device, *inputs)
+            return PolicyOutput(logits, raw_value, None)
+        obs_t, state, reset_t, neighbours_t, active_t = (
+            value if index == 1 else _on(self.device, value) for index, value in enumerate(inputs)
+        )
+        logits, raw_value, self.state, messages = self.policy.step_with_messages(
+            obs_t, state, reset_t, neighbours_t, active_t
+        )
+        return PolicyOutput(logits, raw_value, messages)
+
+    def episodes_ended(self, info: dict[str, Any]) -> np.ndarray:
+        """(B,) bool: the batch's environments whose episode ended at the step that returned `info` (its
+        metrics are there); their agents' next observation starts an episode (the reset mask)."""
+        ended = np.array([info["metrics"][e] is not None for e in self.rows], dtype=bool)
+        self.reset_mask = np.repeat(ended[:, None], self.env.num_agents, axis=1)
+        return ended
+
+    def drop(self, leaving: np.ndarray) -> None:
+        """Take the environments `leaving` (B,) bool marks out of the batch, with their memory."""
+        staying = ~leaving
+        self.rows, self.reset_mask = self.rows[staying], self.reset_mask[staying]
+        keep = torch.from_numpy(staying).to(self.device)
+        self.state = map_state(lambda leaf: leaf[keep], self.state)
 
 
 def _final_values(
@@ -233,61 +322,42 @@ def collect(
 ) -> tuple[RolloutCarry, list[dict[str, float]]]:
     """Fill `buffer` with T steps; return the next rollout's carry and the finished episodes' metrics."""
     finished: list[dict[str, float]] = []
-    device = policy_device(policy)
-    torch_threads = torch.get_num_threads()
+    loop = PolicyLoop(policy, env, carry)
+    obs, active = carry.obs, carry.active
     for t in range(buffer.shape[0]):
         if t % buffer.chunk_length == 0:
-            buffer.chunk_states[t // buffer.chunk_length] = map_state(torch.Tensor.detach, carry.state)
-        buffer.obs[t] = carry.obs
-        buffer.reset_masks[t] = carry.reset_mask
-        buffer.active[t] = carry.active
-        neighbours = _live_neighbours(env, buffer)
+            buffer.chunk_states[t // buffer.chunk_length] = map_state(torch.Tensor.detach, loop.state)
+        buffer.obs[t] = obs
+        buffer.reset_masks[t] = loop.reset_mask
+        buffer.active[t] = active
+        neighbours = None if buffer.neighbours is None else env.neighbours
         if neighbours is not None:
             buffer.neighbours[t] = neighbours
-        if buffer.messages is None:
-            logits, raw_value, state = policy_step(
-                policy,
-                device,
-                buffer.obs[t],
-                carry.state,
-                buffer.reset_masks[t],
-                neighbours,
-                buffer.active[t],
-            )
-        else:  # an update over agent groups reads what each agent offered the others
-            logits, raw_value, state, messages = policy.step_with_messages(
-                _on(device, buffer.obs[t]),
-                carry.state,
-                _on(device, buffer.reset_masks[t]),
-                _on(device, neighbours),
-                _on(device, buffer.active[t]),
-            )
+        # an update over agent groups reads what each agent offered the others
+        out = loop.act(buffer.obs[t], buffer.active[t], neighbours, with_messages=buffer.messages is not None)
+        if buffer.messages is not None:
             for name, stored in buffer.messages.items():
-                stored[t] = getattr(messages, name).cpu().numpy()
-        actions, log_probs = sample_actions(logits, generator)
+                stored[t] = getattr(out.messages, name).cpu().numpy()
+        actions, log_probs = sample_actions(out.logits, generator)
         actions_np = actions.cpu().numpy()
-        obs, rewards, terminated, truncated, info = step_keeping_torch_threads(env, actions_np, torch_threads)
+        obs, rewards, terminated, truncated, info = loop.sim(env.step, actions_np)
         buffer.actions[t] = actions_np
         buffer.log_probs[t] = log_probs.cpu().numpy()
-        buffer.raw_values[t] = raw_value.cpu().numpy()
-        buffer.values[t] = value_norm.denormalize(raw_value).cpu().numpy()
+        buffer.raw_values[t] = out.raw_value.cpu().numpy()
+        buffer.values[t] = value_norm.denormalize(out.raw_value).cpu().numpy()
         buffer.rewards[t] = rewards
         buffer.terminated[t] = terminated
         buffer.truncated[t] = truncated
-        ended = np.array([m is not None for m in info["metrics"]], dtype=bool)  # (E,)
+        ended = loop.episodes_ended(info)  # (E,)
         buffer.final_values[t] = 0.0
         if ended.any():
             finished.extend(m for m in info["metrics"] if m is not None)
-            final_raw = _final_values(policy, state, info, neighbours, ended, device)
+            final_raw = _final_values(policy, loop.state, info, neighbours, ended, loop.device)
             buffer.final_values[t][ended] = value_norm.denormalize(final_raw).cpu().numpy()
-        carry = RolloutCarry(
-            obs=obs,
-            state=state,
-            reset_mask=np.repeat(ended[:, None], env.num_agents, axis=1),
-            active=np.array(env.active, dtype=bool),
-        )
+        active = np.array(env.active, dtype=bool)
+    carry = RolloutCarry(obs=obs, state=loop.state, reset_mask=loop.reset_mask, active=active)
     _, last_raw, _ = policy_step(
-        policy, device, carry.obs, carry.state, carry.reset_mask, _live_neighbours(env, buffer), carry.active
+        policy, loop.device, obs, loop.state, loop.reset_mask, loop.neighbours(), active
     )
     buffer.last_values[:] = value_norm.denormalize(last_raw).cpu().numpy()
     return carry, finished
