@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+import scenarios
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim import GridEnv
 from sim.planners import make_planner
@@ -44,7 +45,7 @@ QUICK_CASES = (("swarm-10k", 10_000, 512, 10),)
 
 
 def run_case(name: str, agents: int, side: int, steps: int, policy_name: str) -> dict[str, float]:
-    scenario = "swarm-10k" if name == "swarm-10k" else scale_scenario(agents, side)
+    scenario = scenarios.load("swarm-10k") if name == "swarm-10k" else scale_scenario(agents, side)
     env = GridEnv(scenario, 1, seed=0, obs_dtype=np.uint8)
     env.reset()
     policy = make_planner(policy_name, env, seed=0)

@@ -58,7 +58,7 @@ _OBS_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8))
 class GridEnv(StateViews):
     """E environments of N agents each, POGEMA 1.4.0 semantics, stepped as arrays.
 
-    `scenario`: a `Scenario`, or a built-in scenario name / YAML path (`scenarios.load`). `seed`: the base
+    `scenario`: a `Scenario` (`scenarios.load` reads a built-in name or a YAML path). `seed`: the base
     seed of all episodes (None: the scenario's seed; None there too: OS entropy). `auto_reset`: reset an
     environment as soon as its episode ends (its final observation goes to info["final_obs"]); otherwise
     it keeps simulating like POGEMA, and its metrics are reported again at every later step.
@@ -74,7 +74,7 @@ class GridEnv(StateViews):
 
     def __init__(
         self,
-        scenario: Scenario | str,
+        scenario: Scenario,
         num_envs: int = 1,
         seed: int | None = None,
         *,
@@ -86,9 +86,10 @@ class GridEnv(StateViews):
         _fixed_seed: int | None = None,
     ) -> None:
         if not isinstance(scenario, Scenario):
-            from scenarios.loader import load
-
-            scenario = load(scenario)
+            raise TypeError(
+                f"GridEnv takes a scenarios.Scenario (scenarios.load reads a built-in name or a YAML path), "
+                f"got {type(scenario).__name__}"
+            )
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if np.dtype(obs_dtype) not in _OBS_DTYPES:

@@ -16,7 +16,6 @@ metrics go to every returned info rather than only to `player_0`'s (POGEMA drops
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -34,16 +33,18 @@ STATE_COLUMNS = ("row", "col", "goal_row", "goal_col", "active")
 def parallel_env(
     source: Any, seed: int | None = None, render_mode: str | None = None
 ) -> GridSwarmParallelEnv:
-    """A PettingZoo parallel env from a Scenario, YAML path, built-in scenario name or pogema GridConfig.
+    """A PettingZoo parallel env from a Scenario (`scenarios.load` reads a built-in name or a YAML path) or
+    a pogema GridConfig.
 
     `seed` is the base seed for scenarios (episodes are reproducible from it); a GridConfig carries its own.
     `render_mode` is None or "rgb_array".
     """
     if type(source).__name__ == "GridConfig":
         return GridSwarmParallelEnv(GridEnv.from_pogema(source, num_envs=1), render_mode)
-    if not isinstance(source, Scenario | str | os.PathLike):
+    if not isinstance(source, Scenario):
         raise TypeError(
-            f"parallel_env takes a Scenario, YAML path, scenario name or GridConfig, got {type(source)}"
+            f"parallel_env takes a Scenario (scenarios.load reads a built-in name or a YAML path) or a "
+            f"GridConfig, got {type(source).__name__}"
         )
     return GridSwarmParallelEnv(GridEnv(source, num_envs=1, seed=seed, auto_reset=False), render_mode)
 

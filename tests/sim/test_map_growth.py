@@ -149,7 +149,7 @@ def test_scenario_batches_are_sized_for_their_largest_map_up_front():
     env = GridEnv(scenario, num_envs=2, seed=3)
     env.reset()
     assert env.obstacles.shape == (2, 11, 9)
-    puzzles = GridEnv("puzzles", num_envs=1, seed=0)
+    puzzles = GridEnv(scenarios.load("puzzles"), num_envs=1, seed=0)
     puzzles.reset()
     assert puzzles.obstacles.shape[1:] == largest_map_shape(scenarios.expand_variants(puzzles.scenario))
 

@@ -9,7 +9,7 @@ import pytest
 from pettingzoo import ParallelEnv
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-from scenarios.loader import dump
+from scenarios.loader import dump, load
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
 from sim.pettingzoo_env import STATE_COLUMNS, parallel_env
 from sim.render import OBSTACLE_RGB, agent_colours
@@ -36,10 +36,10 @@ def test_scenarios_pass_pettingzoos_api_and_seed_tests(collision, on_target, obs
     parallel_seed_test(lambda: parallel_env(source, seed=1), num_cycles=30)
 
 
-def test_builtin_name_and_yaml_path_pass_pettingzoos_api_and_seed_tests(tmp_path):
+def test_loaded_builtin_and_yaml_scenarios_pass_pettingzoos_api_and_seed_tests(tmp_path):
     path = tmp_path / "pz.yaml"
     path.write_text(dump(scenario("priority", "restart", "POMAPF")))
-    for source in ("bottleneck-test", str(path), path):
+    for source in (load("bottleneck-test"), load(path)):
         parallel_api_test(parallel_env(source, seed=2), num_cycles=40)
         parallel_seed_test(lambda source=source: parallel_env(source, seed=2), num_cycles=20)
 
@@ -47,7 +47,7 @@ def test_builtin_name_and_yaml_path_pass_pettingzoos_api_and_seed_tests(tmp_path
 def test_yaml_path_and_its_scenario_play_the_same_episode(tmp_path):
     path = tmp_path / "pz.yaml"
     path.write_text(dump(scenario("block_both", "finish", "MAPF")))
-    from_path = parallel_env(path, seed=3)
+    from_path = parallel_env(load(path), seed=3)
     from_object = parallel_env(scenario("block_both", "finish", "MAPF"), seed=3)
     first, second = from_path.reset()[0], from_object.reset()[0]
     rng = np.random.default_rng(0)
@@ -135,6 +135,7 @@ def test_returned_observations_are_not_overwritten_by_later_steps():
         np.testing.assert_array_equal(observations[agent], kept[agent])
 
 
-def test_rejects_an_unknown_source():
-    with pytest.raises(TypeError, match="takes a Scenario, YAML path, scenario name or GridConfig"):
-        parallel_env(42)
+@pytest.mark.parametrize("source", [42, "bottleneck-test"])
+def test_rejects_what_is_neither_a_scenario_nor_a_grid_config(source):
+    with pytest.raises(TypeError, match=r"takes a Scenario \(scenarios.load reads a built-in name"):
+        parallel_env(source)

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import scenarios
 from sim import GridEnv
 from sim.seeds import base_seed, episode_seed, goal_stream_seeds, tie_break_state
 
@@ -25,7 +26,7 @@ def test_episode_seeds_fit_pogemas_seed_range(base, env, episode):
 
 
 def test_a_batch_plays_the_derived_episode_seeds():
-    env = GridEnv("random", 3, seed=11)
+    env = GridEnv(scenarios.load("random"), 3, seed=11)
     env.reset()
     assert env.episode_seeds.tolist() == [episode_seed(11, e, 0) for e in range(3)]
     env.reset()
@@ -39,4 +40,4 @@ def test_base_seeds_are_63_bit():
         with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
             base_seed(bad)
     with pytest.raises(ValueError, match="seed must be"):
-        GridEnv("random", 1, seed=-3)
+        GridEnv(scenarios.load("random"), 1, seed=-3)
