@@ -68,6 +68,9 @@ class RolloutBuffer:
     # what each agent offered the others at each step (memory.StepMessages: "memory", "encoding",
     # "features", (T, E, N, X) float32 each), kept for an update over groups of agents; else None
     messages: dict[str, np.ndarray] | None = None
+    # (K, E, N, 2) int32 (row, col) of every agent at each chunk start, kept with the messages: what
+    # spatial agent groups are cut from (marl.minibatch); else None
+    chunk_positions: np.ndarray | None = None
 
     @classmethod
     def allocate(
@@ -82,7 +85,8 @@ class RolloutBuffer:
         message_sizes: tuple[int, int, int] | None = None,
     ) -> RolloutBuffer:
         """Storage filled with sentinels (NaN, -1) so that a slot never written shows up at once.
-        `message_sizes` (the policy's `message_sizes`) also keeps every step's messages."""
+        `message_sizes` (the policy's `message_sizes`) also keeps every step's messages and the agents'
+        positions at every chunk start."""
         shape = (steps, num_envs, num_agents)
 
         def floats() -> np.ndarray:
@@ -116,6 +120,9 @@ class RolloutBuffer:
                 name: np.full((*shape, size), np.nan, dtype=np.float32)
                 for name, size in zip(MESSAGE_NAMES, message_sizes, strict=True)
             },
+            chunk_positions=None
+            if message_sizes is None
+            else np.full((steps // chunk_length, num_envs, num_agents, 2), -1, dtype=np.int32),
         )
 
     @property

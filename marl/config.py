@@ -25,6 +25,7 @@ from memory.config import POLICY_NAMES
 
 LrSchedule = Literal["constant", "linear", "kl_adaptive"]
 Device = Literal["auto", "cpu", "cuda"]
+AgentGrouping = Literal["spatial", "consecutive"]
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,9 @@ class TrainConfig:
     """groups each env's agents are split into for the update (local scope only): a unit holds one chunk
     of one group; what its agents read of the other groups is the rollout's stored messages (no gradient
     into them; marl/minibatch.py says exactly what this drops). 1: a unit holds all agents of its env"""
+    agent_grouping: AgentGrouping = "spatial"
+    """how agent groups are cut (agent_groups > 1): spatial (agents near each other at each chunk's start,
+    so few neighbour links cross groups) or consecutive (agent indices)"""
     lr: float = 1e-3
     """Adam learning rate (the starting value for the linear and kl_adaptive schedules)"""
     lr_schedule: LrSchedule = "constant"
@@ -315,6 +319,16 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], where: str = "
         return dataclasses.replace(config, **changes)
     except ConfigError as error:
         raise ConfigError(f"{where}{error}") from None
+
+
+def stored_train_config(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A train_config as a run stored it (config.yaml, a checkpoint's meta) with every key it lacks filled
+    in as that run trained: the default, except `agent_grouping` of a run with agent groups, which a
+    stored config without that key cut as "consecutive" groups. Resuming such a run continues it exactly."""
+    completed = {**TrainConfig().to_dict(), **stored}
+    if "agent_grouping" not in stored and stored.get("agent_groups", 1) != 1:
+        completed["agent_grouping"] = "consecutive"
+    return completed
 
 
 def parse_assignments(assignments: typing.Iterable[str]) -> dict[str, str]:

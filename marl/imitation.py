@@ -50,7 +50,7 @@ import torch
 import hpc
 from fsio import abandoned_temporaries, atomic_directory
 from marl.buffers import map_state
-from marl.config import ConfigError, ImitationConfig, TrainConfig
+from marl.config import ConfigError, ImitationConfig, TrainConfig, stored_train_config
 from marl.evaluate import mean_metrics, run_episodes
 from marl.learner import build_policy, load_init_weights, pick_device
 from marl.losses import masked_mean
@@ -293,6 +293,7 @@ class Imitation:
         saved = read_run_config(self.run_dir)
         if "imitation_config" not in saved:
             raise CheckpointError(f"{config_path}: not the config of an imitation run (no imitation_config)")
+        saved["train_config"] = stored_train_config(saved.get("train_config") or {})
         for key in ("imitation_config", "train_config"):
             if saved.get(key) != self.meta[key]:
                 changed = sorted(k for k, v in self.meta[key].items() if (saved.get(key) or {}).get(k) != v)

@@ -1,9 +1,12 @@
 """The minibatch layout of the update: units of (chunk, env, agent group), drawn in a shuffled order.
 
-A rollout of E environments x N agents, cut into K chunks of L steps, is K * E * G units: one chunk of one
-environment's agents g*S .. (g+1)*S - 1 (G groups of S = N / G agents, consecutive agent indices). Unit u
-is chunk u // (E*G), env (u // G) % E, group u % G; with G = 1 (the default) a unit is a (chunk, env)
-pair holding every agent of that env.
+A rollout of E environments x N agents, cut into K chunks of L steps, is K * E * G units: one chunk of
+one group of S = N / G of one environment's agents. Unit u is chunk u // (E*G), env (u // G) % E, group
+u % G; with G = 1 (the default) a unit is a (chunk, env) pair holding every agent of that env, in index
+order. With G > 1 the groups of a (chunk, env) cut an ordering of its agents into G runs of S:
+"spatial" (the default) orders them by the Hilbert index of their cell at the chunk's start
+(`spatial_order`, from the rollout's `chunk_positions`), so a group holds agents that are near each other
+and most neighbour links stay inside it; "consecutive" keeps index order (agents g*S .. (g+1)*S - 1).
 
 Every agent is unrolled over its whole chunk from its stored chunk-start memory, so its recurrence is
 exact. With G > 1 (local scope only) what an agent reads from agents outside its group, their memories
@@ -12,10 +15,11 @@ and their core features (the critic's features summary), is what the rollout sto
 step (`memory.pool.Outside`): fixed inputs. Compared with the update of the whole env (G = 1) this
 drops exactly the gradient paths that pass through an outside agent's computation: d loss_i / d theta
 through the memory m_j(t) and features f_j(t) of an agent j of another group that agent i reads. The
-paths through agent i's own computation and through the agents of its group are kept. The forward values
-are those of the whole-env update on the first minibatch of an update (the stored values are what the
-policy computed in collection, up to float rounding); later minibatches read outside values from the
-policy before the update started rather than recomputed ones.
+paths through agent i's own computation and through the agents of its group are kept (spatial groups
+keep most of them: agents move at most L cells in a chunk, so its neighbour links stay mostly local).
+The forward values are those of the whole-env update on the first minibatch of an update (the stored
+values are what the policy computed in collection, up to float rounding); later minibatches read
+outside values from the policy before the update started rather than recomputed ones.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 
 from marl.buffers import MESSAGE_NAMES, RolloutBuffer, State, chunk_view, map_state
-from marl.config import ConfigError, TrainConfig
+from marl.config import AgentGrouping, ConfigError, TrainConfig
 from memory.pool import Outside
 
 
@@ -53,18 +57,46 @@ def loss_inputs(buffer: RolloutBuffer, advantages: np.ndarray) -> dict[str, np.n
     return arrays
 
 
+def hilbert_index(rows: np.ndarray, cols: np.ndarray, bits: int) -> np.ndarray:
+    """The position along the Hilbert curve of order `bits` (a walk through every cell of the 2**bits
+    square whose consecutive cells share a side) of the cells (rows, cols), int arrays of one shape in
+    [0, 2**bits); int64 of that shape. Cells close along the curve are close on the grid."""
+    x, y = rows.astype(np.int64), cols.astype(np.int64)
+    index = np.zeros_like(x)
+    for level in range(bits - 1, -1, -1):
+        side = 1 << level
+        in_right, in_top = (x & side) > 0, (y & side) > 0
+        index += side * side * ((3 * in_right) ^ in_top)
+        # turn the quadrant so that its curve runs the standard way: flip, then swap the axes
+        flip = ~in_top & in_right
+        x, y = np.where(flip, side - 1 - x, x), np.where(flip, side - 1 - y, y)
+        x, y = np.where(in_top, x, y), np.where(in_top, y, x)
+        x, y = x & (side - 1), y & (side - 1)
+    return index
+
+
+def spatial_order(positions: np.ndarray) -> np.ndarray:
+    """(..., N, 2) int (row, col) -> (..., N) int64: each row's agents in Hilbert order of their cells
+    (ties, agents on one cell, in index order)."""
+    bits = max(int(positions.max(initial=0)).bit_length(), 1)
+    keys = hilbert_index(positions[..., 0], positions[..., 1], bits)
+    return np.argsort(keys, axis=-1, kind="stable")
+
+
 @dataclass(frozen=True)
 class MinibatchLayout:
-    """How a rollout's units map to chunks, environments and agent groups."""
+    """How a rollout's units map to chunks, environments and the agents of each group.
+
+    `order` (K, E, N) int64: each (chunk, env)'s agents in the order its groups cut (group g holds
+    order[k, e, g*S : (g+1)*S])."""
 
     chunk_length: int
-    num_chunks_per_env: int
     num_envs: int
-    num_agents: int
     groups: int
+    order: np.ndarray
 
     @classmethod
-    def of(cls, buffer: RolloutBuffer, groups: int) -> MinibatchLayout:
+    def of(cls, buffer: RolloutBuffer, groups: int, grouping: AgentGrouping = "spatial") -> MinibatchLayout:
         """The layout of `buffer` with `groups` agent groups per env (ConfigError if they do not fit)."""
         steps, num_envs, num_agents = buffer.shape
         if num_agents % groups:
@@ -73,42 +105,48 @@ class MinibatchLayout:
             )
         if groups > 1 and buffer.messages is None:
             raise ValueError("an update over agent groups needs a rollout that kept its messages")
-        return cls(buffer.chunk_length, steps // buffer.chunk_length, num_envs, num_agents, groups)
+        num_chunks = steps // buffer.chunk_length
+        if groups > 1 and grouping == "spatial":
+            order = spatial_order(buffer.chunk_positions)  # (K, E, N)
+        else:
+            order = np.broadcast_to(np.arange(num_agents), (num_chunks, num_envs, num_agents))
+        return cls(buffer.chunk_length, num_envs, groups, order)
 
     @property
     def num_units(self) -> int:
         """K * E * G: the units the minibatches of an epoch partition."""
-        return self.num_chunks_per_env * self.num_envs * self.groups
+        return self.order.shape[0] * self.num_envs * self.groups
 
     @property
     def group_size(self) -> int:
         """S = N / G agents per unit."""
-        return self.num_agents // self.groups
+        return self.order.shape[2] // self.groups
 
     def split(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(chunk, env, group) indices (B,) each of units (B,)."""
         per_chunk = self.num_envs * self.groups
         return units // per_chunk, (units // self.groups) % self.num_envs, units % self.groups
 
-    def members(self, group: np.ndarray) -> np.ndarray:
-        """(B, S) int64: the agents of each unit's group."""
-        return group[:, None] * self.group_size + np.arange(self.group_size)
+    def members(self, units: np.ndarray) -> np.ndarray:
+        """(B, S) int64: the agents of each unit (indices among its env's N agents)."""
+        chunk, env, group = self.split(units)
+        slots = group[:, None] * self.group_size + np.arange(self.group_size)  # (B, S)
+        return self.order[chunk[:, None], env[:, None], slots]
 
     def gather(self, array: np.ndarray, units: np.ndarray) -> np.ndarray:
         """(T, E, N, ...) -> (L, B, S, ...): the units' steps and agents, time-major for policy.unroll."""
-        chunk, env, group = self.split(units)
+        chunk, env, _ = self.split(units)
         grouped = chunk_view(array, self.chunk_length)  # (K, L, E, N, ...)
-        grouped = grouped.reshape(*grouped.shape[:3], self.groups, self.group_size, *array.shape[3:])
-        return np.swapaxes(grouped[chunk, :, env, group], 0, 1)  # (B, L, S, ...) -> (L, B, S, ...)
+        picked = grouped[chunk[:, None], :, env[:, None], self.members(units)]  # (B, S, L, ...)
+        return np.moveaxis(picked, 2, 0)
 
     def gather_states(self, chunk_states: list[State], units: np.ndarray, device: torch.device) -> State:
         """The stored states at the units' chunk starts: leaves (E, N, ...) -> (B, S, ...)."""
-        chunk, env, group = (torch.from_numpy(index).to(device) for index in self.split(units))
+        chunk, env, _ = (torch.from_numpy(index[:, None]).to(device) for index in self.split(units))
+        members = torch.from_numpy(self.members(units)).to(device)
 
         def pick(*leaves: torch.Tensor) -> torch.Tensor:
-            stacked = torch.stack(leaves)  # (K, E, N, ...)
-            grouped = stacked.reshape(*stacked.shape[:2], self.groups, self.group_size, *stacked.shape[3:])
-            return grouped[chunk, env, group]
+            return torch.stack(leaves)[chunk, env, members]  # (K, E, N, ...) -> (B, S, ...)
 
         return map_state(pick, *chunk_states)
 
@@ -117,12 +155,12 @@ class MinibatchLayout:
         no messages (one group: a unit then holds its whole env and reads nothing from outside)."""
         if buffer.messages is None:
             return None
-        whole = MinibatchLayout(self.chunk_length, self.num_chunks_per_env, self.num_envs, self.num_agents, 1)
-        env_units = units // self.groups  # the (chunk, env) unit of the whole env
-        members = torch.from_numpy(self.members(self.split(units)[2])).to(device)
+        chunk, env, _ = self.split(units)
+        members = torch.from_numpy(self.members(units)).to(device)
 
-        def steps(array: np.ndarray) -> torch.Tensor:  # (L, B, N, ...)
-            return torch.from_numpy(whole.gather(array, env_units)).to(device)
+        def steps(array: np.ndarray) -> torch.Tensor:  # (T, E, N, ...) -> (L, B, N, ...)
+            every_agent = chunk_view(array, self.chunk_length)[chunk, :, env]  # (B, L, N, ...)
+            return torch.from_numpy(np.swapaxes(every_agent, 0, 1)).to(device)
 
         memory, encoding, features = (steps(buffer.messages[name]) for name in MESSAGE_NAMES)
         reset, active = steps(buffer.reset_masks), steps(buffer.active)

@@ -327,6 +327,8 @@ def collect(
     for t in range(buffer.shape[0]):
         if t % buffer.chunk_length == 0:
             buffer.chunk_states[t // buffer.chunk_length] = map_state(torch.Tensor.detach, loop.state)
+            if buffer.chunk_positions is not None:
+                buffer.chunk_positions[t // buffer.chunk_length] = env.positions
         buffer.obs[t] = obs
         buffer.reset_masks[t] = loop.reset_mask
         buffer.active[t] = active

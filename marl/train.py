@@ -28,7 +28,7 @@ import torch
 
 import hpc
 from marl.buffers import RolloutBuffer
-from marl.config import TrainConfig
+from marl.config import TrainConfig, stored_train_config
 from marl.gae import compute_advantages
 from marl.learner import Learner, load_init_weights, make_learner
 from marl.minibatch import kept_messages
@@ -76,7 +76,10 @@ def _restore_run(
     """Load the newest intact checkpoint into the learner; return the update to continue from, the best
     metric so far and the checkpoint's tensors (environments, carries, episode sums)."""
     tensors, meta, path = latest_checkpoint(run_dir)
-    saved = {**meta.get("train_config", {}), "total_agent_steps": config.total_agent_steps}
+    saved = {
+        **stored_train_config(meta.get("train_config", {})),
+        "total_agent_steps": config.total_agent_steps,
+    }
     if saved != config.to_dict():  # the length may change: a finished run is extended with more steps
         changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
         raise CheckpointError(

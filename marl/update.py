@@ -172,7 +172,7 @@ def update(
     on all ranks' data (to float tolerance), and the statistics and early stops agree on every rank.
     """
     comm, device = ranks.comm, policy_device(policy)
-    layout = MinibatchLayout.of(buffer, config.agent_groups)
+    layout = MinibatchLayout.of(buffer, config.agent_groups, config.agent_grouping)
     active = torch.from_numpy(buffer.active)
     update_value_norm_across(comm, value_norm, torch.from_numpy(buffer.returns), active)
     advantages = torch.from_numpy(buffer.advantages)

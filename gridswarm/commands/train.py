@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import scenarios
 from fsio import control_character, path_component
 from gridswarm.arguments import TRAINING_ERRORS, integer, seed
-from marl.config import ConfigError, parse_assignments, resolve_config
+from marl.config import ConfigError, parse_assignments, resolve_config, stored_train_config
 from memory.config import POLICY_NAMES
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     require_window_observation(scenario)
     flags = {"model": args.model, "total_agent_steps": args.steps, "seed": args.seed, "device": args.device}
     overrides = {**parse_assignments(args.assignments), **{k: v for k, v in flags.items() if v is not None}}
-    base = saved["train_config"] if saved else scenario.train
+    base = stored_train_config(saved["train_config"]) if saved else scenario.train
     config = resolve_config(base, overrides, scenario.source or scenario.name)
     default_out = Path("runs") / path_component(f"{scenario.name}-{config.model}-s{config.seed}")
     out = resume_dir or args.out or default_out

@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marl.config import ConfigError, TrainConfig, apply_overrides, parse_assignments, resolve_config
+from marl.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    parse_assignments,
+    resolve_config,
+    stored_train_config,
+)
 from marl.train import TrainingPlan
 
 
@@ -96,3 +103,14 @@ def test_a_plan_rounds_the_total_over_all_ranks_to_the_nearest_whole_update(
         assert abs(plan.agent_steps - total) <= plan.steps_per_update / 2
     else:
         assert plan.num_updates == 1
+
+
+def test_a_stored_config_lacking_newer_keys_reads_as_the_run_trained():
+    """Missing keys take their defaults, except a grouped run's `agent_grouping`: consecutive groups, the
+    only kind a config without the key could train with."""
+    assert stored_train_config({}) == TrainConfig().to_dict()
+    assert TrainConfig().agent_grouping == "spatial"
+    assert stored_train_config({"scope": "local"})["agent_grouping"] == "spatial"
+    assert stored_train_config({"scope": "local", "agent_groups": 5})["agent_grouping"] == "consecutive"
+    stored = {"scope": "local", "agent_groups": 5, "agent_grouping": "spatial"}
+    assert stored_train_config(stored)["agent_grouping"] == "spatial"
