@@ -60,17 +60,18 @@ def loss_inputs(buffer: RolloutBuffer, advantages: np.ndarray) -> dict[str, np.n
 def hilbert_index(rows: np.ndarray, cols: np.ndarray, bits: int) -> np.ndarray:
     """The position along the Hilbert curve of order `bits` (a walk through every cell of the 2**bits
     square whose consecutive cells share a side) of the cells (rows, cols), int arrays of one shape in
-    [0, 2**bits); int64 of that shape. Cells close along the curve are close on the grid."""
+    [0, 2**bits); int64 of that shape. Cells close along the curve are close on the grid. The standard
+    "xy2d" conversion (Wikipedia, "Hilbert curve"), one quadrant level per pass over all cells."""
     x, y = rows.astype(np.int64), cols.astype(np.int64)
     index = np.zeros_like(x)
     for level in range(bits - 1, -1, -1):
         side = 1 << level
-        in_right, in_top = (x & side) > 0, (y & side) > 0
-        index += side * side * ((3 * in_right) ^ in_top)
-        # turn the quadrant so that its curve runs the standard way: flip, then swap the axes
-        flip = ~in_top & in_right
-        x, y = np.where(flip, side - 1 - x, x), np.where(flip, side - 1 - y, y)
-        x, y = np.where(in_top, x, y), np.where(in_top, y, x)
+        high_x, high_y = (x & side) > 0, (y & side) > 0
+        index += side * side * ((3 * high_x) ^ high_y)  # the quadrant's place along the curve
+        # the quadrant's cells in the frame its sub-curve runs in: mirrored, then transposed
+        mirror = high_x & ~high_y
+        x, y = np.where(mirror, side - 1 - x, x), np.where(mirror, side - 1 - y, y)
+        x, y = np.where(high_y, x, y), np.where(high_y, y, x)
         x, y = x & (side - 1), y & (side - 1)
     return index
 
