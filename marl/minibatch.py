@@ -134,6 +134,17 @@ class MinibatchLayout:
         slots = group[:, None] * self.group_size + np.arange(self.group_size)  # (B, S)
         return self.order[chunk[:, None], env[:, None], slots]
 
+    def crossing_links(self, neighbours: np.ndarray) -> np.ndarray:
+        """(T, E, N, K) bool: the neighbour links (T, E, N, K) int, -1 padded, that join agents of two
+        different groups at their step: the links whose gradient path the update drops."""
+        groups = np.empty(self.order.shape, dtype=np.int64)  # (K, E, N): each agent's group
+        slots = np.arange(self.order.shape[2]) // self.group_size
+        np.put_along_axis(groups, self.order, np.broadcast_to(slots, self.order.shape), axis=-1)
+        at_step = np.repeat(groups, self.chunk_length, axis=0)  # (T, E, N)
+        flat = neighbours.clip(min=0).reshape(*at_step.shape[:2], -1)  # (T, E, N*K)
+        of_neighbour = np.take_along_axis(at_step, flat, axis=2).reshape(neighbours.shape)
+        return (neighbours >= 0) & (of_neighbour != at_step[..., None])
+
     def gather(self, array: np.ndarray, units: np.ndarray) -> np.ndarray:
         """(T, E, N, ...) -> (L, B, S, ...): the units' steps and agents, time-major for policy.unroll."""
         chunk, env, _ = self.split(units)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import hpc
 import scenarios
+from benchmarks.group_links import links_inside, random_walk
 from marl.buffers import RolloutBuffer
 from marl.config import ConfigError, TrainConfig, resolve_config, stored_train_config
 from marl.gae import compute_advantages
@@ -113,23 +114,6 @@ def gradient(policy, loss: torch.Tensor) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in policy.parameters() if p.grad is not None])
 
 
-def group_of_agents(layout: MinibatchLayout, steps: int) -> np.ndarray:
-    """(T, E, N) int64: the group of every agent at every rollout step (that of the step's chunk)."""
-    groups = np.empty(layout.order.shape, dtype=np.int64)  # (K, E, N)
-    slots = np.arange(layout.order.shape[2]) // layout.group_size
-    np.put_along_axis(groups, layout.order, np.broadcast_to(slots, layout.order.shape), axis=-1)
-    return np.repeat(groups, steps // layout.order.shape[0], axis=0)
-
-
-def crossing_links(layout: MinibatchLayout, neighbours: np.ndarray) -> np.ndarray:
-    """(T, E, N, K) bool: neighbour links (T, E, N, K) -1 padded, whose two agents are in different
-    groups at that step."""
-    groups = group_of_agents(layout, neighbours.shape[0])  # (T, E, N)
-    flat = neighbours.clip(min=0).reshape(*groups.shape[:2], -1)
-    of_neighbour = np.take_along_axis(groups, flat, axis=2).reshape(neighbours.shape)
-    return (neighbours >= 0) & (of_neighbour != groups[..., None])
-
-
 @pytest.mark.parametrize("grouping", ["spatial", "consecutive"])
 def test_groups_see_the_whole_env_values_and_drop_only_the_gradient_through_other_groups(grouping):
     """Two groups of 3 agents. Forward: a group's log-probs and values are the whole env's (the stored
@@ -176,7 +160,7 @@ def test_groups_see_the_whole_env_values_and_drop_only_the_gradient_through_othe
         return group_gradient, full_gradient
 
     neighbours = buffer.neighbours
-    crossing = crossing_links(grouped, neighbours)
+    crossing = grouped.crossing_links(neighbours)
     assert crossing.any()
     separate = dict(arrays, neighbours=np.where(crossing, -1, neighbours))
     group_gradient, full_gradient = gradients(separate)
@@ -316,24 +300,7 @@ def test_collection_keeps_every_agent_cell_at_each_chunk_start():
 def test_spatial_groups_keep_most_neighbour_links_of_a_swarm_inside_a_group():
     """swarm-2k, 8 groups of 250 agents, two chunks of 8 steps of random moves: measured 0.904 of the
     neighbour links (the env's lists at every step) join agents of one spatial group against 0.123 (about
-    1/8) of one consecutive group."""
-    env = GridEnv(scenarios.load("swarm-2k"), 1, seed=0, obs_dtype=np.uint8)
-    env.reset(seed=0)
-    chunk_length, steps, num_agents = 8, 16, env.num_agents
-    buffer = RolloutBuffer.allocate(
-        steps, 1, num_agents, (1, 1, 1), np.uint8, chunk_length, env.neighbours.shape[-1], (1, 1, 1)
-    )
-    moves = np.random.default_rng(0)
-    for t in range(steps):
-        if t % chunk_length == 0:
-            buffer.chunk_positions[t // chunk_length] = env.positions
-        buffer.neighbours[t] = env.neighbours
-        env.step(moves.integers(0, env.num_actions, (1, num_agents)))
-    linked = buffer.neighbours >= 0
-
-    def inside(grouping: str) -> float:
-        crossing = crossing_links(MinibatchLayout.of(buffer, 8, grouping), buffer.neighbours)
-        return 1.0 - crossing.sum() / linked.sum()
-
-    spatial, consecutive = inside("spatial"), inside("consecutive")
+    1/8) of one consecutive group (benchmarks/group_links.py prints more group counts)."""
+    buffer = random_walk("swarm-2k", chunks=2, chunk_length=8, seed=0)
+    spatial, consecutive = (links_inside(buffer, 8, grouping) for grouping in ("spatial", "consecutive"))
     assert spatial > 0.85 and consecutive < 0.16
