@@ -13,7 +13,7 @@ import yaml
 
 from marl.run_dir import latest_checkpoint, read_metrics
 
-# about a minute on the shared 2-core box: two 120-update 2-task jobs, one preempted and requeued
+# about a minute on the shared 2-core box: two 480-update 2-task jobs, one preempted and requeued
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -21,8 +21,9 @@ if not MPIEXEC.exists():
     pytest.skip(f"no MPI next to {sys.executable} (install the 'mpi' extra)", allow_module_level=True)
 
 TINY = Path(__file__).parent / "tiny.yaml"
-# long enough that the preemption signal lands mid-run even on an idle machine (~8k agent-steps/s)
-UPDATES = 120
+# long enough that the preemption signal lands mid-run even on an idle machine: at ~9k agent-steps/s, 120
+# updates of this size take under 2 s, which a signal through scancel and srun can miss
+UPDATES = 480
 STEPS_PER_UPDATE = 8 * 2 * 4 * 2  # rollout x envs x agents x ranks
 TRAIN_ARGS = (
     f"--model gru --device cpu --steps {UPDATES * STEPS_PER_UPDATE} --set num_envs=2 "
