@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 class Progress:
     """One progress line on stderr for a batch of episodes: steps, episodes done, time, and a bound on the
-    time left (the longest remaining episode limit at the current cost per step; the cost only falls as
-    episodes finish). Rewritten in place on a terminal, a new line every `every_s` seconds otherwise."""
+    time left (the longest remaining episode limit at the current cost per step, from the second step on;
+    the cost only falls as episodes finish). Rewritten in place on a terminal, a new line every `every_s`
+    seconds otherwise."""
 
     def __init__(self, what: str, total: int, stream: TextIO | None = None, every_s: float = 10.0) -> None:
         self.what, self.total = what, total
@@ -57,7 +58,12 @@ class Progress:
         if now - self.last_shown < self.every_s and done < self.total:
             return
         self.last_shown = now
-        left = "done" if done == self.total else f"at most {steps_left * self.step_seconds:.0f} s left"
+        if done == self.total:
+            left = "done"
+        elif step <= 1:  # the first step's time includes setting up (and compiling, on a first run)
+            left = "time left known after the next step"
+        else:
+            left = f"at most {steps_left * self.step_seconds:.0f} s left"
         line = (
             f"{self.what}: step {step}, {done}/{self.total} episodes done, {now - self.started:.0f} s, {left}"
         )

@@ -142,16 +142,22 @@ def _resume_rollouts(
 
 
 def _progress_line(
-    update_index: int, num_updates: int, agent_steps: int, row: dict[str, Any], seconds_left: float
+    update_index: int,
+    num_updates: int,
+    agent_steps: int,
+    row: dict[str, Any],
+    seconds_left: float,
+    closing_episodes: int = 0,
 ) -> str:
     episode_part = " ".join(
         f"{k} {row[k]:.3g}" for k in ("CSR", "ISR", "ep_length", "avg_throughput") if row.get(k) is not None
     )
+    closing = f", then a closing evaluation of {closing_episodes} episodes" if closing_episodes else ""
     return (
         f"update {update_index}/{num_updates} | {agent_steps:,} agent-steps | "
         f"{row['agent_steps_per_s']:,.0f} agent-steps/s | {episode_part or 'no finished episode'} | "
         f"loss pi {row['policy_loss']:.3f} v {row['value_loss']:.3f} H {row['entropy']:.2f} | "
-        f"{seconds_left / 60:.1f} min left"
+        f"{seconds_left / 60:.1f} min of training left{closing}"
     )
 
 
@@ -201,6 +207,7 @@ def train(
     comm: hpc.Comm | None = None,
     sinks: Sequence[MetricSink] = (),
     init: Path | str | None = None,
+    closing_episodes: int = 0,
 ) -> Learner:
     """Train a policy with MAPPO on `env` (this rank's GridEnv) and write the run directory (rank 0).
 
@@ -212,6 +219,8 @@ def train(
     (rank 0's, e.g. `marl.watch.TensorBoardSink`) receive every metrics row as it is logged.
     `init` (a checkpoint, run directory or `pretrained:NAME`) starts a new run from that policy's weights
     (`load_init_weights`; the optimizer and value normalizer start fresh); a resumed run ignores it.
+    `closing_episodes`: the episodes of the evaluation the caller runs after training (0 for none), which
+    the progress line announces (the evaluation shows its own progress).
     """
     comm = hpc.get_comm() if comm is None else comm
     device = hpc.device_for_rank(config.device, comm.local_rank)
@@ -227,7 +236,7 @@ def train(
     else:
         carry = _resume_rollouts(env, learner.policy, run.saved, comm.rank, run_dir)
     buffer = allocate_buffer(env, config, carry.obs.dtype, kept_messages(config, learner.policy))
-    log = _Log(run_dir / "metrics.jsonl", plan, echo, sinks, config.log_every)
+    log = _Log(run_dir / "metrics.jsonl", plan, echo, sinks, config.log_every, closing_episodes)
     with hpc.PreemptionHandler() as preemption:
         for update_index in range(run.start, plan.num_updates):
             set_learning_rate(learner.optimizer, config, update_index / plan.num_updates)
@@ -366,7 +375,8 @@ def _update_or_stop(
 
 class _Log:
     """Rank 0's record of each update: a metrics.jsonl row, the sinks, and every `log_every` updates a
-    progress line whose time left follows the pace of the last 10 updates."""
+    progress line whose time left follows the pace of the last 10 updates and which announces the closing
+    evaluation of `closing_episodes` episodes (0: none) that follows training."""
 
     def __init__(
         self,
@@ -375,8 +385,10 @@ class _Log:
         echo: Callable[[str], None],
         sinks: Sequence[MetricSink],
         log_every: int,
+        closing_episodes: int = 0,
     ) -> None:
         self.path, self.plan, self.echo, self.sinks, self.log_every = path, plan, echo, sinks, log_every
+        self.closing_episodes = closing_episodes
         self.recent_seconds: deque[float] = deque(maxlen=10)
         self.tick = self.collected_at = 0.0
 
@@ -410,7 +422,10 @@ class _Log:
         if done % self.log_every == 0 or done == self.plan.num_updates:
             # the recent updates' pace: an update's cost changes as episodes get shorter
             seconds_left = (self.plan.num_updates - done) * float(np.mean(self.recent_seconds))
-            self.echo(_progress_line(done, self.plan.num_updates, row["agent_steps"], row, seconds_left))
+            line = _progress_line(
+                done, self.plan.num_updates, row["agent_steps"], row, seconds_left, self.closing_episodes
+            )
+            self.echo(line)
 
 
 def _checkpoint_if_due(

@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             extra_meta=scenario_meta(scenario, scenario_name),
             sinks=sinks,
             init=args.init,
+            closing_episodes=config.eval_episodes * len(scenarios.expand_variants(scenario)),
         )
     except TrainingStopped as stopped:
         if comm.is_root:

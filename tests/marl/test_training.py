@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ from marl.run_dir import (
     read_metrics,
     resolve_checkpoint,
 )
-from marl.train import TrainingStopped, train
+from marl.train import EpisodeMeans, TrainingPlan, TrainingStopped, _Log, train
 from tests.marl.corridor import CorridorEnv
 
 CPU = torch.device("cpu")
@@ -318,3 +319,31 @@ def test_a_stop_signal_ends_training_after_the_update_and_the_run_resumes_exactl
     ]
     best = [load_checkpoint(resolve_checkpoint(tmp_path / run))[1] for run in ("straight", "run")]
     assert (best[0]["update"], best[0]["best"]) == (best[1]["update"], best[1]["best"])
+
+
+@pytest.mark.parametrize("closing_episodes", [0, 160])
+def test_the_progress_line_gives_the_recent_pace_and_announces_the_closing_evaluation(
+    tmp_path, monkeypatch, closing_episodes
+):
+    # an update of 30 s, then updates of 1 s: the time left follows the last 10
+    clock = iter(np.cumsum([0.0, 20.0, 10.0] + [0.0, 0.5, 0.5] * 11).tolist())
+    monkeypatch.setattr("marl.train.time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    lines = []
+    log = _Log(
+        tmp_path / "metrics.jsonl",
+        TrainingPlan(num_updates=22, steps_per_update=100),
+        lines.append,
+        sinks=[],
+        log_every=1,
+        closing_episodes=closing_episodes,
+    )
+    learner = SimpleNamespace(optimizer=SimpleNamespace(param_groups=[{"lr": 1e-3}]))
+    stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 1.0}
+    for done in range(1, 13):
+        log.start()
+        log.collected()
+        log.row(done, learner, 0.0, stats, EpisodeMeans(("CSR",)))
+    closing = ", then a closing evaluation of 160 episodes" if closing_episodes else ""
+    assert lines[0].startswith("update 1/22 | 100 agent-steps | 3 agent-steps/s")
+    assert lines[0].endswith(f"| 10.5 min of training left{closing}")  # 21 x 30 s
+    assert lines[-1].endswith(f"| 0.2 min of training left{closing}")  # 10 x 1 s
