@@ -1,0 +1,231 @@
+"""LaCAM: complete one-shot MAPF by a lazy search over configurations, PIBT generating the successors.
+
+Okumura, "LaCAM: Search-Based Algorithm for Quick Multi-Agent Pathfinding", AAAI 2023. A high-level node
+is a configuration (every agent's cell); the search is depth-first over configurations, and each node
+generates its successors lazily: a breadth-first tree of constraints (low-level nodes) fixes the next cell
+of one more agent per level, in the node's agent order, and PIBT moves the unconstrained agents. A node is
+dropped once its tree is exhausted, so every successor of every reached configuration is tried in the end:
+the search finds a solution whenever one exists and, given no node limit, reports when none exists.
+
+The successor generator is PIBT as in LaCAM (`_Successors.pibt`): agents in the node's order (PIBT's
+dynamic priorities, `_Successors.node`), candidates by distance to the goal with random ties, priority
+inheritance, no vertex or swap conflict. Solutions keep an agent that reached its goal there (it may be
+pushed off and return); the paths are free of vertex and swap conflicts, so POGEMA's `soft` collision rule
+executes them exactly. This is a reference implementation in Python over flat cell indices, for instances
+of up to a few hundred agents; LaCAM* (anytime refinement) and LaCAM3's engineering are not part of it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.actions import MOVES
+from sim.distance import UNREACHABLE, bfs_distance
+
+MAX_AGENTS = sys.getrecursionlimit() // 2
+"""PIBT's priority inheritance recurses once per agent of a chain; Python's recursion limit bounds it."""
+
+
+@dataclass(frozen=True)
+class LaCAMResult:
+    """What `lacam` found. `paths` (T+1, N, 2) int64: each agent's (row, col) at every step, the starts
+    first and the goals last (None without a solution); `exhausted`: the search ran out of configurations,
+    so no solution exists; `nodes`: configurations generated."""
+
+    paths: np.ndarray | None
+    exhausted: bool
+    nodes: int
+
+    @property
+    def solved(self) -> bool:
+        return self.paths is not None
+
+
+@dataclass(eq=False)
+class _Node:
+    """A high-level node: a configuration, where it was reached from, its agents' priorities and the order
+    they give, and its constraint tree (pending (agents, cells) pairs, breadth first)."""
+
+    config: tuple[int, ...]
+    parent: _Node | None
+    priorities: np.ndarray  # (N,) float64
+    order: list[int]
+    tree: deque[tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=lambda: deque([((), ())]))
+
+
+def lacam(
+    obstacles: np.ndarray,
+    starts: np.ndarray,
+    goals: np.ndarray,
+    *,
+    node_limit: int = 1_000_000,
+    seed: int = 0,
+) -> LaCAMResult:
+    """Paths for every agent from `starts` to `goals` ((N, 2) (row, col), distinct free cells) on the
+    (H, W) map `obstacles` (nonzero = obstacle), moving in 4 directions or staying, free of vertex and swap
+    conflicts. Stops without a solution after `node_limit` configurations (`exhausted` False then). `seed`
+    breaks PIBT's ties and orders the constraints."""
+    obstacles, starts, goals = _checked(obstacles, starts, goals)
+    width = obstacles.shape[1]
+    distances = _distance_fields(obstacles, goals)  # (N, H*W) int32
+    start = tuple(int(r * width + c) for r, c in starts)
+    goal = tuple(int(r * width + c) for r, c in goals)
+    if any(distances[i, cell] >= UNREACHABLE for i, cell in enumerate(start)):
+        return LaCAMResult(None, exhausted=True, nodes=0)
+    rng = np.random.default_rng(seed)
+    successors = _Successors(_neighbours(obstacles), distances, rng)
+    root = successors.node(start, None)
+    stack, explored, nodes = [root], {start: root}, 1
+    while stack:
+        node = stack[-1]
+        if node.config == goal:
+            return LaCAMResult(_paths(node, width), exhausted=False, nodes=nodes)
+        if not node.tree:
+            stack.pop()
+            continue
+        agents, cells = node.tree.popleft()
+        if len(agents) < len(start):
+            agent = node.order[len(agents)]
+            here = node.config[agent]
+            choices = [here, *successors.neighbours[here]]
+            rng.shuffle(choices)
+            node.tree.extend(((*agents, agent), (*cells, cell)) for cell in choices)
+        config = successors.generate(node, agents, cells)
+        if config is None:
+            continue
+        known = explored.get(config)
+        if known is not None:
+            stack.append(known)
+            continue
+        if nodes >= node_limit:
+            return LaCAMResult(None, exhausted=False, nodes=nodes)
+        child = successors.node(config, node)
+        explored[config] = child
+        stack.append(child)
+        nodes += 1
+    return LaCAMResult(None, exhausted=True, nodes=nodes)
+
+
+class _Successors:
+    """PIBT under constraints over flat cells: `generate` the configuration after `node`'s with the given
+    agents' next cells fixed, or None when they conflict or PIBT fails."""
+
+    def __init__(self, neighbours: list[list[int]], distances: np.ndarray, rng: np.random.Generator) -> None:
+        self.neighbours, self.distances, self.rng = neighbours, distances, rng
+        self.current: tuple[int, ...] = ()
+        self.next: list[int] = []
+        self.standing: dict[int, int] = {}  # cell -> the agent on it now
+        self.claimed: dict[int, int] = {}  # cell -> the agent moving into it
+
+    def node(self, config: tuple[int, ...], parent: _Node | None) -> _Node:
+        """The node of `config` reached from `parent`, with PIBT's dynamic priorities as LaCAM sets them: at
+        the start each agent's distance to its goal over N; then +1 for an agent away from its goal, back to
+        the fractional part at the goal. Its agents in decreasing priority, ties at random."""
+        distance = self.distances[np.arange(len(config)), np.asarray(config)].astype(np.float64)  # (N,)
+        if parent is None:
+            priorities = distance / len(config)
+        else:
+            away = parent.priorities + 1.0
+            priorities = np.where(distance > 0, away, parent.priorities - np.floor(parent.priorities))
+        order = [int(i) for i in np.lexsort((self.rng.random(len(config)), -priorities))]
+        return _Node(config, parent, priorities, order)
+
+    def generate(
+        self, node: _Node, agents: tuple[int, ...], cells: tuple[int, ...]
+    ) -> tuple[int, ...] | None:
+        self.current = node.config
+        self.next = [-1] * len(node.config)
+        self.standing = {cell: agent for agent, cell in enumerate(node.config)}
+        self.claimed = {}
+        for agent, cell in zip(agents, cells, strict=True):
+            if cell in self.claimed:
+                return None  # two constraints on one cell
+            self.claimed[cell] = agent
+            self.next[agent] = cell
+        for agent, cell in zip(agents, cells, strict=True):
+            other = self.standing.get(cell, agent)
+            if other != agent and self.next[other] == self.current[agent]:
+                return None  # two constrained agents swap
+        for agent in node.order:
+            if self.next[agent] < 0 and not self.pibt(agent):
+                return None
+        return tuple(self.next)
+
+    def pibt(self, agent: int) -> bool:
+        here = self.current[agent]
+        candidates = [here, *self.neighbours[here]]
+        distance = self.distances[agent]
+        ties = self.rng.random(len(candidates))
+        for _, _, cell in sorted(zip((distance[c] for c in candidates), ties, candidates, strict=True)):
+            if cell in self.claimed:
+                continue
+            other = self.standing.get(cell, -1)
+            if other >= 0 and self.next[other] == here:
+                continue  # a swap
+            self.next[agent], self.claimed[cell] = cell, agent
+            if other >= 0 and other != agent and self.next[other] < 0 and not self.pibt(other):
+                continue  # the occupant cannot move away: try the next cell
+            return True
+        self.next[agent], self.claimed[here] = here, agent
+        return False
+
+
+def _checked(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray) -> tuple[np.ndarray, ...]:
+    obstacles = np.asarray(obstacles)
+    starts, goals = np.asarray(starts, dtype=np.int64), np.asarray(goals, dtype=np.int64)
+    if obstacles.ndim != 2 or obstacles.size == 0:
+        raise ValueError(f"obstacles: expected a non-empty (H, W) array, got shape {obstacles.shape}")
+    for name, cells in (("starts", starts), ("goals", goals)):
+        if cells.ndim != 2 or cells.shape[1] != 2 or cells.shape != starts.shape:
+            raise ValueError(f"{name}: expected (N, 2) (row, col) like starts, got shape {cells.shape}")
+        inside = (cells >= 0).all(axis=1) & (cells < obstacles.shape).all(axis=1)
+        if not inside.all():
+            raise ValueError(f"{name}[{int(np.argmin(inside))}]: outside the {obstacles.shape} map")
+        blocked = obstacles[cells[:, 0], cells[:, 1]] != 0
+        if blocked.any():
+            raise ValueError(f"{name}[{int(np.argmax(blocked))}]: on an obstacle")
+        if len(np.unique(cells, axis=0)) != len(cells):
+            raise ValueError(f"{name}: two agents share a cell")
+    if len(starts) > MAX_AGENTS:
+        raise ValueError(f"{len(starts)} agents: this LaCAM takes at most {MAX_AGENTS}")
+    return (obstacles != 0).astype(np.uint8), starts, goals
+
+
+def _distance_fields(obstacles: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """(N, H*W) int32: moves from every cell to each agent's goal (one field per distinct goal)."""
+    height, width = obstacles.shape
+    queue = np.empty(height * width, np.int32)
+    fields: dict[tuple[int, int], np.ndarray] = {}
+    for row, col in goals:
+        key = (int(row), int(col))
+        if key not in fields:
+            out = np.empty((height, width), np.int32)
+            bfs_distance(obstacles, key[0], key[1], out, queue)
+            fields[key] = out.reshape(-1)
+    return np.stack([fields[(int(r), int(c))] for r, c in goals])
+
+
+def _neighbours(obstacles: np.ndarray) -> list[list[int]]:
+    """Each flat cell's free 4-neighbours (in the order of `sim.actions.MOVES`)."""
+    height, width = obstacles.shape
+    neighbours: list[list[int]] = []
+    for cell in range(height * width):
+        row, col = divmod(cell, width)
+        cells = [(row + int(dr), col + int(dc)) for dr, dc in MOVES[1:]]
+        neighbours.append(
+            [r * width + c for r, c in cells if 0 <= r < height and 0 <= c < width and not obstacles[r, c]]
+        )
+    return neighbours
+
+
+def _paths(node: _Node, width: int) -> np.ndarray:
+    configs = []
+    while node is not None:
+        configs.append(node.config)
+        node = node.parent
+    flat = np.array(configs[::-1], dtype=np.int64)  # (T+1, N)
+    return np.stack([flat // width, flat % width], axis=-1)

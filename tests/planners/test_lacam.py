@@ -1,0 +1,139 @@
+"""LaCAM against an exhaustive search of joint configurations (same solvability on every tiny instance),
+and its paths on larger random instances: valid, conflict-free, executed exactly by the simulator."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.kernels.dynamics import MOVES
+from sim.planners.lacam import lacam
+from tests.planners.instances import conflicts, env_for, instance
+
+
+def solvable(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray) -> bool:
+    """Breadth-first search over joint configurations: every agent moves or stays, no two agents end on one
+    cell or swap cells."""
+    height, width = obstacles.shape
+    start = tuple(map(tuple, starts.tolist()))
+    goal = tuple(map(tuple, goals.tolist()))
+    seen, frontier = {start}, deque([start])
+    while frontier:
+        config = frontier.popleft()
+        if config == goal:
+            return True
+        options = [
+            [
+                (r + int(dr), c + int(dc))
+                for dr, dc in MOVES
+                if 0 <= r + dr < height and 0 <= c + dc < width and not obstacles[r + dr, c + dc]
+            ]
+            for r, c in config
+        ]
+        for moved in itertools.product(*options):
+            if len(set(moved)) < len(moved):
+                continue
+            if any(
+                moved[i] == config[j] and moved[j] == config[i] for i in range(len(config)) for j in range(i)
+            ):
+                continue
+            if moved not in seen:
+                seen.add(moved)
+                frontier.append(moved)
+    return False
+
+
+def check_paths(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray, paths: np.ndarray) -> None:
+    np.testing.assert_array_equal(paths[0], starts)
+    np.testing.assert_array_equal(paths[-1], goals)
+    assert (obstacles[paths[..., 0], paths[..., 1]] == 0).all()
+    assert (np.abs(np.diff(paths, axis=0)).sum(axis=-1) <= 1).all()  # a move or a stay per step
+    everyone = np.ones(len(starts), dtype=bool)
+    for before, after in itertools.pairwise(paths):
+        assert conflicts(before, after, everyone) == (0, 0)
+
+
+@settings(deadline=None, max_examples=80)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    height=st.integers(2, 4),
+    width=st.integers(2, 4),
+    density=st.floats(0.0, 0.5),
+    agents=st.integers(1, 3),
+)
+def test_lacam_solves_exactly_the_instances_an_exhaustive_search_solves(seed, height, width, density, agents):
+    obstacles, starts, goals = instance(seed, height, width, density, agents)
+    result = lacam(obstacles, starts, goals, seed=seed)
+    assert result.solved == solvable(obstacles, starts, goals)
+    assert result.solved != result.exhausted  # without a node limit: a solution or a proof of none
+    if result.solved:
+        check_paths(obstacles, starts, goals, result.paths)
+
+
+def test_the_exhaustive_search_tells_solvable_from_unsolvable_instances():
+    corridor = np.array([[0, 0, 0]], dtype=np.uint8)
+    # two agents in a one-cell-wide corridor cannot pass each other; in a 2 x 2 room they can
+    assert not solvable(corridor, np.array([[0, 0], [0, 2]]), np.array([[0, 2], [0, 0]]))
+    room = np.zeros((2, 2), dtype=np.uint8)
+    assert solvable(room, np.array([[0, 0], [1, 1]]), np.array([[1, 1], [0, 0]]))
+    assert not lacam(corridor, np.array([[0, 0], [0, 2]]), np.array([[0, 2], [0, 0]])).solved
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    height=st.integers(4, 12),
+    width=st.integers(4, 12),
+    density=st.floats(0.0, 0.3),
+    agents=st.integers(1, 24),
+)
+def test_lacam_paths_are_conflict_free_and_the_simulator_executes_them_exactly(
+    seed, height, width, density, agents
+):
+    obstacles, starts, goals = instance(seed, height, width, density, agents)
+    room = max(1, int((obstacles == 0).sum()) // 3)  # at most a third of the free cells hold an agent
+    starts, goals = starts[:room], goals[:room]
+    result = lacam(obstacles, starts, goals, seed=seed, node_limit=5_000)
+    if not result.solved:
+        return
+    paths = result.paths
+    check_paths(obstacles, starts, goals, paths)
+    env = env_for(obstacles, starts, goals, "soft", "nothing", steps=len(paths) + 1)
+    for after in paths[1:]:
+        moves = after - env.positions[0]  # (N, 2)
+        actions = np.array([np.flatnonzero((move == MOVES).all(axis=1))[0] for move in moves])
+        env.step(actions[None])
+        np.testing.assert_array_equal(env.positions[0], after)
+
+
+def test_the_same_seed_gives_the_same_paths():
+    obstacles, starts, goals = instance(3, 10, 10, 0.2, 20)
+    first, again = lacam(obstacles, starts, goals, seed=5), lacam(obstacles, starts, goals, seed=5)
+    assert first.solved
+    np.testing.assert_array_equal(first.paths, again.paths)
+
+
+def test_a_node_limit_stops_the_search_without_claiming_there_is_no_solution():
+    corridor = np.array([[0, 0, 0]], dtype=np.uint8)
+    result = lacam(corridor, np.array([[0, 0], [0, 2]]), np.array([[0, 2], [0, 0]]), node_limit=1)
+    assert not result.solved and not result.exhausted and result.nodes == 1
+
+
+@pytest.mark.parametrize(
+    ("starts", "goals", "message"),
+    [
+        ([[0, 0], [0, 0]], [[0, 1], [0, 2]], "starts: two agents share a cell"),
+        ([[0, 0]], [[0, 9]], r"goals\[0\]: outside the \(2, 3\) map"),
+        ([[0, 0]], [[1, 1]], r"goals\[0\]: on an obstacle"),
+        ([[0, 0]], [[0, 1], [0, 2]], r"goals: expected \(N, 2\)"),
+    ],
+)
+def test_bad_instances_are_one_line_errors(starts, goals, message):
+    obstacles = np.array([[0, 0, 0], [0, 1, 0]], dtype=np.uint8)
+    with pytest.raises(ValueError, match=message):
+        lacam(obstacles, np.array(starts), np.array(goals))
