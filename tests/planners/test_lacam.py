@@ -58,16 +58,20 @@ def check_paths(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray, pa
         assert conflicts(before, after, everyone) == (0, 0)
 
 
+@st.composite
+def instances(draw, largest_side: int, densest: float, most_agents: int):
+    """(seed, obstacles, starts, goals): a random connected map of 2 to `largest_side` cells a side, up to
+    `densest` obstacles, up to `most_agents` agents."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    height, width = draw(st.integers(2, largest_side)), draw(st.integers(2, largest_side))
+    density, agents = draw(st.floats(0.0, densest)), draw(st.integers(1, most_agents))
+    return (seed, *instance(seed, height, width, density, agents))
+
+
 @settings(deadline=None, max_examples=80)
-@given(
-    seed=st.integers(0, 2**31 - 1),
-    height=st.integers(2, 4),
-    width=st.integers(2, 4),
-    density=st.floats(0.0, 0.5),
-    agents=st.integers(1, 3),
-)
-def test_lacam_solves_exactly_the_instances_an_exhaustive_search_solves(seed, height, width, density, agents):
-    obstacles, starts, goals = instance(seed, height, width, density, agents)
+@given(case=instances(largest_side=4, densest=0.5, most_agents=3))
+def test_lacam_solves_exactly_the_instances_an_exhaustive_search_solves(case):
+    seed, obstacles, starts, goals = case
     result = lacam(obstacles, starts, goals, seed=seed)
     assert result.solved == solvable(obstacles, starts, goals)
     assert result.solved != result.exhausted  # without a node limit: a solution or a proof of none
@@ -85,17 +89,9 @@ def test_the_exhaustive_search_tells_solvable_from_unsolvable_instances():
 
 
 @settings(deadline=None, max_examples=40)
-@given(
-    seed=st.integers(0, 2**31 - 1),
-    height=st.integers(4, 12),
-    width=st.integers(4, 12),
-    density=st.floats(0.0, 0.3),
-    agents=st.integers(1, 24),
-)
-def test_lacam_paths_are_conflict_free_and_the_simulator_executes_them_exactly(
-    seed, height, width, density, agents
-):
-    obstacles, starts, goals = instance(seed, height, width, density, agents)
+@given(case=instances(largest_side=12, densest=0.3, most_agents=24))
+def test_lacam_paths_are_conflict_free_and_the_simulator_executes_them_exactly(case):
+    seed, obstacles, starts, goals = case
     room = max(1, int((obstacles == 0).sum()) // 3)  # at most a third of the free cells hold an agent
     starts, goals = starts[:room], goals[:room]
     result = lacam(obstacles, starts, goals, seed=seed, node_limit=5_000)
