@@ -64,11 +64,12 @@ def lacam(
     *,
     node_limit: int = 1_000_000,
     seed: int = 0,
+    swap: bool = True,
 ) -> LaCAMResult:
     """Paths for every agent from `starts` to `goals` ((N, 2) (row, col), distinct free cells) on the
     (H, W) map `obstacles` (nonzero = obstacle), moving in 4 directions or staying, free of vertex and swap
     conflicts. Stops without a solution after `node_limit` configurations (`exhausted` False then). `seed`
-    breaks PIBT's ties and orders the constraints."""
+    breaks PIBT's ties and orders the constraints; `swap`: PIBT with LaCAM3's swap technique."""
     obstacles, starts, goals = _checked(obstacles, starts, goals)
     width = obstacles.shape[1]
     distances = _distance_fields(obstacles, goals)  # (N, H*W) int32
@@ -77,7 +78,7 @@ def lacam(
     if any(distances[i, cell] >= UNREACHABLE for i, cell in enumerate(start)):
         return LaCAMResult(None, exhausted=True, nodes=0)
     rng = np.random.default_rng(seed)
-    successors = _Successors(_neighbours(obstacles), distances, rng)
+    successors = _Successors(_neighbours(obstacles), distances, goal, rng, swap)
     root = successors.node(start, None)
     stack, explored, nodes = [root], {start: root}, 1
     while stack:
@@ -111,11 +112,25 @@ def lacam(
 
 
 class _Successors:
-    """PIBT under constraints over flat cells: `generate` the configuration after `node`'s with the given
-    agents' next cells fixed, or None when they conflict or PIBT fails."""
+    """PIBT under constraints over flat cells (with LaCAM3's swap technique when `swap`): `generate` the
+    configuration after `node`'s with the given agents' next cells fixed, or None when they conflict or
+    PIBT fails."""
 
-    def __init__(self, neighbours: list[list[int]], distances: np.ndarray, rng: np.random.Generator) -> None:
-        self.neighbours, self.distances, self.rng = neighbours, distances, rng
+    def __init__(
+        self,
+        neighbours: list[list[int]],
+        distances: np.ndarray,
+        goals: tuple[int, ...],
+        rng: np.random.Generator,
+        swap: bool,
+    ) -> None:
+        self.neighbours, self.distances, self.goals, self.rng, self.swap = (
+            neighbours,
+            distances,
+            goals,
+            rng,
+            swap,
+        )
         self.current: tuple[int, ...] = ()
         self.next: list[int] = []
         self.standing: dict[int, int] = {}  # cell -> the agent on it now
@@ -160,7 +175,12 @@ class _Successors:
         candidates = [here, *self.neighbours[here]]
         distance = self.distances[agent]
         ties = self.rng.random(len(candidates))
-        for _, _, cell in sorted(zip((distance[c] for c in candidates), ties, candidates, strict=True)):
+        keyed = zip([distance[c] for c in candidates], ties, candidates, strict=True)
+        ordered = [cell for _, _, cell in sorted(keyed)]  # by distance to the goal, ties at random
+        partner = self.swap_partner(agent, ordered[0]) if self.swap else -1
+        if partner >= 0:
+            ordered.reverse()  # the worst cell first, making room to pull the partner through
+        for k, cell in enumerate(ordered):
             if cell in self.claimed:
                 continue
             other = self.standing.get(cell, -1)
@@ -169,9 +189,78 @@ class _Successors:
             self.next[agent], self.claimed[cell] = cell, agent
             if other >= 0 and other != agent and self.next[other] < 0 and not self.pibt(other):
                 continue  # the occupant cannot move away: try the next cell
+            if k == 0 and partner >= 0 and self.next[partner] < 0 and here not in self.claimed:
+                self.next[partner], self.claimed[here] = here, partner  # pull the partner into our cell
             return True
         self.next[agent], self.claimed[here] = here, agent
         return False
+
+    def swap_partner(self, agent: int, best: int) -> int:
+        """LaCAM3's swap test: the agent that must pass `agent` head-on in a corridor to let it reach its
+        best cell `best` and can (a side branch further on), or -1."""
+        here = self.current[agent]
+        if best == here:
+            return -1
+        other = self.standing.get(best, -1)
+        if (
+            other >= 0
+            and self.next[other] < 0
+            and self.swap_required(agent, other, here, best)
+            and self.swap_possible(best, here)
+        ):
+            return other
+        for cell in self.neighbours[here]:  # clearing the way, as in push and swap
+            neighbour = self.standing.get(cell, -1)
+            if (
+                neighbour >= 0
+                and cell != best
+                and self.swap_required(neighbour, agent, here, best)
+                and self.swap_possible(best, here)
+            ):
+                return neighbour
+        return -1
+
+    def swap_required(self, pusher: int, puller: int, pusher_cell: int, puller_cell: int) -> bool:
+        """Walking from the puller's cell along a corridor while that brings the pusher closer to its goal,
+        does the corridor end before a side branch lets them pass (and would both gain by swapping)?"""
+        to_pusher_goal, to_puller_goal = self.distances[pusher], self.distances[puller]
+        while to_pusher_goal[puller_cell] < to_pusher_goal[pusher_cell]:
+            count, onward = self.corridor_step(puller_cell, pusher_cell)
+            if count >= 2:
+                return False
+            if count <= 0:
+                break
+            pusher_cell, puller_cell = puller_cell, onward
+        pusher_here = to_pusher_goal[pusher_cell]
+        pusher_gains = pusher_here == 0 or to_pusher_goal[puller_cell] < pusher_here
+        return bool(to_puller_goal[pusher_cell] < to_puller_goal[puller_cell] and pusher_gains)
+
+    def swap_possible(self, pusher_origin: int, puller_origin: int) -> bool:
+        """Pulling along the corridor from `puller_origin`, is there a side branch to pass at?"""
+        pusher_cell, puller_cell = pusher_origin, puller_origin
+        for _ in range(len(self.neighbours)):  # a corridor walk ends long before; this bounds the loop
+            if puller_cell == pusher_origin:
+                return False
+            count, onward = self.corridor_step(puller_cell, pusher_cell)
+            if count >= 2:
+                return True
+            if count <= 0:
+                return False
+            pusher_cell, puller_cell = puller_cell, onward
+        return False
+
+    def corridor_step(self, cell: int, behind: int) -> tuple[int, int]:
+        """The free neighbours of `cell` other than `behind` and than dead ends where an agent rests on its
+        goal: their count and the last of them."""
+        count, onward = 0, -1
+        for neighbour in self.neighbours[cell]:
+            if neighbour == behind:
+                continue
+            holder = self.standing.get(neighbour, -1)
+            if holder >= 0 and self.goals[holder] == neighbour and len(self.neighbours[neighbour]) == 1:
+                continue
+            count, onward = count + 1, neighbour
+        return count, onward
 
 
 def _checked(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray) -> tuple[np.ndarray, ...]:

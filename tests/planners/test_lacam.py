@@ -69,10 +69,10 @@ def instances(draw, largest_side: int, densest: float, most_agents: int):
 
 
 @settings(deadline=None, max_examples=80)
-@given(case=instances(largest_side=4, densest=0.5, most_agents=3))
-def test_lacam_solves_exactly_the_instances_an_exhaustive_search_solves(case):
+@given(case=instances(largest_side=4, densest=0.5, most_agents=3), swap=st.booleans())
+def test_lacam_solves_exactly_the_instances_an_exhaustive_search_solves(case, swap):
     seed, obstacles, starts, goals = case
-    result = lacam(obstacles, starts, goals, seed=seed)
+    result = lacam(obstacles, starts, goals, seed=seed, swap=swap)
     assert result.solved == solvable(obstacles, starts, goals)
     assert result.solved != result.exhausted  # without a node limit: a solution or a proof of none
     if result.solved:
@@ -89,12 +89,12 @@ def test_the_exhaustive_search_tells_solvable_from_unsolvable_instances():
 
 
 @settings(deadline=None, max_examples=40)
-@given(case=instances(largest_side=12, densest=0.3, most_agents=24))
-def test_lacam_paths_are_conflict_free_and_the_simulator_executes_them_exactly(case):
+@given(case=instances(largest_side=12, densest=0.3, most_agents=24), swap=st.booleans())
+def test_lacam_paths_are_conflict_free_and_the_simulator_executes_them_exactly(case, swap):
     seed, obstacles, starts, goals = case
     room = max(1, int((obstacles == 0).sum()) // 3)  # at most a third of the free cells hold an agent
     starts, goals = starts[:room], goals[:room]
-    result = lacam(obstacles, starts, goals, seed=seed, node_limit=5_000)
+    result = lacam(obstacles, starts, goals, seed=seed, node_limit=5_000, swap=swap)
     if not result.solved:
         return
     paths = result.paths
