@@ -9,10 +9,12 @@ the search finds a solution whenever one exists and, given no node limit, report
 
 The successor generator is PIBT as in LaCAM (`_Successors.pibt`): agents in the node's order (PIBT's
 dynamic priorities, `_Successors.node`), candidates by distance to the goal with random ties, priority
-inheritance, no vertex or swap conflict. Solutions keep an agent that reached its goal there (it may be
-pushed off and return); the paths are free of vertex and swap conflicts, so POGEMA's `soft` collision rule
-executes them exactly. This is a reference implementation in Python over flat cell indices, for instances
-of up to a few hundred agents; LaCAM* (anytime refinement) and LaCAM3's engineering are not part of it.
+inheritance, no vertex or swap conflict; with `swap`, LaCAM3's swap technique (Okumura, "Engineering LaCAM*",
+AAMAS 2024): an agent whose best cell is held by one it must pass head-on in a corridor takes its worst cell
+and pulls the other through. Solutions keep an agent that reached its goal there (it may be pushed off and
+return); the paths are free of vertex and swap conflicts, so POGEMA's `soft` collision rule executes them
+exactly. This is a reference implementation in Python over flat cell indices, for instances of up to a few
+hundred agents; LaCAM* (anytime refinement) and LaCAM3's other engineering are not part of it.
 """
 
 from __future__ import annotations
