@@ -10,7 +10,7 @@ LaCAM (`sim.planners.lacam`) plans each instance whole and is scored by its path
 first arrival, which only frees cells, so the rest of the plan stays valid); the paths are also replayed
 in the simulator and must end with every agent arrived (checked). PIBT (`pibt` preset) plays the instance
 step by step in GridEnv. Seconds are per instance, one thread. Usage: `python benchmarks/mapf_table.py
-[--sets random mazes] [--maps 128] [--agents 8 16 32 64] [--node-limit N]`.
+[--sets random mazes] [--maps 128] [--agents 8 16 32 64] [--step-limit N]`.
 """
 
 from __future__ import annotations
@@ -81,14 +81,14 @@ def replays_to_the_goals(layout: MapLayout, paths: np.ndarray, arrivals: np.ndar
     return not single.active[0].any()
 
 
-def lacam_row(layouts: list[MapLayout], agents: int, node_limit: int) -> dict[str, float]:
+def lacam_row(layouts: list[MapLayout], agents: int, step_limit: int) -> dict[str, float]:
     env = one_shot_env(layouts, agents)
     solved, makespans, costs, seconds = [], [], [], []
     for e in range(env.num_envs):
         height, width = (int(v) for v in env.map_shapes[e])
         started = time.process_time()
         result = lacam(
-            env.obstacles[e, :height, :width], env.positions[e], env.goals[e], node_limit=node_limit
+            env.obstacles[e, :height, :width], env.positions[e], env.goals[e], step_limit=step_limit
         )
         seconds.append(time.process_time() - started)
         if not result.solved:
@@ -140,7 +140,7 @@ def main() -> int:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--agents", type=int, nargs="+", default=[8, 16, 24, 32, 48, 64])
     parser.add_argument("--maps", type=int, default=128, help="maps per set (default all 128)")
-    parser.add_argument("--node-limit", type=int, default=200_000, help="LaCAM's configurations per instance")
+    parser.add_argument("--step-limit", type=int, default=20_000, help="LaCAM's constraints per instance")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
     for map_set in args.sets:
@@ -156,7 +156,7 @@ def main() -> int:
         print("| agents | " + " | ".join(columns) + " | published LaCAM CSR | makespan |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for agents in args.agents:
-            ours = lacam_row(layouts, agents, args.node_limit)
+            ours = lacam_row(layouts, agents, args.step_limit)
             pibt = pibt_row(layouts, agents)
             cells = [f"{row[k]:.3f}" if k == "CSR" else f"{row[k]:.1f}" for row in (ours, pibt) for k in row]
             cells[3], cells[7] = f"{ours['s']:.3f}", f"{pibt['s']:.4f}"

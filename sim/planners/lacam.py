@@ -36,11 +36,13 @@ MAX_AGENTS = sys.getrecursionlimit() // 2
 class LaCAMResult:
     """What `lacam` found. `paths` (T+1, N, 2) int64: each agent's (row, col) at every step, the starts
     first and the goals last (None without a solution); `exhausted`: the search ran out of configurations,
-    so no solution exists; `nodes`: configurations generated."""
+    so no solution exists; `nodes`: configurations reached; `steps`: constraints tried (one PIBT call
+    each)."""
 
     paths: np.ndarray | None
     exhausted: bool
     nodes: int
+    steps: int
 
     @property
     def solved(self) -> bool:
@@ -64,32 +66,36 @@ def lacam(
     starts: np.ndarray,
     goals: np.ndarray,
     *,
-    node_limit: int = 1_000_000,
+    step_limit: int = 1_000_000,
     seed: int = 0,
     swap: bool = True,
 ) -> LaCAMResult:
     """Paths for every agent from `starts` to `goals` ((N, 2) (row, col), distinct free cells) on the
     (H, W) map `obstacles` (nonzero = obstacle), moving in 4 directions or staying, free of vertex and swap
-    conflicts. Stops without a solution after `node_limit` configurations (`exhausted` False then). `seed`
-    breaks PIBT's ties and orders the constraints; `swap`: PIBT with LaCAM3's swap technique."""
+    conflicts. Stops without a solution after `step_limit` constraints tried (`exhausted` False then),
+    which bounds the work however many of them lead back to known configurations. `seed` breaks PIBT's
+    ties and orders the constraints; `swap`: PIBT with LaCAM3's swap technique."""
     obstacles, starts, goals = _checked(obstacles, starts, goals)
     width = obstacles.shape[1]
     distances = _distance_fields(obstacles, goals)  # (N, H*W) int32
     start = tuple(int(r * width + c) for r, c in starts)
     goal = tuple(int(r * width + c) for r, c in goals)
     if any(distances[i, cell] >= UNREACHABLE for i, cell in enumerate(start)):
-        return LaCAMResult(None, exhausted=True, nodes=0)
+        return LaCAMResult(None, exhausted=True, nodes=0, steps=0)
     rng = np.random.default_rng(seed)
     successors = _Successors(_neighbours(obstacles), distances, goal, rng, swap)
     root = successors.node(start, None)
-    stack, explored, nodes = [root], {start: root}, 1
+    stack, explored, nodes, steps = [root], {start: root}, 1, 0
     while stack:
         node = stack[-1]
         if node.config == goal:
-            return LaCAMResult(_paths(node, width), exhausted=False, nodes=nodes)
+            return LaCAMResult(_paths(node, width), exhausted=False, nodes=nodes, steps=steps)
         if not node.tree:
             stack.pop()
             continue
+        if steps == step_limit:
+            return LaCAMResult(None, exhausted=False, nodes=nodes, steps=steps)
+        steps += 1
         agents, cells = node.tree.popleft()
         if len(agents) < len(start):
             agent = node.order[len(agents)]
@@ -104,13 +110,11 @@ def lacam(
         if known is not None:
             stack.append(known)
             continue
-        if nodes >= node_limit:
-            return LaCAMResult(None, exhausted=False, nodes=nodes)
         child = successors.node(config, node)
         explored[config] = child
         stack.append(child)
         nodes += 1
-    return LaCAMResult(None, exhausted=True, nodes=nodes)
+    return LaCAMResult(None, exhausted=True, nodes=nodes, steps=steps)
 
 
 class _Successors:

@@ -22,7 +22,7 @@ def layouts():
 
 
 def test_lacam_solves_generated_tasks_and_its_plans_replay_to_the_goals(table, layouts):
-    row = table.lacam_row(layouts, 8, node_limit=5_000)
+    row = table.lacam_row(layouts, 8, step_limit=5_000)
     assert row["CSR"] == 1.0  # every plan also replayed in GridEnv with every agent arriving
     assert row["makespan"] <= row["SoC"] <= 8 * row["makespan"]
 

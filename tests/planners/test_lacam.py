@@ -94,7 +94,7 @@ def test_lacam_paths_are_conflict_free_and_the_simulator_executes_them_exactly(c
     seed, obstacles, starts, goals = case
     room = max(1, int((obstacles == 0).sum()) // 3)  # at most a third of the free cells hold an agent
     starts, goals = starts[:room], goals[:room]
-    result = lacam(obstacles, starts, goals, seed=seed, node_limit=5_000, swap=swap)
+    result = lacam(obstacles, starts, goals, seed=seed, step_limit=5_000, swap=swap)
     if not result.solved:
         return
     paths = result.paths
@@ -114,10 +114,19 @@ def test_the_same_seed_gives_the_same_paths():
     np.testing.assert_array_equal(first.paths, again.paths)
 
 
-def test_a_node_limit_stops_the_search_without_claiming_there_is_no_solution():
+def test_a_step_limit_stops_the_search_without_claiming_there_is_no_solution():
     corridor = np.array([[0, 0, 0]], dtype=np.uint8)
-    result = lacam(corridor, np.array([[0, 0], [0, 2]]), np.array([[0, 2], [0, 0]]), node_limit=1)
-    assert not result.solved and not result.exhausted and result.nodes == 1
+    result = lacam(corridor, np.array([[0, 0], [0, 2]]), np.array([[0, 2], [0, 0]]), step_limit=1)
+    assert not result.solved and not result.exhausted and result.steps == 1
+
+
+def test_a_step_limit_bounds_the_search_of_a_large_unsolvable_instance():
+    # four agents on a 30-cell line must pass each other: no solution, and C(30, 4) configurations with up
+    # to 5**4 constraints each before the search could prove it
+    line = np.zeros((1, 30), dtype=np.uint8)
+    starts = np.array([[0, 0], [0, 1], [0, 28], [0, 29]])
+    result = lacam(line, starts, starts[::-1].copy(), step_limit=2_000)
+    assert not result.solved and not result.exhausted and result.steps == 2_000
 
 
 @pytest.mark.parametrize(
