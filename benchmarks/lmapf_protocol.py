@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, OnTarget, Scenario
 from sim import GridEnv
 
 RADIUS = 5
@@ -40,15 +40,21 @@ PUBLISHED: dict[str, dict[str, dict[int, float]]] = {
 
 
 def protocol_scenario(
-    name: str, map_spec: MapSpec, agents: int, steps: int, observation: ObservationSpec | None = None
+    name: str,
+    map_spec: MapSpec,
+    agents: int,
+    steps: int,
+    observation: ObservationSpec | None = None,
+    on_target: OnTarget = "restart",
 ) -> Scenario:
     """The protocol's scenario on `map_spec` with `agents` agents for `steps` steps, observed through
-    `observation` (default: the obstacle, agent and goal channels at radius 5)."""
+    `observation` (default: the obstacle, agent and goal channels at radius 5); `on_target` "finish" gives
+    the benchmark's one-shot (MAPF) protocol."""
     return Scenario(
         name=name,
         map=map_spec,
         agents=AgentsSpec(count=agents),
-        dynamics=DynamicsSpec(collision_system="soft", on_target="restart", max_episode_steps=steps),
+        dynamics=DynamicsSpec(collision_system="soft", on_target=on_target, max_episode_steps=steps),
         observation=ObservationSpec(radius=RADIUS) if observation is None else observation,
     )
 

@@ -16,16 +16,13 @@ step by step in GridEnv. Seconds are per instance, one thread. Usage: `python be
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from lmapf_protocol import protocol_scenario
-from planner_table import DEFAULT_DATA, benchmark_layouts
+from planner_table import DEFAULT_DATA, benchmark_layouts, episode_env
 
-from scenarios.schema import MapSpec
 from sim import GridEnv, MapLayout
 from sim.actions import MOVES
 from sim.planners import make_planner
@@ -49,15 +46,8 @@ PUBLISHED_LACAM: dict[str, dict[str, dict[int, float]]] = {
 
 
 def one_shot_env(layouts: list[MapLayout], agents: int) -> GridEnv:
-    """One environment per layout with POGEMA's task of seed 0, agents leaving at their goals."""
-    height, width = layouts[0].shape
-    scenario = protocol_scenario(layouts[0].name, MapSpec(width=width, height=height), agents, STEPS)
-    scenario = dataclasses.replace(
-        scenario, dynamics=dataclasses.replace(scenario.dynamics, on_target="finish")
-    )
-    env = GridEnv(
-        scenario, len(layouts), auto_reset=False, _layouts=lambda env, _seed: layouts[env], _fixed_seed=0
-    )
+    """One environment per layout with POGEMA's task of seed 0, agents leaving at their goals, reset."""
+    env = episode_env(layouts, agents, STEPS, on_target="finish")
     env.reset()
     return env
 

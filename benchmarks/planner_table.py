@@ -44,7 +44,7 @@ from lmapf_protocol import (
     protocol_scenario,
 )
 
-from scenarios.schema import MapSpec, ObservationSpec, Scenario
+from scenarios.schema import MapSpec, ObservationSpec, OnTarget, Scenario
 from sim import GridEnv, MapLayout
 from sim.baselines import POLICIES, make_baseline
 from sim.mapfiles import benchmark_map, read_benchmark_maps
@@ -86,14 +86,19 @@ def generated_layouts(map_set: str, count: int) -> list[MapLayout]:
 
 
 def episode_env(
-    layouts: list[MapLayout], agents: int, steps: int, observation: ObservationSpec | None = None
+    layouts: list[MapLayout],
+    agents: int,
+    steps: int,
+    observation: ObservationSpec | None = None,
+    on_target: OnTarget = "restart",
 ) -> GridEnv:
     """One environment per layout, each playing POGEMA's task of seed 0 on its layout (the benchmark's
-    protocol), observed through `observation` (default: the obstacle, agent and goal channels at radius 5).
-    The environments are independent: each plays as it would alone."""
+    protocol; `on_target` "finish" for its one-shot variant), observed through `observation` (default: the
+    obstacle, agent and goal channels at radius 5). The environments are independent: each plays as it
+    would alone."""
     height, width = layouts[0].shape
     map_spec = MapSpec(width=width, height=height)
-    scenario = protocol_scenario(layouts[0].name, map_spec, agents, steps, observation)
+    scenario = protocol_scenario(layouts[0].name, map_spec, agents, steps, observation, on_target)
     return GridEnv(
         scenario, len(layouts), auto_reset=False, _layouts=lambda env, _seed: layouts[env], _fixed_seed=0
     )

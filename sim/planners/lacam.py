@@ -80,7 +80,7 @@ def lacam(
     distances = _distance_fields(obstacles, goals)  # (N, H*W) int32
     start = tuple(int(r * width + c) for r, c in starts)
     goal = tuple(int(r * width + c) for r, c in goals)
-    if any(distances[i, cell] >= UNREACHABLE for i, cell in enumerate(start)):
+    if (distances[np.arange(len(start)), np.asarray(start)] >= UNREACHABLE).any():  # a goal out of reach
         return LaCAMResult(None, exhausted=True, nodes=0, steps=0)
     rng = np.random.default_rng(seed)
     successors = _Successors(_neighbours(obstacles), distances, goal, rng, swap)
@@ -130,13 +130,8 @@ class _Successors:
         rng: np.random.Generator,
         swap: bool,
     ) -> None:
-        self.neighbours, self.distances, self.goals, self.rng, self.swap = (
-            neighbours,
-            distances,
-            goals,
-            rng,
-            swap,
-        )
+        self.neighbours, self.distances, self.goals = neighbours, distances, goals
+        self.rng, self.swap = rng, swap
         self.current: tuple[int, ...] = ()
         self.next: list[int] = []
         self.standing: dict[int, int] = {}  # cell -> the agent on it now
