@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: the Random set, regenerated with the benchmark's generator)",
     )
     parser.add_argument(
-        "--steps", type=int, default=256, help="episode length (the benchmark: 128 for mazes)"
+        "--steps", type=int, default=RANDOM_STEPS, help="episode length (the benchmark: 128 for mazes)"
     )
     parser.add_argument(
         "--baselines",
@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} {value:.3f}" for name, value in zip(centralized, scripted, strict=True)
             )
             print(f"{agents} agents: policy {ours:.3f}, {measured}", flush=True)
-    maps_name = "01-random.yaml" if args.maps is None else args.maps.name
-    published = PUBLISHED.get(f"LMAPF {Path(maps_name).stem}", {})
+    published = PUBLISHED.get(f"LMAPF {maps.stem}", {})  # the regenerated maps are named 01-random.yaml
     columns = [f"{policy.config.name} (this run)", *centralized, *published]
     print("\n| agents | " + " | ".join(columns) + " |")
     print("|---" * (1 + len(columns)) + "|")

@@ -124,10 +124,11 @@ def _validate(key: str, value: Any) -> Any:
     valid, expected = _RULES[key]
     try:
         typed = coerce(value, field_hints(SlurmSettings)[key])
+        ok = valid(typed)
     except CoercionError:
+        ok = False
+    if not ok:
         raise HpcError(f"slurm setting {key}={value!r}: expected {expected}") from None
-    if not valid(typed):
-        raise HpcError(f"slurm setting {key}={value!r}: expected {expected}")
     return typed
 
 

@@ -258,15 +258,17 @@ class PolicyLoop:
         also what each agent offered the others."""
         if active is None:
             active = np.array(self.env.active[self.rows], dtype=bool)
-        inputs = (obs, self.state, self.reset_mask, self.neighbours(neighbours), active)
+        lists = self.neighbours(neighbours)
         if not with_messages:
-            logits, raw_value, self.state = policy_step(self.policy, self.device, *inputs)
+            logits, raw_value, self.state = policy_step(
+                self.policy, self.device, obs, self.state, self.reset_mask, lists, active
+            )
             return PolicyOutput(logits, raw_value, None)
-        obs_t, state, reset_t, neighbours_t, active_t = (
-            value if index == 1 else _on(self.device, value) for index, value in enumerate(inputs)
+        obs_t, reset_t, neighbours_t, active_t = (
+            _on(self.device, value) for value in (obs, self.reset_mask, lists, active)
         )
         logits, raw_value, self.state, messages = self.policy.step_with_messages(
-            obs_t, state, reset_t, neighbours_t, active_t
+            obs_t, self.state, reset_t, neighbours_t, active_t
         )
         return PolicyOutput(logits, raw_value, messages)
 

@@ -147,7 +147,7 @@ def _progress_line(
     agent_steps: int,
     row: dict[str, Any],
     seconds_left: float,
-    closing_episodes: int = 0,
+    closing_episodes: int,
 ) -> str:
     episode_part = " ".join(
         f"{k} {row[k]:.3g}" for k in ("CSR", "ISR", "ep_length", "avg_throughput") if row.get(k) is not None
@@ -385,7 +385,7 @@ class _Log:
         echo: Callable[[str], None],
         sinks: Sequence[MetricSink],
         log_every: int,
-        closing_episodes: int = 0,
+        closing_episodes: int,
     ) -> None:
         self.path, self.plan, self.echo, self.sinks, self.log_every = path, plan, echo, sinks, log_every
         self.closing_episodes = closing_episodes

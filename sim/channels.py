@@ -206,8 +206,8 @@ def write_path_channel_from_windows(
     obs,  # (E, N, C, F, F) float, channel `channel` written
 ):
     """Write every agent's path channel from its distance window, filling the window anew (searches with a
-    growing margin) when its goal changed or the drawing needs a distance it lacks; returns the searches."""
-    runs = 0
+    growing margin) when its goal changed or the drawing needs a distance it lacks; `windows.stats` counts
+    the searches."""
     height, width = obstacles.shape[1], obstacles.shape[2]
     for env in range(obs.shape[0]):
         grid = obstacles[env]
@@ -233,8 +233,6 @@ def write_path_channel_from_windows(
                 base = windows.base[env, agent]
                 drawn = draw_path_in_window(grid, values, origin, base, whole, True, row, col, plane)
                 margin *= 4
-                runs += 1
-    return runs
 
 
 @njit(cache=True)

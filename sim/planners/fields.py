@@ -333,8 +333,7 @@ def ensure_windows(
     search,  # FieldSearch scratch over H * W cells
 ):
     """Refresh the window of every active agent whose goal changed, who left its window, or whose cell or
-    a free neighbour has no certified distance (module docstring); returns the searches run."""
-    runs = 0
+    a free neighbour has no certified distance (module docstring); `windows.stats` counts the searches."""
     num_envs, num_agents = active.shape
     side = windows.values.shape[2]
     for env in range(num_envs):
@@ -359,12 +358,10 @@ def ensure_windows(
                 whole = refill_window(
                     windows, env, agent, grid, height, width, goal_row, goal_col, row, col, margin, search
                 )
-                runs += 1
                 base = windows.base[env, agent]
                 if gather_near(grid, height, width, values, origin, base, row, col, near) or whole:
                     break
                 margin *= 4
-    return runs
 
 
 @njit(cache=True)

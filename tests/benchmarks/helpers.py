@@ -14,6 +14,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 DATA = BENCHMARKS.parents[1] / "shared" / "data" / "pogema-benchmark"  # third-party data, read by path
+RESULTS = DATA / "published-results.txt"  # the benchmark's published raw results
 
 
 @contextmanager

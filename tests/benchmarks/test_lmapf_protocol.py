@@ -4,9 +4,7 @@ import re
 
 import pytest
 
-from tests.benchmarks.helpers import DATA, benchmark_script
-
-RESULTS = DATA / "published-results.txt"
+from tests.benchmarks.helpers import RESULTS, benchmark_script
 
 
 def read_section(lines: list[str], section: str) -> dict[str, dict[int, float]]:

@@ -4,9 +4,7 @@ alike, and the published LaCAM numbers it quotes are the benchmark's raw data.""
 import numpy as np
 import pytest
 
-from tests.benchmarks.helpers import DATA, benchmark_script
-
-RESULTS = DATA / "published-results.txt"
+from tests.benchmarks.helpers import RESULTS, benchmark_script
 
 
 @pytest.fixture(scope="module")

@@ -159,9 +159,16 @@ def test_groups_see_the_whole_env_values_and_drop_only_the_gradient_through_othe
         full_gradient = gradient(policy, loss_of(learner, config, full_mb, full_logits, full_values, scored))
         return group_gradient, full_gradient
 
-    neighbours = buffer.neighbours
+    neighbours = buffer.neighbours  # (T, E, N, K)
     crossing = grouped.crossing_links(neighbours)
-    assert crossing.any()
+    # the same links found from the units' members: each agent's group at each step, compared across a link
+    chunk, env, group = grouped.split(np.arange(grouped.num_units))
+    group_of = np.empty(grouped.order.shape, dtype=np.int64)  # (K, E, N)
+    group_of[chunk[:, None], env[:, None], grouped.members(np.arange(grouped.num_units))] = group[:, None]
+    at_step = np.repeat(group_of, grouped.chunk_length, axis=0)  # (T, E, N)
+    linked = np.take_along_axis(at_step[:, :, None, :], np.clip(neighbours, 0, None), axis=-1)  # (T, E, N, K)
+    np.testing.assert_array_equal(crossing, (neighbours >= 0) & (linked != at_step[..., None]))
+    assert crossing.any() and not crossing[neighbours >= 0].all()
     separate = dict(arrays, neighbours=np.where(crossing, -1, neighbours))
     group_gradient, full_gradient = gradients(separate)
     torch.testing.assert_close(group_gradient, full_gradient, rtol=1e-4, atol=1e-6)
