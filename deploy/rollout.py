@@ -23,6 +23,7 @@ from deploy.errors import ExportError
 from deploy.radio import quantize
 from scenarios.schema import Scenario
 from sim.env import GridEnv
+from sim.episode_loop import EpisodeBatch, play_one_episode_each
 
 BatchRunner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
@@ -75,23 +76,36 @@ def sample_actions(logits: np.ndarray, uniform: np.ndarray) -> np.ndarray:
 
 def _messages(
     step: AgentStep,
-    env: GridEnv,
+    neighbours: np.ndarray,
     sent: np.ndarray,
     sending: np.ndarray,
     drop_rate: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Received messages (E*N, K, D) and their mask (E*N, K): what the listed neighbours among the agents
-    `sending` (E*N,) bool broadcast, `sent` (E*N, D)."""
-    E, N = env.num_envs, env.num_agents
-    neighbours = env.neighbours[:, :, : step.max_neighbours]  # (E, N, K) int32, -1 padded
-    index = np.clip(neighbours, 0, None) + (np.arange(E) * N)[:, None, None]  # (E, N, K) flat agent index
+    """Received messages (B*N, K, D) and their mask (B*N, K): what the listed `neighbours` (B, N, >= K)
+    among the agents `sending` (B*N,) bool broadcast, `sent` (B*N, D)."""
+    neighbours = neighbours[:, :, : step.max_neighbours]  # (B, N, K) int32, -1 padded
+    B, N = neighbours.shape[:2]
+    index = np.clip(neighbours, 0, None) + (np.arange(B) * N)[:, None, None]  # (B, N, K) flat agent index
     received = (neighbours >= 0) & sending[index] & (rng.random(neighbours.shape) >= drop_rate)
     decoded = np.empty_like(sent)
     for agent, values in enumerate(sent):  # what the radio delivers: int8 values and a float scale
         scale, q = quantize(values)
         decoded[agent] = q.astype(np.float32) * np.float32(scale)
-    return decoded[index].reshape(E * N, step.max_neighbours, -1), received.reshape(E * N, -1)
+    return decoded[index].reshape(B * N, step.max_neighbours, -1), received.reshape(B * N, -1)
+
+
+class _Drones(EpisodeBatch):
+    """Every drone of the environments still playing, each with its own exported step's state: `state[i]`
+    (B*N, *shape) float32 per state input of the step."""
+
+    def __init__(self, step: AgentStep, num_envs: int, num_agents: int) -> None:
+        super().__init__(num_envs, num_agents)
+        self.state = [np.zeros((num_envs * num_agents, *s), np.float32) for s in _state_shapes(step)]
+
+    def forget(self, staying: np.ndarray) -> None:
+        keep = np.repeat(staying, self.num_agents)  # (B*N,)
+        self.state = [value[keep] for value in self.state]
 
 
 def decentralized_rollout(
@@ -108,11 +122,12 @@ def decentralized_rollout(
 ) -> RolloutResult:
     """One episode in each of `num_envs` environments, each agent acting on its own step's logits.
 
-    Actions are sampled (one uniform number per agent and step from a stream of `seed`, drawn for inactive
-    agents too so that every runner consumes the same numbers) or, with `greedy`, the argmax. Drones hear
-    the K nearest agents within `radius` cells (default `radio_range`). SRMT-style drones send their memory
-    before the step (nothing valid when inactive or restarting); neighbour_attention
-    drones send `encode({"obs": ...})[0]` of this step's observation while active.
+    Actions are sampled (one uniform number per agent of every environment and step from a stream of
+    `seed`, drawn for inactive agents and finished environments too so that every runner consumes the same
+    numbers) or, with `greedy`, the argmax. Drones hear the K nearest agents within `radius` cells (default
+    `radio_range`). SRMT-style drones send their memory before the step (nothing valid when inactive or
+    restarting); neighbour_attention drones send `encode({"obs": ...})[0]` of this step's observation while
+    active. An environment whose episode ended leaves the batch (`sim.episode_loop`).
     """
     if step.message_source == "encoding" and encode is None:
         raise ExportError("neighbour_attention rollouts need the message encoder (encode=...)")
@@ -127,40 +142,39 @@ def decentralized_rollout(
     obs = env.reset()
     E, N = env.num_envs, env.num_agents
     drop_rng, action_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    state = [np.zeros((E * N, *s), np.float32) for s in _state_shapes(step)]
-    reset = np.ones(E * N, bool)
+    drones = _Drones(step, E, N)
     observations, positions, actions = [], [env.positions[0].astype(np.int64)], []
-    metrics: list[dict | None] = [None] * E
-    limit = max_steps or scenario.dynamics.max_episode_steps
-    for _ in range(limit):
-        active = env.active.reshape(-1).copy()
-        batch = {"obs": obs.reshape(E * N, *obs.shape[2:])}
-        for (name, _), value in zip(step.state_names, state, strict=True):
+
+    def choose(live_obs: np.ndarray, _: int) -> np.ndarray:
+        rows = drones.rows
+        active = env.active[rows].reshape(-1)  # (B*N,)
+        reset = drones.reset_mask.reshape(-1)
+        batch = {"obs": live_obs.reshape(-1, *live_obs.shape[2:])}
+        for (name, _), value in zip(step.state_names, drones.state, strict=True):
             batch[name] = value
         if step.message_source == "memory":  # an inactive or restarting sender sends nothing
-            sent, sending = state[0], active & ~reset
+            sent, sending = drones.state[0], active & ~reset
         elif step.message_source == "encoding":
             sent, sending = encode({"obs": batch["obs"]})[0], active
         if step.message_source is not None:
             batch["messages"], batch["message_mask"] = _messages(
-                step, env, sent, sending, drop_rate, drop_rng
+                step, env.neighbours[rows], sent, sending, drop_rate, drop_rng
             )
         batch["reset"] = reset
         outputs = run(batch)
-        uniform = action_rng.random(E * N)
+        uniform = action_rng.random((E, N))[rows].reshape(-1)
         chosen = np.argmax(outputs[0], axis=1) if greedy else sample_actions(outputs[0], uniform)
         for position, new_value in enumerate(outputs[1:]):
-            state[position][active] = new_value[active]  # inactive agents keep their state
+            drones.state[position][active] = new_value[active]  # inactive agents keep their state
         observations.append(batch["obs"][active])
-        actions.append(np.where(active, chosen, 0).reshape(E, N))
-        obs, _, _, _, info = env.step(actions[-1])
+        return np.where(active, chosen, 0).reshape(len(rows), N)
+
+    def record(_: int, taken: np.ndarray) -> None:
+        actions.append(taken)
         positions.append(env.positions[0].astype(np.int64))
-        reset = np.zeros(E * N, bool)
-        for e, found in enumerate(info["metrics"]):
-            if found is not None and metrics[e] is None:
-                metrics[e] = found
-        if all(m is not None for m in metrics):
-            break
+
+    limit = max_steps or scenario.dynamics.max_episode_steps
+    metrics = play_one_episode_each(env.step, drones, obs, choose, limit, record)
     finished = [m for m in metrics if m is not None]
     return RolloutResult(np.concatenate(observations), np.stack(positions), np.stack(actions), finished)
 

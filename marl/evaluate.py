@@ -25,6 +25,7 @@ from marl.envs import PogemaEnv, StackedEnvs
 from marl.rollout import Policy, PolicyLoop, episode_keys, keyed_actions, keyed_uniforms
 from marl.seeds import evaluation_episode_seeds, pogema_seeds
 from scenarios.variants import expand_variants, variant_blocks, variant_labels
+from sim.episode_loop import play_one_episode_each
 
 if TYPE_CHECKING:
     from sim.episodes import Recorder
@@ -172,32 +173,23 @@ def run_episodes(
         if episode_seeds is not None
         else loop.sim(io.reset, seed=seed)
     )
-    E, N = env.num_envs, env.num_agents
     keys = episode_keys(sampling_seed, env.episode_seeds)
-    actions = np.zeros((E, N), dtype=np.int64)
-    results: list[dict | None] = [None] * E
-    for step in range(max_steps):
-        live = loop.rows  # environments whose episode is still running
-        logits = loop.act(obs[live]).logits
-        chosen = (
-            logits.argmax(-1).cpu().numpy()
-            if greedy
-            else keyed_actions(logits, keyed_uniforms(keys[live], step, N))
-        )
-        actions[live] = chosen
-        obs, _, _, _, info = loop.sim(io.step, actions)
-        ended = loop.episodes_ended(info)  # (live,)
-        for e in live[ended]:
-            results[e] = dict(info["metrics"][e])
-            actions[e] = 0  # an ended episode no longer moves (nor counts)
-        if ended.any():
-            loop.drop(ended)
+
+    def choose(live_obs: np.ndarray, step: int) -> np.ndarray:
+        logits = loop.act(live_obs).logits
+        if greedy:
+            return logits.argmax(-1).cpu().numpy()
+        return keyed_actions(logits, keyed_uniforms(keys[loop.rows], step, env.num_agents))
+
+    def report(step: int, _: np.ndarray) -> None:
         if progress is not None:
             steps_left = int((limits[loop.rows] - step - 1).max(initial=0)) if limits is not None else 0
-            progress.update(step + 1, E - loop.rows.size, steps_left)
-        if loop.rows.size == 0:
-            return results  # type: ignore[return-value]
-    raise RuntimeError(f"evaluation did not finish within {max_steps} steps")
+            progress.update(step + 1, env.num_envs - loop.rows.size, steps_left)
+
+    results = play_one_episode_each(lambda a: loop.sim(io.step, a), loop, obs, choose, max_steps, report)
+    if loop.rows.size:
+        raise RuntimeError(f"evaluation did not finish within {max_steps} steps")
+    return results  # type: ignore[return-value]
 
 
 def mean_metrics(episodes: list[dict]) -> dict[str, float]:

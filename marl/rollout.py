@@ -16,6 +16,7 @@ import torch
 
 from marl.buffers import RolloutBuffer, State, map_state
 from marl.value_norm import ValueNorm
+from sim.episode_loop import EpisodeBatch
 
 Result = TypeVar("Result")
 
@@ -191,11 +192,11 @@ class PolicyOutput(NamedTuple):
     messages: Any  # what each agent offered the others (`step_with_messages`); None unless asked for
 
 
-class PolicyLoop:
+class PolicyLoop(EpisodeBatch):
     """A memory policy acting for every agent of a batched env, step after step: the one mechanism that
-    carries the memory state, keeps the reset mask (the agents whose episode starts at the next
-    observation), hands a local-scope policy the env's neighbour lists and keeps torch's thread count
-    across simulator calls. Training (`collect`), evaluation (`marl.evaluate.run_episodes`, and with it
+    carries the memory state (beside the reset mask and the batch's rows of `sim.episode_loop.EpisodeBatch`),
+    hands a local-scope policy the env's neighbour lists and keeps torch's thread count across simulator
+    calls. Training (`collect`), evaluation (`marl.evaluate.run_episodes`, and with it
     DAgger's labelled rollouts and the benchmark tables) and `marl.evaluate.PolicyActor` (`gridswarm run
     --policy`, policy-guided PIBT) all act through one.
 
@@ -208,16 +209,15 @@ class PolicyLoop:
     def __init__(
         self, policy: Policy, env: Any, carry: RolloutCarry | None = None, device: torch.device | None = None
     ) -> None:
+        super().__init__(env.num_envs, env.num_agents)
         self.policy, self.env = policy, env
         self.device = policy_device(policy) if device is None else device
         self.local = policy.config.scope == "local"
         self.torch_threads = torch.get_num_threads()  # before the simulator's next (possibly threaded) call
-        self.rows = np.arange(env.num_envs)
         if carry is None:
             self.state = map_state(
                 lambda leaf: leaf.to(self.device), policy.initial_state(env.num_envs, env.num_agents)
             )
-            self.reset_mask = np.ones((env.num_envs, env.num_agents), dtype=bool)  # (B, N)
         else:
             self.state, self.reset_mask = carry.state, carry.reset_mask
 
@@ -272,17 +272,8 @@ class PolicyLoop:
         )
         return PolicyOutput(logits, raw_value, messages)
 
-    def episodes_ended(self, info: dict[str, Any]) -> np.ndarray:
-        """(B,) bool: the batch's environments whose episode ended at the step that returned `info` (its
-        metrics are there); their agents' next observation starts an episode (the reset mask)."""
-        ended = np.array([info["metrics"][e] is not None for e in self.rows], dtype=bool)
-        self.reset_mask = np.repeat(ended[:, None], self.env.num_agents, axis=1)
-        return ended
-
-    def drop(self, leaving: np.ndarray) -> None:
-        """Take the environments `leaving` (B,) bool marks out of the batch, with their memory."""
-        staying = ~leaving
-        self.rows, self.reset_mask = self.rows[staying], self.reset_mask[staying]
+    def forget(self, staying: np.ndarray) -> None:
+        """Keep the memory state of the environments `staying` (B,) bool marks."""
         keep = torch.from_numpy(staying).to(self.device)
         self.state = map_state(lambda leaf: leaf[keep], self.state)
 

@@ -111,18 +111,20 @@ def test_drones_hearing_everyone_act_like_the_centralized_global_policy():
         logits_seen.append(outputs[0])
         return outputs
 
-    rollout = decentralized_rollout(step, spy, scenario, E, seed=2, max_steps=8, greedy=True)
+    rollout = decentralized_rollout(step, spy, scenario, E, seed=2, max_steps=24, greedy=True)
     env = GridEnv(scenario, E, 2, auto_reset=False)
     obs, state = env.reset(), policy.initial_state(E, N)
     reset = torch.ones(E, N, dtype=torch.bool)
+    playing = np.ones(E, dtype=bool)  # an environment whose episode ended leaves the drones' batch
     with torch.no_grad():
         for actions, decentralized in zip(rollout.actions, logits_seen, strict=True):
             active = env.active.copy()
             logits, _, state = policy.step(obs, state, reset, None, active)
-            centralized = logits.numpy().reshape(E * N, -1)  # (E, N, A) -> (E*N, A)
-            alive = active.reshape(-1)
+            centralized = logits.numpy()[playing].reshape(-1, logits.shape[-1])  # (B, N, A) -> (B*N, A)
+            alive = active[playing].reshape(-1)
             np.testing.assert_allclose(decentralized[alive], centralized[alive], atol=0.1)
-            obs = env.step(actions)[0]
+            obs, _, _, _, info = env.step(actions)
+            playing &= np.array([m is None for m in info["metrics"]])
             reset[:] = False
 
 
