@@ -44,6 +44,7 @@ from sim.planners.fields import (
     new_windows,
     refill_window,
     side_for_budget,
+    window_value,
 )
 
 PATH_WINDOW_BUDGET = 64 * 2**20
@@ -79,24 +80,6 @@ def draw_path_in_field(
 
 
 @njit(cache=True)
-def window_distance(
-    values,  # (S, S) uint16, one agent's distance window (sim.planners.fields)
-    origin,  # (2,) int32, the window's top-left map cell
-    base,  # int, distance = base + value
-    row,  # int, a map cell
-    col,  # int
-):
-    """The window's distance of (row, col): OUTSIDE when the cell is outside the window, NO_VALUE when the
-    window holds no value for it."""
-    r, c = row - origin[0], col - origin[1]
-    side = values.shape[0]
-    if r < 0 or c < 0 or r >= side or c >= side:
-        return OUTSIDE
-    value = values[r, c]
-    return NO_VALUE if value == UNKNOWN else base + value
-
-
-@njit(cache=True)
 def draw_path_in_window(
     grid,  # (H, W) uint8, the environment's map buffer (1 = obstacle)
     values,  # (S, S) uint16, the agent's distance window to its goal
@@ -113,7 +96,7 @@ def draw_path_in_window(
     radius = plane.shape[0] // 2
     height, width = grid.shape
     plane[:, :] = 0
-    distance = window_distance(values, origin, base, row, col)
+    distance = window_value(values, origin, base, row, col, OUTSIDE, NO_VALUE)
     if distance == OUTSIDE:
         return False
     if distance == NO_VALUE:
@@ -128,7 +111,7 @@ def draw_path_in_window(
             r, c = row + ROW_STEPS[k], col + COL_STEPS[k]
             if not (0 <= r < height and 0 <= c < width) or grid[r, c] != 0:
                 continue
-            neighbour = window_distance(values, origin, base, r, c)
+            neighbour = window_value(values, origin, base, r, c, OUTSIDE, NO_VALUE)
             if neighbour == OUTSIDE or (neighbour == NO_VALUE and not settled):
                 return False
             if neighbour == downhill:

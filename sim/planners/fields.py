@@ -232,6 +232,27 @@ def fill_window(
 
 
 @njit(cache=True)
+def window_value(
+    values,  # (S, S) uint16, one agent's window
+    origin,  # (2,) int32, the window's top-left map cell
+    base,  # int, distance = base + value
+    row,  # int, a map cell
+    col,  # int
+    outside,  # int, returned for a cell outside the window
+    unknown,  # int, returned where the window holds no value
+):
+    """The window's distance of (row, col) to the agent's goal, or `outside` / `unknown`."""
+    r, c = row - origin[0], col - origin[1]
+    side = values.shape[0]
+    if r < 0 or c < 0 or r >= side or c >= side:
+        return outside
+    value = values[r, c]
+    if value == UNKNOWN:
+        return unknown
+    return base + value
+
+
+@njit(cache=True)
 def window_distance(
     values,  # (S, S) uint16, one agent's window
     origin,  # (2,) int32
@@ -241,14 +262,7 @@ def window_distance(
 ):
     """The agent's certified distance from (row, col) to its goal; UNREACHABLE outside the window or where
     unknown."""
-    r, c = row - origin[0], col - origin[1]
-    side = values.shape[0]
-    if r < 0 or c < 0 or r >= side or c >= side:
-        return UNREACHABLE
-    value = values[r, c]
-    if value == UNKNOWN:
-        return UNREACHABLE
-    return base + value
+    return window_value(values, origin, base, row, col, UNREACHABLE, UNREACHABLE)
 
 
 @njit(cache=True)
