@@ -25,7 +25,7 @@ outside values from the policy before the update started rather than recomputed 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -84,6 +84,14 @@ def spatial_order(positions: np.ndarray) -> np.ndarray:
     return np.argsort(keys, axis=-1, kind="stable")
 
 
+class Units(NamedTuple):
+    """Where a minibatch's B units lie in the rollout (`MinibatchLayout.index`)."""
+
+    chunk: np.ndarray  # (B,) int64
+    env: np.ndarray  # (B,) int64
+    members: np.ndarray  # (B, S) int64, the unit's agents (indices among its env's N agents)
+
+
 @dataclass(frozen=True)
 class MinibatchLayout:
     """How a rollout's units map to chunks, environments and the agents of each group.
@@ -92,7 +100,6 @@ class MinibatchLayout:
     order[k, e, g*S : (g+1)*S])."""
 
     chunk_length: int
-    num_envs: int
     groups: int
     order: np.ndarray
 
@@ -111,7 +118,12 @@ class MinibatchLayout:
             order = spatial_order(buffer.chunk_positions)  # (K, E, N)
         else:
             order = np.broadcast_to(np.arange(num_agents), (num_chunks, num_envs, num_agents))
-        return cls(buffer.chunk_length, num_envs, groups, order)
+        return cls(buffer.chunk_length, groups, order)
+
+    @property
+    def num_envs(self) -> int:
+        """E, the rollout's environments."""
+        return self.order.shape[1]
 
     @property
     def num_units(self) -> int:
@@ -123,16 +135,12 @@ class MinibatchLayout:
         """S = N / G agents per unit."""
         return self.order.shape[2] // self.groups
 
-    def split(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(chunk, env, group) indices (B,) each of units (B,)."""
+    def index(self, units: np.ndarray) -> Units:
+        """The chunk, env and agents of each of the units (B,)."""
         per_chunk = self.num_envs * self.groups
-        return units // per_chunk, (units // self.groups) % self.num_envs, units % self.groups
-
-    def members(self, units: np.ndarray) -> np.ndarray:
-        """(B, S) int64: the agents of each unit (indices among its env's N agents)."""
-        chunk, env, group = self.split(units)
+        chunk, env, group = units // per_chunk, (units // self.groups) % self.num_envs, units % self.groups
         slots = group[:, None] * self.group_size + np.arange(self.group_size)  # (B, S)
-        return self.order[chunk[:, None], env[:, None], slots]
+        return Units(chunk, env, self.order[chunk[:, None], env[:, None], slots])
 
     def crossing_links(self, neighbours: np.ndarray) -> np.ndarray:
         """(T, E, N, K) bool: the neighbour links (T, E, N, K) int, -1 padded, that join agents of two
@@ -145,33 +153,31 @@ class MinibatchLayout:
         of_neighbour = np.take_along_axis(at_step, flat, axis=2).reshape(neighbours.shape)
         return (neighbours >= 0) & (of_neighbour != at_step[..., None])
 
-    def gather(self, array: np.ndarray, units: np.ndarray) -> np.ndarray:
+    def gather(self, array: np.ndarray, units: Units) -> np.ndarray:
         """(T, E, N, ...) -> (L, B, S, ...): the units' steps and agents, time-major for policy.unroll."""
-        chunk, env, _ = self.split(units)
         grouped = chunk_view(array, self.chunk_length)  # (K, L, E, N, ...)
-        picked = grouped[chunk[:, None], :, env[:, None], self.members(units)]  # (B, S, L, ...)
+        picked = grouped[units.chunk[:, None], :, units.env[:, None], units.members]  # (B, S, L, ...)
         return np.moveaxis(picked, 2, 0)
 
-    def gather_states(self, chunk_states: list[State], units: np.ndarray, device: torch.device) -> State:
+    def gather_states(self, chunk_states: list[State], units: Units, device: torch.device) -> State:
         """The stored states at the units' chunk starts: leaves (E, N, ...) -> (B, S, ...)."""
-        chunk, env, _ = (torch.from_numpy(index[:, None]).to(device) for index in self.split(units))
-        members = torch.from_numpy(self.members(units)).to(device)
+        chunk, env, members = (torch.from_numpy(index).to(device) for index in units)
+        chunk, env = chunk[:, None], env[:, None]
 
         def pick(*leaves: torch.Tensor) -> torch.Tensor:
             return torch.stack(leaves)[chunk, env, members]  # (K, E, N, ...) -> (B, S, ...)
 
         return map_state(pick, *chunk_states)
 
-    def outside(self, buffer: RolloutBuffer, units: np.ndarray, device: torch.device) -> list[Outside] | None:
+    def outside(self, buffer: RolloutBuffer, units: Units, device: torch.device) -> list[Outside] | None:
         """The L per-step `Outside`s of the units' envs (leaves (B, N, ...)); None when the rollout kept
         no messages (one group: a unit then holds its whole env and reads nothing from outside)."""
         if buffer.messages is None:
             return None
-        chunk, env, _ = self.split(units)
-        members = torch.from_numpy(self.members(units)).to(device)
+        members = torch.from_numpy(units.members).to(device)
 
         def steps(array: np.ndarray) -> torch.Tensor:  # (T, E, N, ...) -> (L, B, N, ...)
-            every_agent = chunk_view(array, self.chunk_length)[chunk, :, env]  # (B, L, N, ...)
+            every_agent = chunk_view(array, self.chunk_length)[units.chunk, :, units.env]  # (B, L, N, ...)
             return torch.from_numpy(np.swapaxes(every_agent, 0, 1)).to(device)
 
         memory, encoding, features = (steps(buffer.messages[name]) for name in MESSAGE_NAMES)
@@ -182,7 +188,7 @@ class MinibatchLayout:
         ]
 
     def minibatch(
-        self, arrays: dict[str, np.ndarray], units: np.ndarray, device: torch.device
+        self, arrays: dict[str, np.ndarray], units: Units, device: torch.device
     ) -> dict[str, torch.Tensor]:
         """The (L, B, S, ...) slices of every array (T, E, N, ...) for the units, on the device."""
         return {name: torch.from_numpy(self.gather(a, units)).to(device) for name, a in arrays.items()}

@@ -185,7 +185,7 @@ def update(
     for _epoch in range(config.epochs):
         epoch_kl: list[float] = []
         for minibatch in torch.randperm(layout.num_units, generator=shuffle).chunk(config.num_minibatches):
-            units = minibatch.numpy()
+            units = layout.index(minibatch.numpy())
             mb = layout.minibatch(arrays, units, device)
             state0 = layout.gather_states(buffer.chunk_states, units, device)
             outside = layout.outside(buffer, units, device)

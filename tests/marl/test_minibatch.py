@@ -124,12 +124,12 @@ def test_groups_see_the_whole_env_values_and_drop_only_the_gradient_through_othe
     learner, buffer = rollout(config, keep_messages=True)
     policy = learner.policy
     grouped, whole = MinibatchLayout.of(buffer, 2, grouping), MinibatchLayout.of(buffer, 1)
-    units = np.array([0, 3, 11])  # (chunk, env, group): (0, 0, 0), (0, 1, 1), (1, 2, 1)
-    env_units = units // 2
-    members = torch.from_numpy(grouped.members(units))  # (B, 3)
+    picked = np.array([0, 3, 11])  # (chunk, env, group): (0, 0, 0), (0, 1, 1), (1, 2, 1)
+    units, env_units = grouped.index(picked), whole.index(picked // 2)
+    members = torch.from_numpy(units.members)  # (B, 3)
     if grouping == "spatial":  # the check covers groups that are not index runs
         assert not all(np.array_equal(m, np.sort(m)) and np.ptp(m) == 2 for m in members.numpy())
-    rows = torch.arange(len(units)).view(-1, 1)
+    rows = torch.arange(len(picked)).view(-1, 1)
 
     def unrolled(arrays: dict[str, np.ndarray]) -> tuple[dict, tuple, dict, tuple]:
         mb = grouped.minibatch(arrays, units, CPU)
@@ -162,9 +162,10 @@ def test_groups_see_the_whole_env_values_and_drop_only_the_gradient_through_othe
     neighbours = buffer.neighbours  # (T, E, N, K)
     crossing = grouped.crossing_links(neighbours)
     # the same links found from the units' members: each agent's group at each step, compared across a link
-    chunk, env, group = grouped.split(np.arange(grouped.num_units))
+    every = np.arange(grouped.num_units)
+    chunk, env, members_of_every = grouped.index(every)
     group_of = np.empty(grouped.order.shape, dtype=np.int64)  # (K, E, N)
-    group_of[chunk[:, None], env[:, None], grouped.members(np.arange(grouped.num_units))] = group[:, None]
+    group_of[chunk[:, None], env[:, None], members_of_every] = (every % grouped.groups)[:, None]
     at_step = np.repeat(group_of, grouped.chunk_length, axis=0)  # (T, E, N)
     linked = np.take_along_axis(at_step[:, :, None, :], np.clip(neighbours, 0, None), axis=-1)  # (T, E, N, K)
     np.testing.assert_array_equal(crossing, (neighbours >= 0) & (linked != at_step[..., None]))
@@ -273,7 +274,7 @@ def test_agent_groups_partition_each_chunk_and_env_into_equal_runs_of_the_hilber
     cells = data.draw(st.lists(st.integers(0, 40), min_size=count, max_size=count))
     positions = np.array(cells, dtype=np.int32).reshape(shape)
     layout = layout_over(positions, groups, grouping)
-    members = layout.members(np.arange(layout.num_units))  # (K*E*G, S)
+    members = layout.index(np.arange(layout.num_units)).members  # (K*E*G, S)
     by_env = members.reshape(chunks, num_envs, groups, size)
     assert np.array_equal(
         np.sort(by_env.reshape(chunks, num_envs, -1)),

@@ -114,7 +114,7 @@ def test_local_scope_flows_through_collection_and_the_chunked_update() -> None:
 
     # unrolling every (chunk, env) from its stored state reproduces the collected log-probs and values
     layout = MinibatchLayout.of(buffer, groups=1)
-    units = np.arange(2 * 4)  # every (chunk, env)
+    units = layout.index(np.arange(2 * 4))  # every (chunk, env)
     pick = {
         name: torch.from_numpy(layout.gather(getattr(buffer, name), units))
         for name in ("obs", "reset_masks", "active", "actions", "log_probs", "raw_values", "neighbours")

@@ -63,7 +63,7 @@ def test_chunks_unrolled_from_stored_memory_reproduce_the_rollout(model):
     learner, buffer = collected(model)
     assert buffer.reset_masks[1:].any(), "the rollout must cross episode boundaries inside chunks"
     layout = MinibatchLayout.of(buffer, groups=1)
-    units = np.arange(4 * 3)  # every (chunk, env)
+    units = layout.index(np.arange(4 * 3))  # every (chunk, env)
     pick = {
         name: torch.from_numpy(layout.gather(getattr(buffer, name), units))
         for name in ("obs", "reset_masks", "active", "actions", "log_probs", "raw_values")
