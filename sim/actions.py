@@ -32,3 +32,12 @@ def checked_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if actions.dtype.kind not in "iu":
         raise ValueError(f"actions must be an integer array, got dtype {actions.dtype}")
     return actions
+
+
+def actions_of_moves(moves: np.ndarray) -> np.ndarray:
+    """(..., 2) int (d_row, d_col) steps, each one of MOVES -> (...) int64, the action of each step.
+    Raises ValueError for a step no action makes (a jump, a diagonal)."""
+    matches = (np.asarray(moves)[..., None, :] == MOVES).all(axis=-1)  # (..., NUM_ACTIONS)
+    if not matches.any(axis=-1).all():
+        raise ValueError("a step of more than one cell, or a diagonal one: no action makes it")
+    return matches.argmax(axis=-1).astype(np.int64)

@@ -19,7 +19,10 @@ PLANNER_OPTIONS: dict[str, dict[str, bool | int]] = {
 """The planner presets and their `PIBTConfig` fields: plain PIBT, PIBT with LaCAM3's swap technique, PIBT
 following traffic-flow guide paths, and swap plus a large-neighbourhood-search window."""
 
-PLANNERS = tuple(PLANNER_OPTIONS)
+ONE_SHOT_PLANNERS = ("lacam",)
+"""Planners of whole one-shot episodes (`sim.planners.lacam_policy`): LaCAM, PIBT where it finds no plan."""
+
+PLANNERS = (*PLANNER_OPTIONS, *ONE_SHOT_PLANNERS)
 
 POLICIES = (*BASELINES, *PLANNERS)
 """Every scripted policy by name: the baselines, then the planner presets (experts)."""

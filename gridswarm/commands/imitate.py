@@ -22,7 +22,11 @@ from marl.config import (
 from memory.config import POLICY_NAMES
 
 # the recipe ends in a MAPPO run: train's errors, and the episode stores'
-USER_ERRORS = (*TRAINING_ERRORS, "sim.episode_format.EpisodeStoreError")
+USER_ERRORS = (
+    *TRAINING_ERRORS,
+    "sim.episode_format.EpisodeStoreError",
+    "sim.planners.lacam_policy.NotPlannable",
+)
 
 
 def add_parser(subparsers: Any) -> None:

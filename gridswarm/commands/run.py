@@ -28,6 +28,7 @@ USER_ERRORS = (
     "scenarios.errors.ScenarioError",
     "gridswarm.commands.run.UnknownPolicyError",
     "marl.run_dir.CheckpointError",
+    "sim.planners.lacam_policy.NotPlannable",
 )
 
 

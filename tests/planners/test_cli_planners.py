@@ -15,8 +15,8 @@ from tests.planners.instances import conflicts
 
 
 def test_the_command_offers_every_preset_and_every_scripted_policy():
-    assert PLANNERS == tuple(PRESETS) == sim.baselines.PLANNERS
-    assert POLICIES == sim.baselines.POLICIES == (*sim.baselines.BASELINES, *PRESETS)
+    assert PLANNERS == (*PRESETS, "lacam") == sim.baselines.PLANNERS
+    assert POLICIES == sim.baselines.POLICIES == (*sim.baselines.BASELINES, *PLANNERS)
 
 
 def test_recorded_pibt_episodes_replay_and_are_conflict_free(tmp_path, capsys):
