@@ -14,13 +14,22 @@ AAMAS 2024): an agent whose best cell is held by one it must pass head-on in a c
 and pulls the other through. Solutions keep an agent that reached its goal there (it may be pushed off and
 return); the paths are free of vertex and swap conflicts, so POGEMA's `soft` collision rule executes them
 exactly. This is a reference implementation in Python over flat cell indices, for instances of up to a few
-hundred agents; LaCAM* (anytime refinement) and LaCAM3's other engineering are not part of it.
+hundred agents.
+
+With `refine`, LaCAM* (Okumura, "Improving LaCAM for Scalable Eventually Optimal Multi-Agent Pathfinding",
+IJCAI 2023): the search goes on after the first solution. Each node keeps g, the sum of loss of the best
+known way to it (an agent costs 1 per step unless it stays on its goal), and h, the sum of its agents'
+distances to their goals; a node whose g + h cannot beat the solution is dropped, and reaching a known
+configuration adds an edge and rewires (g decreases propagate, with the parent pointers, through the edges
+known so far), so the solution's cost only decreases; once the search is exhausted it is optimal. LaCAM2's
+random restarts and LaCAM3's other engineering are not part of it.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,13 +45,15 @@ MAX_AGENTS = sys.getrecursionlimit() // 2
 class LaCAMResult:
     """What `lacam` found. `paths` (T+1, N, 2) int64: each agent's (row, col) at every step, the starts
     first and the goals last (None without a solution); `exhausted`: the search ran out of configurations,
-    so no solution exists; `nodes`: configurations reached; `steps`: constraints tried (one PIBT call
-    each)."""
+    so no solution exists, or with `refine` and a solution, that solution's sum of loss is optimal;
+    `nodes`: configurations reached; `steps`: constraints tried (one PIBT call each); `cost`: the sum of
+    loss of `paths` (steps an agent is not staying on its goal; None without a solution)."""
 
     paths: np.ndarray | None
     exhausted: bool
     nodes: int
     steps: int
+    cost: int | None = None
 
     @property
     def solved(self) -> bool:
@@ -59,6 +70,15 @@ class _Node:
     priorities: np.ndarray  # (N,) float64
     order: list[int]
     tree: deque[tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=lambda: deque([((), ())]))
+    g: int = 0  # LaCAM*: the sum of loss of the best known way here
+    h: int = 0  # LaCAM*: the sum of the agents' distances to their goals
+    edges: dict[tuple[int, ...], _Node] = field(
+        default_factory=dict
+    )  # LaCAM*: the successors known, by config
+
+    @property
+    def f(self) -> int:
+        return self.g + self.h
 
 
 def lacam(
@@ -69,12 +89,14 @@ def lacam(
     step_limit: int = 1_000_000,
     seed: int = 0,
     swap: bool = True,
+    refine: bool = False,
 ) -> LaCAMResult:
     """Paths for every agent from `starts` to `goals` ((N, 2) (row, col), distinct free cells) on the
     (H, W) map `obstacles` (nonzero = obstacle), moving in 4 directions or staying, free of vertex and swap
-    conflicts. Stops without a solution after `step_limit` constraints tried (`exhausted` False then),
-    which bounds the work however many of them lead back to known configurations. `seed` breaks PIBT's
-    ties and orders the constraints; `swap`: PIBT with LaCAM3's swap technique."""
+    conflicts. Stops after `step_limit` constraints tried (`exhausted` False then), which bounds the work
+    however many of them lead back to known configurations: without a solution, or with `refine` with the
+    best found so far. `seed` breaks PIBT's ties and orders the constraints; `swap`: PIBT with LaCAM3's swap
+    technique; `refine`: LaCAM*, lowering the sum of loss until the limit or optimality (module docstring)."""
     obstacles, starts, goals = _checked(obstacles, starts, goals)
     width = obstacles.shape[1]
     distances = _distance_fields(obstacles, goals)  # (N, H*W) int32
@@ -86,15 +108,22 @@ def lacam(
     successors = _Successors(_neighbours(obstacles), distances, goal, rng, swap)
     root = successors.node(start, None)
     stack, explored, nodes, steps = [root], {start: root}, 1, 0
+    found: _Node | None = None  # LaCAM*: the goal's node once reached
+
+    def promising(node: _Node) -> bool:
+        return found is None or node.f < found.g
+
     while stack:
         node = stack[-1]
-        if node.config == goal:
-            return LaCAMResult(_paths(node, width), exhausted=False, nodes=nodes, steps=steps)
-        if not node.tree:
+        if node.config == goal and found is None:
+            found = node
+            if not refine:
+                break
+        if not promising(node) or not node.tree:
             stack.pop()
             continue
         if steps == step_limit:
-            return LaCAMResult(None, exhausted=False, nodes=nodes, steps=steps)
+            break
         steps += 1
         agents, cells = node.tree.popleft()
         if len(agents) < len(start):
@@ -107,14 +136,43 @@ def lacam(
         if config is None:
             continue
         known = explored.get(config)
-        if known is not None:
+        if known is None:
+            known = explored[config] = successors.node(config, node)
+            nodes += 1
+            if refine:
+                known.g, known.h = node.g + successors.loss(node.config, config), successors.h(config)
+                node.edges[config] = known
+        elif refine:
+            node.edges[config] = known
+            stack.extend(_rewire(node, successors, promising))
+        if promising(known):
             stack.append(known)
-            continue
-        child = successors.node(config, node)
-        explored[config] = child
-        stack.append(child)
-        nodes += 1
-    return LaCAMResult(None, exhausted=True, nodes=nodes, steps=steps)
+    paths = None if found is None else _paths(found, width)
+    cost = None if paths is None else _loss(paths, goals)
+    return LaCAMResult(paths, exhausted=not stack, nodes=nodes, steps=steps, cost=cost)
+
+
+def _rewire(source: _Node, successors: _Successors, promising: Callable[[_Node], bool]) -> list[_Node]:
+    """LaCAM*'s rewiring: propagate lower g values from `source` through the known edges (breadth first, as
+    LaCAM2 does), moving parent pointers along; the nodes whose g fell and that can still beat the solution
+    (to search again)."""
+    again, queue = [], deque([source])
+    while queue:
+        node = queue.popleft()
+        for successor in node.edges.values():
+            g = node.g + successors.loss(node.config, successor.config)
+            if g < successor.g:
+                successor.g, successor.parent = g, node
+                queue.append(successor)
+                if promising(successor):
+                    again.append(successor)
+    return again
+
+
+def _loss(paths: np.ndarray, goals: np.ndarray) -> int:
+    """The sum of loss of `paths` (T+1, N, 2): per step, the agents not staying on their goals."""
+    on_goal = (paths == goals[None]).all(axis=-1)  # (T+1, N)
+    return int((~(on_goal[:-1] & on_goal[1:])).sum())
 
 
 class _Successors:
@@ -149,6 +207,15 @@ class _Successors:
             priorities = np.where(distance > 0, away, parent.priorities - np.floor(parent.priorities))
         order = [int(i) for i in np.lexsort((self.rng.random(len(config)), -priorities))]
         return _Node(config, parent, priorities, order)
+
+    def loss(self, config: tuple[int, ...], successor: tuple[int, ...]) -> int:
+        """LaCAM*'s edge cost: the agents that do not stay on their goals from `config` to `successor`."""
+        goals = self.goals
+        return sum(1 for a, b, g in zip(config, successor, goals, strict=True) if not a == b == g)
+
+    def h(self, config: tuple[int, ...]) -> int:
+        """LaCAM*'s heuristic: the sum of the agents' distances to their goals (a lower bound on the loss)."""
+        return int(self.distances[np.arange(len(config)), np.asarray(config)].sum())
 
     def generate(
         self, node: _Node, agents: tuple[int, ...], cells: tuple[int, ...]

@@ -25,6 +25,11 @@ def test_lacam_solves_generated_tasks_and_its_plans_replay_to_the_goals(table, l
     assert row["makespan"] <= row["SoC"] <= 8 * row["makespan"]
 
 
+def test_lacam_star_plans_replay_to_the_goals_too(table, layouts):
+    row = table.lacam_row(layouts, 8, step_limit=300, refine=True)
+    assert row["CSR"] == 1.0 and row["makespan"] <= row["SoC"] <= 8 * row["makespan"]
+
+
 def test_a_plan_that_stops_short_of_a_goal_does_not_replay_to_the_goals(table, layouts):
     env = table.one_shot_env(layouts[:1], 8)
     height, width = (int(v) for v in env.map_shapes[0])

@@ -3,6 +3,7 @@ and its paths on larger random instances: valid, conflict-free, executed exactly
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import deque
 
@@ -19,7 +20,6 @@ from tests.planners.instances import conflicts, env_for, instance
 def solvable(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray) -> bool:
     """Breadth-first search over joint configurations: every agent moves or stays, no two agents end on one
     cell or swap cells."""
-    height, width = obstacles.shape
     start = tuple(map(tuple, starts.tolist()))
     goal = tuple(map(tuple, goals.tolist()))
     seen, frontier = {start}, deque([start])
@@ -27,25 +27,52 @@ def solvable(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray) -> bo
         config = frontier.popleft()
         if config == goal:
             return True
-        options = [
-            [
-                (r + int(dr), c + int(dc))
-                for dr, dc in MOVES
-                if 0 <= r + dr < height and 0 <= c + dc < width and not obstacles[r + dr, c + dc]
-            ]
-            for r, c in config
-        ]
-        for moved in itertools.product(*options):
-            if len(set(moved)) < len(moved):
-                continue
-            if any(
-                moved[i] == config[j] and moved[j] == config[i] for i in range(len(config)) for j in range(i)
-            ):
-                continue
+        for moved in joint_moves(obstacles, config):
             if moved not in seen:
                 seen.add(moved)
                 frontier.append(moved)
     return False
+
+
+def joint_moves(obstacles: np.ndarray, config: tuple) -> list[tuple]:
+    """Every joint move of the agents at `config` ((row, col) per agent): each moves or stays, no two end on
+    one cell or swap cells."""
+    height, width = obstacles.shape
+    options = [
+        [
+            (r + int(dr), c + int(dc))
+            for dr, dc in MOVES
+            if 0 <= r + dr < height and 0 <= c + dc < width and not obstacles[r + dr, c + dc]
+        ]
+        for r, c in config
+    ]
+    return [
+        moved
+        for moved in itertools.product(*options)
+        if len(set(moved)) == len(moved)
+        and not any(
+            moved[i] == config[j] and moved[j] == config[i] for i in range(len(config)) for j in range(i)
+        )
+    ]
+
+
+def optimal_sum_of_loss(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray) -> int | None:
+    """Dijkstra over joint configurations: the least sum of loss (per step, the agents not staying on their
+    goals) from starts to goals; None when they are not reachable."""
+    start, goal = tuple(map(tuple, starts.tolist())), tuple(map(tuple, goals.tolist()))
+    best, frontier = {start: 0}, [(0, start)]
+    while frontier:
+        cost, config = heapq.heappop(frontier)
+        if config == goal:
+            return cost
+        if cost > best[config]:
+            continue
+        for moved in joint_moves(obstacles, config):
+            step = sum(1 for a, b, g in zip(config, moved, goal, strict=True) if not a == b == g)
+            if cost + step < best.get(moved, cost + step + 1):
+                best[moved] = cost + step
+                heapq.heappush(frontier, (cost + step, moved))
+    return None
 
 
 def check_paths(obstacles: np.ndarray, starts: np.ndarray, goals: np.ndarray, paths: np.ndarray) -> None:
@@ -77,6 +104,40 @@ def test_lacam_solves_exactly_the_instances_an_exhaustive_search_solves(case, sw
     assert result.solved != result.exhausted  # without a node limit: a solution or a proof of none
     if result.solved:
         check_paths(obstacles, starts, goals, result.paths)
+
+
+@st.composite
+def small_instances(draw):
+    """Instances whose joint configurations an exhaustive search and LaCAM*'s complete search both cover
+    quickly: up to 3 agents on up to 9 cells, or up to 2 on up to 16."""
+    agents = draw(st.integers(1, 3))
+    largest = 3 if agents == 3 else 4
+    height, width = draw(st.integers(2, largest)), draw(st.integers(2, largest))
+    seed, density = draw(st.integers(0, 2**31 - 1)), draw(st.floats(0.0, 0.5))
+    return (seed, *instance(seed, height, width, density, agents))
+
+
+@settings(deadline=None, max_examples=60)
+@given(case=small_instances(), swap=st.booleans())
+def test_lacam_star_ends_with_the_optimal_sum_of_loss(case, swap):
+    seed, obstacles, starts, goals = case
+    optimal = optimal_sum_of_loss(obstacles, starts, goals)
+    result = lacam(obstacles, starts, goals, seed=seed, swap=swap, refine=True)
+    assert result.exhausted  # the whole search ran: a proof of optimality, or of no solution
+    assert result.cost == optimal
+    if result.solved:
+        check_paths(obstacles, starts, goals, result.paths)
+        first = lacam(obstacles, starts, goals, seed=seed, swap=swap)
+        assert first.cost >= result.cost  # refining never makes it worse than the first solution
+
+
+def test_lacam_star_improves_on_lacam_within_a_step_limit():
+    obstacles, starts, goals = instance(2, 10, 10, 0.2, 16)
+    first = lacam(obstacles, starts, goals, seed=1)
+    refined = lacam(obstacles, starts, goals, seed=1, refine=True, step_limit=first.steps + 3_000)
+    assert first.solved and refined.solved and not refined.exhausted
+    assert refined.cost < first.cost
+    check_paths(obstacles, starts, goals, refined.paths)
 
 
 def test_the_exhaustive_search_tells_solvable_from_unsolvable_instances():
