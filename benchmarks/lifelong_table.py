@@ -40,10 +40,10 @@ from marl.guided import GuidedPlanner
 from marl.run_dir import CheckpointError
 from marl.threads import use_torch_threads
 from scenarios.schema import MapSpec, ObservationSpec, Scenario
-from sim.baselines import POLICIES, make_baseline
+from sim.baselines import make_baseline
 from sim.benchmark_maps import validation_random_maps, write_maps_yaml
 from sim.env import GridEnv
-from sim.policy_names import GUIDABLE_PLANNERS
+from sim.policy_names import GUIDABLE_PLANNERS, LIFELONG_POLICIES
 
 RANDOM_STEPS = 256
 
@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--baselines",
         nargs="+",
-        choices=POLICIES,
+        choices=LIFELONG_POLICIES,
         default=["greedy"],
         help="scripted policies played on the same episodes (default greedy; e.g. greedy pibt)",
     )

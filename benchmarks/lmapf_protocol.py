@@ -94,8 +94,8 @@ def mean_and_interval(values: list[float]) -> str:
 
 def centralized_throughputs(env: GridEnv, make: Callable[[GridEnv], Callable[[], np.ndarray]]) -> list[float]:
     """avg_throughput of each environment of `env` (auto_reset off) over one episode of its scenario's length,
-    played by the centralized policy `make(env)` (a scripted policy of sim.baselines.POLICIES, or a guided
-    planner), which draws its actions for the whole batch."""
+    played by the centralized policy `make(env)` (a scripted policy of sim.policy_names.LIFELONG_POLICIES,
+    or a guided planner), which draws its actions for the whole batch."""
     env.reset()
     policy = make(env)
     for _ in range(env.scenario.dynamics.max_episode_steps):

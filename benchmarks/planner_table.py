@@ -16,10 +16,10 @@ instead (random: 17-21 cells a side, density 0.1-0.3; mazes: 17-21 odd sides, th
 loops), seeds 10_000 + k: the set to tune planner options (or choose among trained policies) on without
 touching the benchmark's maps.
 
-A `--policies` entry that is not a scripted policy of `sim.baselines.POLICIES` is a trained policy (a run
-directory, a .ckpt file or pretrained:NAME): it reads the observation of the scenario it was trained on
-(channels and neighbour lists) at the benchmark's radius 5, samples its actions, and plays the very same
-tasks; it is decentralized, the planners are not.
+A `--policies` entry that is not a scripted lifelong policy (`sim.policy_names.LIFELONG_POLICIES`) is a
+trained policy (a run directory, a .ckpt file or pretrained:NAME): it reads the observation of the scenario
+it was trained on (channels and neighbour lists) at the benchmark's radius 5, samples its actions, and plays
+the very same tasks; it is decentralized, the planners are not.
 
 A cell is the mean over the maps and the half-width of its 95% confidence interval (1.96 standard errors of
 the per-map values): "mean ± half-width". The published cells are means.
@@ -46,10 +46,10 @@ from lmapf_protocol import (
 
 from scenarios.schema import MapSpec, ObservationSpec, OnTarget, Scenario
 from sim import GridEnv, MapLayout
-from sim.baselines import POLICIES, make_baseline
+from sim.baselines import make_baseline
 from sim.mapfiles import benchmark_map, read_benchmark_maps
 from sim.maps import build_layout
-from sim.policy_names import GUIDABLE_PLANNERS
+from sim.policy_names import GUIDABLE_PLANNERS, LIFELONG_POLICIES
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark"
 SETS = {
@@ -121,9 +121,9 @@ def throughputs(
     layouts: list[MapLayout], agents: int, steps: int, player: str | TrainedPolicy | GuidedPlayer, seed: int
 ) -> list[float]:
     """avg_throughput of one episode per layout (in layout order) of the scripted policy named `player`
-    (sim.baselines.POLICIES) or of a trained policy (its actions sampled with sampling seed `seed`, all
-    layouts in one batch: each episode draws from its own stream, so it plays as it would alone) or of a
-    guided planner."""
+    (sim.policy_names.LIFELONG_POLICIES) or of a trained policy (its actions sampled with sampling seed
+    `seed`, all layouts in one batch: each episode draws from its own stream, so it plays as it would
+    alone) or of a guided planner."""
     if isinstance(player, TrainedPolicy):
         import torch
 
@@ -155,7 +155,7 @@ def main() -> int:
         "--policies",
         nargs="+",
         default=["greedy", "pibt", "pibt-swap"],
-        help=f"scripted policies ({', '.join(POLICIES)}) and trained ones (run directory, .ckpt or "
+        help=f"scripted policies ({', '.join(LIFELONG_POLICIES)}) and trained ones (run directory, .ckpt or "
         "pretrained:NAME)",
     )
     parser.add_argument(
@@ -172,7 +172,7 @@ def main() -> int:
     args = parser.parse_args()
     players: list[str | TrainedPolicy | GuidedPlayer] = []
     for name in args.policies:
-        if name in POLICIES:
+        if name in LIFELONG_POLICIES:
             players.append(name)
             continue
         from marl.run_dir import CheckpointError

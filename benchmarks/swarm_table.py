@@ -9,10 +9,10 @@ name or a YAML file) and on a --side x --side random map of density 0.2 with eac
 setting at that size: lifelong goals, soft collisions, 256 steps, radius 5, 8 neighbours within 5 cells).
 One episode per cell, environment seed --seed: every policy of a row plays the very same task (map, starts,
 goals, lifelong goal streams). --steps S plays S steps instead of the scenario's episode length (for cells
-too slow to play whole). A scripted policy (sim.baselines.POLICIES) is seeded with --seed; a trained policy
-(a run directory, a .ckpt or pretrained:NAME) reads the observation of the scenario it was trained on (its
-channels, neighbours and neighbour radius, at the played scenario's radius), samples its actions with
-sampling seed --seed and is decentralized; the planners are not. Observations are uint8.
+too slow to play whole). A scripted policy (sim.policy_names.LIFELONG_POLICIES) is seeded with --seed; a
+trained policy (a run directory, a .ckpt or pretrained:NAME) reads the observation of the scenario it was
+trained on (its channels, neighbours and neighbour radius, at the played scenario's radius), samples its
+actions with sampling seed --seed and is decentralized; the planners are not. Observations are uint8.
 
 Per cell: avg_throughput (goals reached per step over the episode, POGEMA's metric); the episode's reset and
 its first step (distance windows, first torch call) on their own; then the mean over the remaining steps of
@@ -43,8 +43,9 @@ import scenarios
 from scenarios.errors import ScenarioError
 from scenarios.schema import AgentsSpec, Scenario
 from sim import GridEnv
-from sim.baselines import POLICIES, make_baseline
+from sim.baselines import make_baseline
 from sim.maps import build_layout
+from sim.policy_names import LIFELONG_POLICIES
 
 Player = str | TrainedPolicy
 
@@ -178,7 +179,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--policies",
         nargs="+",
         default=["greedy", "pibt"],
-        help=f"scripted policies ({', '.join(POLICIES)}) and trained ones (run directory, .ckpt or "
+        help=f"scripted policies ({', '.join(LIFELONG_POLICIES)}) and trained ones (run directory, .ckpt or "
         "pretrained:NAME); default greedy pibt",
     )
     parser.add_argument(
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     players: list[Player] = []
     try:
         for name in args.policies:
-            players.append(name if name in POLICIES else load_trained(name))
+            players.append(name if name in LIFELONG_POLICIES else load_trained(name))
     except CheckpointError as error:
         print(f"swarm_table: --policies {name}: {error}", file=sys.stderr)
         return 2

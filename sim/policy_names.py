@@ -25,7 +25,10 @@ ONE_SHOT_PLANNERS = ("lacam",)
 PLANNERS = (*PLANNER_OPTIONS, *ONE_SHOT_PLANNERS)
 
 POLICIES = (*BASELINES, *PLANNERS)
-"""Every scripted policy by name: the baselines, then the planner presets (experts)."""
+"""Every scripted policy by name: the baselines, then the planners (experts)."""
+
+LIFELONG_POLICIES = (*BASELINES, *PLANNER_OPTIONS)
+"""The scripted policies that play lifelong episodes: all but the one-shot planners."""
 
 GUIDABLE_PLANNERS = ("pibt", "pibt-swap", "pibt-guided")
 """The planner presets a trained policy's move preferences can order (`marl.guided`); pibt-lns plans

@@ -4,6 +4,7 @@ command offers."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import sim.baselines
 import sim.episodes
@@ -11,7 +12,7 @@ from gridswarm.cli import main
 from gridswarm.commands.run import PLANNERS, POLICIES
 from sim.kernels.dynamics import MOVES
 from sim.planners import PRESETS
-from tests.planners.instances import conflicts
+from tests.planners.instances import conflicts, env_for, instance
 
 
 def test_the_command_offers_every_preset_and_every_scripted_policy():
@@ -43,3 +44,17 @@ def test_an_unknown_planner_is_a_one_line_error(capsys):
     assert main(["run", "random", "--policy", "pibt-fast"]) == 2
     err = capsys.readouterr().err
     assert "unknown policy 'pibt-fast'" in err and "pibt-lns" in err
+
+
+def test_the_lifelong_policies_are_exactly_those_that_play_a_lifelong_scenario():
+    from sim.planners.lacam_policy import NotPlannable
+    from sim.policy_names import LIFELONG_POLICIES
+
+    obstacles, starts, goals = instance(0, 6, 6, 0.1, 4)
+    env = env_for(obstacles, starts, goals, on_target="restart")
+    for name in POLICIES:
+        if name in LIFELONG_POLICIES:
+            assert env.step(sim.baselines.make_baseline(name, env, 0)())[4] is not None
+        else:
+            with pytest.raises(NotPlannable):
+                sim.baselines.make_baseline(name, env, 0)
