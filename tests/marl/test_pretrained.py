@@ -28,7 +28,7 @@ from marl.run_dir import (
 from marl.train import train
 from sim.baselines import play_episodes
 from sim.env import GridEnv
-from tests.marl.test_imitation import TINY, tiny_config
+from tests.marl.helpers import TINY, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, Scenario
 from sim import GridEnv, MapLayout
@@ -68,3 +69,20 @@ def conflicts(positions: np.ndarray, planned: np.ndarray, active: np.ndarray) ->
         if j is not None and j != i and tuple(planned[j]) == tuple(positions[i]):
             swaps += 1
     return vertex, swaps // 2
+
+
+SYSTEMS = ("soft", "priority", "block_both")
+"""The collision systems a planner property runs under."""
+ON_TARGET = ("finish", "nothing", "restart")
+
+
+@st.composite
+def options(draw):
+    """PIBTConfig options: every switch of the planner, drawn."""
+    return {
+        "swap": draw(st.booleans()),
+        "prefer_free": draw(st.booleans()),
+        "ties": draw(st.sampled_from(("random", "fixed"))),
+        "priority_ties": draw(st.sampled_from(("random", "index"))),
+        "backtrack": draw(st.sampled_from(("stay", "undo"))),
+    }

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from sim.kernels.dynamics import MOVES
 from sim.planners import PIBTPolicy
-from tests.planners.instances import conflicts, env_for, instance
-from tests.planners.test_pibt_properties import ON_TARGET, SYSTEMS, options
+from tests.planners.instances import ON_TARGET, SYSTEMS, conflicts, env_for, instance, options
 
 
 @st.composite

@@ -10,21 +10,7 @@ from hypothesis import strategies as st
 
 from sim.kernels.dynamics import MOVES
 from sim.planners import PIBTPolicy
-from tests.planners.instances import conflicts, env_for, instance
-
-SYSTEMS = ("soft", "priority", "block_both")
-ON_TARGET = ("finish", "nothing", "restart")
-
-
-@st.composite
-def options(draw):
-    return {
-        "swap": draw(st.booleans()),
-        "prefer_free": draw(st.booleans()),
-        "ties": draw(st.sampled_from(("random", "fixed"))),
-        "priority_ties": draw(st.sampled_from(("random", "index"))),
-        "backtrack": draw(st.sampled_from(("stay", "undo"))),
-    }
+from tests.planners.instances import ON_TARGET, SYSTEMS, conflicts, env_for, instance, options
 
 
 @settings(deadline=None, max_examples=120)
