@@ -200,6 +200,7 @@ def main() -> None:
         help="with --against: a setting for this tree's side only (one the reference lacks)",
     )
     args = parser.parse_args()
+    args.against = list(dict.fromkeys(args.against))  # a revision named twice is measured once
     if args.against:
         compare(args)
     else:
