@@ -27,6 +27,7 @@ random restarts and LaCAM3's other engineering are not part of it.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -72,9 +73,8 @@ class _Node:
     tree: deque[tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=lambda: deque([((), ())]))
     g: int = 0  # LaCAM*: the sum of loss of the best known way here
     h: int = 0  # LaCAM*: the sum of the agents' distances to their goals
-    edges: dict[tuple[int, ...], _Node] = field(
-        default_factory=dict
-    )  # LaCAM*: the successors known, by config
+    # LaCAM*: the successors known, by configuration
+    edges: dict[tuple[int, ...], _Node] = field(default_factory=dict)
 
     @property
     def f(self) -> int:
@@ -147,9 +147,11 @@ def lacam(
             stack.extend(_rewire(node, successors, promising))
         if promising(known):
             stack.append(known)
-    paths = None if found is None else _paths(found, width)
-    cost = None if paths is None else _loss(paths, goals)
-    return LaCAMResult(paths, exhausted=not stack, nodes=nodes, steps=steps, cost=cost)
+    if found is None:
+        return LaCAMResult(None, exhausted=not stack, nodes=nodes, steps=steps)
+    configs = _configs(found)
+    cost = sum(successors.loss(a, b) for a, b in itertools.pairwise(configs))
+    return LaCAMResult(_cells(configs, width), exhausted=not stack, nodes=nodes, steps=steps, cost=cost)
 
 
 def _rewire(source: _Node, successors: _Successors, promising: Callable[[_Node], bool]) -> list[_Node]:
@@ -167,12 +169,6 @@ def _rewire(source: _Node, successors: _Successors, promising: Callable[[_Node],
                 if promising(successor):
                     again.append(successor)
     return again
-
-
-def _loss(paths: np.ndarray, goals: np.ndarray) -> int:
-    """The sum of loss of `paths` (T+1, N, 2): per step, the agents not staying on their goals."""
-    on_goal = (paths == goals[None]).all(axis=-1)  # (T+1, N)
-    return int((~(on_goal[:-1] & on_goal[1:])).sum())
 
 
 class _Successors:
@@ -379,10 +375,16 @@ def _neighbours(obstacles: np.ndarray) -> list[list[int]]:
     return neighbours
 
 
-def _paths(node: _Node, width: int) -> np.ndarray:
+def _configs(node: _Node) -> list[tuple[int, ...]]:
+    """The configurations from the start to `node`, along the parent pointers."""
     configs = []
     while node is not None:
         configs.append(node.config)
         node = node.parent
-    flat = np.array(configs[::-1], dtype=np.int64)  # (T+1, N)
+    return configs[::-1]
+
+
+def _cells(configs: list[tuple[int, ...]], width: int) -> np.ndarray:
+    """(T+1, N, 2) int64 (row, col) of flat-cell configurations."""
+    flat = np.array(configs, dtype=np.int64)  # (T+1, N)
     return np.stack([flat // width, flat % width], axis=-1)

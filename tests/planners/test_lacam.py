@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.actions import actions_of_moves
 from sim.kernels.dynamics import MOVES
 from sim.planners.lacam import lacam
 from tests.planners.instances import conflicts, env_for, instance
@@ -162,8 +163,7 @@ def test_lacam_paths_are_conflict_free_and_the_simulator_executes_them_exactly(c
     check_paths(obstacles, starts, goals, paths)
     env = env_for(obstacles, starts, goals, "soft", "nothing", steps=len(paths) + 1)
     for after in paths[1:]:
-        moves = after - env.positions[0]  # (N, 2)
-        actions = np.array([np.flatnonzero((move == MOVES).all(axis=1))[0] for move in moves])
+        actions = actions_of_moves(after - env.positions[0])  # (N,)
         env.step(actions[None])
         np.testing.assert_array_equal(env.positions[0], after)
 
