@@ -18,7 +18,7 @@ CollisionSystem = Literal["priority", "block_both", "soft"]
 OnTarget = Literal["finish", "nothing", "restart"]
 ObservationType = Literal["default", "POMAPF", "MAPF"]
 RewardScheme = Literal["pogema", "sparse", "dense", "directional", "directional_negative", "moving_negative"]
-Channel = Literal["obstacles", "agents", "goal", "path", "other_goals"]
+Channel = Literal["obstacles", "agents", "goal", "path", "detour", "other_goals"]
 
 DEFAULT_CHANNELS: tuple[Channel, ...] = ("obstacles", "agents", "goal")
 """POGEMA's observation channels, in its order."""

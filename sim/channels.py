@@ -21,6 +21,19 @@ the agent on it). Each refill widens the search box 4x up to the whole map, and 
 values are the full breadth-first field's: both sources draw the same channel, bit for bit. Per step the
 windows cost O(agents x path cells in the window) plus the refills' searches.
 
+`detour` (a congestion-aware planned path, after Follower's cost map: Skrynnik et al., AAAI 2024,
+github.com/AIRI-Institute/learn-to-follow): 1 on the cells of the cheapest route from the agent's cell to its
+goal where entering a cell another active agent occupies now costs 1 + DETOUR_PENALTY and any other free cell
+costs 1. Only the window is seen: outside it every cell costs 1, so a route that leaves the window at a
+neighbour m costs 1 + (m's shortest-path distance) from the window cell it leaves (a route that leaves and
+comes back is priced as if the window were free; Follower instead keeps its own counts of where it saw agents
+since its goal was set, which needs per-agent memory across steps). Drawn from the centre like `path`: each
+step the first move in action order that stays on a cheapest route, until the goal or the first cell outside
+the window. With no other agent in the window it is exactly the `path` channel; an agent whose goal is
+unreachable has it all 0. It reads full-map distance fields (no per-agent windows): where the cache cannot
+keep the field of every cell of the batch (swarm scale), fields are recomputed as goals evict each other, and
+a step costs O(agents x H x W) on top of the window's O(F^4) per agent.
+
 `other_goals` (SRMT's anonymous targets): 1 at every cell inside the window that is the current goal of
 another active agent; the agent's own goal is not marked by its own entry (a cell that is also another
 active agent's goal is still 1). Inactive agents' goals are not shown.
@@ -50,6 +63,9 @@ from sim.planners.fields import (
 PATH_WINDOW_BUDGET = 64 * 2**20
 """Bytes of per-agent distance windows the path channel keeps by default."""
 OUTSIDE, NO_VALUE = -1, -2
+DETOUR_PENALTY = 3
+"""The `detour` channel's extra cost of entering a cell another agent occupies: above 2, the length a
+detour around one agent adds on open ground, so such a detour is preferred to going through."""
 
 
 @njit(cache=True)
@@ -121,6 +137,109 @@ def draw_path_in_window(
             return True
         plane[row - top, col - left] = 1
     return True
+
+
+@njit(cache=True)
+def route_costs(
+    field,  # (H, W) int32, distance field of the agent's goal
+    occupancy,  # (H, W) int32, active agents per cell, the agent itself included
+    row,  # int, the agent's cell
+    col,  # int
+    costs,  # (F, F) int64, written: each window cell's cheapest cost to the goal, UNREACHABLE if none
+    settled,  # (F, F) bool scratch
+):
+    """The `detour` channel's costs to go (module docstring) by Dijkstra over the window's cells: the goal
+    costs 0, leaving the window at neighbour m costs 1 + field[m], entering a window cell 1, or
+    1 + DETOUR_PENALTY where another agent stands. O(F^4) for an F x F window (F = 11: about 15k steps)."""
+    size = costs.shape[0]
+    radius = size // 2
+    height, width = field.shape
+    top, left = row - radius, col - radius
+    for a in range(size):
+        for b in range(size):
+            r, c = top + a, left + b
+            best = UNREACHABLE
+            if 0 <= r < height and 0 <= c < width and field[r, c] != UNREACHABLE:
+                if field[r, c] == 0:
+                    best = 0
+                for k in range(4):  # leaving the window here: the rest of the way unseen, so unpriced
+                    rr, cc = r + ROW_STEPS[k], c + COL_STEPS[k]
+                    outside = not (0 <= rr - top < size and 0 <= cc - left < size)
+                    if outside and 0 <= rr < height and 0 <= cc < width and field[rr, cc] != UNREACHABLE:
+                        best = min(best, 1 + field[rr, cc])
+            costs[a, b] = best
+            settled[a, b] = False
+    while True:
+        a, b, lowest = -1, -1, UNREACHABLE
+        for i in range(size):
+            for j in range(size):
+                if not settled[i, j] and costs[i, j] < lowest:
+                    a, b, lowest = i, j, costs[i, j]
+        if a < 0:
+            return
+        settled[a, b] = True
+        r, c = top + a, left + b
+        others = occupancy[r, c] - (1 if (r == row and c == col) else 0)
+        enter = lowest + 1 + (DETOUR_PENALTY if others > 0 else 0)  # from a neighbour into (r, c)
+        for k in range(4):
+            i, j = a + ROW_STEPS[k], b + COL_STEPS[k]
+            if not (0 <= i < size and 0 <= j < size) or settled[i, j]:
+                continue
+            rr, cc = top + i, left + j
+            if 0 <= rr < height and 0 <= cc < width and field[rr, cc] != UNREACHABLE:
+                costs[i, j] = min(costs[i, j], enter)
+
+
+@njit(cache=True)
+def draw_detour(
+    field,  # (H, W) int32, distance field of the agent's goal
+    occupancy,  # (H, W) int32, active agents per cell, the agent itself included
+    row,  # int, the agent's cell
+    col,  # int
+    costs,  # (F, F) int64 scratch
+    settled,  # (F, F) bool scratch
+    plane,  # (F, F) float, written: the detour channel of one agent
+):
+    """Draw one cheapest route of the `detour` channel from the window centre (module docstring)."""
+    size = plane.shape[0]
+    radius = size // 2
+    height, width = field.shape
+    plane[:, :] = 0
+    route_costs(field, occupancy, row, col, costs, settled)
+    a = b = radius
+    if costs[a, b] == UNREACHABLE:
+        return
+    plane[a, b] = 1
+    top, left = row - radius, col - radius
+    while costs[a, b] > 0:
+        for k in range(4):  # a cell with a finite cost has a move that stays on a cheapest route
+            i, j = a + ROW_STEPS[k], b + COL_STEPS[k]
+            r, c = top + i, left + j
+            if not (0 <= r < height and 0 <= c < width) or field[r, c] == UNREACHABLE:
+                continue
+            if not (0 <= i < size and 0 <= j < size):
+                if 1 + field[r, c] == costs[a, b]:
+                    return  # the route leaves the window here
+                continue
+            others = occupancy[r, c] - (1 if (r == row and c == col) else 0)
+            if 1 + (DETOUR_PENALTY if others > 0 else 0) + costs[i, j] == costs[a, b]:
+                break
+        a, b = i, j
+        plane[a, b] = 1
+
+
+@njit(cache=True)
+def count_agents(
+    positions,  # (E, N, 2) int32
+    active,  # (E, N) bool
+    counts,  # (E, H, W) int32, written: number of active agents on the cell
+):
+    """Count, per cell, the active agents standing there."""
+    counts[:] = 0
+    for env in range(positions.shape[0]):
+        for agent in range(positions.shape[1]):
+            if active[env, agent]:
+                counts[env, positions[env, agent, 0], positions[env, agent, 1]] += 1
 
 
 @njit(cache=True)
@@ -219,6 +338,27 @@ def write_path_channel_from_windows(
 
 
 @njit(cache=True)
+def write_detour_channel(
+    positions,  # (E, N, 2) int32
+    goals,  # (E, N, 2) int32
+    obstacles,  # (E, H, W) uint8
+    occupancy,  # (E, H, W) int32, from count_agents
+    cache,  # sim.distance.CacheArrays, updated
+    costs,  # (F, F) int64 scratch
+    settled,  # (F, F) bool scratch
+    channel,  # int, index of the detour channel in obs
+    obs,  # (E, N, C, F, F) float, channel `channel` written
+):
+    """Write every agent's detour channel from the cached distance field of its goal."""
+    for env in range(obs.shape[0]):
+        for agent in range(obs.shape[1]):
+            slot = ensure_field(env, goals[env, agent, 0], goals[env, agent, 1], obstacles, cache)
+            row, col = positions[env, agent, 0], positions[env, agent, 1]
+            plane = obs[env, agent, channel]
+            draw_detour(cache.fields[slot], occupancy[env], row, col, costs, settled, plane)
+
+
+@njit(cache=True)
 def write_other_goals_channel(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
@@ -237,10 +377,10 @@ def write_other_goals_channel(
 
 
 class ExtraChannels:
-    """Writes the `path` and `other_goals` channels of an observation spec into the env's buffer.
+    """Writes the `path`, `detour` and `other_goals` channels of an observation spec into the env's buffer.
 
     `channels` is the spec's channel tuple (its order is the buffer's channel order); channels other than
-    these two are left to the env. `distances` is shared with other users of the env's distance fields; the
+    these three are left to the env. `distances` is shared with other users of the env's distance fields; the
     path channel reads its fields when it can keep the field of every cell of the batch (`uses_windows` is
     False), else per-agent windows of `window_budget` bytes in all (each side at least 4 (radius + 1)).
     """
@@ -250,12 +390,14 @@ class ExtraChannels:
     ) -> None:
         self.path_channel = channels.index("path") if "path" in channels else -1
         self.other_goals_channel = channels.index("other_goals") if "other_goals" in channels else -1
+        self.detour_channel = channels.index("detour") if "detour" in channels else -1
         self.distances = distances
         self.obstacles = distances.obstacles
         self.uses_windows = distances.capacity < self.obstacles.size
         self.window_budget = window_budget
         self.windows: Windows | None = None
         self._goal_counts = np.zeros(self.obstacles.shape, dtype=np.int32)
+        self._agent_counts = np.zeros(self.obstacles.shape, dtype=np.int32)
 
     def _allocate(self, num_agents: int, radius: int) -> None:
         """Windows for `num_agents` agents per environment, and the scratch of their searches."""
@@ -287,10 +429,25 @@ class ExtraChannels:
             positions, goals, self.obstacles, windows, self._filled_at, self._search, self.path_channel, obs
         )
 
+    def _write_detour(
+        self, obs: np.ndarray, positions: np.ndarray, goals: np.ndarray, active: np.ndarray
+    ) -> None:
+        """The detour channel, from the cached full fields."""
+        self.distances.refresh()
+        count_agents(positions, active, self._agent_counts)
+        size = obs.shape[-1]
+        costs, settled = np.empty((size, size), dtype=np.int64), np.empty((size, size), dtype=np.bool_)
+        write_detour_channel(
+            positions, goals, self.obstacles, self._agent_counts, self.distances.arrays, costs, settled,
+            self.detour_channel, obs,
+        )  # fmt: skip
+
     def write(self, obs: np.ndarray, positions: np.ndarray, goals: np.ndarray, active: np.ndarray) -> None:
         """Fill the extra channels of `obs` (E, N, C, F, F) for the current state."""
         if self.path_channel >= 0:
             self._write_path(obs, positions, goals)
+        if self.detour_channel >= 0:
+            self._write_detour(obs, positions, goals, active)
         if self.other_goals_channel >= 0:
             count_goals(goals, active, self._goal_counts)
             write_other_goals_channel(

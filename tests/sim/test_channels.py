@@ -1,11 +1,13 @@
-"""Extra observation channels (`path`, `other_goals`) against plain-Python references."""
+"""Extra observation channels (`path`, `detour`, `other_goals`) against plain-Python references."""
+
+import heapq
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.channels import ExtraChannels
-from sim.distance import DistanceCache
+from sim.channels import DETOUR_PENALTY, ExtraChannels
+from sim.distance import UNREACHABLE, DistanceCache
 from tests.sim.helpers import reference_bfs, reference_path_plane
 
 
@@ -57,3 +59,103 @@ def test_path_on_an_open_corridor_is_a_straight_line_to_the_goal():
     expected = np.zeros((5, 5), dtype=np.float32)
     expected[2, 2:] = 1  # centre, then right until the window edge
     np.testing.assert_array_equal(obs[0, 0, 0], expected)
+
+
+def reference_detour_plane(obstacles, positions, active, agent, goal, radius, penalty=DETOUR_PENALTY):
+    """The `detour` channel in plain Python: Dijkstra from the goal and the window's exits over the window's
+    cells (an occupied cell costs 1 + penalty to enter), then the first cheapest move in action order."""
+    size = 2 * radius + 1
+    plane = np.zeros((size, size), dtype=np.float32)
+    distance = reference_bfs(obstacles, tuple(goal))
+    height, width = obstacles.shape
+    row, col = (int(v) for v in positions[agent])
+    occupied = {tuple(p) for other, p in enumerate(positions) if other != agent and active[other]}
+
+    def in_window(r, c):
+        return abs(r - row) <= radius and abs(c - col) <= radius
+
+    def free(r, c):
+        return 0 <= r < height and 0 <= c < width and distance[r, c] != UNREACHABLE
+
+    def enter(r, c):
+        return 1 + (penalty if (r, c) in occupied else 0)
+
+    moves = ((-1, 0), (1, 0), (0, -1), (0, 1))
+    cost = {}
+    for r in range(row - radius, row + radius + 1):
+        for c in range(col - radius, col + radius + 1):
+            if free(r, c):
+                exits = [1 + distance[r + dr, c + dc] for dr, dc in moves
+                         if free(r + dr, c + dc) and not in_window(r + dr, c + dc)]  # fmt: skip
+                cost[(r, c)] = min([UNREACHABLE] + exits + ([0] if distance[r, c] == 0 else []))
+    queue = [(value, cell) for cell, value in cost.items()]
+    heapq.heapify(queue)
+    done = set()
+    while queue:
+        value, (r, c) = heapq.heappop(queue)
+        if (r, c) in done or value >= UNREACHABLE:
+            continue
+        done.add((r, c))
+        for dr, dc in moves:
+            n = (r + dr, c + dc)
+            if n in cost and n not in done and value + enter(r, c) < cost[n]:
+                cost[n] = value + enter(r, c)
+                heapq.heappush(queue, (cost[n], n))
+    cell = (row, col)
+    if cost.get(cell, UNREACHABLE) >= UNREACHABLE:
+        return plane
+    while True:
+        plane[cell[0] - row + radius, cell[1] - col + radius] = 1
+        if cost[cell] == 0:
+            return plane
+        for dr, dc in moves:
+            n = (cell[0] + dr, cell[1] + dc)
+            if not free(*n):
+                continue
+            if not in_window(*n):
+                if 1 + distance[n] == cost[cell]:
+                    return plane
+            elif enter(*n) + cost[n] == cost[cell]:
+                cell = n
+                break
+
+
+@given(worlds())
+def test_detour_channel_matches_reference(world):
+    obstacles, positions, goals, active, radius = world
+    size = 2 * radius + 1
+    obs = np.full((1, positions.shape[1], 3, size, size), 7.0, dtype=np.float32)
+    ExtraChannels(("agents", "detour", "path"), DistanceCache(obstacles)).write(obs, positions, goals, active)
+    for agent in range(positions.shape[1]):
+        goal = goals[0, agent]
+        expected = reference_detour_plane(obstacles[0], positions[0], active[0], agent, goal, radius)
+        np.testing.assert_array_equal(obs[0, agent, 1], expected, err_msg=f"detour of agent {agent}")
+        if not np.delete(active[0], agent).any():  # nobody else on the map: the plain shortest path
+            np.testing.assert_array_equal(obs[0, agent, 1], obs[0, agent, 2])
+    assert (obs[:, :, 0] == 7.0).all()
+
+
+@given(worlds())
+def test_detour_channel_without_other_agents_is_the_path_channel(world):
+    obstacles, positions, goals, _, radius = world
+    size = 2 * radius + 1
+    alone = np.zeros((1, positions.shape[1]), dtype=bool)  # the others inactive: none is seen
+    obs = np.zeros((1, positions.shape[1], 2, size, size), dtype=np.float32)
+    for agent in range(positions.shape[1]):
+        alone[:] = False
+        alone[0, agent] = True
+        ExtraChannels(("detour", "path"), DistanceCache(obstacles)).write(obs, positions, goals, alone)
+        np.testing.assert_array_equal(obs[0, agent, 0], obs[0, agent, 1], err_msg=f"agent {agent}")
+
+
+def test_detour_goes_around_an_agent_in_its_way():
+    obstacles = np.zeros((1, 3, 9), dtype=np.uint8)
+    positions = np.array([[[1, 2], [1, 4]]], dtype=np.int32)  # agent 1 stands on agent 0's straight line
+    goals = np.array([[[1, 8], [0, 0]]], dtype=np.int32)
+    obs = np.zeros((1, 2, 2, 5, 5), dtype=np.float32)
+    active = np.ones((1, 2), dtype=bool)
+    ExtraChannels(("detour", "path"), DistanceCache(obstacles)).write(obs, positions, goals, active)
+    expected = np.zeros((5, 5), dtype=np.float32)
+    expected[2, 2], expected[1, 2:] = 1, 1  # up first (action order), then right along the top row
+    np.testing.assert_array_equal(obs[0, 0, 0], expected)
+    assert obs[0, 0, 1][2, 2:].all()  # the path channel goes straight through
