@@ -49,10 +49,17 @@ def crc16(data: bytes) -> int:
 
 def quantize(values: np.ndarray) -> tuple[float, np.ndarray]:
     """(M,) float -> (scale, int8 (M,)) with values ~= int8 * scale (finite values)."""
+    scales, q = quantize_each(np.asarray(values, dtype=np.float32)[None])
+    return float(scales[0]), q[0]
+
+
+def quantize_each(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A, M) float, one message per row -> (scales (A,) float32, int8 (A, M)) with each row ~= int8 * its
+    scale: the scale is the row's largest magnitude / 127 (1 for an all-zero row)."""
     values = np.asarray(values, dtype=np.float32)
-    peak = float(np.abs(values).max(initial=0.0))
-    scale = float(np.float32(peak / 127.0)) if peak > 0 else 1.0
-    return scale, np.clip(np.rint(values / scale), -127, 127).astype(np.int8)
+    peaks = np.abs(values).max(axis=1, initial=0.0).astype(np.float64)  # (A,)
+    scales = np.where(peaks > 0, peaks / 127.0, 1.0).astype(np.float32)
+    return scales, np.clip(np.rint(values / scales[:, None]), -127, 127).astype(np.int8)
 
 
 def representable_scale(scale: float) -> bool:

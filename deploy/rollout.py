@@ -20,7 +20,7 @@ import numpy as np
 
 from deploy.agent import AgentStep
 from deploy.errors import ExportError
-from deploy.radio import quantize
+from deploy.radio import quantize_each
 from scenarios.schema import Scenario
 from sim.env import GridEnv
 from sim.episode_loop import EpisodeBatch, play_one_episode_each
@@ -88,10 +88,8 @@ def _messages(
     B, N = neighbours.shape[:2]
     index = np.clip(neighbours, 0, None) + (np.arange(B) * N)[:, None, None]  # (B, N, K) flat agent index
     received = (neighbours >= 0) & sending[index] & (rng.random(neighbours.shape) >= drop_rate)
-    decoded = np.empty_like(sent)
-    for agent, values in enumerate(sent):  # what the radio delivers: int8 values and a float scale
-        scale, q = quantize(values)
-        decoded[agent] = q.astype(np.float32) * np.float32(scale)
+    scales, q = quantize_each(sent)  # what the radio delivers: int8 values and a float scale per message
+    decoded = q.astype(np.float32) * scales[:, None]  # (B*N, D)
     return decoded[index].reshape(B * N, step.max_neighbours, -1), received.reshape(B * N, -1)
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from deploy.errors import ExportError
-from deploy.radio import P2P_MAX_PAYLOAD, crc16, message_format, pack, unpack
+from deploy.radio import P2P_MAX_PAYLOAD, crc16, message_format, pack, quantize_each, unpack
 
 
 def test_crc_check_value():
@@ -38,6 +38,20 @@ def test_round_trip_within_half_a_quantization_step(values, sender, step, cell, 
     )
     scale = max(float(np.abs(values).max()), 1e-30) / 127
     assert np.all(np.abs(message["values"] - values) <= scale / 2 * 1.0001 + 1e-12)
+
+
+@given(
+    st.tuples(st.integers(1, 6), st.integers(1, 40)).flatmap(
+        lambda shape: arrays(np.float32, shape, elements=st.floats(-50, 50, width=32, allow_subnormal=False))
+    )
+)
+def test_batched_quantization_delivers_what_the_packets_carry(messages):
+    # the closed-loop rollout decodes every drone's message at once; each row must be what the wire delivers
+    scales, q = quantize_each(messages)
+    decoded = q.astype(np.float32) * scales[:, None]
+    for row, values in enumerate(messages):
+        carried = unpack(pack(0, 0, (0, 0), True, values), len(values))["values"]
+        np.testing.assert_array_equal(decoded[row], carried)
 
 
 def test_drone_memory_fits_one_packet_and_large_ones_split():
