@@ -30,9 +30,12 @@ comes back is priced as if the window were free; Follower instead keeps its own 
 since its goal was set, which needs per-agent memory across steps). Drawn from the centre like `path`: each
 step the first move in action order that stays on a cheapest route, until the goal or the first cell outside
 the window. With no other agent in the window it is exactly the `path` channel; an agent whose goal is
-unreachable has it all 0. It reads full-map distance fields (no per-agent windows): where the cache cannot
-keep the field of every cell of the batch (swarm scale), fields are recomputed as goals evict each other, and
-a step costs O(agents x H x W) on top of the window's O(F^4) per agent.
+unreachable has it all 0. Its distances come from the same source as `path`'s (full fields or the agents'
+windows, whose fill also covers the ring of cells around the observation window); from a window it reads
+only the cells a route from the agent can use (the window's free cells connected to the agent's cell inside
+it, and the ring cells they step out to), all reachable when the agent is, so a window filled at the
+agent's cell vouches for them. Per agent and step it costs O(F^4) for an F x F window (a Dijkstra that scans
+for its minimum; F = 11: about 15k steps).
 
 `other_goals` (SRMT's anonymous targets): 1 at every cell inside the window that is the current goal of
 another active agent; the agent's own goal is not marked by its own entry (a cell that is also another
@@ -42,6 +45,8 @@ Window cell (a, b) of an agent at (row, col) shows map cell (row - r + a, col - 
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -139,9 +144,93 @@ def draw_path_in_window(
     return True
 
 
+class DetourScratch(NamedTuple):
+    """Per-agent scratch of the `detour` channel for an F x F window; kernels take it whole."""
+
+    distances: np.ndarray  # (F + 2, F + 2) int64: the window and the ring around it, UNREACHABLE if unusable
+    costs: np.ndarray  # (F, F) int64: cheapest cost to the goal from each window cell
+    settled: np.ndarray  # (F, F) bool
+    stack: np.ndarray  # ((F + 2)^2, 2) int64
+
+
+def new_detour_scratch(size: int) -> DetourScratch:
+    """Scratch for windows of `size` x `size` cells."""
+    return DetourScratch(
+        distances=np.empty((size + 2, size + 2), dtype=np.int64),
+        costs=np.empty((size, size), dtype=np.int64),
+        settled=np.empty((size, size), dtype=np.bool_),
+        stack=np.empty(((size + 2) ** 2, 2), dtype=np.int64),
+    )
+
+
+@njit(cache=True)
+def patch_from_field(
+    field,  # (H, W) int32, distance field of the agent's goal
+    row,  # int, the agent's cell
+    col,  # int
+    distances,  # (F + 2, F + 2) int64, written: the field over the window and the ring around it
+):
+    """Copy the field's distances around the agent, UNREACHABLE off the map."""
+    height, width = field.shape
+    top, left = row - distances.shape[0] // 2, col - distances.shape[1] // 2
+    for p in range(distances.shape[0]):
+        for q in range(distances.shape[1]):
+            r, c = top + p, left + q
+            distances[p, q] = field[r, c] if 0 <= r < height and 0 <= c < width else UNREACHABLE
+
+
+@njit(cache=True)
+def patch_from_window(
+    grid,  # (H, W) uint8, the environment's map buffer (1 = obstacle)
+    values,  # (S, S) uint16, the agent's distance window to its goal
+    origin,  # (2,) int32
+    base,  # int
+    whole,  # bool, the window's search covered the whole map
+    filled_here,  # bool, the window was filled with the agent on (row, col)
+    row,  # int, the agent's cell
+    col,  # int
+    distances,  # (F + 2, F + 2) int64, written
+    stack,  # ((F + 2)^2, 2) int64 scratch
+):
+    """The distances a route from the agent can use: the free cells of the window connected to the agent's
+    cell inside it, and the cells of the ring they step out to; UNREACHABLE elsewhere (a cheapest route
+    never uses them). Returns False when the window cannot vouch for one of them: every such cell is
+    reachable if the agent is, so a window filled at the agent's cell over the whole map holds them all."""
+    height, width = grid.shape
+    size = distances.shape[0]
+    top, left = row - size // 2, col - size // 2
+    distances[:, :] = UNREACHABLE
+    own = window_value(values, origin, base, row, col, OUTSIDE, NO_VALUE)
+    if own == OUTSIDE:
+        return False
+    if own == NO_VALUE:
+        return whole and filled_here  # unreachable: the whole-map search from the goal missed this cell
+    distances[size // 2, size // 2] = -1  # queued
+    stack[0, 0], stack[0, 1] = size // 2, size // 2
+    queued = 1
+    while queued > 0:
+        queued -= 1
+        p, q = stack[queued, 0], stack[queued, 1]
+        distance = window_value(values, origin, base, top + p, left + q, OUTSIDE, NO_VALUE)
+        if distance < 0:
+            return False
+        distances[p, q] = distance
+        ring = p == 0 or q == 0 or p == size - 1 or q == size - 1
+        if ring:
+            continue  # a route leaves the window here; it does not walk on outside
+        for k in range(4):
+            i, j = p + ROW_STEPS[k], q + COL_STEPS[k]
+            r, c = top + i, left + j
+            if 0 <= r < height and 0 <= c < width and grid[r, c] == 0 and distances[i, j] == UNREACHABLE:
+                distances[i, j] = -1
+                stack[queued, 0], stack[queued, 1] = i, j
+                queued += 1
+    return True
+
+
 @njit(cache=True)
 def route_costs(
-    field,  # (H, W) int32, distance field of the agent's goal
+    distances,  # (F + 2, F + 2) int64, from patch_from_field or patch_from_window
     occupancy,  # (H, W) int32, active agents per cell, the agent itself included
     row,  # int, the agent's cell
     col,  # int
@@ -149,24 +238,22 @@ def route_costs(
     settled,  # (F, F) bool scratch
 ):
     """The `detour` channel's costs to go (module docstring) by Dijkstra over the window's cells: the goal
-    costs 0, leaving the window at neighbour m costs 1 + field[m], entering a window cell 1, or
+    costs 0, leaving the window at neighbour m costs 1 + its distance, entering a window cell 1, or
     1 + DETOUR_PENALTY where another agent stands. O(F^4) for an F x F window (F = 11: about 15k steps)."""
     size = costs.shape[0]
-    radius = size // 2
-    height, width = field.shape
-    top, left = row - radius, col - radius
+    top, left = row - size // 2, col - size // 2
     for a in range(size):
         for b in range(size):
-            r, c = top + a, left + b
+            here = distances[a + 1, b + 1]
             best = UNREACHABLE
-            if 0 <= r < height and 0 <= c < width and field[r, c] != UNREACHABLE:
-                if field[r, c] == 0:
+            if here != UNREACHABLE:
+                if here == 0:
                     best = 0
                 for k in range(4):  # leaving the window here: the rest of the way unseen, so unpriced
-                    rr, cc = r + ROW_STEPS[k], c + COL_STEPS[k]
-                    outside = not (0 <= rr - top < size and 0 <= cc - left < size)
-                    if outside and 0 <= rr < height and 0 <= cc < width and field[rr, cc] != UNREACHABLE:
-                        best = min(best, 1 + field[rr, cc])
+                    i, j = a + ROW_STEPS[k], b + COL_STEPS[k]
+                    outside = not (0 <= i < size and 0 <= j < size)
+                    if outside and distances[i + 1, j + 1] != UNREACHABLE:
+                        best = min(best, 1 + distances[i + 1, j + 1])
             costs[a, b] = best
             settled[a, b] = False
     while True:
@@ -178,21 +265,24 @@ def route_costs(
         if a < 0:
             return
         settled[a, b] = True
-        r, c = top + a, left + b
-        others = occupancy[r, c] - (1 if (r == row and c == col) else 0)
-        enter = lowest + 1 + (DETOUR_PENALTY if others > 0 else 0)  # from a neighbour into (r, c)
+        enter = lowest + _entry_cost(occupancy, row, col, top + a, left + b)  # from a neighbour into (a, b)
         for k in range(4):
             i, j = a + ROW_STEPS[k], b + COL_STEPS[k]
-            if not (0 <= i < size and 0 <= j < size) or settled[i, j]:
-                continue
-            rr, cc = top + i, left + j
-            if 0 <= rr < height and 0 <= cc < width and field[rr, cc] != UNREACHABLE:
+            inside = 0 <= i < size and 0 <= j < size
+            if inside and not settled[i, j] and distances[i + 1, j + 1] != UNREACHABLE:
                 costs[i, j] = min(costs[i, j], enter)
 
 
 @njit(cache=True)
+def _entry_cost(occupancy, row, col, r, c):
+    """1, or 1 + DETOUR_PENALTY when an agent other than the one at (row, col) stands on (r, c)."""
+    others = occupancy[r, c] - (1 if (r == row and c == col) else 0)
+    return 1 + (DETOUR_PENALTY if others > 0 else 0)
+
+
+@njit(cache=True)
 def draw_detour(
-    field,  # (H, W) int32, distance field of the agent's goal
+    distances,  # (F + 2, F + 2) int64, from patch_from_field or patch_from_window
     occupancy,  # (H, W) int32, active agents per cell, the agent itself included
     row,  # int, the agent's cell
     col,  # int
@@ -202,27 +292,23 @@ def draw_detour(
 ):
     """Draw one cheapest route of the `detour` channel from the window centre (module docstring)."""
     size = plane.shape[0]
-    radius = size // 2
-    height, width = field.shape
     plane[:, :] = 0
-    route_costs(field, occupancy, row, col, costs, settled)
-    a = b = radius
+    route_costs(distances, occupancy, row, col, costs, settled)
+    a = b = size // 2
     if costs[a, b] == UNREACHABLE:
         return
     plane[a, b] = 1
-    top, left = row - radius, col - radius
+    top, left = row - size // 2, col - size // 2
     while costs[a, b] > 0:
         for k in range(4):  # a cell with a finite cost has a move that stays on a cheapest route
             i, j = a + ROW_STEPS[k], b + COL_STEPS[k]
-            r, c = top + i, left + j
-            if not (0 <= r < height and 0 <= c < width) or field[r, c] == UNREACHABLE:
+            if distances[i + 1, j + 1] == UNREACHABLE:
                 continue
             if not (0 <= i < size and 0 <= j < size):
-                if 1 + field[r, c] == costs[a, b]:
+                if 1 + distances[i + 1, j + 1] == costs[a, b]:
                     return  # the route leaves the window here
                 continue
-            others = occupancy[r, c] - (1 if (r == row and c == col) else 0)
-            if 1 + (DETOUR_PENALTY if others > 0 else 0) + costs[i, j] == costs[a, b]:
+            if _entry_cost(occupancy, row, col, top + i, left + j) + costs[i, j] == costs[a, b]:
                 break
         a, b = i, j
         plane[a, b] = 1
@@ -280,52 +366,91 @@ def draw_other_goals(
 
 
 @njit(cache=True)
-def write_path_channel_from_fields(
+def write_route_channels_from_fields(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
     obstacles,  # (E, H, W) uint8
+    occupancy,  # (E, H, W) int32, from count_agents (read only with a detour channel)
     cache,  # sim.distance.CacheArrays, updated
-    channel,  # int, index of the path channel in obs
-    obs,  # (E, N, C, F, F) float, channel `channel` written
+    scratch,  # DetourScratch
+    path_channel,  # int, index of the path channel in obs, -1 if absent
+    detour_channel,  # int, index of the detour channel in obs, -1 if absent
+    obs,  # (E, N, C, F, F) float, the two channels written
 ):
-    """Write every agent's path channel from the cached distance field of its goal."""
+    """Write every agent's path and detour channels from the cached distance field of its goal."""
     for env in range(obs.shape[0]):
         for agent in range(obs.shape[1]):
             slot = ensure_field(env, goals[env, agent, 0], goals[env, agent, 1], obstacles, cache)
             row, col = positions[env, agent, 0], positions[env, agent, 1]
-            draw_path_in_field(cache.fields[slot], row, col, obs[env, agent, channel])
+            if path_channel >= 0:
+                draw_path_in_field(cache.fields[slot], row, col, obs[env, agent, path_channel])
+            if detour_channel >= 0:
+                patch_from_field(cache.fields[slot], row, col, scratch.distances)
+                plane = obs[env, agent, detour_channel]
+                draw_detour(
+                    scratch.distances, occupancy[env], row, col, scratch.costs, scratch.settled, plane
+                )
 
 
 @njit(cache=True)
-def write_path_channel_from_windows(
+def _draw_routes_in_window(
+    grid, values, origin, base, whole, filled_here, row, col, occupancy, scratch, path_plane, detour_plane
+):
+    """Both channels from one agent's window (the arguments of draw_path_in_window and patch_from_window;
+    a plane of size 0 is a channel not asked for); False when the window cannot vouch for a distance."""
+    if path_plane.size and not draw_path_in_window(
+        grid, values, origin, base, whole, filled_here, row, col, path_plane
+    ):
+        return False
+    if detour_plane.size:
+        distances = scratch.distances
+        if not patch_from_window(
+            grid, values, origin, base, whole, filled_here, row, col, distances, scratch.stack
+        ):
+            return False
+        draw_detour(distances, occupancy, row, col, scratch.costs, scratch.settled, detour_plane)
+    return True
+
+
+@njit(cache=True)
+def write_route_channels_from_windows(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
     obstacles,  # (E, H, W) uint8
+    occupancy,  # (E, H, W) int32, from count_agents (read only with a detour channel)
     windows,  # sim.planners.fields.Windows, updated
     filled_at,  # (E, N, 2) int32, the agent's cell when its window was filled; updated
     search,  # sim.planners.fields.FieldSearch scratch over H * W cells
-    channel,  # int, index of the path channel in obs
-    obs,  # (E, N, C, F, F) float, channel `channel` written
+    scratch,  # DetourScratch
+    path_channel,  # int, index of the path channel in obs, -1 if absent
+    detour_channel,  # int, index of the detour channel in obs, -1 if absent
+    obs,  # (E, N, C, F, F) float, the two channels written
 ):
-    """Write every agent's path channel from its distance window, filling the window anew (searches with a
-    growing margin) when its goal changed or the drawing needs a distance it lacks; `windows.stats` counts
-    the searches."""
+    """Write every agent's path and detour channels from its distance window, filling the window anew
+    (searches with a growing margin) when its goal changed or a drawing needs a distance it lacks;
+    `windows.stats` counts the searches."""
     height, width = obstacles.shape[1], obstacles.shape[2]
+    absent = np.zeros((0, 0), dtype=obs.dtype)
     for env in range(obs.shape[0]):
         grid = obstacles[env]
         for agent in range(obs.shape[1]):
             row, col = positions[env, agent, 0], positions[env, agent, 1]
             goal_row, goal_col = goals[env, agent, 0], goals[env, agent, 1]
             values, origin = windows.values[env, agent], windows.origin[env, agent]
-            plane = obs[env, agent, channel]
+            path_plane = obs[env, agent, path_channel] if path_channel >= 0 else absent
+            detour_plane = obs[env, agent, detour_channel] if detour_channel >= 0 else absent
             if grid[row, col] != 0 or grid[goal_row, goal_col] != 0:  # a full field has no path there either
-                plane[:, :] = 0
+                path_plane[:, :] = 0
+                detour_plane[:, :] = 0
                 continue
             drawn = False
             if windows.goal[env, agent, 0] == goal_row and windows.goal[env, agent, 1] == goal_col:
                 here = filled_at[env, agent, 0] == row and filled_at[env, agent, 1] == col
                 base, whole = windows.base[env, agent], windows.whole[env, agent]
-                drawn = draw_path_in_window(grid, values, origin, base, whole, here, row, col, plane)
+                drawn = _draw_routes_in_window(
+                    grid, values, origin, base, whole, here, row, col, occupancy[env], scratch, path_plane,
+                    detour_plane,
+                )  # fmt: skip
             margin = FIRST_MARGIN
             while not drawn:  # each refill widens the search box 4x, up to the whole map
                 whole = refill_window(
@@ -333,29 +458,11 @@ def write_path_channel_from_windows(
                 )
                 filled_at[env, agent, 0], filled_at[env, agent, 1] = row, col
                 base = windows.base[env, agent]
-                drawn = draw_path_in_window(grid, values, origin, base, whole, True, row, col, plane)
+                drawn = _draw_routes_in_window(
+                    grid, values, origin, base, whole, True, row, col, occupancy[env], scratch, path_plane,
+                    detour_plane,
+                )  # fmt: skip
                 margin *= 4
-
-
-@njit(cache=True)
-def write_detour_channel(
-    positions,  # (E, N, 2) int32
-    goals,  # (E, N, 2) int32
-    obstacles,  # (E, H, W) uint8
-    occupancy,  # (E, H, W) int32, from count_agents
-    cache,  # sim.distance.CacheArrays, updated
-    costs,  # (F, F) int64 scratch
-    settled,  # (F, F) bool scratch
-    channel,  # int, index of the detour channel in obs
-    obs,  # (E, N, C, F, F) float, channel `channel` written
-):
-    """Write every agent's detour channel from the cached distance field of its goal."""
-    for env in range(obs.shape[0]):
-        for agent in range(obs.shape[1]):
-            slot = ensure_field(env, goals[env, agent, 0], goals[env, agent, 1], obstacles, cache)
-            row, col = positions[env, agent, 0], positions[env, agent, 1]
-            plane = obs[env, agent, channel]
-            draw_detour(cache.fields[slot], occupancy[env], row, col, costs, settled, plane)
 
 
 @njit(cache=True)
@@ -380,9 +487,10 @@ class ExtraChannels:
     """Writes the `path`, `detour` and `other_goals` channels of an observation spec into the env's buffer.
 
     `channels` is the spec's channel tuple (its order is the buffer's channel order); channels other than
-    these three are left to the env. `distances` is shared with other users of the env's distance fields; the
-    path channel reads its fields when it can keep the field of every cell of the batch (`uses_windows` is
-    False), else per-agent windows of `window_budget` bytes in all (each side at least 4 (radius + 1)).
+    these three are left to the env. `distances` is shared with other users of the env's distance fields;
+    the path and detour channels read its fields when it can keep the field of every cell of the batch
+    (`uses_windows` is False), else per-agent windows of `window_budget` bytes in all (each side at least
+    4 (radius + 1)).
     """
 
     def __init__(
@@ -398,6 +506,7 @@ class ExtraChannels:
         self.windows: Windows | None = None
         self._goal_counts = np.zeros(self.obstacles.shape, dtype=np.int32)
         self._agent_counts = np.zeros(self.obstacles.shape, dtype=np.int32)
+        self._scratch = new_detour_scratch(0)
 
     def _allocate(self, num_agents: int, radius: int) -> None:
         """Windows for `num_agents` agents per environment, and the scratch of their searches."""
@@ -412,42 +521,38 @@ class ExtraChannels:
         self._search = new_field_search((height, width))
         self._radius = radius
 
-    def _write_path(self, obs: np.ndarray, positions: np.ndarray, goals: np.ndarray) -> None:
-        """The path channel, from the cached full fields or from the agents' windows (the same values)."""
+    def _write_routes(
+        self, obs: np.ndarray, positions: np.ndarray, goals: np.ndarray, active: np.ndarray
+    ) -> None:
+        """The path and detour channels, from the cached full fields or from the agents' windows (the same
+        values)."""
+        if self.detour_channel >= 0:
+            count_agents(positions, active, self._agent_counts)
+        size = obs.shape[-1]
+        if self._scratch.costs.shape[0] != size:
+            self._scratch = new_detour_scratch(size)
+        channels = (self.path_channel, self.detour_channel)
         if not self.uses_windows:
             self.distances.refresh()
-            write_path_channel_from_fields(
-                positions, goals, self.obstacles, self.distances.arrays, self.path_channel, obs
-            )
+            write_route_channels_from_fields(
+                positions, goals, self.obstacles, self._agent_counts, self.distances.arrays, self._scratch,
+                *channels, obs,
+            )  # fmt: skip
             return
-        radius = obs.shape[-1] // 2
+        radius = size // 2
         if self.windows is None or self.windows.goal.shape[1] != obs.shape[1] or self._radius != radius:
             self._allocate(obs.shape[1], radius)
         windows = self.windows
         forget_changed_maps(self.obstacles, self._known_obstacles, windows.goal)
-        write_path_channel_from_windows(
-            positions, goals, self.obstacles, windows, self._filled_at, self._search, self.path_channel, obs
-        )
-
-    def _write_detour(
-        self, obs: np.ndarray, positions: np.ndarray, goals: np.ndarray, active: np.ndarray
-    ) -> None:
-        """The detour channel, from the cached full fields."""
-        self.distances.refresh()
-        count_agents(positions, active, self._agent_counts)
-        size = obs.shape[-1]
-        costs, settled = np.empty((size, size), dtype=np.int64), np.empty((size, size), dtype=np.bool_)
-        write_detour_channel(
-            positions, goals, self.obstacles, self._agent_counts, self.distances.arrays, costs, settled,
-            self.detour_channel, obs,
+        write_route_channels_from_windows(
+            positions, goals, self.obstacles, self._agent_counts, windows, self._filled_at, self._search,
+            self._scratch, *channels, obs,
         )  # fmt: skip
 
     def write(self, obs: np.ndarray, positions: np.ndarray, goals: np.ndarray, active: np.ndarray) -> None:
         """Fill the extra channels of `obs` (E, N, C, F, F) for the current state."""
-        if self.path_channel >= 0:
-            self._write_path(obs, positions, goals)
-        if self.detour_channel >= 0:
-            self._write_detour(obs, positions, goals, active)
+        if self.path_channel >= 0 or self.detour_channel >= 0:
+            self._write_routes(obs, positions, goals, active)
         if self.other_goals_channel >= 0:
             count_goals(goals, active, self._goal_counts)
             write_other_goals_channel(

@@ -1,6 +1,7 @@
 """The `path` channel, from per-agent distance windows and from cached full fields, against the channel drawn
 down full-map breadth-first fields, bit for bit, over many steps: agents moving, goals changing (lifelong),
-unreachable goals, maps changing, several envs."""
+unreachable goals, maps changing, several envs. The `detour` channel from windows against the same channel
+from full fields (which tests/sim/test_channels.py holds to a plain-Python reference)."""
 
 import numpy as np
 from hypothesis import given, settings
@@ -77,16 +78,20 @@ def test_path_channel_equals_the_full_field_channel_over_many_steps(case):
         positions[env] = random_free_cells(rng, free, num_agents)
         goals[env] = random_free_cells(rng, free, num_agents)
     size = 2 * radius + 1
-    obs = np.full((num_envs, num_agents, 2, size, size), 7.0, dtype=np.float32)
+    obs = np.full((num_envs, num_agents, 3, size, size), 7.0, dtype=np.float32)
     # a cache of one field holds too few: windows; 1 byte of windows: the smallest side, 4 (radius + 1)
     capacity = None if case["source"] == "fields" else 1
     budget = 1 if case["source"] == "tiny windows" else 64 * 2**20
-    channels = ExtraChannels(("agents", "path"), DistanceCache(obstacles, capacity), window_budget=budget)
+    names = ("agents", "path", "detour")
+    channels = ExtraChannels(names, DistanceCache(obstacles, capacity), window_budget=budget)
     assert channels.uses_windows == (capacity == 1 and obstacles.size > 1)
+    from_fields, detours = ExtraChannels(names, DistanceCache(obstacles)), obs.copy()
     active = np.ones((num_envs, num_agents), dtype=bool)
     for step in range(case["steps"]):
         channels.write(obs, positions, goals, active)
         assert_paths_match(obs, 1, obstacles, positions, goals, radius, step)
+        from_fields.write(detours, positions, goals, active)
+        np.testing.assert_array_equal(obs[:, :, 2], detours[:, :, 2], err_msg=f"detour, step {step}")
         assert (obs[:, :, 0] == 7.0).all()  # other channels untouched
         for env in range(num_envs):
             if rng.random() < case["replace"]:  # a new episode: a new map in place, or the same one
@@ -143,11 +148,12 @@ def test_path_channel_exact_where_distances_exceed_the_windows_offset_range():
     # the window's base can hold; a window filled there does not vouch for cells near the goal
     obstacles = serpentine(257, 257)
     goals = np.array([[[0, 0]]], dtype=np.int32)
-    obs = np.zeros((1, 1, 1, 11, 11), dtype=np.float32)
-    channels = ExtraChannels(("path",), DistanceCache(obstacles, capacity=1))
+    obs = np.zeros((1, 1, 2, 11, 11), dtype=np.float32)
+    channels = ExtraChannels(("path", "detour"), DistanceCache(obstacles, capacity=1))
     field = full_field(obstacles[0], goals[0, 0])
     for cell in ((256, 256), (256, 250), (0, 3), (2, 255), (128, 100)):  # placed anew, same map and goal
         positions = np.array([[cell]], dtype=np.int32)
         channels.write(obs, positions, goals, np.ones((1, 1), dtype=bool))
         np.testing.assert_array_equal(obs[0, 0, 0], reference_path_plane(field, cell, 5), err_msg=str(cell))
+        np.testing.assert_array_equal(obs[0, 0, 1], obs[0, 0, 0])  # alone, the detour is the path
     assert field[256, 256] > 33_000
