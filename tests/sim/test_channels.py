@@ -3,9 +3,11 @@
 import heapq
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scenarios.schema import AgentsSpec, DynamicsSpec, MapSpec, ObservationSpec, Scenario
+from sim import GridEnv
 from sim.channels import DETOUR_PENALTY, ExtraChannels
 from sim.distance import UNREACHABLE, DistanceCache
 from tests.sim.helpers import reference_bfs, reference_path_plane
@@ -159,3 +161,26 @@ def test_detour_goes_around_an_agent_in_its_way():
     expected[2, 2], expected[1, 2:] = 1, 1  # up first (action order), then right along the top row
     np.testing.assert_array_equal(obs[0, 0, 0], expected)
     assert obs[0, 0, 1][2, 2:].all()  # the path channel goes straight through
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), on_target=st.sampled_from(("restart", "finish")))
+def test_env_writes_the_detour_channel_of_its_state(seed, on_target):
+    # agents that finished leave the map under `finish`: they are not in anyone's way any more
+    spec = Scenario(
+        map=MapSpec(width=9, height=9, density=0.2), agents=AgentsSpec(count=10),
+        dynamics=DynamicsSpec(collision_system="soft", on_target=on_target, max_episode_steps=40),
+        observation=ObservationSpec(radius=2, channels=("obstacles", "agents", "detour")),
+    )  # fmt: skip
+    env = GridEnv(spec, 2, seed=seed)
+    obs, rng = env.reset(), np.random.default_rng(seed)
+    for _ in range(12):
+        for e in range(2):
+            for agent in range(env.num_agents):
+                if not env.active[e, agent]:
+                    continue
+                expected = reference_detour_plane(
+                    env.obstacles[e], env.positions[e], env.active[e], agent, env.goals[e, agent], 2
+                )
+                np.testing.assert_array_equal(obs[e, agent, 2], expected)
+        obs = env.step(rng.integers(0, 5, (2, env.num_agents)))[0]
