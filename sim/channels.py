@@ -185,9 +185,7 @@ def patch_from_window(
     values,  # (S, S) uint16, the agent's distance window to its goal
     origin,  # (2,) int32
     base,  # int
-    whole,  # bool, the window's search covered the whole map
-    filled_here,  # bool, the window was filled with the agent on (row, col)
-    row,  # int, the agent's cell
+    row,  # int, the agent's cell, which can reach the goal
     col,  # int
     distances,  # (F + 2, F + 2) int64, written
     stack,  # ((F + 2)^2, 2) int64 scratch
@@ -195,16 +193,11 @@ def patch_from_window(
     """The distances a route from the agent can use: the free cells of the window connected to the agent's
     cell inside it, and the cells of the ring they step out to; UNREACHABLE elsewhere (a cheapest route
     never uses them). Returns False when the window cannot vouch for one of them: every such cell is
-    reachable if the agent is, so a window filled at the agent's cell over the whole map holds them all."""
+    reachable as the agent is, so a window filled at the agent's cell over the whole map holds them all."""
     height, width = grid.shape
     size = distances.shape[0]
     top, left = row - size // 2, col - size // 2
     distances[:, :] = UNREACHABLE
-    own = window_value(values, origin, base, row, col, OUTSIDE, NO_VALUE)
-    if own == OUTSIDE:
-        return False
-    if own == NO_VALUE:
-        return whole and filled_here  # unreachable: the whole-map search from the goal missed this cell
     distances[size // 2, size // 2] = -1  # queued
     stack[0, 0], stack[0, 1] = size // 2, size // 2
     queued = 1
@@ -398,15 +391,19 @@ def _draw_routes_in_window(
 ):
     """Both channels from one agent's window (the arguments of draw_path_in_window and patch_from_window;
     a plane of size 0 is a channel not asked for); False when the window cannot vouch for a distance."""
+    own = window_value(values, origin, base, row, col, OUTSIDE, NO_VALUE)
+    if own == OUTSIDE or (own == NO_VALUE and not (whole and filled_here)):
+        return False
     if path_plane.size and not draw_path_in_window(
         grid, values, origin, base, whole, filled_here, row, col, path_plane
     ):
         return False
     if detour_plane.size:
+        detour_plane[:, :] = 0
+        if own == NO_VALUE:
+            return True  # unreachable: the whole-map search from the goal missed the agent's cell
         distances = scratch.distances
-        if not patch_from_window(
-            grid, values, origin, base, whole, filled_here, row, col, distances, scratch.stack
-        ):
+        if not patch_from_window(grid, values, origin, base, row, col, distances, scratch.stack):
             return False
         draw_detour(distances, occupancy, row, col, scratch.costs, scratch.settled, detour_plane)
     return True
