@@ -145,7 +145,7 @@ def draw_path_in_window(
 
 
 class DetourScratch(NamedTuple):
-    """Per-agent scratch of the `detour` channel for an F x F window; kernels take it whole."""
+    """Scratch of the `detour` channel for F x F windows, reused agent after agent; kernels take it whole."""
 
     distances: np.ndarray  # (F + 2, F + 2) int64: the window and the ring around it, UNREACHABLE if unusable
     costs: np.ndarray  # (F, F) int64: cheapest cost to the goal from each window cell
