@@ -34,8 +34,7 @@ unreachable has it all 0. Its distances come from the same source as `path`'s (f
 windows, whose fill also covers the ring of cells around the observation window); from a window it reads
 only the cells a route from the agent can use (the window's free cells connected to the agent's cell inside
 it, and the ring cells they step out to), all reachable when the agent is, so a window filled at the
-agent's cell vouches for them. Per agent and step it costs O(F^4) for an F x F window (a Dijkstra that scans
-for its minimum; F = 11: about 15k steps).
+agent's cell vouches for them. Per agent and step it costs a Dijkstra over the F x F window, O(F^2 log F).
 
 `other_goals` (SRMT's anonymous targets): 1 at every cell inside the window that is the current goal of
 another active agent; the agent's own goal is not marked by its own entry (a cell that is also another
@@ -151,6 +150,7 @@ class DetourScratch(NamedTuple):
     costs: np.ndarray  # (F, F) int64: cheapest cost to the goal from each window cell
     settled: np.ndarray  # (F, F) bool
     stack: np.ndarray  # ((F + 2)^2, 2) int64
+    queue: np.ndarray  # (5 F^2, 2) int64
 
 
 def new_detour_scratch(size: int) -> DetourScratch:
@@ -160,6 +160,7 @@ def new_detour_scratch(size: int) -> DetourScratch:
         costs=np.empty((size, size), dtype=np.int64),
         settled=np.empty((size, size), dtype=np.bool_),
         stack=np.empty(((size + 2) ** 2, 2), dtype=np.int64),
+        queue=np.empty((5 * size * size, 2), dtype=np.int64),
     )
 
 
@@ -229,10 +230,11 @@ def route_costs(
     col,  # int
     costs,  # (F, F) int64, written: each window cell's cheapest cost to the goal, UNREACHABLE if none
     settled,  # (F, F) bool scratch
+    queue,  # (5 F^2, 2) int64 scratch: the Dijkstra's heap (each cell enters once, and once per improvement)
 ):
     """The `detour` channel's costs to go (module docstring) by Dijkstra over the window's cells: the goal
     costs 0, leaving the window at neighbour m costs 1 + its distance, entering a window cell 1, or
-    1 + DETOUR_PENALTY where another agent stands. O(F^4) for an F x F window (F = 11: about 15k steps)."""
+    1 + DETOUR_PENALTY where another agent stands. O(F^2 log F) for an F x F window."""
     size = costs.shape[0]
     top, left = row - size // 2, col - size // 2
     for a in range(size):
@@ -249,21 +251,67 @@ def route_costs(
                         best = min(best, 1 + distances[i + 1, j + 1])
             costs[a, b] = best
             settled[a, b] = False
-    while True:
-        a, b, lowest = -1, -1, UNREACHABLE
-        for i in range(size):
-            for j in range(size):
-                if not settled[i, j] and costs[i, j] < lowest:
-                    a, b, lowest = i, j, costs[i, j]
-        if a < 0:
-            return
+    queued = 0
+    for a in range(size):
+        for b in range(size):
+            if costs[a, b] != UNREACHABLE:
+                queued = _push(queue, queued, costs[a, b], a * size + b)
+    while queued > 0:
+        lowest, cell = queue[0, 0], queue[0, 1]
+        queued = _pop(queue, queued)
+        a, b = cell // size, cell % size
+        if settled[a, b]:
+            continue
         settled[a, b] = True
         enter = lowest + _entry_cost(occupancy, row, col, top + a, left + b)  # from a neighbour into (a, b)
         for k in range(4):
             i, j = a + ROW_STEPS[k], b + COL_STEPS[k]
             inside = 0 <= i < size and 0 <= j < size
-            if inside and not settled[i, j] and distances[i + 1, j + 1] != UNREACHABLE:
-                costs[i, j] = min(costs[i, j], enter)
+            if inside and distances[i + 1, j + 1] != UNREACHABLE and enter < costs[i, j]:
+                costs[i, j] = enter
+                queued = _push(queue, queued, enter, i * size + j)
+
+
+@njit(cache=True)
+def _push(
+    queue,  # (Q, 2) int64, a binary min-heap of (key, item) in its first `queued` rows
+    queued,  # int
+    key,  # int
+    item,  # int
+):
+    """Add (key, item) to the heap; returns its new length."""
+    child = queued
+    while child > 0:
+        parent = (child - 1) // 2
+        if queue[parent, 0] <= key:
+            break
+        queue[child, 0], queue[child, 1] = queue[parent, 0], queue[parent, 1]
+        child = parent
+    queue[child, 0], queue[child, 1] = key, item
+    return queued + 1
+
+
+@njit(cache=True)
+def _pop(
+    queue,  # (Q, 2) int64, a binary min-heap of (key, item) in its first `queued` rows
+    queued,  # int, > 0
+):
+    """Remove the heap's top row (the caller read it); returns the new length."""
+    queued -= 1
+    key, item = queue[queued, 0], queue[queued, 1]
+    parent = 0
+    while True:
+        child = 2 * parent + 1
+        if child >= queued:
+            break
+        if child + 1 < queued and queue[child + 1, 0] < queue[child, 0]:
+            child += 1
+        if key <= queue[child, 0]:
+            break
+        queue[parent, 0], queue[parent, 1] = queue[child, 0], queue[child, 1]
+        parent = child
+    queue[parent, 0], queue[parent, 1] = key, item
+    return queued
 
 
 @njit(cache=True)
@@ -275,18 +323,17 @@ def _entry_cost(occupancy, row, col, r, c):
 
 @njit(cache=True)
 def draw_detour(
-    distances,  # (F + 2, F + 2) int64, from patch_from_field or patch_from_window
     occupancy,  # (H, W) int32, active agents per cell, the agent itself included
     row,  # int, the agent's cell
     col,  # int
-    costs,  # (F, F) int64 scratch
-    settled,  # (F, F) bool scratch
+    scratch,  # DetourScratch, its distances from patch_from_field or patch_from_window
     plane,  # (F, F) float, written: the detour channel of one agent
 ):
     """Draw one cheapest route of the `detour` channel from the window centre (module docstring)."""
     size = plane.shape[0]
     plane[:, :] = 0
-    route_costs(distances, occupancy, row, col, costs, settled)
+    distances, costs = scratch.distances, scratch.costs
+    route_costs(distances, occupancy, row, col, costs, scratch.settled, scratch.queue)
     a = b = size // 2
     if costs[a, b] == UNREACHABLE:
         return
@@ -379,10 +426,7 @@ def write_route_channels_from_fields(
                 draw_path_in_field(cache.fields[slot], row, col, obs[env, agent, path_channel])
             if detour_channel >= 0:
                 patch_from_field(cache.fields[slot], row, col, scratch.distances)
-                plane = obs[env, agent, detour_channel]
-                draw_detour(
-                    scratch.distances, occupancy[env], row, col, scratch.costs, scratch.settled, plane
-                )
+                draw_detour(occupancy[env], row, col, scratch, obs[env, agent, detour_channel])
 
 
 @njit(cache=True)
@@ -402,10 +446,9 @@ def _draw_routes_in_window(
         detour_plane[:, :] = 0
         if own == NO_VALUE:
             return True  # unreachable: the whole-map search from the goal missed the agent's cell
-        distances = scratch.distances
-        if not patch_from_window(grid, values, origin, base, row, col, distances, scratch.stack):
+        if not patch_from_window(grid, values, origin, base, row, col, scratch.distances, scratch.stack):
             return False
-        draw_detour(distances, occupancy, row, col, scratch.costs, scratch.settled, detour_plane)
+        draw_detour(occupancy, row, col, scratch, detour_plane)
     return True
 
 
