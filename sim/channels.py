@@ -355,36 +355,22 @@ def draw_detour(
 
 
 @njit(cache=True)
-def count_agents(
-    positions,  # (E, N, 2) int32
+def count_active_cells(
+    cells,  # (E, N, 2) int32, one cell per agent: positions (occupancy) or goals
     active,  # (E, N) bool
-    counts,  # (E, H, W) int32, written: number of active agents on the cell
+    counts,  # (E, H, W) int32, written: number of active agents whose cell it is
 ):
-    """Count, per cell, the active agents standing there."""
+    """Count, per cell, the active agents whose given cell it is."""
     counts[:] = 0
-    for env in range(positions.shape[0]):
-        for agent in range(positions.shape[1]):
+    for env in range(cells.shape[0]):
+        for agent in range(cells.shape[1]):
             if active[env, agent]:
-                counts[env, positions[env, agent, 0], positions[env, agent, 1]] += 1
-
-
-@njit(cache=True)
-def count_goals(
-    goals,  # (E, N, 2) int32
-    active,  # (E, N) bool
-    counts,  # (E, H, W) int32, written: number of active agents whose goal is the cell
-):
-    """Count, per cell, the active agents heading there."""
-    counts[:] = 0
-    for env in range(goals.shape[0]):
-        for agent in range(goals.shape[1]):
-            if active[env, agent]:
-                counts[env, goals[env, agent, 0], goals[env, agent, 1]] += 1
+                counts[env, cells[env, agent, 0], cells[env, agent, 1]] += 1
 
 
 @njit(cache=True)
 def draw_other_goals(
-    goal_counts,  # (H, W) int32, from count_goals, one environment
+    goal_counts,  # (H, W) int32, from count_active_cells over goals, one environment
     row,  # int, the agent's cell
     col,  # int
     own_goal_row,  # int
@@ -410,7 +396,7 @@ def write_route_channels_from_fields(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
     obstacles,  # (E, H, W) uint8
-    occupancy,  # (E, H, W) int32, from count_agents (read only with a detour channel)
+    occupancy,  # (E, H, W) int32, from count_active_cells over positions (read only with a detour channel)
     cache,  # sim.distance.CacheArrays, updated
     scratch,  # DetourScratch
     path_channel,  # int, index of the path channel in obs, -1 if absent
@@ -457,7 +443,7 @@ def write_route_channels_from_windows(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
     obstacles,  # (E, H, W) uint8
-    occupancy,  # (E, H, W) int32, from count_agents (read only with a detour channel)
+    occupancy,  # (E, H, W) int32, from count_active_cells over positions (read only with a detour channel)
     windows,  # sim.planners.fields.Windows, updated
     filled_at,  # (E, N, 2) int32, the agent's cell when its window was filled; updated
     search,  # sim.planners.fields.FieldSearch scratch over H * W cells
@@ -510,7 +496,7 @@ def write_other_goals_channel(
     positions,  # (E, N, 2) int32
     goals,  # (E, N, 2) int32
     active,  # (E, N) bool
-    goal_counts,  # (E, H, W) int32, from count_goals
+    goal_counts,  # (E, H, W) int32, from count_active_cells over goals
     channel,  # int, index of the other_goals channel in obs
     obs,  # (E, N, C, F, F) float, channel `channel` written
 ):
@@ -567,7 +553,7 @@ class ExtraChannels:
         """The path and detour channels, from the cached full fields or from the agents' windows (the same
         values)."""
         if self.detour_channel >= 0:
-            count_agents(positions, active, self._agent_counts)
+            count_active_cells(positions, active, self._agent_counts)
         size = obs.shape[-1]
         if self._scratch.costs.shape[0] != size:
             self._scratch = new_detour_scratch(size)
@@ -594,7 +580,7 @@ class ExtraChannels:
         if self.path_channel >= 0 or self.detour_channel >= 0:
             self._write_routes(obs, positions, goals, active)
         if self.other_goals_channel >= 0:
-            count_goals(goals, active, self._goal_counts)
+            count_active_cells(goals, active, self._goal_counts)
             write_other_goals_channel(
                 positions, goals, active, self._goal_counts, self.other_goals_channel, obs
             )
