@@ -22,6 +22,10 @@ from typing import Any, Literal
 from coercion import CoercionError, coerce, field_hints
 from marl.threads import TORCH_THREADS
 from memory.config import POLICY_NAMES
+from memory.config import resolve_config as resolve_policy_config
+
+POLICY_SIZES = ("width", "heads", "layers", "history", "filters", "res_blocks", "mlp_ratio")
+"""TrainConfig fields that override the preset's size of the same PolicyConfig field."""
 
 LrSchedule = Literal["constant", "linear", "kl_adaptive"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -40,6 +44,20 @@ class TrainConfig:
     """policy architecture: one of srmt, rmt, attention, gru, empty, neighbour_attention"""
     preset: str = "bottleneck"
     """size preset of the policy (memory.make_policy's `preset`: bottleneck, lmapf, drone)"""
+    width: int | None = None
+    """D of the policy: encoder output, token, memory and message width (None: the preset's)"""
+    heads: int | None = None
+    """attention heads; width must be a multiple (None: the preset's)"""
+    layers: int | None = None
+    """transformer blocks of the attention cores (None: the preset's)"""
+    history: int | None = None
+    """past encoder outputs in each agent's token sequence (None: the preset's)"""
+    filters: int | None = None
+    """channels of the ResNet encoder (None: the preset's)"""
+    res_blocks: int | None = None
+    """residual blocks of the ResNet encoder (None: the preset's)"""
+    mlp_ratio: int | None = None
+    """hidden width of the transformer MLP as a multiple of width (None: the preset's)"""
     scope: Literal["global", "local"] = "global"
     """memory scope of SRMT-like policies: all agents of the env, or the simulator's neighbour lists"""
     total_agent_steps: int = 2_000_000
@@ -126,6 +144,10 @@ class TrainConfig:
                 f"model {self.model!r}: expected one of {', '.join(POLICY_NAMES)}"
                 f"{_did_you_mean(self.model, POLICY_NAMES)}"
             )
+        try:  # the policy's sizes are checked here, before any environment or layer is built
+            resolve_policy_config(self.model, (1, 1, 1), 5, self.preset, self.scope, self.policy_sizes)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if self.rollout_length % self.chunk_length:
             raise ConfigError(
                 f"rollout_length {self.rollout_length} must be a multiple of chunk_length {self.chunk_length}"
@@ -154,6 +176,11 @@ class TrainConfig:
             )
         if self.lr_schedule == "kl_adaptive" and self.target_kl is None:
             raise ConfigError("lr_schedule 'kl_adaptive' needs target_kl (e.g. --set target_kl=0.008)")
+
+    @property
+    def policy_sizes(self) -> dict[str, int]:
+        """The policy sizes set here, overriding the preset's (memory.make_policy's `overrides`)."""
+        return {name: getattr(self, name) for name in POLICY_SIZES if getattr(self, name) is not None}
 
     @property
     def num_chunks_per_env(self) -> int:

@@ -30,10 +30,10 @@ def pick_device(requested: str) -> torch.device:
 def build_policy(
     config: TrainConfig, obs_shape: tuple[int, int, int], num_actions: int, device: torch.device
 ) -> Any:
-    """A fresh policy, initialized from config.seed."""
+    """A fresh policy of config's model, preset and sizes, initialized from config.seed."""
     torch.manual_seed(config.seed)
     policy = memory.make_policy(
-        config.model, obs_shape, num_actions, preset=config.preset, scope=config.scope
+        config.model, obs_shape, num_actions, preset=config.preset, scope=config.scope, **config.policy_sizes
     )
     return policy.to(device)
 

@@ -1,10 +1,12 @@
 """TrainConfig: one typed home per hyperparameter; overrides from the train block and the command line."""
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from marl.config import (
+    POLICY_SIZES,
     ConfigError,
     TrainConfig,
     apply_overrides,
@@ -12,7 +14,9 @@ from marl.config import (
     resolve_config,
     stored_train_config,
 )
+from marl.learner import build_policy
 from marl.train import TrainingPlan
+from memory.config import PRESETS, PolicyConfig
 
 
 def test_command_line_wins_over_train_block_over_defaults():
@@ -64,12 +68,44 @@ def test_strings_from_the_command_line_are_coerced(key, text, expected):
         ({"rollout_length": 10, "chunk_length": 4}, "multiple of chunk_length"),
         ({"lr_schedule": "kl_adaptive"}, "needs target_kl"),
         ({"gamma": 1.5}, "must lie in"),
+        ({"width": 30}, "width 30 must be a multiple of heads 4"),
+        ({"filters": 0}, r"filters 0: expected an int in \[1, 1024\]"),
+        ({"preset": "huge"}, "preset 'huge': expected one of bottleneck, lmapf, drone"),
     ],
 )
 def test_bad_values_are_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
         apply_overrides(TrainConfig(), overrides)
     assert "\n" not in str(info.value)
+
+
+@given(
+    preset=st.sampled_from(sorted(PRESETS)),
+    sizes=st.fixed_dictionaries(
+        {},
+        optional={
+            "width": st.sampled_from([8, 16, 24]),
+            "heads": st.sampled_from([1, 2, 4, 8]),
+            "history": st.integers(0, 4),
+            "filters": st.integers(1, 12),
+            "res_blocks": st.integers(0, 2),
+            "mlp_ratio": st.integers(1, 3),
+        },
+    ),
+)
+def test_the_policy_takes_the_sizes_set_and_the_preset_for_the_rest(preset, sizes):
+    """`--set width=64` reaches the trained policy; an unset size is the preset's, as before."""
+    width, heads = sizes.get("width", PRESETS[preset]["width"]), sizes.get("heads", PRESETS[preset]["heads"])
+    if width % heads:
+        with pytest.raises(ConfigError, match=f"width {width} must be a multiple of heads {heads}"):
+            TrainConfig(preset=preset, **sizes)
+        return
+    config = apply_overrides(TrainConfig(preset=preset), {key: str(value) for key, value in sizes.items()})
+    assert config.policy_sizes == sizes
+    built = build_policy(config, (3, 5, 5), 5, torch.device("cpu")).config
+    unset = PolicyConfig(name="srmt", obs_shape=(3, 5, 5))  # sizes no preset names keep these defaults
+    for key in POLICY_SIZES:
+        assert getattr(built, key) == sizes.get(key, PRESETS[preset].get(key, getattr(unset, key)))
 
 
 def test_set_without_equals_is_rejected():
