@@ -1,20 +1,21 @@
 """Planners and trained policies on the POGEMA benchmark's lifelong protocol: greedy, PIBT and its variants,
 trained policies, beside the published Follower, MATS-LP and RHCR numbers.
 
-Usage: .venv/bin/python benchmarks/planner_table.py [--sets random mazes] [--agents 8 16 24 32 48 64]
+Usage: .venv/bin/python benchmarks/planner_table.py [--sets random mazes movingai] [--agents 8 16 24 32 48 64]
        [--policies greedy pibt pibt-swap pretrained:NAME RUN_DIR ...] [--maps 128] [--seed 0] [--data DIR]
        .venv/bin/python benchmarks/planner_table.py --generated K ...   (tuning: K generated maps instead)
 
 Protocol (the POGEMA benchmark's LMAPF sets: Skrynnik et al., ICLR 2025, arXiv 2407.14931; the configs of
 github.com/CognitiveAISystems/pogema-benchmark): every map of 01-random.yaml (256 steps) and 02-mazes.yaml
-(128 steps), POGEMA's task of seed 0 on each (its starts, goals and lifelong goal streams, as
-`GridConfig(seed=0)` draws them), soft collisions, lifelong (on_target restart), obs radius 5; avg_throughput
-= arrivals / steps, averaged over the maps. The map files are third-party data read by path from --data
-(default ../shared/data/pogema-benchmark); a missing map file is reported in one line and its set skipped. The
-published columns are `lmapf_protocol.PUBLISHED`. `--generated K` plays K maps the scenario generators draw
-instead (random: 17-21 cells a side, density 0.1-0.3; mazes: 17-21 odd sides, the `maze` generator with
-loops), seeds 10_000 + k: the set to tune planner options (or choose among trained policies) on without
-touching the benchmark's maps.
+(128 steps), and with `--sets movingai` of 04-movingai.yaml (the benchmark's out-of-distribution set: 64 x 64
+tiles of city maps, 64-256 agents, 256 steps), POGEMA's task of seed 0 on each (its starts, goals and lifelong
+goal streams, as `GridConfig(seed=0)` draws them), soft collisions, lifelong (on_target restart), obs radius
+5; avg_throughput = arrivals / steps, averaged over the maps. The map files are third-party data read by path
+from --data (default ../shared/data/pogema-benchmark); a missing map file is reported in one line and its set
+skipped. The published columns are `lmapf_protocol.PUBLISHED`. `--generated K` plays K maps the scenario
+generators draw instead (random: 17-21 cells a side, density 0.1-0.3; mazes: 17-21 odd sides, the `maze`
+generator with loops), seeds 10_000 + k: the set to tune planner options (or choose among trained policies) on
+without touching the benchmark's maps.
 
 A `--policies` entry that is not a scripted lifelong policy (`sim.policy_names.LIFELONG_POLICIES`) is a
 trained policy (a run directory, a .ckpt file or pretrained:NAME): it reads the observation of the scenario
@@ -52,10 +53,26 @@ from sim.maps import build_layout
 from sim.policy_names import GUIDABLE_PLANNERS, LIFELONG_POLICIES
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark"
+
+
+@dataclasses.dataclass(frozen=True)
+class MapSet:
+    """One of the benchmark's LMAPF map sets: its file, its section of the published results, the episode
+    length and the agent counts the benchmark publishes."""
+
+    file: str
+    section: str
+    steps: int
+    agents: tuple[int, ...]
+
+
 SETS = {
-    "random": ("01-random.yaml", "LMAPF 01-random", 256),
-    "mazes": ("02-mazes.yaml", "LMAPF 02-mazes", 128),
+    "random": MapSet("01-random.yaml", "LMAPF 01-random", 256, (8, 16, 24, 32, 48, 64)),
+    "mazes": MapSet("02-mazes.yaml", "LMAPF 02-mazes", 128, (8, 16, 24, 32, 48, 64)),
+    "movingai": MapSet("04-movingai.yaml", "LMAPF 04-movingai", 256, (64, 128, 192, 256)),
 }
+DEFAULT_SETS = ("random", "mazes")
+GENERATED_SETS = ("random", "mazes")  # the sets `generated_layouts` imitates
 SHOWN = ("Follower", "MATS-LP", "RHCR")  # the published columns
 GENERATED_SEED = 10_000
 
@@ -149,8 +166,16 @@ def throughputs(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    parser.add_argument("--agents", type=int, nargs="+", default=[8, 16, 24, 32, 48, 64])
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        default=list(DEFAULT_SETS),
+        choices=list(SETS),
+        help="map sets (default random mazes; movingai: the benchmark's out-of-distribution set)",
+    )
+    parser.add_argument(
+        "--agents", type=int, nargs="+", help="agent counts (default: each set's published ones)"
+    )
     parser.add_argument(
         "--policies",
         nargs="+",
@@ -170,6 +195,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="the policies' seed")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
+    if args.generated and not set(args.sets) <= set(GENERATED_SETS):
+        others = " ".join(sorted(set(args.sets) - set(GENERATED_SETS)))
+        message = f"--generated plays generated {' and '.join(GENERATED_SETS)} maps only, not --sets {others}"
+        print(f"planner_table: {message}", file=sys.stderr)
+        return 2
     players: list[str | TrainedPolicy | GuidedPlayer] = []
     for name in args.policies:
         if name in LIFELONG_POLICIES:
@@ -188,7 +218,7 @@ def main() -> int:
     players += [GuidedPlayer(planner, guide) for guide in trained for planner in args.guided]
     labels = [player if isinstance(player, str) else player.label for player in players]
     for map_set in args.sets:
-        file_name, section, steps = SETS[map_set]
+        file_name, section, steps = SETS[map_set].file, SETS[map_set].section, SETS[map_set].steps
         if args.generated:
             layouts, source = generated_layouts(map_set, args.generated), f"{args.generated} generated maps"
         else:
@@ -199,13 +229,14 @@ def main() -> int:
                     file=sys.stderr,
                 )
                 continue
-            layouts, source = benchmark_layouts(path, args.maps), f"{min(args.maps, 128)} maps of {file_name}"
+            layouts = benchmark_layouts(path, args.maps)
+            source = f"{len(layouts)} maps of {file_name}"
         published = {} if args.generated else PUBLISHED[section]
         shown = [name for name in SHOWN if name in published]
         print(f"\n### {section}: {source}, {steps} steps, avg_throughput\n")
         print("| agents | " + " | ".join([*labels, *shown]) + " |")
         print("|---" * (1 + len(labels) + len(shown)) + "|")
-        for agents in args.agents:
+        for agents in args.agents or SETS[map_set].agents:
             cells, seconds = [], []
             for player in players:
                 start = time.perf_counter()

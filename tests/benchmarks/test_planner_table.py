@@ -77,3 +77,32 @@ def test_a_policy_trained_at_another_radius_is_one_line(tmp_path):
         assert done.returncode == 2 and done.stdout == "", done.stderr[-500:]
         (line,) = done.stderr.splitlines()
         assert "trained at observation radius 2; the benchmark observes at radius 5" in line, line
+
+
+def run_table(arguments: list[str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_the_out_of_distribution_set_plays_its_maps_beside_its_published_cells(tmp_path):
+    """`--sets movingai` reads 04-movingai.yaml from --data, plays 256 steps and quotes the published
+    cells of its own agent counts."""
+    rows = "\n".join("  " + "." * 64 for _ in range(64))
+    (tmp_path / "04-movingai.yaml").write_text(f'"Open_64": |-\n{rows}\n')
+    done = run_table(
+        ["--sets", "movingai", "--data", str(tmp_path), "--policies", "greedy", "--agents", "64"], tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "### LMAPF 04-movingai: 1 maps of 04-movingai.yaml, 256 steps, avg_throughput" in done.stdout
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith("| 64 |")]
+    assert row.split("<!--")[0].rstrip().endswith("| 1.503 | 1.570 | 1.572 |")  # Follower, MATS-LP, RHCR
+
+
+def test_generated_maps_stand_in_for_random_and_mazes_only(tmp_path):
+    done = run_table(["--sets", "random", "movingai", "--generated", "2"], tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line == (
+        "planner_table: --generated plays generated random and mazes maps only, not --sets movingai"
+    )
