@@ -120,10 +120,11 @@ def test_hostile_values_arrive_as_one_intact_argument(capsys, workspace, payload
     assert option_value(call, "--set") == f"name={payload}"
     assert option_value(call, "--out") == str(root / "run")
     # sweep: a swept value carries it, launched by mpiexec
-    sweep = ["--launcher", "mpiexec", "--sweep", f"preset=drone,{payload.replace(',', ';')}"]
+    # (best_metric: a free-text key; preset and model are checked against their names before submitting)
+    sweep = ["--launcher", "mpiexec", "--sweep", f"best_metric=CSR,{payload.replace(',', ';')}"]
     call = render_and_run(capsys, root, bin_dir, "submit", "bottleneck", *common, *sweep)
     assert call[:4] == ["-bootstrap", "slurm", "-n", "2"]
-    assert option_value(call, "--set") == f"preset={payload.replace(',', ';')}"
+    assert option_value(call, "--set") == f"best_metric={payload.replace(',', ';')}"
     assert option_value(call, "--out") == f"{root / 'run'}/task-1"
     # eval: the target's path and --eval-args carry it
     target = root / f"t{payload.replace('/', '_')}"
@@ -215,14 +216,14 @@ def test_any_value_either_arrives_intact_or_is_refused(capsys, workspace, value)
         "--site",
         site,
         "--sweep",
-        f"preset=a,{value}",
+        f"best_metric=a,{value}",
     )
     if status != 0:
         assert_refused(status, script, err)
         assert any(ord(character) < 32 or 127 <= ord(character) < 160 for character in value)
         return
     (call,) = run_script(script, root, bin_dir)
-    assert option_value(call, "--set") == f"preset={value}"
+    assert option_value(call, "--set") == f"best_metric={value}"
     assert nothing_executed(root)
 
 
