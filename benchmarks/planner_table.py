@@ -218,7 +218,8 @@ def main() -> int:
     players += [GuidedPlayer(planner, guide) for guide in trained for planner in args.guided]
     labels = [player if isinstance(player, str) else player.label for player in players]
     for map_set in args.sets:
-        file_name, section, steps = SETS[map_set].file, SETS[map_set].section, SETS[map_set].steps
+        spec = SETS[map_set]
+        file_name, section, steps = spec.file, spec.section, spec.steps
         if args.generated:
             layouts, source = generated_layouts(map_set, args.generated), f"{args.generated} generated maps"
         else:
@@ -236,7 +237,7 @@ def main() -> int:
         print(f"\n### {section}: {source}, {steps} steps, avg_throughput\n")
         print("| agents | " + " | ".join([*labels, *shown]) + " |")
         print("|---" * (1 + len(labels) + len(shown)) + "|")
-        for agents in args.agents or SETS[map_set].agents:
+        for agents in args.agents or spec.agents:
             cells, seconds = [], []
             for player in players:
                 start = time.perf_counter()

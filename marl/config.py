@@ -22,10 +22,8 @@ from typing import Any, Literal
 from coercion import CoercionError, coerce, field_hints
 from marl.threads import TORCH_THREADS
 from memory.config import POLICY_NAMES
+from memory.config import SIZE_FIELDS as POLICY_SIZES
 from memory.config import resolve_config as resolve_policy_config
-
-POLICY_SIZES = ("width", "heads", "layers", "history", "filters", "res_blocks", "mlp_ratio")
-"""TrainConfig fields that override the preset's size of the same PolicyConfig field."""
 
 LrSchedule = Literal["constant", "linear", "kl_adaptive"]
 Device = Literal["auto", "cpu", "cuda"]

@@ -126,6 +126,11 @@ class PolicyConfig:
         return cls(**{**fields, "obs_shape": tuple(fields["obs_shape"])})
 
 
+_NOT_SIZES = ("name", "obs_shape", "num_actions", "scope")
+SIZE_FIELDS = tuple(f.name for f in dataclasses.fields(PolicyConfig) if f.name not in _NOT_SIZES)
+"""The PolicyConfig sizes a preset sets and an override may change."""
+
+
 def resolve_config(
     name: str,
     obs_shape: tuple[int, int, int],
@@ -137,13 +142,8 @@ def resolve_config(
     """A preset's sizes with `overrides` applied; unknown presets and override keys raise ValueError."""
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    tunable = [
-        f.name
-        for f in dataclasses.fields(PolicyConfig)
-        if f.name not in ("name", "obs_shape", "num_actions", "scope")
-    ]
-    unknown = sorted(set(overrides) - set(tunable))
+    unknown = sorted(set(overrides) - set(SIZE_FIELDS))
     if unknown:
-        raise ValueError(f"unknown override(s) {', '.join(unknown)}; valid: {', '.join(tunable)}")
+        raise ValueError(f"unknown override(s) {', '.join(unknown)}; valid: {', '.join(SIZE_FIELDS)}")
     sizes = {**PRESETS[preset], **overrides}
     return PolicyConfig(name=name, obs_shape=tuple(obs_shape), num_actions=num_actions, scope=scope, **sizes)
