@@ -4,8 +4,8 @@ the benchmark observes, and the play of a centralized policy.
 
 Protocol (Skrynnik et al., "POGEMA: A Benchmark Platform for Cooperative Multi-Agent Pathfinding", ICLR
 2025, arXiv 2407.14931; the configs of github.com/CognitiveAISystems/pogema-benchmark): soft collisions,
-lifelong (on_target restart), obs radius 5, 256 steps on the Random set and 128 on the Mazes set;
-avg_throughput = arrivals / steps.
+lifelong (on_target restart), obs radius 5, 256 steps on the Random, Warehouse and MovingAI sets and 128 on
+the Mazes set; avg_throughput = arrivals / steps.
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ PUBLISHED: dict[str, dict[str, dict[int, float]]] = {
         "MATS-LP": {8: 0.466, 16: 0.872, 24: 1.168, 32: 1.344, 48: 1.504, 64: 1.457},
         "QPLEX": {8: 0.439, 16: 0.773, 24: 0.993, 32: 1.089, 48: 1.080, 64: 0.914},
         "RHCR": {8: 0.477, 16: 0.939, 24: 1.356, 32: 1.703, 48: 2.263, 64: 2.587},
+    },
+    "LMAPF 03-warehouse": {
+        "Follower": {32: 1.127, 64: 1.957, 96: 2.613, 128: 3.151, 160: 3.599, 192: 3.937},
+        "MATS-LP": {32: 1.109, 64: 1.668, 96: 1.792, 128: 1.825, 160: 1.904, 192: 1.911},
+        "QPLEX": {32: 1.051, 64: 1.738, 96: 2.206, 128: 2.422, 160: 2.431, 192: 2.257},
+        "RHCR": {32: 1.225, 64: 2.268, 96: 3.103, 128: 3.493, 160: 2.456, 192: 1.568},
     },
     "LMAPF 04-movingai": {
         "Follower": {64: 1.503, 128: 2.823, 192: 3.948, 256: 4.812},

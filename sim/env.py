@@ -83,7 +83,7 @@ class GridEnv(StateViews):
         obs_dtype: type | np.dtype = np.float32,
         env_variants: Sequence[int] | np.ndarray | None = None,
         _layouts: LayoutSource | None = None,
-        _fixed_seed: int | None = None,
+        _fixed_seed: int | Sequence[int] | np.ndarray | None = None,
     ) -> None:
         if not isinstance(scenario, Scenario):
             raise TypeError(
@@ -103,7 +103,11 @@ class GridEnv(StateViews):
         self._num_threads = num_threads
         self._step_kernel = step_envs_serial if num_threads == 1 or num_envs == 1 else step_envs
         self._plan = EpisodePlan(scenario, self.num_envs, env_variants, _layouts)
-        self._fixed_seed = _fixed_seed
+        # One task seed for every episode of every environment (POGEMA's fixed GridConfig.seed), or one per
+        # environment (E,): a benchmark's seeds on one map, played side by side.
+        self._fixed_seed = (
+            None if _fixed_seed is None else np.broadcast_to(np.asarray(_fixed_seed), (num_envs,))
+        )
         # Sized for the largest map up front when the scenario says what it is (no growing mid-batch).
         self._largest_map = largest_map_shape(self._plan.variants) if _layouts is None else (0, 0)
         require_memory(scenario, self.num_envs, self._largest_map, self.obs_dtype)
@@ -240,7 +244,7 @@ class GridEnv(StateViews):
         episode = int(counts[env])
         counts[env] += 1
         if self._fixed_seed is not None:
-            return int(self._fixed_seed)
+            return int(self._fixed_seed[env])
         return self._plan.episode_seed(int(self._state.base_seed), env, episode)
 
     def _finish_observation(self) -> None:

@@ -4,6 +4,7 @@ each would play alone, and a bad --policies entry is one line."""
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from memory import make_policy
@@ -106,3 +107,97 @@ def test_generated_maps_stand_in_for_random_and_mazes_only(tmp_path):
     assert line == (
         "planner_table: --generated plays generated random and mazes maps only, not --sets movingai"
     )
+
+
+WAREHOUSE_LIKE = "\n".join(
+    [
+        "..........",
+        ".$$.@@@@..",
+        ".$$.####..",
+        ".$$.@@@@..",
+        "..........",
+        ".$$.@@@@..",
+        ".$$.####..",
+        ".$$.@@@@..",
+        "..........",
+    ]
+)
+
+
+def warehouse_like_layout():
+    from scenarios.asciimap import parse_ascii_map
+    from sim import MapLayout
+
+    parsed = parse_ascii_map(WAREHOUSE_LIKE)
+    return MapLayout(parsed.obstacles, parsed.possible_starts, parsed.possible_goals, name="warehouse-like")
+
+
+def test_task_seeds_on_one_map_play_pogemas_tasks(table):
+    """The warehouse set's episodes (one map, task seeds 0..K-1, starts on `@` and goals on `$` cells) are
+    POGEMA's: the same positions and goals at every step of a lifelong episode under the same actions."""
+    pogema = pytest.importorskip("pogema")
+    layout = warehouse_like_layout()
+    rng = np.random.default_rng(5)
+    for task in (0, 1, 7):
+        config = pogema.GridConfig(
+            map=WAREHOUSE_LIKE, seed=task, num_agents=6, on_target="restart", obs_radius=5,
+            collision_system="soft", max_episode_steps=48, observation_type="POMAPF",
+        )  # fmt: skip
+        reference = pogema.pogema_v0(grid_config=config)
+        reference.reset()
+        ours = table.episode_env([layout], 6, 48, task_seeds=[task])
+        ours.reset()
+        for _ in range(48):
+            assert (ours.positions[0] == reference.grid.get_agents_xy(ignore_borders=True)).all()
+            assert (ours.goals[0] == reference.grid.get_targets_xy(ignore_borders=True)).all()
+            actions = rng.integers(0, 5, size=6)
+            reference.step(actions.tolist())
+            ours.step(actions[None])
+
+
+def test_task_seeds_play_in_one_batch_as_alone(table):
+    """Trained policies play the warehouse set's tasks in one batch: each task plays as it would alone, and
+    different seeds are different tasks."""
+    layout = warehouse_like_layout()
+    observation = ObservationSpec(radius=5, channels=("obstacles", "agents", "goal"))
+    obs_shape = table.episode_env([layout], 6, 16, observation).obs_shape
+    player = table.TrainedPolicy("rmt", make_policy("rmt", tuple(obs_shape), seed=0), observation)
+    tasks = [0, 1, 2, 3]
+    batched = table.throughputs([layout] * 4, 6, 32, player, seed=3, task_seeds=tasks)
+    alone = [table.throughputs([layout], 6, 32, player, seed=3, task_seeds=[task])[0] for task in tasks]
+    assert batched == alone
+    starts = []
+    for task in tasks:
+        env = table.episode_env([layout], 6, 32, task_seeds=[task])
+        env.reset()
+        starts.append(env.positions[0].tobytes())
+    assert len(set(starts)) == len(tasks)
+
+
+def test_the_warehouse_set_plays_task_seeds_on_its_one_map(tmp_path):
+    """`--sets warehouse` reads 03-warehouse.yaml from --data, plays the first --maps task seeds on its one
+    map and quotes the published cells of its own agent counts."""
+    rows = "\n".join("  " + (".@@@@@@@@." if row % 2 else ".$$$$$$$$.") for row in range(10))
+    (tmp_path / "03-warehouse.yaml").write_text(f'"wfi_warehouse": |-\n{rows}\n')
+    done = run_table(
+        [
+            "--sets",
+            "warehouse",
+            "--data",
+            str(tmp_path),
+            "--policies",
+            "pibt",
+            "--agents",
+            "32",
+            "--maps",
+            "3",
+        ],
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert (
+        "### LMAPF 03-warehouse: 1 maps of 03-warehouse.yaml, 3 tasks, 256 steps, avg_throughput"
+        in done.stdout
+    )
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith("| 32 |")]
+    assert row.split("<!--")[0].rstrip().endswith("| 1.127 | 1.109 | 1.225 |")  # Follower, MATS-LP, RHCR
