@@ -4,7 +4,6 @@ each would play alone, and a bad --policies entry is one line."""
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from memory import make_policy
@@ -134,10 +133,12 @@ def warehouse_like_layout():
 
 def test_task_seeds_on_one_map_play_pogemas_tasks(table):
     """The warehouse set's episodes (one map, task seeds 0..K-1, starts on `@` and goals on `$` cells) are
-    POGEMA's: the same positions and goals at every step of a lifelong episode under the same actions."""
+    POGEMA's: the same positions and goals at every step of a lifelong episode under the same actions (PIBT's,
+    so that agents arrive and POGEMA draws their next goals: about 40 arrivals per episode)."""
     pogema = pytest.importorskip("pogema")
+    from sim.baselines import make_baseline
+
     layout = warehouse_like_layout()
-    rng = np.random.default_rng(5)
     for task in (0, 1, 7):
         config = pogema.GridConfig(
             map=WAREHOUSE_LIKE, seed=task, num_agents=6, on_target="restart", obs_radius=5,
@@ -147,12 +148,15 @@ def test_task_seeds_on_one_map_play_pogemas_tasks(table):
         reference.reset()
         ours = table.episode_env([layout], 6, 48, task_seeds=[task])
         ours.reset()
+        planner = make_baseline("pibt", ours, seed=0)
+        arrivals = 0
         for _ in range(48):
             assert (ours.positions[0] == reference.grid.get_agents_xy(ignore_borders=True)).all()
             assert (ours.goals[0] == reference.grid.get_targets_xy(ignore_borders=True)).all()
-            actions = rng.integers(0, 5, size=6)
-            reference.step(actions.tolist())
-            ours.step(actions[None])
+            actions = planner()
+            reference.step(actions[0].tolist())
+            arrivals += int(ours.step(actions)[1].sum())
+        assert arrivals >= 20
 
 
 def test_task_seeds_play_in_one_batch_as_alone(table):
