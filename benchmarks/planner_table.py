@@ -96,9 +96,8 @@ def benchmark_layouts(path: Path, limit: int) -> list[MapLayout]:
 def benchmark_episodes(path: Path, task_seeds: int, limit: int) -> tuple[list[MapLayout], list[int]]:
     """The first `limit` (map, task seed) pairs of a benchmark file, maps in sorted-name order, each map
     with seeds 0..task_seeds-1: one layout and one task seed per episode."""
-    pairs = [(layout, seed) for layout in benchmark_layouts(path, limit) for seed in range(task_seeds)][
-        :limit
-    ]
+    pairs = [(layout, seed) for layout in benchmark_layouts(path, limit) for seed in range(task_seeds)]
+    pairs = pairs[:limit]
     return [layout for layout, _ in pairs], [seed for _, seed in pairs]
 
 
@@ -178,9 +177,8 @@ def throughputs(
         metrics = run_episodes(env, player.policy, torch.device("cpu"), seed, seed=0, limits=limits)
         return [float(m["avg_throughput"]) for m in metrics]
     values = []
-    for layout, task in zip(
-        layouts, tasks, strict=True
-    ):  # one at a time: a scripted policy's draws depend on the batch
+    # One at a time: a scripted policy's random draws depend on the batch.
+    for layout, task in zip(layouts, tasks, strict=True):
         if isinstance(player, GuidedPlayer):
             from marl.guided import GuidedPlanner
 
