@@ -52,7 +52,7 @@ from scenarios.schema import MapSpec, ObservationSpec, OnTarget, Scenario
 from sim import GridEnv, MapLayout
 from sim.baselines import make_baseline
 from sim.mapfiles import benchmark_map, read_benchmark_maps
-from sim.maps import build_layout
+from sim.maps import build_layout, layout_from_ascii
 from sim.policy_names import GUIDABLE_PLANNERS, LIFELONG_POLICIES
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pogema-benchmark"
@@ -86,11 +86,7 @@ def benchmark_layouts(path: Path, limit: int) -> list[MapLayout]:
     """The first `limit` maps of a benchmark file, in sorted-name order, with their possible starts and
     goals where the map marks them."""
     names = sorted(read_benchmark_maps(str(path)))[:limit]
-    layouts = []
-    for name in names:
-        parsed = benchmark_map(str(path), name)
-        layouts.append(MapLayout(parsed.obstacles, parsed.possible_starts, parsed.possible_goals, name=name))
-    return layouts
+    return [layout_from_ascii(benchmark_map(str(path), name), name) for name in names]
 
 
 def benchmark_episodes(path: Path, task_seeds: int, limit: int) -> tuple[list[MapLayout], list[int]]:

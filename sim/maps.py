@@ -161,7 +161,8 @@ def _draw_in_rooms(rng: np.random.Generator, rooms: list[tuple[int, int]]) -> np
 # ---- one builder per generator: MapSpec, seed -> MapLayout (obstacles and what the map fixes) -----------
 
 
-def _from_ascii(parsed: AsciiMap, name: str) -> MapLayout:
+def layout_from_ascii(parsed: AsciiMap, name: str) -> MapLayout:
+    """The layout a parsed ASCII map fixes: its obstacles, possible start and goal cells, and agents."""
     return MapLayout(
         obstacles=parsed.obstacles,
         possible_starts=parsed.possible_starts,
@@ -199,7 +200,9 @@ def _maze_layout(spec: MapSpec, seed: int | None) -> MapLayout:
 
 def _warehouse_layout(spec: MapSpec, seed: int | None) -> MapLayout:
     text = warehouse_ascii(spec.shelf_rows, spec.shelf_columns, spec.shelf_length, spec.station_columns)
-    return _from_ascii(_parsed(text), f"warehouse-{spec.shelf_rows}x{spec.shelf_columns}x{spec.shelf_length}")
+    return layout_from_ascii(
+        _parsed(text), f"warehouse-{spec.shelf_rows}x{spec.shelf_columns}x{spec.shelf_length}"
+    )
 
 
 def _bottleneck_layout(spec: MapSpec, seed: int | None) -> MapLayout:
@@ -213,7 +216,7 @@ def _ascii_layout(spec: MapSpec, seed: int | None) -> MapLayout:
         parsed = _parsed(spec.ascii or "")
     except ValueError as error:
         raise ScenarioError(f"map.ascii: {error}") from None
-    return _from_ascii(parsed, "ascii")
+    return layout_from_ascii(parsed, "ascii")
 
 
 def _movingai_layout(spec: MapSpec, seed: int | None) -> MapLayout:
@@ -224,7 +227,7 @@ def _movingai_layout(spec: MapSpec, seed: int | None) -> MapLayout:
 def _benchmark_layout(spec: MapSpec, seed: int | None) -> MapLayout:
     names = _benchmark_names(spec)
     name = names[int(np.random.default_rng(seed).integers(0, len(names)))]
-    return _from_ascii(benchmark_map(str(spec.path), name), name)
+    return layout_from_ascii(benchmark_map(str(spec.path), name), name)
 
 
 def _benchmark_names(spec: MapSpec) -> list[str]:

@@ -125,10 +125,9 @@ WAREHOUSE_LIKE = "\n".join(
 
 def warehouse_like_layout():
     from scenarios.asciimap import parse_ascii_map
-    from sim import MapLayout
+    from sim.maps import layout_from_ascii
 
-    parsed = parse_ascii_map(WAREHOUSE_LIKE)
-    return MapLayout(parsed.obstacles, parsed.possible_starts, parsed.possible_goals, name="warehouse-like")
+    return layout_from_ascii(parse_ascii_map(WAREHOUSE_LIKE), "warehouse-like")
 
 
 def test_task_seeds_on_one_map_play_pogemas_tasks(table):
